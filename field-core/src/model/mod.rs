@@ -1,0 +1,23 @@
+//! Domain types and their validation. Constructors check; nothing else does,
+//! so a `LonLat`, a `CategoryCode` or a `CellCode` in hand is always valid.
+
+pub mod case;
+pub mod catalog;
+pub mod cell;
+pub mod ids;
+pub mod photo;
+pub mod position;
+pub mod time;
+pub mod track;
+
+pub use case::{
+    CaseFields, CaseOrigin, CasePhoto, CaseSource, PhotoRole, Placement, RejectReason, Status,
+    StatusEntry,
+};
+pub use catalog::{Catalog, CatalogEntry, CategoryCode, Family};
+pub use cell::{Cell, CellCode, CellCodePattern, Zone};
+pub use ids::{ActorId, CaseId};
+pub use photo::{PhotoHash, PhotoInfo};
+pub use position::LonLat;
+pub use time::Timestamp;
+pub use track::{ShiftKind, ShiftMark, TrackPoint};

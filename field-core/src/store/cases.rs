@@ -1,0 +1,329 @@
+//! Case writes (report, edit, decide) and reads (list, show, history).
+
+use rusqlite::OptionalExtension;
+use serde::Serialize;
+
+use super::Store;
+use super::apply::load_case;
+use crate::crdt::{CaseEdit, CaseReport, CaseState, CaseView, Change, Op, StatusSet};
+use crate::error::{Error, Result, invalid};
+use crate::model::case::check_description;
+use crate::model::{
+    CaseFields, CaseId, CaseOrigin, CasePhoto, CaseSource, LonLat, PhotoHash, PhotoRole, Placement,
+    RejectReason, Status, Timestamp,
+};
+
+/// A report as the collector makes it; photo bytes are checked and stored
+/// in the same transaction as the case.
+#[derive(Clone, Debug)]
+pub struct NewCase {
+    pub category: String,
+    pub pos: LonLat,
+    pub description: String,
+    pub photos: Vec<Vec<u8>>,
+    pub at: Option<Timestamp>,
+    /// Quick fix (举手之劳): the after-photos of the fixed problem.
+    pub quick_fix_after: Option<Vec<Vec<u8>>>,
+    pub survey: Option<String>,
+}
+
+/// An edit by the reporting collector.
+#[derive(Clone, Debug, Default)]
+pub struct CaseEditRequest {
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub add_photos: Vec<Vec<u8>>,
+    pub remove_photos: Vec<PhotoHash>,
+}
+
+/// One line of `field case list`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseSummary {
+    pub id: CaseId,
+    pub status: Vec<Status>,
+    pub conflict: bool,
+    pub source: Option<CaseSource>,
+    pub category: Option<String>,
+    pub category_name: Option<String>,
+    pub cell: Option<String>,
+    pub description: Option<String>,
+    pub reported_at: Option<Timestamp>,
+    pub collector: Option<String>,
+    pub photos: usize,
+    /// Photos cited by the case whose bytes this device does not hold yet.
+    pub photos_missing: usize,
+}
+
+/// One change in a case's history, with what it wrote and whether each
+/// written field is still the current value (overwritten values stay here).
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryEntry {
+    pub at: Timestamp,
+    pub hlc: String,
+    pub actor: uuid::Uuid,
+    pub counter: u64,
+    pub kind: String,
+    pub op: serde_json::Value,
+    /// Fields this change wrote that are still the winning value.
+    pub current: Vec<String>,
+    /// Fields this change wrote that a later write overwrote.
+    pub overwritten: Vec<String>,
+}
+
+impl Store {
+    /// Reports a case: validates everything first, then writes the photos,
+    /// the case and its change in one transaction. Returns the new id.
+    pub fn report_case(&mut self, new: NewCase) -> Result<CaseId> {
+        let entry = self.catalog.resolve("category", &new.category)?.clone();
+        let description = check_description("desc", &new.description)?;
+        if new.photos.is_empty() {
+            return Err(invalid("photo", "a case needs at least one photo"));
+        }
+        let quick_fix = new.quick_fix_after.is_some();
+        if matches!(&new.quick_fix_after, Some(after) if after.is_empty()) {
+            return Err(invalid("after-photo", "a quick fix needs a photo after the fix"));
+        }
+        let before = self.check_photos("photo", &new.photos)?;
+        let after = self.check_photos("after-photo", new.quick_fix_after.as_deref().unwrap_or(&[]))?;
+        let cell = self.locate_cell(new.pos)?;
+        let reported_at = match new.at {
+            Some(t) => t,
+            None => Timestamp::from_millis("at", self.now_ms() as i64)?,
+        };
+        let id = CaseId::new_random();
+        let collector = self.collector.clone();
+        let source = match (quick_fix, &new.survey) {
+            (true, _) => CaseSource::QuickFix,
+            (false, Some(_)) => CaseSource::Survey,
+            (false, None) => CaseSource::Collector,
+        };
+        let survey = new.survey.clone();
+        self.write_local(|w| {
+            let mut photos = Vec::new();
+            for (info, bytes) in &before {
+                super::photos::put(w.tx(), info, bytes)?;
+                photos.push(CasePhoto { hash: info.hash.clone(), role: PhotoRole::Before });
+            }
+            for (info, bytes) in &after {
+                super::photos::put(w.tx(), info, bytes)?;
+                photos.push(CasePhoto { hash: info.hash.clone(), role: PhotoRole::After });
+            }
+            let op = Op::CaseReport(CaseReport {
+                case: id,
+                origin: CaseOrigin { reporter: w.actor, collector, source, reported_at, survey },
+                fields: CaseFields {
+                    description: Some(description),
+                    category: Some(entry.code.clone()),
+                    placement: Some(Placement { pos: new.pos, cell }),
+                },
+                photos,
+                photo_dot: 1,
+            });
+            w.emit(op)
+        })?;
+        Ok(id)
+    }
+
+    /// Edits a case the collector reported while it is still `reported`.
+    pub fn edit_case(&mut self, id: CaseId, req: CaseEditRequest) -> Result<Change> {
+        let state = self.case_state(id)?;
+        let view = state.view(id);
+        match &view.origin {
+            Some(o) if o.reporter == self.actor => {}
+            Some(_) => return Err(invalid("case", "only the reporting collector may edit a case")),
+            None => return Err(invalid("case", "the report itself has not arrived on this device yet")),
+        }
+        if view.statuses() != [Status::Reported] {
+            return Err(invalid(
+                "case",
+                format!("is {:?}: a case can be edited only while reported", view.statuses()),
+            ));
+        }
+        let description = req.description.as_deref().map(|d| check_description("desc", d)).transpose()?;
+        let category = match &req.category {
+            Some(c) => Some(self.catalog.resolve("category", c)?.code.clone()),
+            None => None,
+        };
+        let added = self.check_photos("add-photo", &req.add_photos)?;
+        let mut remove = Vec::new();
+        for hash in &req.remove_photos {
+            let matching: Vec<CasePhoto> = view.photos.iter().filter(|p| &p.hash == hash).cloned().collect();
+            if matching.is_empty() {
+                return Err(invalid("remove-photo", format!("{hash} is not a photo of case {id}")));
+            }
+            remove.extend(matching);
+        }
+        let fields = CaseFields { description, category, placement: None };
+        if fields.is_empty() && added.is_empty() && remove.is_empty() {
+            return Err(invalid("edit", "nothing to change: give --desc, --category, --add-photo or --remove-photo"));
+        }
+        self.write_local(|w| {
+            let mut add_photos = Vec::new();
+            for (info, bytes) in &added {
+                super::photos::put(w.tx(), info, bytes)?;
+                add_photos.push(CasePhoto { hash: info.hash.clone(), role: PhotoRole::Before });
+            }
+            let photo_dot = (!add_photos.is_empty()).then(|| state.next_photo_dot(w.actor));
+            let seen = if remove.is_empty() { Default::default() } else { state.photo_context() };
+            w.emit(Op::CaseEdit(CaseEdit { case: id, fields, add_photos, photo_dot, remove_photos: remove, seen }))
+        })
+    }
+
+    /// Records a center decision. Checks the lifecycle against the statuses
+    /// this replica sees (with the quick-fix path where it applies).
+    pub fn set_status(
+        &mut self,
+        id: CaseId,
+        to: Status,
+        reason: Option<RejectReason>,
+        note: Option<String>,
+    ) -> Result<Change> {
+        let state = self.case_state(id)?;
+        let view = state.view(id);
+        let quick_fix = view.origin.as_ref().is_some_and(|o| o.is_quick_fix());
+        let from = view.statuses();
+        let resolving = from.len() > 1 && from.contains(&to);
+        if !resolving && !from.iter().any(|f| f.may_become(to, quick_fix)) {
+            return Err(invalid(
+                "status",
+                format!("cannot go from {:?} to {}", from, to.as_str()),
+            ));
+        }
+        let at = Timestamp::from_millis("at", self.now_ms() as i64)?;
+        self.write_local(|w| {
+            let context = state.status_context_for(w.actor);
+            w.emit(Op::StatusSet(StatusSet {
+                case: id,
+                from,
+                to,
+                reason,
+                note,
+                at,
+                context,
+            }))
+        })
+    }
+
+    fn case_state(&self, id: CaseId) -> Result<CaseState> {
+        load_case(&self.conn, id)?.ok_or_else(|| Error::NotFound { what: "case", id: id.to_string() })
+    }
+
+    /// The merged view of one case.
+    pub fn case(&self, id: CaseId) -> Result<CaseView> {
+        Ok(self.case_state(id)?.view(id))
+    }
+
+    /// Every case, sorted by report time then id (test cases are not cases here).
+    pub fn cases(&self) -> Result<Vec<CaseView>> {
+        let mut stmt = self.conn.prepare_cached("SELECT id, state FROM cases ORDER BY reported_at, id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, bytes) = row?;
+            let id = CaseId::parse("case", &id).map_err(|e| Error::Corrupt(e.to_string()))?;
+            out.push(CaseState::from_cbor(&bytes)?.view(id));
+        }
+        Ok(out)
+    }
+
+    /// The one-line summary of a case, with catalog name and missing photos.
+    pub fn summarize(&self, v: &CaseView) -> Result<CaseSummary> {
+        let mut missing = 0;
+        for p in &v.photos {
+            if !self.has_photo(&p.hash)? {
+                missing += 1;
+            }
+        }
+        Ok(CaseSummary {
+            id: v.id,
+            status: v.statuses(),
+            conflict: v.in_conflict(),
+            source: v.origin.as_ref().map(|o| o.source),
+            category_name: v.category.as_ref().and_then(|c| self.catalog.get(c)).map(|e| format!("{} ({})", e.name_zh, e.name_en)),
+            category: v.category.as_ref().map(|c| c.to_string()),
+            cell: v.placement.as_ref().and_then(|p| p.cell.as_ref()).map(|c| c.to_string()),
+            description: v.description.clone(),
+            reported_at: v.origin.as_ref().map(|o| o.reported_at),
+            collector: v.origin.as_ref().map(|o| o.collector.clone()),
+            photos: v.photos.len(),
+            photos_missing: missing,
+        })
+    }
+
+    /// Every change that touched a case, oldest first by HLC, each marked
+    /// with which of its writes still stand.
+    pub fn case_history(&self, id: CaseId) -> Result<Vec<HistoryEntry>> {
+        let state = self.case_state(id)?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT body FROM changes WHERE case_id = ?1 ORDER BY hlc, actor, counter",
+        )?;
+        let bodies = stmt
+            .query_map([id.to_string()], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut out = Vec::new();
+        for body in bodies {
+            let change = Change::from_json(&body)?;
+            let marker = (change.hlc, change.actor);
+            let written = written_fields(&change.op);
+            let wins = |f: &str| match f {
+                "description" => state.description.marker == marker,
+                "category" => state.category.marker == marker,
+                "placement" => state.placement.marker == marker,
+                _ => true,
+            };
+            let (current, overwritten) = written.into_iter().partition(|f| wins(f));
+            out.push(HistoryEntry {
+                at: Timestamp::from_millis("hlc", change.hlc.physical_ms() as i64)?,
+                hlc: change.hlc.to_string(),
+                actor: change.actor,
+                counter: change.counter,
+                kind: change.op.kind().to_string(),
+                op: serde_json::to_value(&change.op)?,
+                current,
+                overwritten,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether a case id exists here.
+    pub fn has_case(&self, id: CaseId) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM cases WHERE id = ?1", [id.to_string()], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    fn check_photos(&self, field: &str, photos: &[Vec<u8>]) -> Result<Vec<(crate::model::PhotoInfo, Vec<u8>)>> {
+        photos
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                let name = if photos.len() > 1 { format!("{field}[{i}]") } else { field.to_string() };
+                crate::model::photo::inspect_photo(&name, bytes).map(|info| (info, bytes.clone()))
+            })
+            .collect()
+    }
+}
+
+fn written_fields(op: &Op) -> Vec<String> {
+    let fields = match op {
+        Op::CaseReport(r) => Some(&r.fields),
+        Op::CaseEdit(e) => Some(&e.fields),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    if let Some(f) = fields {
+        if f.description.is_some() {
+            out.push("description".to_string());
+        }
+        if f.category.is_some() {
+            out.push("category".to_string());
+        }
+        if f.placement.is_some() {
+            out.push("placement".to_string());
+        }
+    }
+    out
+}

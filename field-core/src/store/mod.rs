@@ -1,0 +1,243 @@
+//! The device store: one SQLite file (WAL) holding the change log and the
+//! state it produces, always written in the same transaction. `Store` is the
+//! only type in the crate that speaks SQL; its methods are named by domain
+//! action.
+
+mod apply;
+mod cases;
+mod digest;
+mod exchange;
+mod grid;
+mod photos;
+mod schema;
+mod tracks;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use uuid::Uuid;
+
+use crate::crdt::{CHANGE_SCHEMA, Change, Clock, Hlc, HlcGenerator, Op, SystemClock};
+use crate::error::{Error, Result, invalid};
+use crate::geo::CellIndex;
+use crate::model::{ActorId, Catalog, CellCodePattern};
+
+pub use apply::ApplySummary;
+pub use cases::{CaseSummary, HistoryEntry, NewCase, CaseEditRequest};
+pub use exchange::ImportSummary;
+pub use grid::GridSummary;
+pub use schema::STORE_VERSION;
+pub use tracks::{StoredPoint, TrackSummary};
+
+/// The store file inside a device home directory.
+pub const STORE_FILE: &str = "device.db";
+
+/// A device's store, opened.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    actor: ActorId,
+    collector: String,
+    hlc: HlcGenerator,
+    clock: Box<dyn Clock>,
+    catalog: Catalog,
+    cell_pattern: CellCodePattern,
+    cell_index: Option<CellIndex>,
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    schema::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+fn set_meta(tx: &Connection, key: &str, value: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Creates a new device store with a fresh actor id. Refuses to
+    /// re-initialise an existing one (that would re-spend its actor's dots).
+    pub fn init(path: &Path, collector: &str) -> Result<Store> {
+        let name = collector.trim();
+        if name.is_empty() {
+            return Err(invalid("collector", "is empty"));
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let mut conn = open_connection(path)?;
+        if get_meta(&conn, "actor")?.is_some() {
+            return Err(invalid(
+                "home",
+                format!("{} is already a device store; use another --home", path.display()),
+            ));
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        set_meta(&tx, "actor", &Uuid::new_v4().to_string())?;
+        set_meta(&tx, "collector", name)?;
+        set_meta(&tx, "hlc", "0")?;
+        tx.commit()?;
+        drop(conn);
+        Store::open(path)
+    }
+
+    /// Opens an initialised store with the system clock.
+    pub fn open(path: &Path) -> Result<Store> {
+        Store::open_with_clock(path, Box::new(SystemClock))
+    }
+
+    /// Opens an initialised store with an injected clock (tests, simulation).
+    pub fn open_with_clock(path: &Path, clock: Box<dyn Clock>) -> Result<Store> {
+        if !path.exists() {
+            return Err(Error::NotInitialised(path.display().to_string()));
+        }
+        let conn = open_connection(path)?;
+        let actor_text =
+            get_meta(&conn, "actor")?.ok_or_else(|| Error::NotInitialised(path.display().to_string()))?;
+        let actor = Uuid::parse_str(&actor_text).map_err(|e| Error::Corrupt(format!("actor id: {e}")))?;
+        let collector = get_meta(&conn, "collector")?.unwrap_or_default();
+        let hlc_raw: u64 = get_meta(&conn, "hlc")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let catalog = match get_meta(&conn, "catalog")? {
+            Some(json) => Catalog::from_json(&json)?,
+            None => Catalog::default_catalog(),
+        };
+        let cell_pattern = match get_meta(&conn, "cell_code_pattern")? {
+            Some(p) => CellCodePattern::new(&p)?,
+            None => CellCodePattern::default(),
+        };
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+            actor,
+            collector,
+            hlc: HlcGenerator::resume(Hlc::from_raw(hlc_raw)),
+            clock,
+            catalog,
+            cell_pattern,
+            cell_index: None,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn actor(&self) -> ActorId {
+        self.actor
+    }
+
+    pub fn collector(&self) -> &str {
+        &self.collector
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn cell_pattern(&self) -> &CellCodePattern {
+        &self.cell_pattern
+    }
+
+    /// Replaces the category catalog this device validates reports against.
+    pub fn import_catalog(&mut self, catalog: Catalog) -> Result<()> {
+        set_meta(&self.conn, "catalog", &catalog.to_json())?;
+        self.catalog = catalog;
+        Ok(())
+    }
+
+    /// Runs local writes in one immediate transaction: every change `f`
+    /// emits is stamped, applied to state and appended to the log; photos
+    /// and other rows it writes share the transaction. If anything fails,
+    /// nothing is written.
+    fn write_local<T>(&mut self, f: impl FnOnce(&mut LocalTx<'_>) -> Result<T>) -> Result<T> {
+        let now_ms = self.clock.now_ms();
+        let actor = self.actor;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let next_counter = apply::applied_counter(&tx, actor)? + 1;
+        let mut local = LocalTx { tx, actor, hlc: self.hlc, now_ms, next_counter };
+        let out = f(&mut local)?;
+        let LocalTx { tx, hlc, .. } = local;
+        set_meta(&tx, "hlc", &hlc.last().raw().to_string())?;
+        tx.commit()?;
+        self.hlc = hlc;
+        Ok(out)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+}
+
+/// An open local write: emits changes authored by this device.
+struct LocalTx<'a> {
+    tx: Transaction<'a>,
+    actor: ActorId,
+    hlc: HlcGenerator,
+    now_ms: u64,
+    next_counter: u64,
+}
+
+impl LocalTx<'_> {
+    fn tx(&self) -> &Transaction<'_> {
+        &self.tx
+    }
+
+    /// Stamps `op` as this device's next change, applies and logs it.
+    fn emit(&mut self, op: Op) -> Result<Change> {
+        let change = Change {
+            schema: CHANGE_SCHEMA,
+            actor: self.actor,
+            counter: self.next_counter,
+            hlc: self.hlc.tick(self.now_ms),
+            op,
+        };
+        apply::apply_and_log(&self.tx, &change)?;
+        self.next_counter += 1;
+        Ok(change)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use crate::crdt::Clock;
+
+    /// A clock tests move by hand (also backwards).
+    #[derive(Clone, Default)]
+    pub struct ManualClock(pub Arc<AtomicU64>);
+
+    impl ManualClock {
+        pub fn at(ms: u64) -> ManualClock {
+            ManualClock(Arc::new(AtomicU64::new(ms)))
+        }
+        pub fn set(&self, ms: u64) {
+            self.0.store(ms, Ordering::SeqCst)
+        }
+    }
+
+    impl Clock for ManualClock {
+        fn now_ms(&self) -> u64 {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+}

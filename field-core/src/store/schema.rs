@@ -1,0 +1,109 @@
+//! Versioned migrations of the device store. `PRAGMA user_version` holds the
+//! version; each migration runs in one transaction with its version bump.
+
+use rusqlite::Connection;
+
+use crate::error::Result;
+
+/// Migrations in order; index + 1 is the version they bring the store to.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first device schema.
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+    -- The append-only change log: local and remote changes, in the order this
+    -- replica applied them (log_seq is the export cursor).
+    CREATE TABLE changes (
+        log_seq   INTEGER PRIMARY KEY AUTOINCREMENT,
+        actor     BLOB NOT NULL,
+        counter   INTEGER NOT NULL,
+        hlc       INTEGER NOT NULL,
+        kind      TEXT NOT NULL,
+        case_id   TEXT,
+        body      TEXT NOT NULL,
+        UNIQUE (actor, counter)
+    );
+    CREATE INDEX changes_by_case ON changes (case_id) WHERE case_id IS NOT NULL;
+
+    -- The causal buffer: remote changes that arrived before an earlier change
+    -- of the same actor. Applied (and moved to the log) once the gap fills.
+    CREATE TABLE pending_changes (
+        actor   BLOB NOT NULL,
+        counter INTEGER NOT NULL,
+        body    TEXT NOT NULL,
+        PRIMARY KEY (actor, counter)
+    ) WITHOUT ROWID;
+
+    -- Merged case state (CBOR of CaseState) and the projections queries need.
+    CREATE TABLE cases (
+        id          TEXT PRIMARY KEY,
+        state       BLOB NOT NULL,
+        status      TEXT NOT NULL,
+        conflict    INTEGER NOT NULL,
+        category    TEXT,
+        cell        TEXT,
+        reporter    BLOB,
+        reported_at INTEGER
+    );
+
+    -- Photos, content-addressed: stored once however many cases cite them.
+    CREATE TABLE photos (
+        hash   TEXT PRIMARY KEY,
+        mime   TEXT NOT NULL,
+        width  INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        size   INTEGER NOT NULL,
+        data   BLOB NOT NULL
+    );
+
+    CREATE TABLE track_points (
+        actor      BLOB NOT NULL,
+        seq        INTEGER NOT NULL,
+        t_ms       INTEGER NOT NULL,
+        lon        REAL NOT NULL,
+        lat        REAL NOT NULL,
+        accuracy_m REAL,
+        speed_mps  REAL,
+        PRIMARY KEY (actor, seq)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE shift_marks (
+        id    TEXT PRIMARY KEY,
+        actor BLOB NOT NULL,
+        kind  TEXT NOT NULL,
+        t_ms  INTEGER NOT NULL,
+        lon   REAL,
+        lat   REAL,
+        cell  TEXT
+    );
+
+    CREATE TABLE cells (
+        code     TEXT PRIMARY KEY,
+        zone     TEXT NOT NULL,
+        name     TEXT,
+        area_m2  REAL NOT NULL,
+        geometry TEXT NOT NULL
+    );
+    "#,
+];
+
+/// The schema version this build creates.
+pub const STORE_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the store up to [`STORE_VERSION`]; refuses a store from a newer build.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > STORE_VERSION {
+        return Err(crate::Error::SchemaTooNew {
+            found: current as u32,
+            supported: STORE_VERSION as u32,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

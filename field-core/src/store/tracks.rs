@@ -1,0 +1,155 @@
+//! Track points and shift marks. Points are keyed by (author, sequence) and
+//! only ever appended.
+
+use rusqlite::{Transaction, params};
+use serde::Serialize;
+
+use super::Store;
+use crate::crdt::Op;
+use crate::crdt::change::{MAX_POINTS_PER_CHANGE, TrackBatch};
+use crate::error::{Result, invalid};
+use crate::model::{ActorId, CellCode, LonLat, ShiftKind, ShiftMark, Timestamp, TrackPoint};
+
+/// A stored point with its key.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredPoint {
+    pub actor: ActorId,
+    pub seq: u64,
+    #[serde(flatten)]
+    pub point: TrackPoint,
+}
+
+/// What `field track list` shows per author.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrackSummary {
+    pub actor: ActorId,
+    pub points: u64,
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
+}
+
+pub(super) fn insert_points(tx: &Transaction, actor: ActorId, batch: &TrackBatch) -> Result<()> {
+    let points = batch.decode()?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO track_points (actor, seq, t_ms, lon, lat, accuracy_m, speed_mps)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let actor = actor.as_bytes();
+    for (seq, p) in points {
+        stmt.execute(params![
+            actor,
+            seq as i64,
+            p.at.millis(),
+            p.pos.lon(),
+            p.pos.lat(),
+            p.accuracy_m,
+            p.speed_mps
+        ])?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Appends this device's points, all or none, as changes of at most
+    /// [`MAX_POINTS_PER_CHANGE`] points. Returns the number appended.
+    pub fn append_track_points(&mut self, points: &[TrackPoint]) -> Result<u64> {
+        if points.is_empty() {
+            return Err(invalid("track", "no points to append"));
+        }
+        self.write_local(|w| {
+            for chunk in points.chunks(MAX_POINTS_PER_CHANGE) {
+                let first_seq: i64 = w
+                    .tx()
+                    .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM track_points WHERE actor = ?1")?
+                    .query_row([w.actor.as_bytes()], |r| r.get(0))?;
+                w.emit(Op::TrackAppend(TrackBatch::encode(first_seq as u64, chunk)))?;
+            }
+            Ok(points.len() as u64)
+        })
+    }
+
+    /// Records the start or end of a shift (a test case).
+    pub fn mark_shift(&mut self, kind: ShiftKind, at: Option<Timestamp>, pos: Option<LonLat>) -> Result<ShiftMark> {
+        let at = match at {
+            Some(t) => t,
+            None => Timestamp::from_millis("at", self.now_ms() as i64)?,
+        };
+        let cell: Option<CellCode> = match pos {
+            Some(p) => self.locate_cell(p)?,
+            None => None,
+        };
+        let mark = ShiftMark { id: uuid::Uuid::new_v4(), kind, at, pos, cell };
+        let m = mark.clone();
+        self.write_local(|w| w.emit(Op::ShiftMark(m)))?;
+        Ok(mark)
+    }
+
+    /// Per-author totals of the points held.
+    pub fn track_summary(&self) -> Result<Vec<TrackSummary>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT actor, COUNT(*), MIN(t_ms), MAX(t_ms) FROM track_points GROUP BY actor ORDER BY actor",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<i64>>(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (actor, n, first, last) = row?;
+            out.push(TrackSummary {
+                actor: actor_from(&actor)?,
+                points: n as u64,
+                first: first.map(|t| Timestamp::from_millis("t", t)).transpose()?,
+                last: last.map(|t| Timestamp::from_millis("t", t)).transpose()?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every point of one author (or all), in (author, sequence) order.
+    pub fn track_points(&self, actor: Option<ActorId>) -> Result<Vec<StoredPoint>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT actor, seq, t_ms, lon, lat, accuracy_m, speed_mps FROM track_points
+             WHERE ?1 IS NULL OR actor = ?1 ORDER BY actor, seq",
+        )?;
+        let filter = actor.map(|a| a.as_bytes().to_vec());
+        let rows = stmt.query_map([filter], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, f64>(3)?,
+                r.get::<_, f64>(4)?,
+                r.get::<_, Option<f64>>(5)?,
+                r.get::<_, Option<f64>>(6)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (a, seq, t, lon, lat, acc, speed) = row?;
+            let point = TrackPoint::new(Timestamp::from_millis("t", t)?, LonLat::new(lon, lat)?, acc, speed)?;
+            out.push(StoredPoint { actor: actor_from(&a)?, seq: seq as u64, point });
+        }
+        Ok(out)
+    }
+
+    /// Every shift mark held, oldest first.
+    pub fn shift_marks(&self) -> Result<Vec<(ActorId, ShiftMark)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT body, actor FROM changes WHERE kind = 'shift_mark' ORDER BY hlc, actor",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (body, actor) = row?;
+            if let Op::ShiftMark(m) = crate::crdt::Change::from_json(&body)?.op {
+                out.push((actor_from(&actor)?, m));
+            }
+        }
+        out.sort_by_key(|(_, m)| (m.at, m.id));
+        Ok(out)
+    }
+}
+
+pub(super) fn actor_from(bytes: &[u8]) -> Result<ActorId> {
+    uuid::Uuid::from_slice(bytes).map_err(|e| crate::Error::Corrupt(format!("actor id: {e}")))
+}
