@@ -1,1 +1,36 @@
-fn main(){}
+//! `field`: the collector's device, and the operator's demo and benchmarks.
+//! Errors from the library reach the user unchanged (they name the field and
+//! the reason); anyhow only wraps them with what the command was doing.
+
+mod bench;
+mod cli;
+mod demo;
+mod device;
+mod output;
+mod simulate;
+
+use clap::Parser;
+
+fn main() {
+    let args = cli::Cli::parse();
+    if let Err(e) = run(args) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: cli::Cli) -> anyhow::Result<()> {
+    use cli::Command;
+    let out = output::Output::new(args.json);
+    match args.command {
+        Command::Init { collector } => device::init(&args.home, &collector, &out),
+        Command::Grid(cmd) => device::grid(&args.home, cmd, &out),
+        Command::Track(cmd) => device::track(&args.home, cmd, &out),
+        Command::Shift { edge, at, lon, lat } => device::shift(&args.home, edge, at, lon, lat, &out),
+        Command::Case(cmd) => device::case(&args.home, cmd, &out),
+        Command::Digest => device::digest(&args.home, &out),
+        Command::Changes(cmd) => device::changes(&args.home, cmd, &out),
+        Command::Demo { keep } => demo::run(keep, &out),
+        Command::Bench(cmd) => bench::run(cmd, &out),
+    }
+}

