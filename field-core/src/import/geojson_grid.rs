@@ -28,7 +28,23 @@ pub fn parse_polygonal(text: &str) -> Result<MultiPolygon<f64>> {
     }
 }
 
+/// Every position must have a longitude and a latitude. Checked before the
+/// conversion to geo types, which indexes positions without checking.
+fn check_positions<'a>(field: &str, rings: impl IntoIterator<Item = &'a Vec<geojson::Position>>) -> Result<()> {
+    for ring in rings {
+        if let Some(p) = ring.iter().find(|p| p.as_slice().len() < 2) {
+            return Err(invalid(field, format!("position {:?} needs at least a longitude and a latitude", p.as_slice())));
+        }
+    }
+    Ok(())
+}
+
 fn to_multipolygon(field: &str, g: &Geometry) -> Result<MultiPolygon<f64>> {
+    match &g.value {
+        GeometryValue::Polygon { coordinates } => check_positions(field, coordinates)?,
+        GeometryValue::MultiPolygon { coordinates } => check_positions(field, coordinates.iter().flatten())?,
+        _ => {}
+    }
     let mp: MultiPolygon<f64> = match &g.value {
         GeometryValue::Polygon { .. } => {
             let p: geo::Polygon<f64> = g
