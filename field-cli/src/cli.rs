@@ -95,10 +95,10 @@ pub enum TrackCmd {
         #[arg(long)]
         at: String,
         /// Horizontal accuracy in metres.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         accuracy: Option<f64>,
         /// Speed in m/s.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         speed: Option<f64>,
     },
     /// Points held per device, or every point with --points.

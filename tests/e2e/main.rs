@@ -1,1 +1,7 @@
-fn main(){}
+//! End-to-end tests of the `field` binary on real files. One binary with
+//! modules, to link once.
+
+mod bad_input;
+mod bundles;
+mod crash;
+mod device_flow;

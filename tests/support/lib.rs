@@ -1,1 +1,158 @@
+//! Helpers for end-to-end tests: build and locate the real binaries, run
+//! them in throw-away homes, write real input files.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The `field` binary of this workspace, built once per test run (cargo
+/// does not build other packages' binaries for an integration test).
+pub fn field_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("FIELD_BIN") {
+            return PathBuf::from(p);
+        }
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "field-cli", "--bin", "field"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the field binary failed");
+        let exe = std::env::current_exe().expect("test binary path");
+        // target/<profile>/deps/e2e-… → target/<profile>/field
+        exe.parent().and_then(Path::parent).expect("target layout").join("field")
+    })
+}
+
+/// A device home in a temp dir, and a way to run `field` against it.
+pub struct Device {
+    pub dir: tempfile::TempDir,
+}
+
+/// A finished `field` run.
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            ok: o.status.success(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+impl Device {
+    pub fn init(collector: &str) -> Device {
+        let d = Device { dir: tempfile::tempdir().expect("temp dir") };
+        let r = d.run(&["init", "--collector", collector]);
+        assert!(r.ok, "init failed: {}", r.stderr);
+        d
+    }
+
+    pub fn home(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(field_bin());
+        c.arg("--home").arg(self.home()).args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.command(args).output().expect("field runs").into()
+    }
+
+    /// Runs and requires success.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert!(r.ok, "field {args:?} failed:\n{}", r.stderr);
+        r
+    }
+
+    pub fn digest(&self) -> String {
+        self.ok(&["digest", "--json"]).json()["digest"].as_str().expect("digest").to_string()
+    }
+
+    pub fn change_count(&self) -> u64 {
+        self.ok(&["digest", "--json"]).json()["changes"].as_u64().expect("changes")
+    }
+
+    pub fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.home().join(name);
+        std::fs::write(&p, bytes).expect("write test file");
+        p
+    }
+}
+
+/// A real PNG with distinct bytes per seed.
+pub fn png(seed: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, 8, 8);
+        enc.set_color(png::ColorType::Rgb);
+        let mut w = enc.write_header().expect("png header");
+        let px: Vec<u8> = (0..192u32).map(|i| (i.wrapping_mul(seed | 1)) as u8).collect();
+        w.write_image_data(&px).expect("png data");
+    }
+    out.extend_from_slice(&seed.to_le_bytes());
+    out
+}
+
+/// A 3×3 grid of ~100 m cells at Xiaoshan, codes 330109001001001..009,
+/// as GeoJSON text; `overlap` shifts the last cell onto its neighbour.
+pub fn grid_geojson(overlap: bool) -> String {
+    let (w, n, d) = (120.26, 30.19, 0.001);
+    let mut features = Vec::new();
+    for r in 0..3 {
+        for c in 0..3 {
+            let i = r * 3 + c;
+            let zone = ["red", "yellow", "blue"][i % 3];
+            let shift = if overlap && i == 8 { d / 2.0 } else { 0.0 };
+            let (x0, y0) = (w + c as f64 * d - shift, n - r as f64 * d);
+            let (x1, y1) = (x0 + d, y0 - d);
+            features.push(serde_json::json!({
+                "type": "Feature",
+                "properties": { "code": format!("330109001001{:03}", i + 1), "zone": zone },
+                "geometry": { "type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]] }
+            }));
+        }
+    }
+    serde_json::json!({ "type": "FeatureCollection", "features": features }).to_string()
+}
+
+/// A GPX 1.1 track of `n` timed points walking east from the grid's corner.
+pub fn gpx_track(n: usize) -> String {
+    let mut s = String::from(
+        "<?xml version=\"1.0\"?>\n<gpx version=\"1.1\" creator=\"field-e2e\" xmlns=\"http://www.topografix.com/GPX/1/1\"><trk><trkseg>\n",
+    );
+    for i in 0..n {
+        let t = 1_764_115_200 + i as i64 * 5; // 2025-11-26T00:00:00Z + 5 s steps
+        let when = time_rfc3339(t);
+        s.push_str(&format!(
+            "<trkpt lat=\"{:.7}\" lon=\"{:.7}\"><time>{when}</time><hdop>1.0</hdop></trkpt>\n",
+            30.1895 - (i % 500) as f64 * 1e-6,
+            120.2605 + (i % 1000) as f64 * 2e-6
+        ));
+    }
+    s.push_str("</trkseg></trk></gpx>\n");
+    s
+}
+
+fn time_rfc3339(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .expect("test times are in range")
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
