@@ -7,8 +7,8 @@ use anyhow::Result;
 use field_core::crdt::{CHANGE_SCHEMA, CaseEdit, CaseReport, Change, Hlc, Op};
 use field_core::geo::CellIndex;
 use field_core::model::{
-    CaseFields, CaseId, CaseOrigin, CasePhoto, CaseSource, CategoryCode, LonLat, PhotoHash, PhotoRole,
-    Placement, Timestamp,
+    CaseFields, CaseId, CaseOrigin, CasePhoto, CaseSource, CategoryCode, LonLat, PhotoHash,
+    PhotoRole, Placement, Timestamp,
 };
 use field_core::store::Store;
 use rusqlite::params;
@@ -44,7 +44,12 @@ fn row(measure: &str, items: usize, seconds: f64, baseline: &str, baseline_secon
 }
 
 pub fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
-    let BenchCmd::Store { points, changes, cells, lookups } = cmd;
+    let BenchCmd::Store {
+        points,
+        changes,
+        cells,
+        lookups,
+    } = cmd;
     let dir = tempfile::tempdir()?;
     let rows = vec![
         track_inserts(dir.path(), points)?,
@@ -66,7 +71,18 @@ pub fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
                 ]
             })
             .collect::<Vec<_>>();
-        table(&["MEASURE", "ITEMS", "SECONDS", "PER_SECOND", "BASELINE", "BASE_SECONDS", "RATIO"], &body)
+        table(
+            &[
+                "MEASURE",
+                "ITEMS",
+                "SECONDS",
+                "PER_SECOND",
+                "BASELINE",
+                "BASE_SECONDS",
+                "RATIO",
+            ],
+            &body,
+        )
     })
 }
 
@@ -74,7 +90,13 @@ pub fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
 /// changes in the log + point rows) against one prepared INSERT per row in
 /// one transaction into the same table with the same pragmas.
 fn track_inserts(dir: &std::path::Path, n: usize) -> Result<Row> {
-    let grid = GridSpec { west: 120.2, north: 30.2, rows: 50, cols: 50, cell_m: 100.0 };
+    let grid = GridSpec {
+        west: 120.2,
+        north: 30.2,
+        rows: 50,
+        cols: 50,
+        cell_m: 100.0,
+    };
     let mut rng = fastrand::Rng::with_seed(7);
     let start = Timestamp::from_millis("at", 1_764_000_000_000)?;
     let end = Timestamp::from_millis("at", start.millis() + (n as i64 - 1) * 5000)?;
@@ -94,9 +116,18 @@ fn track_inserts(dir: &std::path::Path, n: usize) -> Result<Row> {
     let mut conn = conn;
     let tx = conn.transaction()?;
     {
-        let mut stmt = tx.prepare("INSERT INTO track_points VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+        let mut stmt =
+            tx.prepare("INSERT INTO track_points VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
         for (i, p) in pts.iter().enumerate() {
-            stmt.execute(params![actor.as_bytes(), i as i64, p.at.millis(), p.pos.lon(), p.pos.lat(), p.accuracy_m, p.speed_mps])?;
+            stmt.execute(params![
+                actor.as_bytes(),
+                i as i64,
+                p.at.millis(),
+                p.pos.lon(),
+                p.pos.lat(),
+                p.accuracy_m,
+                p.speed_mps
+            ])?;
         }
     }
     tx.commit()?;
@@ -106,7 +137,13 @@ fn track_inserts(dir: &std::path::Path, n: usize) -> Result<Row> {
     let t0 = Instant::now();
     store.append_track_points(&pts)?;
     let ours = t0.elapsed().as_secs_f64();
-    Ok(row("track points via field-core", pts.len(), ours, "plain rusqlite batched INSERT", plain))
+    Ok(row(
+        "track points via field-core",
+        pts.len(),
+        ours,
+        "plain rusqlite batched INSERT",
+        plain,
+    ))
 }
 
 /// Remote changes from 5 devices (10% new cases, 90% field edits) applied in
@@ -139,20 +176,35 @@ fn remote_changes(dir: &std::path::Path, n: usize) -> Result<Row> {
                 fields: CaseFields {
                     description: Some(format!("case {i}")),
                     category: Some(category.clone()),
-                    placement: Some(Placement { pos: LonLat::new(120.2 + rng.f64() * 0.05, 30.2 - rng.f64() * 0.05)?, cell: None }),
+                    placement: Some(Placement {
+                        pos: LonLat::new(120.2 + rng.f64() * 0.05, 30.2 - rng.f64() * 0.05)?,
+                        cell: None,
+                    }),
                 },
-                photos: vec![CasePhoto { hash: PhotoHash::of(&i.to_le_bytes()), role: PhotoRole::Before }],
+                photos: vec![CasePhoto {
+                    hash: PhotoHash::of(&i.to_le_bytes()),
+                    role: PhotoRole::Before,
+                }],
                 photo_dot: 1,
             })
         } else {
             let id = cases[rng.usize(0..cases.len())];
             Op::CaseEdit(CaseEdit {
                 case: id,
-                fields: CaseFields { description: Some(format!("edit {i}")), ..Default::default() },
+                fields: CaseFields {
+                    description: Some(format!("edit {i}")),
+                    ..Default::default()
+                },
                 ..Default::default()
             })
         };
-        all.push(Change { schema: CHANGE_SCHEMA, actor: actors[a], counter: counters[a], hlc, op });
+        all.push(Change {
+            schema: CHANGE_SCHEMA,
+            actor: actors[a],
+            counter: counters[a],
+            hlc,
+            op,
+        });
     }
     // A CaseReport's photo dot must be the reporter's first in that case; a
     // case is reported once, so dot 1 always holds.
@@ -180,7 +232,13 @@ fn remote_changes(dir: &std::path::Path, n: usize) -> Result<Row> {
         store.apply_changes(batch.to_vec())?;
     }
     let ours = t0.elapsed().as_secs_f64();
-    Ok(row("remote case changes applied", n, ours, "same changes appended to a bare log", baseline))
+    Ok(row(
+        "remote case changes applied",
+        n,
+        ours,
+        "same changes appended to a bare log",
+        baseline,
+    ))
 }
 
 /// Point-to-cell lookups over a square grid of `cells` cells: R-tree plus
@@ -188,7 +246,13 @@ fn remote_changes(dir: &std::path::Path, n: usize) -> Result<Row> {
 /// 1% of the points and scaled, the scan being too slow for all of them).
 fn cell_lookups(cells: usize, n: usize) -> Result<Row> {
     let side = (cells as f64).sqrt().round() as usize;
-    let grid = GridSpec { west: 120.0, north: 30.5, rows: side, cols: side, cell_m: 100.0 };
+    let grid = GridSpec {
+        west: 120.0,
+        north: 30.5,
+        rows: side,
+        cols: side,
+        cell_m: 100.0,
+    };
     let parsed = field_core::import::parse_grid(&grid.to_geojson(), &Default::default())?;
     let index = CellIndex::new(parsed);
     let mut rng = fastrand::Rng::with_seed(3);
@@ -198,9 +262,16 @@ fn cell_lookups(cells: usize, n: usize) -> Result<Row> {
         .map(|_| LonLat::new(w + rng.f64() * ew, nth - rng.f64() * eh))
         .collect::<Result<_, _>>()?;
     let t0 = Instant::now();
-    let found = points.iter().filter(|p| index.locate(**p).is_some()).count();
+    let found = points
+        .iter()
+        .filter(|p| index.locate(**p).is_some())
+        .count();
     let ours = t0.elapsed().as_secs_f64();
-    anyhow::ensure!(found == n, "{} of {n} points fell outside the grid", n - found);
+    anyhow::ensure!(
+        found == n,
+        "{} of {n} points fell outside the grid",
+        n - found
+    );
 
     use geo::Intersects;
     let sample = (n / 100).max(1);
@@ -208,9 +279,19 @@ fn cell_lookups(cells: usize, n: usize) -> Result<Row> {
     let mut hits = 0;
     for p in &points[..sample] {
         let pt = p.to_point();
-        hits += index.cells().iter().position(|c| c.geometry.intersects(&pt)).is_some() as usize;
+        hits += index
+            .cells()
+            .iter()
+            .position(|c| c.geometry.intersects(&pt))
+            .is_some() as usize;
     }
     anyhow::ensure!(hits == sample, "linear scan missed points");
     let scan = t0.elapsed().as_secs_f64() * (n as f64 / sample as f64);
-    Ok(row(&format!("point-to-cell lookups over {} cells", index.len()), n, ours, "linear scan of all cells (scaled from 1%)", scan))
+    Ok(row(
+        &format!("point-to-cell lookups over {} cells", index.len()),
+        n,
+        ours,
+        "linear scan of all cells (scaled from 1%)",
+        scan,
+    ))
 }

@@ -12,7 +12,11 @@ fn default_home() -> PathBuf {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "field", version, about = "Digital city management field work: the collector's device, offline first.")]
+#[command(
+    name = "field",
+    version,
+    about = "Digital city management field work: the collector's device, offline first."
+)]
 pub struct Cli {
     /// The device home (holds device.db). Also FIELD_HOME.
     #[arg(long, global = true, env = "FIELD_HOME", default_value_os_t = default_home())]

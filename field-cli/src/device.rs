@@ -33,7 +33,12 @@ pub fn init(home: &Path, collector: &str, out: &Output) -> Result<()> {
     let store = Store::init(&store_path(home), collector)?;
     let info = json!({ "home": home, "actor": store.actor(), "collector": store.collector() });
     out.show(&info, |_| {
-        format!("device {} initialised for {} in {}", store.actor(), store.collector(), home.display())
+        format!(
+            "device {} initialised for {} in {}",
+            store.actor(),
+            store.collector(),
+            home.display()
+        )
     })
 }
 
@@ -45,8 +50,14 @@ pub fn grid(home: &Path, cmd: GridCmd, out: &Output) -> Result<()> {
             let cells = field_core::import::parse_grid(&text, store.cell_pattern())?;
             let summary = store.import_grid(cells)?;
             out.show(&summary, |s| {
-                let zones: Vec<String> = s.by_zone.iter().map(|(z, n)| format!("{n} {z}")).collect();
-                format!("{} cells imported ({}), {:.0} m² in all", s.cells, zones.join(", "), s.area_m2)
+                let zones: Vec<String> =
+                    s.by_zone.iter().map(|(z, n)| format!("{n} {z}")).collect();
+                format!(
+                    "{} cells imported ({}), {:.0} m² in all",
+                    s.cells,
+                    zones.join(", "),
+                    s.area_m2
+                )
             })
         }
         GridCmd::List => {
@@ -77,13 +88,27 @@ pub fn track(home: &Path, cmd: TrackCmd, out: &Output) -> Result<()> {
     let mut store = open(home)?;
     match cmd {
         TrackCmd::Import { file } => {
-            let reader = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+            let reader = std::fs::File::open(&file)
+                .with_context(|| format!("opening {}", file.display()))?;
             let points = field_core::import::read_gpx(reader)?;
             let n = store.append_track_points(&points)?;
-            out.show(&json!({ "imported": n, "file": file }), |_| format!("{n} track points imported"))
+            out.show(&json!({ "imported": n, "file": file }), |_| {
+                format!("{n} track points imported")
+            })
         }
-        TrackCmd::Add { lon, lat, at, accuracy, speed } => {
-            let point = TrackPoint::new(Timestamp::parse("at", &at)?, LonLat::new(lon, lat)?, accuracy, speed)?;
+        TrackCmd::Add {
+            lon,
+            lat,
+            at,
+            accuracy,
+            speed,
+        } => {
+            let point = TrackPoint::new(
+                Timestamp::parse("at", &at)?,
+                LonLat::new(lon, lat)?,
+                accuracy,
+                speed,
+            )?;
             store.append_track_points(&[point])?;
             out.show(&point, |p| format!("fix recorded at {} ({})", p.at, p.pos))
         }
@@ -99,7 +124,10 @@ pub fn track(home: &Path, cmd: TrackCmd, out: &Output) -> Result<()> {
                                 p.seq.to_string(),
                                 p.point.at.to_string(),
                                 p.point.pos.to_string(),
-                                p.point.accuracy_m.map(|a| format!("{a:.1}")).unwrap_or("-".into()),
+                                p.point
+                                    .accuracy_m
+                                    .map(|a| format!("{a:.1}"))
+                                    .unwrap_or("-".into()),
                             ]
                         })
                         .collect::<Vec<_>>();
@@ -111,8 +139,14 @@ pub fn track(home: &Path, cmd: TrackCmd, out: &Output) -> Result<()> {
                     let rows = s
                         .iter()
                         .map(|t| {
-                            let when = |x: Option<Timestamp>| x.map(|t| t.to_string()).unwrap_or_default();
-                            vec![t.actor.to_string(), t.points.to_string(), when(t.first), when(t.last)]
+                            let when =
+                                |x: Option<Timestamp>| x.map(|t| t.to_string()).unwrap_or_default();
+                            vec![
+                                t.actor.to_string(),
+                                t.points.to_string(),
+                                when(t.first),
+                                when(t.last),
+                            ]
                         })
                         .collect::<Vec<_>>();
                     table(&["DEVICE", "POINTS", "FIRST", "LAST"], &rows)
@@ -142,7 +176,11 @@ pub fn shift(
     };
     let mark = store.mark_shift(kind, at, pos)?;
     out.show(&mark, |m| {
-        let cell = m.cell.as_ref().map(|c| format!(" in cell {c}")).unwrap_or_default();
+        let cell = m
+            .cell
+            .as_ref()
+            .map(|c| format!(" in cell {c}"))
+            .unwrap_or_default();
         format!("shift {:?} recorded at {}{cell}", m.kind, m.at).to_lowercase()
     })
 }
@@ -161,7 +199,10 @@ fn find_case(store: &Store, text: &str) -> Result<CaseId> {
     match matches.as_slice() {
         [one] => Ok(*one),
         [] => bail!("id: no case starts with `{text}`"),
-        _ => bail!("id: `{text}` matches {} cases; give more characters", matches.len()),
+        _ => bail!(
+            "id: `{text}` matches {} cases; give more characters",
+            matches.len()
+        ),
     }
 }
 
@@ -175,8 +216,15 @@ pub fn report(store: &mut Store, a: &ReportArgs) -> Result<CaseId> {
         pos: LonLat::new(a.lon, a.lat)?,
         description: a.desc.clone(),
         photos: read_photos(&a.photo)?,
-        at: a.at.as_deref().map(|t| Timestamp::parse("at", t)).transpose()?,
-        quick_fix_after: a.quick_fix.then(|| read_photos(&a.after_photo)).transpose()?,
+        at: a
+            .at
+            .as_deref()
+            .map(|t| Timestamp::parse("at", t))
+            .transpose()?,
+        quick_fix_after: a
+            .quick_fix
+            .then(|| read_photos(&a.after_photo))
+            .transpose()?,
         survey: a.survey.clone(),
     };
     Ok(store.report_case(new)?)
@@ -189,15 +237,28 @@ pub fn case(home: &Path, cmd: CaseCmd, out: &Output) -> Result<()> {
             let id = report(&mut store, &args)?;
             out.show(&json!({ "id": id }), |_| id.to_string())
         }
-        CaseCmd::Edit { id, desc, category, add_photo, remove_photo } => {
+        CaseCmd::Edit {
+            id,
+            desc,
+            category,
+            add_photo,
+            remove_photo,
+        } => {
             let id = find_case(&store, &id)?;
             let remove_photos = remove_photo
                 .iter()
                 .map(|h| PhotoHash::parse("remove-photo", h))
                 .collect::<Result<Vec<_>, _>>()?;
-            let req = CaseEditRequest { description: desc, category, add_photos: read_photos(&add_photo)?, remove_photos };
+            let req = CaseEditRequest {
+                description: desc,
+                category,
+                add_photos: read_photos(&add_photo)?,
+                remove_photos,
+            };
             let change = store.edit_case(id, req)?;
-            out.show(&json!({ "id": id, "change": change.id() }), |_| format!("case {id} edited"))
+            out.show(&json!({ "id": id, "change": change.id() }), |_| {
+                format!("case {id} edited")
+            })
         }
         CaseCmd::List => {
             let summaries = store
@@ -215,12 +276,23 @@ pub fn case(home: &Path, cmd: CaseCmd, out: &Output) -> Result<()> {
                             status.join("|") + if c.conflict { " (conflict)" } else { "" },
                             c.category.clone().unwrap_or_default(),
                             c.cell.clone().unwrap_or("-".into()),
-                            format!("{}{}", c.photos, if c.photos_missing > 0 { format!(" ({} pending)", c.photos_missing) } else { String::new() }),
+                            format!(
+                                "{}{}",
+                                c.photos,
+                                if c.photos_missing > 0 {
+                                    format!(" ({} pending)", c.photos_missing)
+                                } else {
+                                    String::new()
+                                }
+                            ),
                             c.description.clone().unwrap_or_default(),
                         ]
                     })
                     .collect::<Vec<_>>();
-                table(&["ID", "STATUS", "CATEGORY", "CELL", "PHOTOS", "DESCRIPTION"], &rows)
+                table(
+                    &["ID", "STATUS", "CATEGORY", "CELL", "PHOTOS", "DESCRIPTION"],
+                    &rows,
+                )
             })
         }
         CaseCmd::Show { id } => {
@@ -232,19 +304,60 @@ pub fn case(home: &Path, cmd: CaseCmd, out: &Output) -> Result<()> {
             out.show(&shown, |_| {
                 let mut lines = vec![
                     format!("case {}", view.id),
-                    format!("  status      {:?}{}", summary.status, if summary.conflict { "  CONFLICT: a reviewer must resolve" } else { "" }),
-                    format!("  category    {} {}", summary.category.clone().unwrap_or_default(), summary.category_name.clone().unwrap_or_default()),
-                    format!("  where       {} cell {}", view.placement.as_ref().map(|p| p.pos.to_string()).unwrap_or_default(), summary.cell.clone().unwrap_or("-".into())),
-                    format!("  reported    {} by {}", summary.reported_at.map(|t| t.to_string()).unwrap_or_default(), summary.collector.clone().unwrap_or_default()),
-                    format!("  description {}", summary.description.clone().unwrap_or_default()),
+                    format!(
+                        "  status      {:?}{}",
+                        summary.status,
+                        if summary.conflict {
+                            "  CONFLICT: a reviewer must resolve"
+                        } else {
+                            ""
+                        }
+                    ),
+                    format!(
+                        "  category    {} {}",
+                        summary.category.clone().unwrap_or_default(),
+                        summary.category_name.clone().unwrap_or_default()
+                    ),
+                    format!(
+                        "  where       {} cell {}",
+                        view.placement
+                            .as_ref()
+                            .map(|p| p.pos.to_string())
+                            .unwrap_or_default(),
+                        summary.cell.clone().unwrap_or("-".into())
+                    ),
+                    format!(
+                        "  reported    {} by {}",
+                        summary
+                            .reported_at
+                            .map(|t| t.to_string())
+                            .unwrap_or_default(),
+                        summary.collector.clone().unwrap_or_default()
+                    ),
+                    format!(
+                        "  description {}",
+                        summary.description.clone().unwrap_or_default()
+                    ),
                 ];
                 for p in &view.photos {
                     lines.push(format!("  photo       {} ({:?})", p.hash, p.role).to_lowercase());
                 }
                 lines.push("  history:".into());
                 for h in &history {
-                    let over = if h.overwritten.is_empty() { String::new() } else { format!("  [overwritten: {}]", h.overwritten.join(", ")) };
-                    lines.push(format!("    {}  {}  {}#{}  {}{}", h.at, h.kind, &h.actor.to_string()[..8], h.counter, h.op, over));
+                    let over = if h.overwritten.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  [overwritten: {}]", h.overwritten.join(", "))
+                    };
+                    lines.push(format!(
+                        "    {}  {}  {}#{}  {}{}",
+                        h.at,
+                        h.kind,
+                        &h.actor.to_string()[..8],
+                        h.counter,
+                        h.op,
+                        over
+                    ));
                 }
                 lines.join("\n")
             })
@@ -255,7 +368,10 @@ pub fn case(home: &Path, cmd: CaseCmd, out: &Output) -> Result<()> {
 pub fn digest(home: &Path, out: &Output) -> Result<()> {
     let store = open(home)?;
     let d = store.digest()?;
-    out.show(&json!({ "actor": store.actor(), "digest": d, "changes": store.change_count()? }), |_| d.clone())
+    out.show(
+        &json!({ "actor": store.actor(), "digest": d, "changes": store.change_count()? }),
+        |_| d.clone(),
+    )
 }
 
 pub fn changes(home: &Path, cmd: ChangesCmd, out: &Output) -> Result<()> {
@@ -268,7 +384,10 @@ pub fn changes(home: &Path, cmd: ChangesCmd, out: &Output) -> Result<()> {
             out.show(&info, |_| {
                 format!(
                     "{} changes and {} photos written to {}; next time use --since {}",
-                    bundle.changes.len(), bundle.photos.len(), path.display(), bundle.cursor
+                    bundle.changes.len(),
+                    bundle.photos.len(),
+                    path.display(),
+                    bundle.cursor
                 )
             })
         }
@@ -288,9 +407,14 @@ pub fn changes(home: &Path, cmd: ChangesCmd, out: &Output) -> Result<()> {
 /// Writes a file via a temporary sibling and a rename, so a crash never
 /// leaves half a bundle under the final name.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing into {}", dir.display()))?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing into {}", dir.display()))?;
     std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

@@ -26,7 +26,9 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Init { collector } => device::init(&args.home, &collector, &out),
         Command::Grid(cmd) => device::grid(&args.home, cmd, &out),
         Command::Track(cmd) => device::track(&args.home, cmd, &out),
-        Command::Shift { edge, at, lon, lat } => device::shift(&args.home, edge, at, lon, lat, &out),
+        Command::Shift { edge, at, lon, lat } => {
+            device::shift(&args.home, edge, at, lon, lat, &out)
+        }
         Command::Case(cmd) => device::case(&args.home, cmd, &out),
         Command::Digest => device::digest(&args.home, &out),
         Command::Changes(cmd) => device::changes(&args.home, cmd, &out),

@@ -12,7 +12,11 @@ impl Output {
     }
 
     /// Prints `value` as JSON under --json, else the text `human` renders.
-    pub fn show<T: Serialize>(&self, value: &T, human: impl FnOnce(&T) -> String) -> anyhow::Result<()> {
+    pub fn show<T: Serialize>(
+        &self,
+        value: &T,
+        human: impl FnOnce(&T) -> String,
+    ) -> anyhow::Result<()> {
         if self.json {
             println!("{}", serde_json::to_string_pretty(value)?);
         } else {

@@ -21,7 +21,13 @@ pub struct GridSpec {
 impl GridSpec {
     /// An 8×8 grid of 100 m cells in Xiaoshan, Hangzhou.
     pub fn demo() -> GridSpec {
-        GridSpec { west: 120.2600, north: 30.1880, rows: 8, cols: 8, cell_m: 100.0 }
+        GridSpec {
+            west: 120.2600,
+            north: 30.1880,
+            rows: 8,
+            cols: 8,
+            cell_m: 100.0,
+        }
     }
 
     pub fn dlat(&self) -> f64 {
@@ -34,7 +40,10 @@ impl GridSpec {
 
     /// Intersection (row line r, column line c) of the street grid.
     pub fn node(&self, r: usize, c: usize) -> (f64, f64) {
-        (self.west + c as f64 * self.dlon(), self.north - r as f64 * self.dlat())
+        (
+            self.west + c as f64 * self.dlon(),
+            self.north - r as f64 * self.dlat(),
+        )
     }
 
     /// 15-digit code: county 330109 (Xiaoshan), street 001, community 001
@@ -55,7 +64,7 @@ impl GridSpec {
         }
     }
 
-    pub fn to_geojson(&self) -> String {
+    pub fn to_geojson(self) -> String {
         let mut features = Vec::with_capacity(self.rows * self.cols);
         for r in 0..self.rows {
             for c in 0..self.cols {
@@ -79,7 +88,13 @@ impl GridSpec {
 /// A collector walking the streets between cells at about 1.2 m/s, one fix
 /// every `every_s` seconds, with GPS noise; about one fix in 200 is a bad
 /// one (80 m accuracy) as under tall buildings.
-pub fn patrol_walk(grid: &GridSpec, from: Timestamp, to: Timestamp, every_s: i64, rng: &mut fastrand::Rng) -> Vec<TrackPoint> {
+pub fn patrol_walk(
+    grid: &GridSpec,
+    from: Timestamp,
+    to: Timestamp,
+    every_s: i64,
+    rng: &mut fastrand::Rng,
+) -> Vec<TrackPoint> {
     let (mut r, mut c) = (rng.usize(0..=grid.rows), rng.usize(0..=grid.cols));
     let (mut x, mut y) = grid.node(r, c);
     let (mut tx, mut ty) = (x, y);
@@ -87,7 +102,10 @@ pub fn patrol_walk(grid: &GridSpec, from: Timestamp, to: Timestamp, every_s: i64
     let mut out = Vec::new();
     let mut t = from.millis();
     while t <= to.millis() {
-        let (dx_m, dy_m) = ((tx - x) * grid.dlon() .recip() * grid.cell_m, (ty - y) * grid.dlat().recip() * grid.cell_m);
+        let (dx_m, dy_m) = (
+            (tx - x) * grid.dlon().recip() * grid.cell_m,
+            (ty - y) * grid.dlat().recip() * grid.cell_m,
+        );
         let dist = (dx_m * dx_m + dy_m * dy_m).sqrt();
         if dist < step_m {
             (x, y) = (tx, ty);
@@ -112,7 +130,8 @@ pub fn patrol_walk(grid: &GridSpec, from: Timestamp, to: Timestamp, every_s: i64
         let nx = x + (rng.f64() - 0.5) * noise_m / (M_PER_DEG_LAT * grid.north.to_radians().cos());
         let ny = y + (rng.f64() - 0.5) * noise_m / M_PER_DEG_LAT;
         if let (Ok(at), Ok(pos)) = (Timestamp::from_millis("at", t), LonLat::new(nx, ny))
-            && let Ok(p) = TrackPoint::new(at, pos, Some((accuracy * 10.0).round() / 10.0), Some(1.2))
+            && let Ok(p) =
+                TrackPoint::new(at, pos, Some((accuracy * 10.0).round() / 10.0), Some(1.2))
         {
             out.push(p);
         }

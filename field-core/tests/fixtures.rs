@@ -14,7 +14,10 @@ fn fixtures() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED: fixtures folder {} is absent (set FIELD_FIXTURES)", dir.display());
+        eprintln!(
+            "SKIPPED: fixtures folder {} is absent (set FIELD_FIXTURES)",
+            dir.display()
+        );
         None
     }
 }
@@ -27,7 +30,11 @@ fn files(dir: &Path, ext: &[&str]) -> Vec<PathBuf> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().and_then(|x| x.to_str()).is_some_and(|x| ext.contains(&x)) {
+            } else if p
+                .extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| ext.contains(&x))
+            {
                 out.push(p);
             }
         }
@@ -45,7 +52,11 @@ fn count_tag(text: &str, tag: &str) -> usize {
 fn gpx_files_import_with_exact_counts_or_are_refused_clearly() {
     let Some(dir) = fixtures() else { return };
     let all = files(&dir.join("gpx"), &["gpx", "xml"]);
-    assert!(all.len() >= 20, "expected the whole GPX set, found {}", all.len());
+    assert!(
+        all.len() >= 20,
+        "expected the whole GPX set, found {}",
+        all.len()
+    );
     let (mut imported, mut refused) = (0, 0);
     for path in &all {
         let text = String::from_utf8_lossy(&std::fs::read(path).unwrap()).to_string();
@@ -54,7 +65,11 @@ fn gpx_files_import_with_exact_counts_or_are_refused_clearly() {
         match result {
             Ok(points) => {
                 let trkpt = count_tag(&text, "trkpt");
-                let expected = if trkpt > 0 { trkpt } else { count_tag(&text, "wpt") };
+                let expected = if trkpt > 0 {
+                    trkpt
+                } else {
+                    count_tag(&text, "wpt")
+                };
                 assert_eq!(points.len(), expected, "{}", path.display());
                 imported += 1;
             }
@@ -62,7 +77,9 @@ fn gpx_files_import_with_exact_counts_or_are_refused_clearly() {
                 let msg = e.to_string();
                 assert!(msg.starts_with("gpx"), "{}: {msg}", path.display());
                 assert!(
-                    msg.contains("no <time>") || msg.contains("not a readable GPX") || msg.contains("no track points"),
+                    msg.contains("no <time>")
+                        || msg.contains("not a readable GPX")
+                        || msg.contains("no track points"),
                     "{}: unclear refusal: {msg}",
                     path.display()
                 );
@@ -70,20 +87,30 @@ fn gpx_files_import_with_exact_counts_or_are_refused_clearly() {
             }
         }
     }
-    assert!(imported >= 5 && refused >= 3, "imported {imported}, refused {refused}");
+    assert!(
+        imported >= 5 && refused >= 3,
+        "imported {imported}, refused {refused}"
+    );
 }
 
 #[test]
 fn specific_gpx_outcomes() {
     let Some(dir) = fixtures() else { return };
     let open = |p: &str| std::fs::File::open(dir.join("gpx").join(p)).unwrap();
-    let e = read_gpx(open("georust-gpx/badcharacter.xml")).unwrap_err().to_string();
+    let e = read_gpx(open("georust-gpx/badcharacter.xml"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not a readable GPX"), "{e}");
-    let e = read_gpx(open("togeojson/empty_trk.gpx")).unwrap_err().to_string();
+    let e = read_gpx(open("togeojson/empty_trk.gpx"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no track points"), "{e}");
     let pts = read_gpx(open("georust-gpx/garmin-activity.gpx")).unwrap();
     assert_eq!(pts.len(), 988);
-    assert!(pts.windows(2).all(|w| w[0].at <= w[1].at), "activity points are in time order");
+    assert!(
+        pts.windows(2).all(|w| w[0].at <= w[1].at),
+        "activity points are in time order"
+    );
 }
 
 #[test]
@@ -94,14 +121,25 @@ fn every_invalid_geojson_is_refused_and_valid_polygons_accepted() {
     assert!(invalid.len() >= 30, "{}", invalid.len());
     for path in &invalid {
         let text = std::fs::read_to_string(path).unwrap();
-        assert!(parse_polygonal(&text).is_err(), "{} accepted as an area", path.display());
+        assert!(
+            parse_polygonal(&text).is_err(),
+            "{} accepted as an area",
+            path.display()
+        );
         let e = parse_grid(&text, &pattern).unwrap_err().to_string();
         assert!(!e.is_empty());
     }
     let mut polygons = 0;
     for path in files(&dir.join("geojson/valid"), &["json"]) {
         let text = std::fs::read_to_string(&path).unwrap();
-        let kind = path.parent().unwrap().file_name().unwrap().to_str().unwrap().to_string();
+        let kind = path
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         let result = parse_polygonal(&text);
         if kind == "polygon" || kind == "multipolygon" {
             let mp = result.unwrap_or_else(|e| panic!("{} refused: {e}", path.display()));
@@ -112,5 +150,8 @@ fn every_invalid_geojson_is_refused_and_valid_polygons_accepted() {
             assert!(result.is_err(), "{} accepted as an area", path.display());
         }
     }
-    assert_eq!(polygons, 7, "valid/polygon and valid/multipolygon hold 7 files");
+    assert_eq!(
+        polygons, 7,
+        "valid/polygon and valid/multipolygon hold 7 files"
+    );
 }

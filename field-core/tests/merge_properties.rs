@@ -59,8 +59,15 @@ impl World {
     fn new(n: usize) -> World {
         let dir = tempfile::tempdir().unwrap();
         // One collector with several handsets: everyone may edit every case.
-        let stores = (0..n).map(|i| Store::init(&dir.path().join(format!("r{i}.db")), "zhao").unwrap()).collect();
-        World { _dir: dir, stores, written: Vec::new(), clock_ms: 1_764_000_000_000 }
+        let stores = (0..n)
+            .map(|i| Store::init(&dir.path().join(format!("r{i}.db")), "zhao").unwrap())
+            .collect();
+        World {
+            _dir: dir,
+            stores,
+            written: Vec::new(),
+            clock_ms: 1_764_000_000_000,
+        }
     }
 
     fn case_at(&self, r: usize, i: usize) -> Option<CaseId> {
@@ -84,7 +91,9 @@ impl World {
                     pos: LonLat::new(120.26 + (seed % 1000) as f64 * 1e-6, 30.18).unwrap(),
                     description: format!("report {seed}"),
                     photos: vec![png(seed)],
-                    at: Some(field_core::model::Timestamp::from_millis("at", self.clock_ms).unwrap()),
+                    at: Some(
+                        field_core::model::Timestamp::from_millis("at", self.clock_ms).unwrap(),
+                    ),
                     quick_fix_after: None,
                     survey: None,
                 };
@@ -94,7 +103,10 @@ impl World {
                 let r = r % n;
                 if let Some(id) = self.case_at(r, case) {
                     let text = format!("edit {text} on r{r}");
-                    let req = CaseEditRequest { description: Some(text.clone()), ..Default::default() };
+                    let req = CaseEditRequest {
+                        description: Some(text.clone()),
+                        ..Default::default()
+                    };
                     if self.stores[r].edit_case(id, req).is_ok() {
                         self.written.push((id, text));
                     }
@@ -103,7 +115,10 @@ impl World {
             Action::AddPhoto { r, case, seed } => {
                 let r = r % n;
                 if let Some(id) = self.case_at(r, case) {
-                    let req = CaseEditRequest { add_photos: vec![png(seed)], ..Default::default() };
+                    let req = CaseEditRequest {
+                        add_photos: vec![png(seed)],
+                        ..Default::default()
+                    };
                     let _ = self.stores[r].edit_case(id, req); // refused once decided: fine
                 }
             }
@@ -112,7 +127,10 @@ impl World {
                 if let Some(id) = self.case_at(r, case) {
                     let photos = self.stores[r].case(id).unwrap().photos;
                     if let Some(p) = photos.get(photo % photos.len().max(1)) {
-                        let req = CaseEditRequest { remove_photos: vec![p.hash.clone()], ..Default::default() };
+                        let req = CaseEditRequest {
+                            remove_photos: vec![p.hash.clone()],
+                            ..Default::default()
+                        };
                         let _ = self.stores[r].edit_case(id, req);
                     }
                 }
@@ -153,7 +171,13 @@ impl World {
                 // A partial, reordered bundle: drop some changes, keep photos.
                 let mut b = self.bundle_of(from);
                 let k = skip as usize % 4;
-                b.changes = b.changes.into_iter().enumerate().filter(|(i, _)| k == 0 || i % (k + 1) != 0).map(|(_, c)| c).collect();
+                b.changes = b
+                    .changes
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| k == 0 || i % (k + 1) != 0)
+                    .map(|(_, c)| c)
+                    .collect();
                 b.changes.reverse();
                 self.stores[to].import_bundle(&b).unwrap();
             }

@@ -14,7 +14,10 @@ fn killed_mid_import_leaves_all_or_nothing() {
     let mut outcomes = Vec::new();
     for round in 0..3 {
         let before = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-        let mut child = d.command(&["track", "import", gpx.to_str().unwrap()]).spawn().unwrap();
+        let mut child = d
+            .command(&["track", "import", gpx.to_str().unwrap()])
+            .spawn()
+            .unwrap();
         // Wait until the import is writing (the WAL grows), then kill it.
         let mut finished = false;
         loop {
@@ -31,12 +34,23 @@ fn killed_mid_import_leaves_all_or_nothing() {
         child.kill().ok();
         child.wait().unwrap();
         let conn = rusqlite::Connection::open(d.home().join("device.db")).unwrap();
-        let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        let ok: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(ok, "ok");
-        let n: i64 = conn.query_row("SELECT COUNT(*) FROM track_points", [], |r| r.get(0)).unwrap();
-        assert_eq!(n as usize % POINTS, 0, "round {round}: {n} points is a partial batch");
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM track_points", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            n as usize % POINTS,
+            0,
+            "round {round}: {n} points is a partial batch"
+        );
         outcomes.push((finished, n));
         d.ok(&["digest"]); // still opens through the library
     }
-    assert!(outcomes.iter().any(|(finished, _)| !finished), "no import was actually interrupted: {outcomes:?}");
+    assert!(
+        outcomes.iter().any(|(finished, _)| !finished),
+        "no import was actually interrupted: {outcomes:?}"
+    );
 }

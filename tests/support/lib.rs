@@ -21,7 +21,10 @@ pub fn field_bin() -> &'static Path {
         assert!(status.success(), "building the field binary failed");
         let exe = std::env::current_exe().expect("test binary path");
         // target/<profile>/deps/e2e-… → target/<profile>/field
-        exe.parent().and_then(Path::parent).expect("target layout").join("field")
+        exe.parent()
+            .and_then(Path::parent)
+            .expect("target layout")
+            .join("field")
     })
 }
 
@@ -49,13 +52,16 @@ impl From<Output> for Run {
 
 impl Run {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
 }
 
 impl Device {
     pub fn init(collector: &str) -> Device {
-        let d = Device { dir: tempfile::tempdir().expect("temp dir") };
+        let d = Device {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
         let r = d.run(&["init", "--collector", collector]);
         assert!(r.ok, "init failed: {}", r.stderr);
         d
@@ -83,11 +89,16 @@ impl Device {
     }
 
     pub fn digest(&self) -> String {
-        self.ok(&["digest", "--json"]).json()["digest"].as_str().expect("digest").to_string()
+        self.ok(&["digest", "--json"]).json()["digest"]
+            .as_str()
+            .expect("digest")
+            .to_string()
     }
 
     pub fn change_count(&self) -> u64 {
-        self.ok(&["digest", "--json"]).json()["changes"].as_u64().expect("changes")
+        self.ok(&["digest", "--json"]).json()["changes"]
+            .as_u64()
+            .expect("changes")
     }
 
     pub fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
@@ -104,7 +115,9 @@ pub fn png(seed: u32) -> Vec<u8> {
         let mut enc = png::Encoder::new(&mut out, 8, 8);
         enc.set_color(png::ColorType::Rgb);
         let mut w = enc.write_header().expect("png header");
-        let px: Vec<u8> = (0..192u32).map(|i| (i.wrapping_mul(seed | 1)) as u8).collect();
+        let px: Vec<u8> = (0..192u32)
+            .map(|i| (i.wrapping_mul(seed | 1)) as u8)
+            .collect();
         w.write_image_data(&px).expect("png data");
     }
     out.extend_from_slice(&seed.to_le_bytes());

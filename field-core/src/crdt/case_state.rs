@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use crdts::{CmRDT, Dot, LWWReg, MVReg, Orswot, VClock, mvreg, orswot};
 use serde::{Deserialize, Serialize};
 
-use super::change::{CaseEdit, CaseReport, Change, Op, StatusSet};
 use super::Hlc;
+use super::change::{CaseEdit, CaseReport, Change, Op, StatusSet};
 use crate::error::{Result, invalid};
 use crate::model::{
     ActorId, CaseFields, CaseId, CaseOrigin, CasePhoto, CategoryCode, Placement, Status,
@@ -90,7 +90,10 @@ impl CaseState {
 
     fn apply_report(&mut self, r: &CaseReport, actor: ActorId, marker: Marker) -> Result<()> {
         if r.origin.reporter != actor {
-            return Err(invalid("origin.reporter", "a case is reported by the change's author"));
+            return Err(invalid(
+                "origin.reporter",
+                "a case is reported by the change's author",
+            ));
         }
         let add = self.photo_add(&r.photos, Some(r.photo_dot), actor)?;
         self.origin.update(Some(r.origin.clone()), marker);
@@ -152,7 +155,10 @@ impl CaseState {
     fn apply_status(&mut self, s: &StatusSet, actor: ActorId) -> Result<()> {
         s.check_lifecycle()?;
         if s.context.get(&actor).copied().unwrap_or(0) == 0 {
-            return Err(invalid("context", "a status write must carry its author's dot"));
+            return Err(invalid(
+                "context",
+                "a status write must carry its author's dot",
+            ));
         }
         self.status.apply(mvreg::Op::Put {
             clock: to_vclock(&s.context),
@@ -303,7 +309,12 @@ mod tests {
         assert_eq!(x.description.as_deref(), Some("from b"));
         let t1 = edit_desc(a, 2, 500, "tie a");
         let t2 = edit_desc(b, 1, 500, "tie b");
-        assert_eq!(merged(&[r.clone(), t2.clone(), t1.clone()]).description.as_deref(), Some("tie b"));
+        assert_eq!(
+            merged(&[r.clone(), t2.clone(), t1.clone()])
+                .description
+                .as_deref(),
+            Some("tie b")
+        );
         assert_eq!(merged(&[r, t1, t2]).description.as_deref(), Some("tie b"));
     }
 
@@ -314,18 +325,28 @@ mod tests {
         // b saw p1 (dot a:1) and removes it; a concurrently re-adds p1 and adds p2.
         let mut seen = BTreeMap::new();
         seen.insert(a, 1);
-        let rm = change(b, 1, 300, Op::CaseEdit(CaseEdit {
-            case: CaseId(Uuid::nil()),
-            remove_photos: vec![photo(b"p1")],
-            seen,
-            ..Default::default()
-        }));
-        let add = change(a, 2, 250, Op::CaseEdit(CaseEdit {
-            case: CaseId(Uuid::nil()),
-            add_photos: vec![photo(b"p1"), photo(b"p2")],
-            photo_dot: Some(2),
-            ..Default::default()
-        }));
+        let rm = change(
+            b,
+            1,
+            300,
+            Op::CaseEdit(CaseEdit {
+                case: CaseId(Uuid::nil()),
+                remove_photos: vec![photo(b"p1")],
+                seen,
+                ..Default::default()
+            }),
+        );
+        let add = change(
+            a,
+            2,
+            250,
+            Op::CaseEdit(CaseEdit {
+                case: CaseId(Uuid::nil()),
+                add_photos: vec![photo(b"p1"), photo(b"p2")],
+                photo_dot: Some(2),
+                ..Default::default()
+            }),
+        );
         let x = merged(&[r.clone(), rm.clone(), add.clone()]);
         let y = merged(&[r.clone(), add.clone(), rm.clone()]);
         let z = merged(&[rm, r, add]);
@@ -338,23 +359,42 @@ mod tests {
     fn concurrent_decisions_are_a_visible_conflict_until_resolved() {
         let (a, r1, r2) = (actor(1), actor(8), actor(9));
         let at = Timestamp::from_millis("at", 1_764_000_000_000).unwrap();
-        let decide = |who: ActorId, ctr: u64, from: Vec<Status>, to: Status, ctx: &[(ActorId, u64)]| {
-            change(who, ctr, 400, Op::StatusSet(StatusSet {
-                case: CaseId(Uuid::nil()),
-                from,
-                to,
-                reason: (to == Status::Rejected).then_some(crate::model::RejectReason::Duplicate),
-                note: None,
-                at,
-                context: ctx.iter().copied().collect(),
-            }))
-        };
-        let reg = decide(r1, 1, vec![Status::Reported], Status::Registered, &[(r1, 1)]);
+        let decide =
+            |who: ActorId, ctr: u64, from: Vec<Status>, to: Status, ctx: &[(ActorId, u64)]| {
+                change(
+                    who,
+                    ctr,
+                    400,
+                    Op::StatusSet(StatusSet {
+                        case: CaseId(Uuid::nil()),
+                        from,
+                        to,
+                        reason: (to == Status::Rejected)
+                            .then_some(crate::model::RejectReason::Duplicate),
+                        note: None,
+                        at,
+                        context: ctx.iter().copied().collect(),
+                    }),
+                )
+            };
+        let reg = decide(
+            r1,
+            1,
+            vec![Status::Reported],
+            Status::Registered,
+            &[(r1, 1)],
+        );
         let rej = decide(r2, 1, vec![Status::Reported], Status::Rejected, &[(r2, 1)]);
         let v = merged(&[report(a), rej.clone(), reg.clone()]);
         assert!(v.in_conflict());
         assert_eq!(v, merged(&[reg.clone(), report(a), rej.clone()]));
-        let fix = decide(r1, 2, vec![Status::Registered, Status::Rejected], Status::Registered, &[(r1, 2), (r2, 1)]);
+        let fix = decide(
+            r1,
+            2,
+            vec![Status::Registered, Status::Rejected],
+            Status::Registered,
+            &[(r1, 2), (r2, 1)],
+        );
         let v = merged(&[report(a), rej, fix, reg]);
         assert_eq!(v.statuses(), vec![Status::Registered]);
     }

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::Hlc;
 use crate::error::{Error, Result, invalid};
 use crate::model::{
-    ActorId, CaseFields, CaseId, CaseOrigin, CasePhoto, LonLat, PhotoHash, RejectReason,
-    ShiftMark, Status, Timestamp, TrackPoint,
+    ActorId, CaseFields, CaseId, CaseOrigin, CasePhoto, LonLat, PhotoHash, RejectReason, ShiftMark,
+    Status, Timestamp, TrackPoint,
 };
 
 /// The change schema this build writes and the newest it can read.
@@ -173,7 +173,10 @@ impl StatusSet {
     /// whoever authors the decision, with the case in hand.
     pub fn check_lifecycle(&self) -> Result<()> {
         if self.from.is_empty() {
-            return Err(invalid("from", "a status change must say what it changed from"));
+            return Err(invalid(
+                "from",
+                "a status change must say what it changed from",
+            ));
         }
         let resolves = self.from.len() > 1 && self.from.contains(&self.to);
         let follows = self
@@ -183,7 +186,11 @@ impl StatusSet {
         if !(resolves || follows) {
             return Err(invalid(
                 "to",
-                format!("the lifecycle does not allow {:?} -> {}", self.from, self.to.as_str()),
+                format!(
+                    "the lifecycle does not allow {:?} -> {}",
+                    self.from,
+                    self.to.as_str()
+                ),
             ));
         }
         if self.to == Status::Rejected && self.reason.is_none() {
@@ -255,23 +262,40 @@ impl TrackBatch {
             .iter()
             .any(|c| c.len() != n)
         {
-            return Err(invalid("track", "columns of a track batch differ in length"));
+            return Err(invalid(
+                "track",
+                "columns of a track batch differ in length",
+            ));
         }
         if n > MAX_POINTS_PER_CHANGE {
-            return Err(invalid("track", format!("{n} points in one change (max {MAX_POINTS_PER_CHANGE})")));
+            return Err(invalid(
+                "track",
+                format!("{n} points in one change (max {MAX_POINTS_PER_CHANGE})"),
+            ));
         }
         let (mut t, mut lon, mut lat) = (self.t0_ms, 0i64, 0i64);
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             let field = |name: &str| format!("track[{i}].{name}");
-            t = t.checked_add(self.dt_ms[i]).ok_or_else(|| invalid(field("at"), "overflow"))?;
-            lon = lon.checked_add(self.dlon_e7[i]).ok_or_else(|| invalid(field("lon"), "overflow"))?;
-            lat = lat.checked_add(self.dlat_e7[i]).ok_or_else(|| invalid(field("lat"), "overflow"))?;
+            t = t
+                .checked_add(self.dt_ms[i])
+                .ok_or_else(|| invalid(field("at"), "overflow"))?;
+            lon = lon
+                .checked_add(self.dlon_e7[i])
+                .ok_or_else(|| invalid(field("lon"), "overflow"))?;
+            lat = lat
+                .checked_add(self.dlat_e7[i])
+                .ok_or_else(|| invalid(field("lat"), "overflow"))?;
             let at = Timestamp::from_millis(&field("at"), t)?;
             let pos = LonLat::new(lon as f64 / 1e7, lat as f64 / 1e7)
                 .map_err(|e| invalid(field("pos"), e.to_string()))?;
             let unscale = |v: i64, s: f64| (v >= 0).then(|| v as f64 / s);
-            let point = TrackPoint::new(at, pos, unscale(self.acc_dm[i], 10.0), unscale(self.speed_cms[i], 100.0))?;
+            let point = TrackPoint::new(
+                at,
+                pos,
+                unscale(self.acc_dm[i], 10.0),
+                unscale(self.speed_cms[i], 100.0),
+            )?;
             out.push((self.first_seq + i as u64, point));
         }
         Ok(out)
@@ -359,7 +383,12 @@ mod tests {
         };
         assert!(s.check_lifecycle().is_err());
         s.to = Status::Rejected;
-        assert!(s.check_lifecycle().unwrap_err().to_string().contains("reason"));
+        assert!(
+            s.check_lifecycle()
+                .unwrap_err()
+                .to_string()
+                .contains("reason")
+        );
         s.from = vec![Status::Registered, Status::Rejected];
         s.to = Status::Registered;
         s.check_lifecycle().unwrap();

@@ -16,7 +16,9 @@ const LOGICAL_MAX: u64 = (1 << LOGICAL_BITS) - 1;
 pub const MAX_FORWARD_DRIFT_MS: u64 = 24 * 3600 * 1000;
 
 /// An HLC stamp. Ordered, unique per device, comparable across devices.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Hlc(u64);
 

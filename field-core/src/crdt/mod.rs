@@ -7,5 +7,7 @@ pub mod change;
 pub mod hlc;
 
 pub use case_state::{CaseState, CaseView};
-pub use change::{CHANGE_SCHEMA, CaseEdit, CaseReport, Change, ChangeId, Op, StatusSet, TrackBatch};
+pub use change::{
+    CHANGE_SCHEMA, CaseEdit, CaseReport, Change, ChangeId, Op, StatusSet, TrackBatch,
+};
 pub use hlc::{Clock, Hlc, HlcGenerator, SystemClock};

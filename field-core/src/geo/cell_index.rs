@@ -70,7 +70,9 @@ mod tests {
             for col in 0..n {
                 let (x, y) = (120.0 + col as f64 * size_deg, 30.0 - row as f64 * size_deg);
                 let poly = Rect::new((x, y - size_deg), (x + size_deg, y)).to_polygon();
-                let code = pattern.parse("code", &format!("330109001001{:03}", row * n + col)).unwrap();
+                let code = pattern
+                    .parse("code", &format!("330109001001{:03}", row * n + col))
+                    .unwrap();
                 cells.push(Cell::new(code, Zone::Blue, None, MultiPolygon(vec![poly])));
             }
         }

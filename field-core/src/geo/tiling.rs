@@ -6,8 +6,8 @@
 //! noise along shared edges) are ignored.
 
 use geo::{
-    Area, BooleanOps, Distance, Euclidean, BoundingRect, GeodesicArea, Intersects, MultiPolygon, Polygon, Validation,
-    unary_union,
+    Area, BooleanOps, BoundingRect, Distance, Euclidean, GeodesicArea, Intersects, MultiPolygon,
+    Polygon, Validation, unary_union,
 };
 use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
 
@@ -30,12 +30,18 @@ pub enum TilingProblem {
 impl std::fmt::Display for TilingProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TilingProblem::Invalid { cell, reason } => write!(f, "cell {cell}: invalid polygon: {reason}"),
+            TilingProblem::Invalid { cell, reason } => {
+                write!(f, "cell {cell}: invalid polygon: {reason}")
+            }
             TilingProblem::Overlap { a, b, area_m2 } => {
                 write!(f, "cells {a} and {b} overlap by {area_m2:.1} m²")
             }
             TilingProblem::Gap { cells, area_m2 } => {
-                write!(f, "a hole of {area_m2:.1} m² between cells {}", cells.join(", "))
+                write!(
+                    f,
+                    "a hole of {area_m2:.1} m² between cells {}",
+                    cells.join(", ")
+                )
             }
         }
     }
@@ -43,7 +49,9 @@ impl std::fmt::Display for TilingProblem {
 
 type Entry = GeomWithData<Rectangle<[f64; 2]>, usize>;
 
-fn envelope(g: &impl BoundingRect<f64, Output = Option<geo::Rect<f64>>>) -> Option<Rectangle<[f64; 2]>> {
+fn envelope(
+    g: &impl BoundingRect<f64, Output = Option<geo::Rect<f64>>>,
+) -> Option<Rectangle<[f64; 2]>> {
     g.bounding_rect()
         .map(|r| Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]))
 }
@@ -91,7 +99,11 @@ fn overlaps(cells: &[Cell], tree: &RTree<Entry>, tolerance_m2: f64) -> Vec<Tilin
         let area_m2 = shared.geodesic_area_unsigned();
         if area_m2 > tolerance_m2 {
             let (x, y) = ordered(&cells[i].code.to_string(), &cells[j].code.to_string());
-            out.push(TilingProblem::Overlap { a: x, b: y, area_m2 });
+            out.push(TilingProblem::Overlap {
+                a: x,
+                b: y,
+                area_m2,
+            });
         }
     }
     out.sort_by(|p, q| format!("{p}").cmp(&format!("{q}")));
@@ -99,7 +111,11 @@ fn overlaps(cells: &[Cell], tree: &RTree<Entry>, tolerance_m2: f64) -> Vec<Tilin
 }
 
 fn ordered(a: &str, b: &str) -> (String, String) {
-    if a <= b { (a.into(), b.into()) } else { (b.into(), a.into()) }
+    if a <= b {
+        (a.into(), b.into())
+    } else {
+        (b.into(), a.into())
+    }
 }
 
 fn holes(cells: &[Cell], tree: &RTree<Entry>, tolerance_m2: f64) -> Vec<TilingProblem> {
@@ -117,7 +133,10 @@ fn holes(cells: &[Cell], tree: &RTree<Entry>, tolerance_m2: f64) -> Vec<TilingPr
             let mut around: Vec<String> = envelope(&hole)
                 .map(|r| {
                     let (lo, hi) = (r.lower(), r.upper());
-                    let q = AABB::from_corners([lo[0] - NEAR_DEG, lo[1] - NEAR_DEG], [hi[0] + NEAR_DEG, hi[1] + NEAR_DEG]);
+                    let q = AABB::from_corners(
+                        [lo[0] - NEAR_DEG, lo[1] - NEAR_DEG],
+                        [hi[0] + NEAR_DEG, hi[1] + NEAR_DEG],
+                    );
                     tree.locate_in_envelope_intersecting(&q)
                         .filter(|e| Euclidean.distance(&cells[e.data].geometry, &hole) <= NEAR_DEG)
                         .map(|e| cells[e.data].code.to_string())
@@ -125,7 +144,10 @@ fn holes(cells: &[Cell], tree: &RTree<Entry>, tolerance_m2: f64) -> Vec<TilingPr
                 })
                 .unwrap_or_default();
             around.sort();
-            out.push(TilingProblem::Gap { cells: around, area_m2 });
+            out.push(TilingProblem::Gap {
+                cells: around,
+                area_m2,
+            });
         }
     }
     out
@@ -144,7 +166,12 @@ mod tests {
 
     fn cell(code: &str, x0: f64, y0: f64, x1: f64, y1: f64) -> Cell {
         let code = CellCodePattern::default().parse("code", code).unwrap();
-        Cell::new(code, Zone::Red, None, MultiPolygon(vec![Rect::new((x0, y0), (x1, y1)).to_polygon()]))
+        Cell::new(
+            code,
+            Zone::Red,
+            None,
+            MultiPolygon(vec![Rect::new((x0, y0), (x1, y1)).to_polygon()]),
+        )
     }
 
     #[test]
@@ -164,7 +191,12 @@ mod tests {
         ];
         let p = check_tiling(&overlapping, DEFAULT_TOLERANCE_M2);
         assert_eq!(p.len(), 1);
-        assert!(p[0].to_string().contains("330109001001001 and 330109001001002 overlap"), "{}", p[0]);
+        assert!(
+            p[0].to_string()
+                .contains("330109001001001 and 330109001001002 overlap"),
+            "{}",
+            p[0]
+        );
 
         // A ring of 8 cells around an empty middle.
         let mut ring = Vec::new();
@@ -172,7 +204,13 @@ mod tests {
             for c in 0..3 {
                 if (r, c) != (1, 1) {
                     let (x, y) = (120.0 + c as f64 * 0.001, 30.0 + r as f64 * 0.001);
-                    ring.push(cell(&format!("33010900100100{}", r * 3 + c), x, y, x + 0.001, y + 0.001));
+                    ring.push(cell(
+                        &format!("33010900100100{}", r * 3 + c),
+                        x,
+                        y,
+                        x + 0.001,
+                        y + 0.001,
+                    ));
                 }
             }
         }

@@ -22,18 +22,28 @@ pub fn parse_polygonal(text: &str) -> Result<MultiPolygon<f64>> {
             Some(g) => to_multipolygon("geometry", g),
             None => Err(invalid("geometry", "the feature has no geometry")),
         },
-        GeoJson::FeatureCollection(_) => {
-            Err(invalid("geojson", "a FeatureCollection is a grid, not one area"))
-        }
+        GeoJson::FeatureCollection(_) => Err(invalid(
+            "geojson",
+            "a FeatureCollection is a grid, not one area",
+        )),
     }
 }
 
 /// Every position must have a longitude and a latitude. Checked before the
 /// conversion to geo types, which indexes positions without checking.
-fn check_positions<'a>(field: &str, rings: impl IntoIterator<Item = &'a Vec<geojson::Position>>) -> Result<()> {
+fn check_positions<'a>(
+    field: &str,
+    rings: impl IntoIterator<Item = &'a Vec<geojson::Position>>,
+) -> Result<()> {
     for ring in rings {
         if let Some(p) = ring.iter().find(|p| p.as_slice().len() < 2) {
-            return Err(invalid(field, format!("position {:?} needs at least a longitude and a latitude", p.as_slice())));
+            return Err(invalid(
+                field,
+                format!(
+                    "position {:?} needs at least a longitude and a latitude",
+                    p.as_slice()
+                ),
+            ));
         }
     }
     Ok(())
@@ -42,7 +52,9 @@ fn check_positions<'a>(field: &str, rings: impl IntoIterator<Item = &'a Vec<geoj
 fn to_multipolygon(field: &str, g: &Geometry) -> Result<MultiPolygon<f64>> {
     match &g.value {
         GeometryValue::Polygon { coordinates } => check_positions(field, coordinates)?,
-        GeometryValue::MultiPolygon { coordinates } => check_positions(field, coordinates.iter().flatten())?,
+        GeometryValue::MultiPolygon { coordinates } => {
+            check_positions(field, coordinates.iter().flatten())?
+        }
         _ => {}
     }
     let mp: MultiPolygon<f64> = match &g.value {
@@ -58,7 +70,10 @@ fn to_multipolygon(field: &str, g: &Geometry) -> Result<MultiPolygon<f64>> {
         other => {
             return Err(invalid(
                 field,
-                format!("is a {}, a cell must be a Polygon or MultiPolygon", other.type_name()),
+                format!(
+                    "is a {}, a cell must be a Polygon or MultiPolygon",
+                    other.type_name()
+                ),
             ));
         }
     };
@@ -69,7 +84,10 @@ fn to_multipolygon(field: &str, g: &Geometry) -> Result<MultiPolygon<f64>> {
             }
             for c in &ring.0 {
                 LonLat::new(c.x, c.y).map_err(|e| {
-                    invalid(field, format!("coordinates must be WGS84 lon/lat degrees: {e}"))
+                    invalid(
+                        field,
+                        format!("coordinates must be WGS84 lon/lat degrees: {e}"),
+                    )
                 })?;
             }
         }
@@ -90,7 +108,10 @@ pub fn parse_grid(text: &str, pattern: &CellCodePattern) -> Result<Vec<Cell>> {
         return Err(invalid("grid", "must be a FeatureCollection of cells"));
     };
     if fc.features.is_empty() {
-        return Err(invalid("grid.features", "is empty: a grid needs at least one cell"));
+        return Err(invalid(
+            "grid.features",
+            "is empty: a grid needs at least one cell",
+        ));
     }
     let mut seen = BTreeSet::new();
     let mut cells = Vec::with_capacity(fc.features.len());
@@ -110,9 +131,11 @@ pub fn parse_grid(text: &str, pattern: &CellCodePattern) -> Result<Vec<Cell>> {
                 )),
             }
         };
-        let code_text = text_prop("code")?.ok_or_else(|| invalid(at("properties.code"), "missing"))?;
+        let code_text =
+            text_prop("code")?.ok_or_else(|| invalid(at("properties.code"), "missing"))?;
         let code = pattern.parse(&at("properties.code"), code_text)?;
-        let zone_text = text_prop("zone")?.ok_or_else(|| invalid(at("properties.zone"), "missing"))?;
+        let zone_text =
+            text_prop("zone")?.ok_or_else(|| invalid(at("properties.zone"), "missing"))?;
         let zone = Zone::parse(&at("properties.zone"), zone_text)?;
         let name = text_prop("name")?.map(str::to_string);
         let geometry = f
@@ -121,7 +144,10 @@ pub fn parse_grid(text: &str, pattern: &CellCodePattern) -> Result<Vec<Cell>> {
             .ok_or_else(|| invalid(at("geometry"), "missing"))
             .and_then(|g| to_multipolygon(&at("geometry"), g))?;
         if !seen.insert(code.clone()) {
-            return Err(invalid(at("properties.code"), format!("{code} appears twice")));
+            return Err(invalid(
+                at("properties.code"),
+                format!("{code} appears twice"),
+            ));
         }
         cells.push(Cell::new(code, zone, name, geometry));
     }
@@ -141,7 +167,11 @@ mod tests {
 
     #[test]
     fn reads_a_cell() {
-        let cells = parse_grid(&grid(r#"{"code":"330109001001001","zone":"red","name":"A"}"#), &CellCodePattern::default()).unwrap();
+        let cells = parse_grid(
+            &grid(r#"{"code":"330109001001001","zone":"red","name":"A"}"#),
+            &CellCodePattern::default(),
+        )
+        .unwrap();
         assert_eq!(cells[0].zone, Zone::Red);
         assert_eq!(cells[0].name.as_deref(), Some("A"));
     }
@@ -149,17 +179,24 @@ mod tests {
     #[test]
     fn errors_name_feature_and_property() {
         let p = CellCodePattern::default();
-        let e = parse_grid(&grid(r#"{"code":"330109001001001","zone":"green"}"#), &p).unwrap_err().to_string();
+        let e = parse_grid(&grid(r#"{"code":"330109001001001","zone":"green"}"#), &p)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("features[0].properties.zone:"), "{e}");
-        let e = parse_grid(&grid(r#"{"code":"12","zone":"red"}"#), &p).unwrap_err().to_string();
+        let e = parse_grid(&grid(r#"{"code":"12","zone":"red"}"#), &p)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("features[0].properties.code:"), "{e}");
-        let e = parse_grid(&grid(r#"{"code":330109001001001,"zone":"red"}"#), &p).unwrap_err().to_string();
+        let e = parse_grid(&grid(r#"{"code":330109001001001,"zone":"red"}"#), &p)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("must be a string"), "{e}");
     }
 
     #[test]
     fn refuses_projected_coordinates() {
-        let text = grid(r#"{"code":"330109001001001","zone":"red"}"#).replace("[[[120,30]", "[[[500000,3300000]");
+        let text = grid(r#"{"code":"330109001001001","zone":"red"}"#)
+            .replace("[[[120,30]", "[[[500000,3300000]");
         assert!(parse_grid(&text, &CellCodePattern::default()).is_err());
     }
 }

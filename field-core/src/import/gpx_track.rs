@@ -23,7 +23,10 @@ pub fn read_gpx(reader: impl Read) -> Result<Vec<TrackPoint>> {
     for (t, track) in doc.tracks.iter().enumerate() {
         for (s, seg) in track.segments.iter().enumerate() {
             for (p, w) in seg.points.iter().enumerate() {
-                located.push((format!("track {} segment {} point {}", t + 1, s + 1, p + 1), w));
+                located.push((
+                    format!("track {} segment {} point {}", t + 1, s + 1, p + 1),
+                    w,
+                ));
             }
         }
     }
@@ -52,16 +55,23 @@ pub fn read_gpx(reader: impl Read) -> Result<Vec<TrackPoint>> {
             ),
         ));
     }
-    located.iter().map(|(where_, w)| to_point(where_, w)).collect()
+    located
+        .iter()
+        .map(|(where_, w)| to_point(where_, w))
+        .collect()
 }
 
 fn to_point(where_: &str, w: &gpx::Waypoint) -> Result<TrackPoint> {
     let p = w.point();
-    let pos = LonLat::new(p.x(), p.y()).map_err(|e| invalid(format!("gpx {where_}"), e.to_string()))?;
+    let pos =
+        LonLat::new(p.x(), p.y()).map_err(|e| invalid(format!("gpx {where_}"), e.to_string()))?;
     let time: time::OffsetDateTime = w.time.expect("untimed points were refused above").into();
     let ms = (time.unix_timestamp_nanos() / 1_000_000) as i64;
     let at = Timestamp::from_millis(&format!("gpx {where_} time"), ms)?;
-    let accuracy = w.hdop.filter(|h| h.is_finite() && *h >= 0.0).map(|h| h * HDOP_UERE_M);
+    let accuracy = w
+        .hdop
+        .filter(|h| h.is_finite() && *h >= 0.0)
+        .map(|h| h * HDOP_UERE_M);
     let speed = w.speed.filter(|s| s.is_finite() && *s >= 0.0);
     TrackPoint::new(at, pos, accuracy, speed)
 }

@@ -131,7 +131,10 @@ impl Catalog {
             {
                 return Err(invalid(
                     format!("entries[{i}].family"),
-                    format!("{} says {:?} but the entry says {:?}", entry.code, stated, entry.family),
+                    format!(
+                        "{} says {:?} but the entry says {:?}",
+                        entry.code, stated, entry.family
+                    ),
                 ));
             }
             if entries.insert(entry.code.clone(), entry).is_some() {
@@ -158,7 +161,11 @@ impl Catalog {
         self.entries.get(&code).ok_or_else(|| {
             invalid(
                 field,
-                format!("`{code}` is not in the catalog (version {}, {} subclasses)", self.version, self.len()),
+                format!(
+                    "`{code}` is not in the catalog (version {}, {} subclasses)",
+                    self.version,
+                    self.len()
+                ),
             )
         })
     }
@@ -200,9 +207,18 @@ mod tests {
         assert_eq!(poster.name_zh, "非法小广告");
         let garbage = c.resolve("category", "06010").unwrap();
         assert_eq!(garbage.name_zh, "暴露垃圾");
-        assert!(c.entries().all(|e| !e.name_en.is_empty() && !e.name_zh.is_empty()));
+        assert!(
+            c.entries()
+                .all(|e| !e.name_en.is_empty() && !e.name_zh.is_empty())
+        );
         assert!(c.len() > 350, "{}", c.len());
-        assert_eq!(c.resolve("category", "01001").unwrap().issue_name_zh.as_deref(), Some("供水井盖异常"));
+        assert_eq!(
+            c.resolve("category", "01001")
+                .unwrap()
+                .issue_name_zh
+                .as_deref(),
+            Some("供水井盖异常")
+        );
     }
 
     #[test]
@@ -211,6 +227,9 @@ mod tests {
         let e = c.resolve("category", "0101").unwrap_err().to_string();
         assert!(e.contains("family-qualified"), "{e}");
         let e = c.resolve("category", "BJ9999").unwrap_err().to_string();
-        assert!(e.starts_with("category:") && e.contains("not in the catalog"), "{e}");
+        assert!(
+            e.starts_with("category:") && e.contains("not in the catalog"),
+            "{e}"
+        );
     }
 }

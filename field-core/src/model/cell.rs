@@ -37,7 +37,10 @@ impl CellCodePattern {
         } else {
             Err(invalid(
                 field,
-                format!("`{text}` does not match the cell code pattern {}", self.source),
+                format!(
+                    "`{text}` does not match the cell code pattern {}",
+                    self.source
+                ),
             ))
         }
     }
@@ -114,7 +117,12 @@ pub struct Cell {
 }
 
 impl Cell {
-    pub fn new(code: CellCode, zone: Zone, name: Option<String>, geometry: MultiPolygon<f64>) -> Cell {
+    pub fn new(
+        code: CellCode,
+        zone: Zone,
+        name: Option<String>,
+        geometry: MultiPolygon<f64>,
+    ) -> Cell {
         use geo::GeodesicArea;
         let area_m2 = geometry.geodesic_area_unsigned();
         Cell {

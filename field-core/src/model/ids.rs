@@ -10,7 +10,9 @@ use crate::error::{Result, invalid};
 pub type ActorId = Uuid;
 
 /// A case id, made on the device that reported it (UUID v4: no coordination).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct CaseId(pub Uuid);
 

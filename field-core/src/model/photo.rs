@@ -24,7 +24,10 @@ impl PhotoHash {
         if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
             Ok(PhotoHash(t))
         } else {
-            Err(invalid(field, format!("`{text}` is not a SHA-256 hex digest (64 hex digits)")))
+            Err(invalid(
+                field,
+                format!("`{text}` is not a SHA-256 hex digest (64 hex digits)"),
+            ))
         }
     }
 
@@ -72,7 +75,11 @@ pub fn inspect_photo(field: &str, bytes: &[u8]) -> Result<PhotoInfo> {
     if bytes.len() > MAX_PHOTO_BYTES {
         return Err(invalid(
             field,
-            format!("{} bytes is over the {} MiB limit", bytes.len(), MAX_PHOTO_BYTES >> 20),
+            format!(
+                "{} bytes is over the {} MiB limit",
+                bytes.len(),
+                MAX_PHOTO_BYTES >> 20
+            ),
         ));
     }
     let not_image = || invalid(field, "not an image (JPEG, PNG, WebP or HEIF expected)");
@@ -103,15 +110,25 @@ mod tests {
 
     #[test]
     fn refuses_empty_and_non_images() {
-        assert!(inspect_photo("photo", b"").unwrap_err().to_string().contains("0 bytes"));
-        let e = inspect_photo("photo", b"hello, this is text").unwrap_err().to_string();
+        assert!(
+            inspect_photo("photo", b"")
+                .unwrap_err()
+                .to_string()
+                .contains("0 bytes")
+        );
+        let e = inspect_photo("photo", b"hello, this is text")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not an image"), "{e}");
     }
 
     #[test]
     fn hash_parse_normalises_case() {
         let h = PhotoHash::of(b"x");
-        assert_eq!(PhotoHash::parse("h", &h.as_str().to_uppercase()).unwrap(), h);
+        assert_eq!(
+            PhotoHash::parse("h", &h.as_str().to_uppercase()).unwrap(),
+            h
+        );
         assert!(PhotoHash::parse("h", "abc").is_err());
     }
 }

@@ -79,7 +79,12 @@ mod tests {
     fn refuses_out_of_range_and_nan() {
         let e = LonLat::new(120.0, 91.0).unwrap_err().to_string();
         assert!(e.starts_with("lat:"), "{e}");
-        assert!(LonLat::new(f64::NAN, 30.0).unwrap_err().to_string().contains("lon"));
+        assert!(
+            LonLat::new(f64::NAN, 30.0)
+                .unwrap_err()
+                .to_string()
+                .contains("lon")
+        );
         assert!(LonLat::new(120.0, f64::INFINITY).is_err());
         assert!(LonLat::new(-180.0, -90.0).is_ok());
     }

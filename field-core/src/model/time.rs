@@ -88,7 +88,9 @@ mod tests {
 
     #[test]
     fn refuses_missing_offset_and_wild_years() {
-        let e = Timestamp::parse("at", "2026-11-26T08:15:00").unwrap_err().to_string();
+        let e = Timestamp::parse("at", "2026-11-26T08:15:00")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("at:") && e.contains("RFC 3339"), "{e}");
         assert!(Timestamp::parse("at", "1970-01-01T00:00:00Z").is_err());
     }

@@ -88,7 +88,10 @@ fn save_case(tx: &Transaction, id: CaseId, state: &CaseState) -> Result<()> {
         status,
         view.in_conflict(),
         view.category.as_ref().map(|c| c.to_string()),
-        view.placement.as_ref().and_then(|p| p.cell.as_ref()).map(|c| c.to_string()),
+        view.placement
+            .as_ref()
+            .and_then(|p| p.cell.as_ref())
+            .map(|c| c.to_string()),
         view.origin.as_ref().map(|o| o.reporter.as_bytes().to_vec()),
         view.origin.as_ref().map(|o| o.reported_at.millis()),
     ])?;
@@ -134,7 +137,9 @@ impl Store {
         }
         changes.sort_by_key(|c| (c.actor, c.counter));
         let mut summary = ApplySummary::default();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         first(&tx)?;
         for change in &changes {
             let next = applied_counter(&tx, change.actor)? + 1;
@@ -154,7 +159,8 @@ impl Store {
             }
         }
         set_meta(&tx, "hlc", &self.hlc.last().raw().to_string())?;
-        let waiting: i64 = tx.query_row("SELECT COUNT(*) FROM pending_changes", [], |r| r.get(0))?;
+        let waiting: i64 =
+            tx.query_row("SELECT COUNT(*) FROM pending_changes", [], |r| r.get(0))?;
         summary.buffered = waiting as usize;
         tx.commit()?;
         Ok(summary)
@@ -162,13 +168,17 @@ impl Store {
 
     /// Number of remote changes waiting for an earlier change of their actor.
     pub fn buffered_count(&self) -> Result<u64> {
-        let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM pending_changes", [], |r| r.get(0))?;
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM pending_changes", [], |r| r.get(0))?;
         Ok(n as u64)
     }
 
     /// Number of changes in the log (applied, local and remote).
     pub fn change_count(&self) -> Result<u64> {
-        let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM changes", [], |r| r.get(0))?;
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM changes", [], |r| r.get(0))?;
         Ok(n as u64)
     }
 }

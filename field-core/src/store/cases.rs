@@ -81,10 +81,14 @@ impl Store {
         }
         let quick_fix = new.quick_fix_after.is_some();
         if matches!(&new.quick_fix_after, Some(after) if after.is_empty()) {
-            return Err(invalid("after-photo", "a quick fix needs a photo after the fix"));
+            return Err(invalid(
+                "after-photo",
+                "a quick fix needs a photo after the fix",
+            ));
         }
         let before = self.check_photos("photo", &new.photos)?;
-        let after = self.check_photos("after-photo", new.quick_fix_after.as_deref().unwrap_or(&[]))?;
+        let after =
+            self.check_photos("after-photo", new.quick_fix_after.as_deref().unwrap_or(&[]))?;
         let cell = self.locate_cell(new.pos)?;
         let reported_at = match new.at {
             Some(t) => t,
@@ -102,15 +106,27 @@ impl Store {
             let mut photos = Vec::new();
             for (info, bytes) in &before {
                 super::photos::put(w.tx(), info, bytes)?;
-                photos.push(CasePhoto { hash: info.hash.clone(), role: PhotoRole::Before });
+                photos.push(CasePhoto {
+                    hash: info.hash.clone(),
+                    role: PhotoRole::Before,
+                });
             }
             for (info, bytes) in &after {
                 super::photos::put(w.tx(), info, bytes)?;
-                photos.push(CasePhoto { hash: info.hash.clone(), role: PhotoRole::After });
+                photos.push(CasePhoto {
+                    hash: info.hash.clone(),
+                    role: PhotoRole::After,
+                });
             }
             let op = Op::CaseReport(CaseReport {
                 case: id,
-                origin: CaseOrigin { reporter: w.actor, collector, source, reported_at, survey },
+                origin: CaseOrigin {
+                    reporter: w.actor,
+                    collector,
+                    source,
+                    reported_at,
+                    survey,
+                },
                 fields: CaseFields {
                     description: Some(description),
                     category: Some(entry.code.clone()),
@@ -134,18 +150,33 @@ impl Store {
             Some(o) => {
                 return Err(invalid(
                     "case",
-                    format!("was reported by {}: only the reporting collector may edit it", o.collector),
+                    format!(
+                        "was reported by {}: only the reporting collector may edit it",
+                        o.collector
+                    ),
                 ));
             }
-            None => return Err(invalid("case", "the report itself has not arrived on this device yet")),
+            None => {
+                return Err(invalid(
+                    "case",
+                    "the report itself has not arrived on this device yet",
+                ));
+            }
         }
         if view.statuses() != [Status::Reported] {
             return Err(invalid(
                 "case",
-                format!("is {:?}: a case can be edited only while reported", view.statuses()),
+                format!(
+                    "is {:?}: a case can be edited only while reported",
+                    view.statuses()
+                ),
             ));
         }
-        let description = req.description.as_deref().map(|d| check_description("desc", d)).transpose()?;
+        let description = req
+            .description
+            .as_deref()
+            .map(|d| check_description("desc", d))
+            .transpose()?;
         let category = match &req.category {
             Some(c) => Some(self.catalog.resolve("category", c)?.code.clone()),
             None => None,
@@ -153,25 +184,54 @@ impl Store {
         let added = self.check_photos("add-photo", &req.add_photos)?;
         let mut remove = Vec::new();
         for hash in &req.remove_photos {
-            let matching: Vec<CasePhoto> = view.photos.iter().filter(|p| &p.hash == hash).cloned().collect();
+            let matching: Vec<CasePhoto> = view
+                .photos
+                .iter()
+                .filter(|p| &p.hash == hash)
+                .cloned()
+                .collect();
             if matching.is_empty() {
-                return Err(invalid("remove-photo", format!("{hash} is not a photo of case {id}")));
+                return Err(invalid(
+                    "remove-photo",
+                    format!("{hash} is not a photo of case {id}"),
+                ));
             }
             remove.extend(matching);
         }
-        let fields = CaseFields { description, category, placement: None };
+        let fields = CaseFields {
+            description,
+            category,
+            placement: None,
+        };
         if fields.is_empty() && added.is_empty() && remove.is_empty() {
-            return Err(invalid("edit", "nothing to change: give --desc, --category, --add-photo or --remove-photo"));
+            return Err(invalid(
+                "edit",
+                "nothing to change: give --desc, --category, --add-photo or --remove-photo",
+            ));
         }
         self.write_local(|w| {
             let mut add_photos = Vec::new();
             for (info, bytes) in &added {
                 super::photos::put(w.tx(), info, bytes)?;
-                add_photos.push(CasePhoto { hash: info.hash.clone(), role: PhotoRole::Before });
+                add_photos.push(CasePhoto {
+                    hash: info.hash.clone(),
+                    role: PhotoRole::Before,
+                });
             }
             let photo_dot = (!add_photos.is_empty()).then(|| state.next_photo_dot(w.actor));
-            let seen = if remove.is_empty() { Default::default() } else { state.photo_context() };
-            w.emit(Op::CaseEdit(CaseEdit { case: id, fields, add_photos, photo_dot, remove_photos: remove, seen }))
+            let seen = if remove.is_empty() {
+                Default::default()
+            } else {
+                state.photo_context()
+            };
+            w.emit(Op::CaseEdit(CaseEdit {
+                case: id,
+                fields,
+                add_photos,
+                photo_dot,
+                remove_photos: remove,
+                seen,
+            }))
         })
     }
 
@@ -211,7 +271,10 @@ impl Store {
     }
 
     fn case_state(&self, id: CaseId) -> Result<CaseState> {
-        load_case(&self.conn, id)?.ok_or_else(|| Error::NotFound { what: "case", id: id.to_string() })
+        load_case(&self.conn, id)?.ok_or_else(|| Error::NotFound {
+            what: "case",
+            id: id.to_string(),
+        })
     }
 
     /// The merged view of one case.
@@ -221,8 +284,12 @@ impl Store {
 
     /// Every case, sorted by report time then id (test cases are not cases here).
     pub fn cases(&self) -> Result<Vec<CaseView>> {
-        let mut stmt = self.conn.prepare_cached("SELECT id, state FROM cases ORDER BY reported_at, id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, state FROM cases ORDER BY reported_at, id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
         let mut out = Vec::new();
         for row in rows {
             let (id, bytes) = row?;
@@ -245,9 +312,17 @@ impl Store {
             status: v.statuses(),
             conflict: v.in_conflict(),
             source: v.origin.as_ref().map(|o| o.source),
-            category_name: v.category.as_ref().and_then(|c| self.catalog.get(c)).map(|e| format!("{} ({})", e.name_zh, e.name_en)),
+            category_name: v
+                .category
+                .as_ref()
+                .and_then(|c| self.catalog.get(c))
+                .map(|e| format!("{} ({})", e.name_zh, e.name_en)),
             category: v.category.as_ref().map(|c| c.to_string()),
-            cell: v.placement.as_ref().and_then(|p| p.cell.as_ref()).map(|c| c.to_string()),
+            cell: v
+                .placement
+                .as_ref()
+                .and_then(|p| p.cell.as_ref())
+                .map(|c| c.to_string()),
             description: v.description.clone(),
             reported_at: v.origin.as_ref().map(|o| o.reported_at),
             collector: v.origin.as_ref().map(|o| o.collector.clone()),
@@ -296,17 +371,29 @@ impl Store {
     pub fn has_case(&self, id: CaseId) -> Result<bool> {
         Ok(self
             .conn
-            .query_row("SELECT 1 FROM cases WHERE id = ?1", [id.to_string()], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM cases WHERE id = ?1",
+                [id.to_string()],
+                |_| Ok(()),
+            )
             .optional()?
             .is_some())
     }
 
-    fn check_photos(&self, field: &str, photos: &[Vec<u8>]) -> Result<Vec<(crate::model::PhotoInfo, Vec<u8>)>> {
+    fn check_photos(
+        &self,
+        field: &str,
+        photos: &[Vec<u8>],
+    ) -> Result<Vec<(crate::model::PhotoInfo, Vec<u8>)>> {
         photos
             .iter()
             .enumerate()
             .map(|(i, bytes)| {
-                let name = if photos.len() > 1 { format!("{field}[{i}]") } else { field.to_string() };
+                let name = if photos.len() > 1 {
+                    format!("{field}[{i}]")
+                } else {
+                    field.to_string()
+                };
                 crate::model::photo::inspect_photo(&name, bytes).map(|info| (info, bytes.clone()))
             })
             .collect()

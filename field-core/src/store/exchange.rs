@@ -22,10 +22,12 @@ impl Store {
     /// `None`), with the photos they cite that the device holds.
     pub fn export_bundle(&self, since: Option<u64>) -> Result<Bundle> {
         let since = since.unwrap_or(0) as i64;
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT log_seq, body FROM changes WHERE log_seq > ?1 ORDER BY log_seq")?;
-        let rows = stmt.query_map([since], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT log_seq, body FROM changes WHERE log_seq > ?1 ORDER BY log_seq",
+        )?;
+        let rows = stmt.query_map([since], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
         let mut cursor = since;
         let mut changes = Vec::new();
         for row in rows {
@@ -33,7 +35,11 @@ impl Store {
             cursor = seq;
             changes.push(Change::from_json(&body)?);
         }
-        let mut hashes: Vec<_> = changes.iter().flat_map(|c| photos_of(&c.op)).cloned().collect();
+        let mut hashes: Vec<_> = changes
+            .iter()
+            .flat_map(|c| photos_of(&c.op))
+            .cloned()
+            .collect();
         hashes.sort();
         hashes.dedup();
         let mut photos = Vec::new();
@@ -61,6 +67,9 @@ impl Store {
             }
             Ok(())
         })?;
-        Ok(ImportSummary { changes, photos_received: checked.len() })
+        Ok(ImportSummary {
+            changes,
+            photos_received: checked.len(),
+        })
     }
 }

@@ -27,9 +27,13 @@ impl Store {
     pub fn import_grid(&mut self, cells: Vec<Cell>) -> Result<GridSummary> {
         let problems = check_tiling(&cells, DEFAULT_TOLERANCE_M2);
         if !problems.is_empty() {
-            return Err(Error::Tiling(problems.iter().map(|p| p.to_string()).collect()));
+            return Err(Error::Tiling(
+                problems.iter().map(|p| p.to_string()).collect(),
+            ));
         }
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM cells", [])?;
         {
             let mut stmt = tx.prepare_cached(
@@ -37,7 +41,13 @@ impl Store {
             )?;
             for c in &cells {
                 let geometry = geojson::Geometry::from(&c.geometry).to_string();
-                stmt.execute(params![c.code.as_str(), c.zone.as_str(), c.name, c.area_m2, geometry])?;
+                stmt.execute(params![
+                    c.code.as_str(),
+                    c.zone.as_str(),
+                    c.name,
+                    c.area_m2,
+                    geometry
+                ])?;
             }
         }
         tx.commit()?;
@@ -60,7 +70,12 @@ impl Store {
             .conn
             .prepare_cached("SELECT code, zone, name, geometry FROM cells ORDER BY code")?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, String>(3)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {

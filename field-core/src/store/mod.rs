@@ -23,7 +23,7 @@ use crate::geo::CellIndex;
 use crate::model::{ActorId, Catalog, CellCodePattern};
 
 pub use apply::ApplySummary;
-pub use cases::{CaseSummary, HistoryEntry, NewCase, CaseEditRequest};
+pub use cases::{CaseEditRequest, CaseSummary, HistoryEntry, NewCase};
 pub use exchange::ImportSummary;
 pub use grid::GridSummary;
 pub use schema::STORE_VERSION;
@@ -85,7 +85,10 @@ impl Store {
         if get_meta(&conn, "actor")?.is_some() {
             return Err(invalid(
                 "home",
-                format!("{} is already a device store; use another --home", path.display()),
+                format!(
+                    "{} is already a device store; use another --home",
+                    path.display()
+                ),
             ));
         }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -108,9 +111,10 @@ impl Store {
             return Err(Error::NotInitialised(path.display().to_string()));
         }
         let conn = open_connection(path)?;
-        let actor_text =
-            get_meta(&conn, "actor")?.ok_or_else(|| Error::NotInitialised(path.display().to_string()))?;
-        let actor = Uuid::parse_str(&actor_text).map_err(|e| Error::Corrupt(format!("actor id: {e}")))?;
+        let actor_text = get_meta(&conn, "actor")?
+            .ok_or_else(|| Error::NotInitialised(path.display().to_string()))?;
+        let actor =
+            Uuid::parse_str(&actor_text).map_err(|e| Error::Corrupt(format!("actor id: {e}")))?;
         let collector = get_meta(&conn, "collector")?.unwrap_or_default();
         let hlc_raw: u64 = get_meta(&conn, "hlc")?
             .and_then(|v| v.parse().ok())
@@ -170,9 +174,17 @@ impl Store {
     fn write_local<T>(&mut self, f: impl FnOnce(&mut LocalTx<'_>) -> Result<T>) -> Result<T> {
         let now_ms = self.clock.now_ms();
         let actor = self.actor;
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let next_counter = apply::applied_counter(&tx, actor)? + 1;
-        let mut local = LocalTx { tx, actor, hlc: self.hlc, now_ms, next_counter };
+        let mut local = LocalTx {
+            tx,
+            actor,
+            hlc: self.hlc,
+            now_ms,
+            next_counter,
+        };
         let out = f(&mut local)?;
         let LocalTx { tx, hlc, .. } = local;
         set_meta(&tx, "hlc", &hlc.last().raw().to_string())?;
@@ -239,5 +251,147 @@ pub(crate) mod test_support {
         fn now_ms(&self) -> u64 {
             self.0.load(Ordering::SeqCst)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::ManualClock;
+    use super::*;
+    use crate::model::{LonLat, RejectReason, Status, Timestamp, TrackPoint};
+
+    fn point(ms: i64) -> TrackPoint {
+        TrackPoint::new(
+            Timestamp::from_millis("at", ms).unwrap(),
+            LonLat::new(120.0, 30.0).unwrap(),
+            None,
+            None,
+        )
+        .unwrap()
+    }
+
+    fn hlcs(store: &Store) -> Vec<u64> {
+        let mut stmt = store
+            .conn
+            .prepare("SELECT hlc FROM changes ORDER BY counter")
+            .unwrap();
+        stmt.query_map([], |r| r.get::<_, i64>(0))
+            .unwrap()
+            .map(|h| h.unwrap() as u64)
+            .collect()
+    }
+
+    #[test]
+    fn stamps_increase_when_the_wall_clock_jumps_back_even_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.db");
+        drop(Store::init(&path, "wu").unwrap());
+        let clock = ManualClock::at(1_764_000_100_000);
+        let mut s = Store::open_with_clock(&path, Box::new(clock.clone())).unwrap();
+        s.append_track_points(&[point(1_764_000_000_000)]).unwrap();
+        clock.set(1_764_000_000_000); // set back 100 s
+        s.append_track_points(&[point(1_764_000_005_000)]).unwrap();
+        drop(s);
+        let mut s = Store::open_with_clock(&path, Box::new(clock.clone())).unwrap();
+        s.append_track_points(&[point(1_764_000_010_000)]).unwrap();
+        let h = hlcs(&s);
+        assert_eq!(h.len(), 3);
+        assert!(h[0] < h[1] && h[1] < h[2], "{h:?}");
+    }
+
+    #[test]
+    fn remote_changes_out_of_order_wait_for_their_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Store::init(&dir.path().join("a.db"), "wu").unwrap();
+        let mut b = Store::init(&dir.path().join("b.db"), "wu").unwrap();
+        for i in 0..3 {
+            a.append_track_points(&[point(1_764_000_000_000 + i * 5000)])
+                .unwrap();
+        }
+        let changes = a.export_bundle(None).unwrap().changes;
+        let s = b.apply_changes(vec![changes[2].clone()]).unwrap();
+        assert_eq!((s.applied, s.buffered), (0, 1));
+        let s = b
+            .apply_changes(vec![changes[1].clone(), changes[2].clone()])
+            .unwrap();
+        assert_eq!((s.applied, s.duplicates, s.buffered), (0, 1, 2));
+        let s = b
+            .apply_changes(vec![changes[0].clone(), changes[0].clone()])
+            .unwrap();
+        assert_eq!((s.applied, s.duplicates, s.buffered), (3, 1, 0));
+        assert_eq!(a.digest().unwrap(), b.digest().unwrap());
+    }
+
+    #[test]
+    fn a_photo_that_no_longer_matches_its_hash_is_reported_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::init(&dir.path().join("a.db"), "wu").unwrap();
+        let hash = crate::model::PhotoHash::of(b"real bytes");
+        s.conn
+            .execute(
+                "INSERT INTO photos (hash, mime, width, height, size, data) VALUES (?1, 'image/png', 1, 1, 3, ?2)",
+                params![hash.as_str(), b"bad".to_vec()],
+            )
+            .unwrap();
+        assert!(matches!(s.photo(&hash), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn decisions_follow_the_lifecycle_and_conflicts_show() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Store::init(&dir.path().join("a.db"), "wu").unwrap();
+        let mut r1 = Store::init(&dir.path().join("r1.db"), "center-1").unwrap();
+        let mut r2 = Store::init(&dir.path().join("r2.db"), "center-2").unwrap();
+        let png = {
+            let mut out = Vec::new();
+            let mut enc = png::Encoder::new(&mut out, 1, 1);
+            enc.set_color(png::ColorType::Grayscale);
+            enc.write_header().unwrap().write_image_data(&[7]).unwrap();
+            out
+        };
+        let id = a
+            .report_case(crate::store::NewCase {
+                category: "BJ0101".into(),
+                pos: LonLat::new(120.0, 30.0).unwrap(),
+                description: "cover".into(),
+                photos: vec![png],
+                at: None,
+                quick_fix_after: None,
+                survey: None,
+            })
+            .unwrap();
+        let report = a.export_bundle(None).unwrap();
+        r1.import_bundle(&report).unwrap();
+        r2.import_bundle(&report).unwrap();
+        assert!(
+            r1.set_status(id, Status::Handled, None, None).is_err(),
+            "reported cannot become handled"
+        );
+        assert!(
+            r1.edit_case(
+                id,
+                CaseEditRequest {
+                    description: Some("x".into()),
+                    ..Default::default()
+                }
+            )
+            .is_err()
+        );
+        let c1 = r1.set_status(id, Status::Registered, None, None).unwrap();
+        let c2 = r2
+            .set_status(id, Status::Rejected, Some(RejectReason::FalseReport), None)
+            .unwrap();
+        a.apply_changes(vec![c1, c2]).unwrap();
+        let v = a.case(id).unwrap();
+        assert!(v.in_conflict());
+        assert_eq!(v.statuses(), vec![Status::Registered, Status::Rejected]);
+        let e = a.edit_case(
+            id,
+            CaseEditRequest {
+                description: Some("y".into()),
+                ..Default::default()
+            },
+        );
+        assert!(e.unwrap_err().to_string().contains("only while reported"));
     }
 }

@@ -30,9 +30,14 @@ impl Store {
             .prepare_cached("SELECT data FROM photos WHERE hash = ?1")?
             .query_row([hash.as_str()], |r| r.get(0))
             .optional()?
-            .ok_or_else(|| Error::NotFound { what: "photo", id: hash.to_string() })?;
+            .ok_or_else(|| Error::NotFound {
+                what: "photo",
+                id: hash.to_string(),
+            })?;
         if PhotoHash::of(&bytes) != *hash {
-            return Err(Error::Corrupt(format!("photo {hash} no longer matches its hash")));
+            return Err(Error::Corrupt(format!(
+                "photo {hash} no longer matches its hash"
+            )));
         }
         Ok(bytes)
     }
@@ -48,7 +53,9 @@ impl Store {
 
     /// How many distinct photos the device holds.
     pub fn photo_count(&self) -> Result<u64> {
-        let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM photos", [], |r| r.get(0))?;
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM photos", [], |r| r.get(0))?;
         Ok(n as u64)
     }
 }

@@ -60,7 +60,9 @@ impl Store {
             for chunk in points.chunks(MAX_POINTS_PER_CHANGE) {
                 let first_seq: i64 = w
                     .tx()
-                    .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM track_points WHERE actor = ?1")?
+                    .prepare_cached(
+                        "SELECT COALESCE(MAX(seq) + 1, 0) FROM track_points WHERE actor = ?1",
+                    )?
                     .query_row([w.actor.as_bytes()], |r| r.get(0))?;
                 w.emit(Op::TrackAppend(TrackBatch::encode(first_seq as u64, chunk)))?;
             }
@@ -69,7 +71,12 @@ impl Store {
     }
 
     /// Records the start or end of a shift (a test case).
-    pub fn mark_shift(&mut self, kind: ShiftKind, at: Option<Timestamp>, pos: Option<LonLat>) -> Result<ShiftMark> {
+    pub fn mark_shift(
+        &mut self,
+        kind: ShiftKind,
+        at: Option<Timestamp>,
+        pos: Option<LonLat>,
+    ) -> Result<ShiftMark> {
         let at = match at {
             Some(t) => t,
             None => Timestamp::from_millis("at", self.now_ms() as i64)?,
@@ -78,7 +85,13 @@ impl Store {
             Some(p) => self.locate_cell(p)?,
             None => None,
         };
-        let mark = ShiftMark { id: uuid::Uuid::new_v4(), kind, at, pos, cell };
+        let mark = ShiftMark {
+            id: uuid::Uuid::new_v4(),
+            kind,
+            at,
+            pos,
+            cell,
+        };
         let m = mark.clone();
         self.write_local(|w| w.emit(Op::ShiftMark(m)))?;
         Ok(mark)
@@ -90,7 +103,12 @@ impl Store {
             "SELECT actor, COUNT(*), MIN(t_ms), MAX(t_ms) FROM track_points GROUP BY actor ORDER BY actor",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<i64>>(3)?))
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
@@ -126,8 +144,17 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (a, seq, t, lon, lat, acc, speed) = row?;
-            let point = TrackPoint::new(Timestamp::from_millis("t", t)?, LonLat::new(lon, lat)?, acc, speed)?;
-            out.push(StoredPoint { actor: actor_from(&a)?, seq: seq as u64, point });
+            let point = TrackPoint::new(
+                Timestamp::from_millis("t", t)?,
+                LonLat::new(lon, lat)?,
+                acc,
+                speed,
+            )?;
+            out.push(StoredPoint {
+                actor: actor_from(&a)?,
+                seq: seq as u64,
+                point,
+            });
         }
         Ok(out)
     }
@@ -137,7 +164,9 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT body, actor FROM changes WHERE kind = 'shift_mark' ORDER BY hlc, actor",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
         let mut out = Vec::new();
         for row in rows {
             let (body, actor) = row?;

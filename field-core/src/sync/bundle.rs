@@ -34,7 +34,10 @@ impl BundlePhoto {
             .decode(&self.data)
             .map_err(|e| invalid(field, format!("photo data is not base64: {e}")))?;
         if PhotoHash::of(&bytes) != self.sha256 {
-            return Err(invalid(field, format!("bytes do not hash to {}", self.sha256)));
+            return Err(invalid(
+                field,
+                format!("bytes do not hash to {}", self.sha256),
+            ));
         }
         Ok(bytes)
     }
@@ -55,7 +58,12 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    pub fn new(origin: ActorId, cursor: u64, changes: Vec<Change>, photos: Vec<BundlePhoto>) -> Bundle {
+    pub fn new(
+        origin: ActorId,
+        cursor: u64,
+        changes: Vec<Change>,
+        photos: Vec<BundlePhoto>,
+    ) -> Bundle {
         Bundle {
             format: BUNDLE_FORMAT.into(),
             schema: CHANGE_SCHEMA,
@@ -84,7 +92,10 @@ impl Bundle {
         let probe: Probe = serde_json::from_str(text)
             .map_err(|e| invalid("bundle", format!("not a change bundle: {e}")))?;
         if probe.format != BUNDLE_FORMAT {
-            return Err(invalid("bundle.format", format!("`{}` is not {BUNDLE_FORMAT}", probe.format)));
+            return Err(invalid(
+                "bundle.format",
+                format!("`{}` is not {BUNDLE_FORMAT}", probe.format),
+            ));
         }
         Change::check_schema(probe.schema)?;
         for c in &probe.changes {
@@ -124,6 +135,11 @@ mod tests {
         let mut p = BundlePhoto::new(PhotoHash::of(b"abc"), b"abc");
         assert_eq!(p.bytes("photos[0]").unwrap(), b"abc");
         p.data = BASE64.encode(b"abd");
-        assert!(p.bytes("photos[0]").unwrap_err().to_string().contains("do not hash"));
+        assert!(
+            p.bytes("photos[0]")
+                .unwrap_err()
+                .to_string()
+                .contains("do not hash")
+        );
     }
 }
