@@ -177,16 +177,21 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let next_counter = apply::applied_counter(&tx, actor)? + 1;
+        let mut applier = apply::Applier::default();
+        let next_counter = applier.applied_counter(&tx, actor)? + 1;
         let mut local = LocalTx {
             tx,
+            applier,
             actor,
             hlc: self.hlc,
             now_ms,
             next_counter,
         };
         let out = f(&mut local)?;
-        let LocalTx { tx, hlc, .. } = local;
+        let LocalTx {
+            tx, applier, hlc, ..
+        } = local;
+        applier.finish(&tx)?;
         set_meta(&tx, "hlc", &hlc.last().raw().to_string())?;
         tx.commit()?;
         self.hlc = hlc;
@@ -201,6 +206,7 @@ impl Store {
 /// An open local write: emits changes authored by this device.
 struct LocalTx<'a> {
     tx: Transaction<'a>,
+    applier: apply::Applier,
     actor: ActorId,
     hlc: HlcGenerator,
     now_ms: u64,
@@ -221,7 +227,7 @@ impl LocalTx<'_> {
             hlc: self.hlc.tick(self.now_ms),
             op,
         };
-        apply::apply_and_log(&self.tx, &change)?;
+        self.applier.apply_and_log(&self.tx, &change)?;
         self.next_counter += 1;
         Ok(change)
     }

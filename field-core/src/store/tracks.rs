@@ -1,7 +1,7 @@
 //! Track points and shift marks. Points are keyed by (author, sequence) and
 //! only ever appended.
 
-use rusqlite::{Transaction, params};
+use rusqlite::params;
 use serde::Serialize;
 
 use super::Store;
@@ -28,7 +28,11 @@ pub struct TrackSummary {
     pub last: Option<Timestamp>,
 }
 
-pub(super) fn insert_points(tx: &Transaction, actor: ActorId, batch: &TrackBatch) -> Result<()> {
+pub(super) fn insert_points(
+    tx: &rusqlite::Connection,
+    actor: ActorId,
+    batch: &TrackBatch,
+) -> Result<()> {
     let points = batch.decode()?;
     let mut stmt = tx.prepare_cached(
         "INSERT OR IGNORE INTO track_points (actor, seq, t_ms, lon, lat, accuracy_m, speed_mps)
