@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{Store, set_meta};
 use crate::crdt::{CaseState, Change, Op};
 use crate::error::{Result, invalid};
+use crate::crdt::ChangeId;
 use crate::model::{ActorId, CaseId, ShiftMark};
 
 /// What applying a set of remote changes did.
@@ -19,8 +20,8 @@ pub struct ApplySummary {
     pub applied: usize,
     /// Already held: ignored.
     pub duplicates: usize,
-    /// Changes now waiting in the causal buffer for an earlier change of
-    /// their actor (all of them, not only this batch's).
+    /// Changes now waiting in the causal buffer (all of them, not only
+    /// this batch's).
     pub buffered: usize,
 }
 
@@ -55,10 +56,7 @@ impl Applier {
         match &change.op {
             Op::CaseReport(_) | Op::CaseEdit(_) | Op::StatusSet(_) => {
                 let id = change.case_id().expect("case ops name their case");
-                let state = match self.cases.entry(id) {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(e) => e.insert(load_case(tx, id)?.unwrap_or_default()),
-                };
+                let state = self.case(tx, id)?;
                 // `CaseState::apply` checks before it mutates: a refused
                 // change leaves the cached state as it was.
                 state
@@ -148,6 +146,21 @@ fn insert_shift(tx: &Connection, actor: ActorId, m: &ShiftMark) -> Result<()> {
     Ok(())
 }
 
+/// What happened to one remote change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]
+pub enum Judgement {
+    /// Merged into state and appended to the log.
+    Applied,
+    /// Already held (in the log or the buffer): nothing done.
+    Duplicate,
+    /// Held durably in the causal buffer until an earlier change of the same
+    /// case by the same author arrives.
+    Buffered,
+    /// Not acceptable; nothing of it was written.
+    Refused(String),
+}
+
 impl Store {
     /// Applies remote changes, in any order, with duplicates, atomically:
     /// either all are taken (applied or buffered) or, if one is malformed,
@@ -160,48 +173,63 @@ impl Store {
     /// transaction (a bundle stores its photos there).
     pub(super) fn apply_remote(
         &mut self,
-        mut changes: Vec<Change>,
+        changes: Vec<Change>,
         first: impl FnOnce(&Transaction) -> Result<()>,
     ) -> Result<ApplySummary> {
-        let now = self.now_ms();
-        for c in &changes {
-            Change::check_schema(c.schema)?;
-            self.hlc.observe(c.hlc, now)?;
-        }
-        changes.sort_by_key(|c| (c.actor, c.counter));
+        let judged = self.apply_batch(changes, first, true)?;
         let mut summary = ApplySummary::default();
+        for (_, j) in &judged {
+            match j {
+                Judgement::Applied => summary.applied += 1,
+                Judgement::Duplicate => summary.duplicates += 1,
+                Judgement::Buffered | Judgement::Refused(_) => {}
+            }
+        }
+        summary.buffered = self.buffered_count()? as usize;
+        Ok(summary)
+    }
+
+    /// Applies remote changes judging each on its own: a refused change is
+    /// reported with its reason and the others still apply (the server's
+    /// batch rule). One transaction; only storage failures are errors.
+    pub fn apply_judged(&mut self, changes: Vec<Change>) -> Result<Vec<(ChangeId, Judgement)>> {
+        self.apply_batch(changes, |_| Ok(()), false)
+    }
+
+    fn apply_batch(
+        &mut self,
+        changes: Vec<Change>,
+        first: impl FnOnce(&Transaction) -> Result<()>,
+        strict: bool,
+    ) -> Result<Vec<(ChangeId, Judgement)>> {
+        let now = self.now_ms();
+        let mut order: Vec<usize> = (0..changes.len()).collect();
+        order.sort_by_key(|&i| (changes[i].actor, changes[i].counter));
+        let mut out: Vec<Option<(ChangeId, Judgement)>> = vec![None; changes.len()];
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         first(&tx)?;
         let mut applier = Applier::default();
-        for change in &changes {
-            let next = applier.applied_counter(&tx, change.actor)? + 1;
-            if change.counter < next {
-                summary.duplicates += 1;
-            } else if change.counter == next {
-                applier.apply_and_log(&tx, change)?;
-                summary.applied += 1;
-                summary.applied += drain_buffer(&tx, &mut applier, change.actor, next + 1)?;
-            } else {
-                let inserted = tx
-                    .prepare_cached("INSERT OR IGNORE INTO pending_changes (actor, counter, body) VALUES (?1, ?2, ?3)")?
-                    .execute(params![change.actor.as_bytes(), change.counter as i64, change.to_json()])?;
-                if inserted == 0 {
-                    summary.duplicates += 1;
-                }
-            }
+        for i in order {
+            let change = &changes[i];
+            let judged = Change::check_schema(change.schema)
+                .and_then(|()| self.hlc.observe(change.hlc, now))
+                .and_then(|()| applier.take(&tx, change));
+            let judgement = match judged {
+                Ok(j) => j,
+                Err(e) if strict => return Err(e),
+                Err(e) => Judgement::Refused(e.to_string()),
+            };
+            out[i] = Some((change.id(), judgement));
         }
         applier.finish(&tx)?;
         set_meta(&tx, "hlc", &self.hlc.last().raw().to_string())?;
-        let waiting: i64 =
-            tx.query_row("SELECT COUNT(*) FROM pending_changes", [], |r| r.get(0))?;
-        summary.buffered = waiting as usize;
         tx.commit()?;
-        Ok(summary)
+        Ok(out.into_iter().map(|o| o.expect("every change judged")).collect())
     }
 
-    /// Number of remote changes waiting for an earlier change of their actor.
+    /// Number of remote changes waiting in the causal buffer.
     pub fn buffered_count(&self) -> Result<u64> {
         let n: i64 = self
             .conn
@@ -218,27 +246,87 @@ impl Store {
     }
 }
 
-/// Applies buffered changes of `actor` from counter `from` while they are
-/// contiguous; returns how many.
-fn drain_buffer(
-    tx: &Transaction,
-    applier: &mut Applier,
-    actor: ActorId,
-    from: u64,
-) -> Result<usize> {
-    let mut n = 0;
-    let mut next = from;
-    loop {
-        let body: Option<String> = tx
-            .prepare_cached("SELECT body FROM pending_changes WHERE actor = ?1 AND counter = ?2")?
-            .query_row(params![actor.as_bytes(), next as i64], |r| r.get(0))
-            .optional()?;
-        let Some(body) = body else { return Ok(n) };
-        let change = Change::from_json(&body)?;
-        applier.apply_and_log(tx, &change)?;
-        tx.prepare_cached("DELETE FROM pending_changes WHERE actor = ?1 AND counter = ?2")?
-            .execute(params![actor.as_bytes(), next as i64])?;
-        n += 1;
-        next += 1;
+impl Applier {
+    /// Takes one remote change: a duplicate, ready to apply, or waiting.
+    fn take(&mut self, tx: &Connection, change: &Change) -> Result<Judgement> {
+        if self.holds(tx, change)? {
+            return Ok(Judgement::Duplicate);
+        }
+        if self.waits(tx, change)? {
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO pending_changes (actor, counter, body, case_id) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    change.actor.as_bytes(),
+                    change.counter as i64,
+                    change.to_json(),
+                    change.case_id().map(|c| c.to_string())
+                ])?;
+            return Ok(if inserted == 1 { Judgement::Buffered } else { Judgement::Duplicate });
+        }
+        self.apply_and_log(tx, change)?;
+        if let Some(case) = change.case_id() {
+            self.drain_buffer(tx, case)?;
+        }
+        Ok(Judgement::Applied)
+    }
+
+    fn holds(&self, tx: &Connection, change: &Change) -> Result<bool> {
+        Ok(tx
+            .prepare_cached("SELECT 1 FROM changes WHERE actor = ?1 AND counter = ?2")?
+            .query_row(params![change.actor.as_bytes(), change.counter as i64], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// The one ordering the merge needs: an author's photo adds to a case
+    /// come in the order of their dots (the OR-set drops a dot that skips
+    /// ahead). Everything else commutes, so a partial replica that receives
+    /// only some cases' changes never waits on the others.
+    fn waits(&mut self, tx: &Connection, change: &Change) -> Result<bool> {
+        let dot = match &change.op {
+            Op::CaseReport(r) if !r.photos.is_empty() => r.photo_dot,
+            Op::CaseEdit(e) if !e.add_photos.is_empty() => match e.photo_dot {
+                Some(d) => d,
+                None => return Ok(false),
+            },
+            _ => return Ok(false),
+        };
+        let id = change.case_id().expect("case ops name their case");
+        Ok(dot > self.case(tx, id)?.next_photo_dot(change.actor))
+    }
+
+    fn case(&mut self, tx: &Connection, id: CaseId) -> Result<&mut CaseState> {
+        Ok(match self.cases.entry(id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(load_case(tx, id)?.unwrap_or_default()),
+        })
+    }
+
+    /// Applies buffered changes of `case` that have become ready, until none is.
+    fn drain_buffer(&mut self, tx: &Connection, case: CaseId) -> Result<()> {
+        loop {
+            let waiting: Vec<String> = tx
+                .prepare_cached("SELECT body FROM pending_changes WHERE case_id = ?1 ORDER BY actor, counter")?
+                .query_map([case.to_string()], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut progressed = false;
+            for body in waiting {
+                let change = Change::from_json(&body)?;
+                if self.waits(tx, &change)? {
+                    continue;
+                }
+                tx.prepare_cached("DELETE FROM pending_changes WHERE actor = ?1 AND counter = ?2")?
+                    .execute(params![change.actor.as_bytes(), change.counter as i64])?;
+                if !self.holds(tx, &change)? {
+                    self.apply_and_log(tx, &change)?;
+                }
+                progressed = true;
+            }
+            if !progressed {
+                return Ok(());
+            }
+        }
     }
 }

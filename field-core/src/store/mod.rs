@@ -22,7 +22,7 @@ use crate::error::{Error, Result, invalid};
 use crate::geo::CellIndex;
 use crate::model::{ActorId, Catalog, CellCodePattern};
 
-pub use apply::ApplySummary;
+pub use apply::{ApplySummary, Judgement};
 pub use cases::{CaseEditRequest, CaseSummary, HistoryEntry, NewCase};
 pub use exchange::ImportSummary;
 pub use grid::GridSummary;
@@ -305,27 +305,66 @@ mod tests {
         assert!(h[0] < h[1] && h[1] < h[2], "{h:?}");
     }
 
+    fn tiny_png(v: u8) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, 1, 1);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.write_header().unwrap().write_image_data(&[v]).unwrap();
+        out
+    }
+
+    fn new_case(photo: Vec<u8>) -> NewCase {
+        NewCase {
+            category: "BJ0101".into(),
+            pos: LonLat::new(120.0, 30.0).unwrap(),
+            description: "cover".into(),
+            photos: vec![photo],
+            at: None,
+            quick_fix_after: None,
+            survey: None,
+        }
+    }
+
     #[test]
-    fn remote_changes_out_of_order_wait_for_their_gap() {
+    fn only_photo_adds_wait_for_their_predecessor_everything_else_commutes() {
         let dir = tempfile::tempdir().unwrap();
         let mut a = Store::init(&dir.path().join("a.db"), "wu").unwrap();
         let mut b = Store::init(&dir.path().join("b.db"), "wu").unwrap();
-        for i in 0..3 {
-            a.append_track_points(&[point(1_764_000_000_000 + i * 5000)])
-                .unwrap();
+        for i in 0..2 {
+            a.append_track_points(&[point(1_764_000_000_000 + i * 5000)]).unwrap();
         }
-        let changes = a.export_bundle(None).unwrap().changes;
-        let s = b.apply_changes(vec![changes[2].clone()]).unwrap();
-        assert_eq!((s.applied, s.buffered), (0, 1));
-        let s = b
-            .apply_changes(vec![changes[1].clone(), changes[2].clone()])
-            .unwrap();
-        assert_eq!((s.applied, s.duplicates, s.buffered), (0, 1, 2));
-        let s = b
-            .apply_changes(vec![changes[0].clone(), changes[0].clone()])
-            .unwrap();
-        assert_eq!((s.applied, s.duplicates, s.buffered), (3, 1, 0));
+        let id = a.report_case(new_case(tiny_png(1))).unwrap();
+        let add = CaseEditRequest { add_photos: vec![tiny_png(2)], ..Default::default() };
+        a.edit_case(id, add).unwrap();
+        let ch = a.export_bundle(None).unwrap().changes; // track, track, report, photo add
+        // A later track batch and the photo add arrive first.
+        let s = b.apply_changes(vec![ch[1].clone(), ch[3].clone()]).unwrap();
+        assert_eq!((s.applied, s.buffered), (1, 1), "the track applies, the photo add waits");
+        let s = b.apply_changes(vec![ch[3].clone(), ch[0].clone()]).unwrap();
+        assert_eq!((s.applied, s.duplicates, s.buffered), (1, 1, 1));
+        let s = b.apply_changes(vec![ch[2].clone(), ch[2].clone()]).unwrap();
+        assert_eq!((s.applied, s.duplicates, s.buffered), (1, 1, 0), "the report releases the add");
+        assert_eq!(b.case(id).unwrap().photos.len(), 2);
+        assert_eq!(b.change_count().unwrap(), 4);
         assert_eq!(a.digest().unwrap(), b.digest().unwrap());
+    }
+
+    #[test]
+    fn judged_apply_refuses_one_change_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Store::init(&dir.path().join("a.db"), "wu").unwrap();
+        let mut server = Store::init(&dir.path().join("s.db"), "center").unwrap();
+        a.append_track_points(&[point(1_764_000_000_000)]).unwrap();
+        a.report_case(new_case(tiny_png(3))).unwrap();
+        let mut ch = a.export_bundle(None).unwrap().changes;
+        ch[1].hlc = crate::crdt::Hlc::new(u64::MAX >> 17, 0); // years ahead
+        let judged = server.apply_judged(ch).unwrap();
+        assert_eq!(judged[0].1, crate::store::apply::Judgement::Applied);
+        match &judged[1].1 {
+            crate::store::apply::Judgement::Refused(why) => assert!(why.contains("24 h ahead"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(server.change_count().unwrap(), 1);
     }
 
     #[test]
@@ -348,24 +387,7 @@ mod tests {
         let mut a = Store::init(&dir.path().join("a.db"), "wu").unwrap();
         let mut r1 = Store::init(&dir.path().join("r1.db"), "center-1").unwrap();
         let mut r2 = Store::init(&dir.path().join("r2.db"), "center-2").unwrap();
-        let png = {
-            let mut out = Vec::new();
-            let mut enc = png::Encoder::new(&mut out, 1, 1);
-            enc.set_color(png::ColorType::Grayscale);
-            enc.write_header().unwrap().write_image_data(&[7]).unwrap();
-            out
-        };
-        let id = a
-            .report_case(crate::store::NewCase {
-                category: "BJ0101".into(),
-                pos: LonLat::new(120.0, 30.0).unwrap(),
-                description: "cover".into(),
-                photos: vec![png],
-                at: None,
-                quick_fix_after: None,
-                survey: None,
-            })
-            .unwrap();
+        let id = a.report_case(new_case(tiny_png(7))).unwrap();
         let report = a.export_bundle(None).unwrap();
         r1.import_bundle(&report).unwrap();
         r2.import_bundle(&report).unwrap();

@@ -85,6 +85,20 @@ const MIGRATIONS: &[&str] = &[
         geometry TEXT NOT NULL
     );
     "#,
+    // 2: partial replication and sync. The causal buffer is keyed by case
+    // (a device that pulls only its cells sees gaps in other actors'
+    // counters); the device remembers changes the server refused.
+    r#"
+    ALTER TABLE pending_changes ADD COLUMN case_id TEXT;
+    CREATE INDEX pending_by_case ON pending_changes (case_id);
+    CREATE TABLE refused_changes (
+        actor      BLOB NOT NULL,
+        counter    INTEGER NOT NULL,
+        reason     TEXT NOT NULL,
+        refused_at INTEGER NOT NULL,
+        PRIMARY KEY (actor, counter)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build creates.
