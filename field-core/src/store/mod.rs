@@ -10,6 +10,7 @@ mod exchange;
 mod grid;
 mod photos;
 mod schema;
+mod sync_state;
 mod tracks;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ pub use cases::{CaseEditRequest, CaseSummary, HistoryEntry, NewCase};
 pub use exchange::ImportSummary;
 pub use grid::GridSummary;
 pub use schema::STORE_VERSION;
+pub use sync_state::{SyncSettings, SyncStatus};
 pub use tracks::{StoredPoint, TrackSummary};
 
 /// The store file inside a device home directory.

@@ -98,6 +98,8 @@ const MIGRATIONS: &[&str] = &[
         refused_at INTEGER NOT NULL,
         PRIMARY KEY (actor, counter)
     ) WITHOUT ROWID;
+    -- Photos the server has confirmed holding need no upload.
+    ALTER TABLE photos ADD COLUMN uploaded INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 

@@ -1,0 +1,167 @@
+//! What the device remembers about the server: where it is, its token, the
+//! outbox (own changes past the push cursor — in the same file and
+//! transaction as the data, so a crash can neither lose nor wedge it), the
+//! pull cursor (advanced in the transaction that applies the pull), and
+//! which photos the server has confirmed.
+
+use rusqlite::{TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+
+use super::{ApplySummary, Store, get_meta, set_meta};
+use crate::crdt::Change;
+use crate::error::{Error, Result};
+use crate::model::{Catalog, PhotoHash, Timestamp};
+use crate::sync::protocol::{PullResponse, PushOutcome, PushResult};
+
+/// The device's enrolment with a server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyncSettings {
+    pub server: String,
+    pub token: String,
+    pub user: crate::sync::protocol::UserInfo,
+}
+
+/// `field status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct SyncStatus {
+    pub server: Option<String>,
+    pub user: Option<String>,
+    pub pending_changes: u64,
+    pub pending_photos: u64,
+    pub refused_changes: u64,
+    pub buffered_changes: u64,
+    pub last_sync: Option<Timestamp>,
+    pub pull_cursor: u64,
+}
+
+fn meta_u64(conn: &rusqlite::Connection, key: &str) -> Result<u64> {
+    Ok(get_meta(conn, key)?.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+impl Store {
+    pub fn sync_settings(&self) -> Result<Option<SyncSettings>> {
+        get_meta(&self.conn, "sync")?
+            .map(|s| serde_json::from_str(&s).map_err(|e| Error::Corrupt(format!("sync settings: {e}"))))
+            .transpose()
+    }
+
+    /// Records the enrolment; the collector name becomes the server's.
+    pub fn set_sync_settings(&mut self, settings: &SyncSettings) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        set_meta(&tx, "sync", &serde_json::to_string(settings)?)?;
+        set_meta(&tx, "collector", &settings.user.name)?;
+        tx.commit()?;
+        self.collector = settings.user.name.clone();
+        Ok(())
+    }
+
+    /// Up to `limit` own changes the server has not judged yet, oldest
+    /// first, with the log position of the last one.
+    pub fn outbox(&self, limit: usize) -> Result<(Vec<Change>, u64)> {
+        let cursor = meta_u64(&self.conn, "push_cursor")? as i64;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT log_seq, body FROM changes WHERE actor = ?1 AND log_seq > ?2 ORDER BY log_seq LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![self.actor.as_bytes(), cursor, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let (mut out, mut last) = (Vec::new(), cursor);
+        for row in rows {
+            let (seq, body) = row?;
+            out.push(Change::from_json(&body)?);
+            last = seq;
+        }
+        Ok((out, last as u64))
+    }
+
+    pub fn outbox_len(&self) -> Result<u64> {
+        let cursor = meta_u64(&self.conn, "push_cursor")? as i64;
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM changes WHERE actor = ?1 AND log_seq > ?2",
+            params![self.actor.as_bytes(), cursor],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Every pushed change up to log position `through` has a final
+    /// judgement: move the push cursor and remember the refusals.
+    pub fn record_push(&mut self, through: u64, results: &[PushResult]) -> Result<()> {
+        let now = self.now_ms() as i64;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for r in results.iter().filter(|r| r.outcome == PushOutcome::Refused) {
+            tx.execute(
+                "INSERT OR REPLACE INTO refused_changes (actor, counter, reason, refused_at) VALUES (?1, ?2, ?3, ?4)",
+                params![r.actor.as_bytes(), r.counter as i64, r.reason.clone().unwrap_or_default(), now],
+            )?;
+        }
+        set_meta(&tx, "push_cursor", &through.to_string())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn pull_cursor(&self) -> Result<u64> {
+        meta_u64(&self.conn, "pull_cursor")
+    }
+
+    pub fn grid_version(&self) -> Result<Option<String>> {
+        get_meta(&self.conn, "grid_version")
+    }
+
+    pub fn catalog_version(&self) -> Result<Option<String>> {
+        Ok(get_meta(&self.conn, "catalog")?.map(|_| self.catalog.version.clone()))
+    }
+
+    /// Applies one pull: grid and catalog if sent, then the changes and the
+    /// new cursor in one transaction (a crash re-pulls, harmlessly).
+    pub fn apply_pull(&mut self, pull: PullResponse) -> Result<ApplySummary> {
+        if let Some(grid) = &pull.grid {
+            let cells = crate::import::parse_grid(&grid.geojson.to_string(), &self.cell_pattern)?;
+            self.import_grid(cells)?;
+            set_meta(&self.conn, "grid_version", &grid.version)?;
+        }
+        if let Some(c) = &pull.catalog {
+            self.import_catalog(Catalog::from_json(&c.catalog.to_string())?)?;
+        }
+        let cursor = pull.cursor.to_string();
+        let now = self.now_ms().to_string();
+        self.apply_remote(pull.changes, |tx| {
+            set_meta(tx, "pull_cursor", &cursor)?;
+            set_meta(tx, "last_sync", &now)
+        })
+    }
+
+    /// Photos the server has not confirmed holding.
+    pub fn photos_to_upload(&self) -> Result<Vec<PhotoHash>> {
+        let mut stmt = self.conn.prepare_cached("SELECT hash FROM photos WHERE uploaded = 0 ORDER BY hash")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.map(|h| PhotoHash::parse("hash", &h?).map_err(|e| Error::Corrupt(e.to_string())))
+            .collect()
+    }
+
+    pub fn mark_photo_uploaded(&mut self, hash: &PhotoHash) -> Result<()> {
+        self.conn.execute("UPDATE photos SET uploaded = 1 WHERE hash = ?1", [hash.as_str()])?;
+        Ok(())
+    }
+
+    pub fn sync_status(&self) -> Result<SyncStatus> {
+        let settings = self.sync_settings()?;
+        let count = |sql: &str| -> Result<u64> {
+            let n: i64 = self.conn.query_row(sql, [], |r| r.get(0))?;
+            Ok(n as u64)
+        };
+        Ok(SyncStatus {
+            server: settings.as_ref().map(|s| s.server.clone()),
+            user: settings.as_ref().map(|s| s.user.name.clone()),
+            pending_changes: self.outbox_len()?,
+            pending_photos: count("SELECT COUNT(*) FROM photos WHERE uploaded = 0")?,
+            refused_changes: count("SELECT COUNT(*) FROM refused_changes")?,
+            buffered_changes: self.buffered_count()?,
+            last_sync: get_meta(&self.conn, "last_sync")?
+                .and_then(|v| v.parse::<i64>().ok())
+                .map(|ms| Timestamp::from_millis("last_sync", ms))
+                .transpose()?,
+            pull_cursor: self.pull_cursor()?,
+        })
+    }
+}

@@ -1,0 +1,147 @@
+//! The device side of sync: push the outbox in bounded batches while
+//! pulling, then upload the photos the server lacks, in resumable chunks.
+//! No I/O of its own: the transport is injected.
+
+use serde::Serialize;
+
+use super::protocol::{
+    ChunkAck, MAX_CHANGES_PER_PUSH, PHOTO_CHUNK_BYTES, PROTOCOL_VERSION, PhotosNeededRequest,
+    PhotosNeededResponse, PullRequest, PushOutcome, SyncRequest, SyncResponse,
+};
+use crate::model::PhotoHash;
+use crate::store::Store;
+
+/// Why a round trip failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// No answer (connection refused, cut, timed out): safe to retry.
+    #[error("server unreachable: {0}")]
+    Unreachable(String),
+    /// The server answered with a refusal.
+    #[error("server refused ({status}): {reason}")]
+    Refused { status: u16, reason: String },
+}
+
+/// Moves protocol messages; HTTP in the field, a simulated network in tests.
+pub trait Transport {
+    fn sync(&mut self, req: &SyncRequest) -> Result<SyncResponse, TransportError>;
+    fn photos_needed(&mut self, req: &PhotosNeededRequest) -> Result<PhotosNeededResponse, TransportError>;
+    fn upload_chunk(&mut self, hash: &PhotoHash, offset: u64, total: u64, bytes: &[u8]) -> Result<ChunkAck, TransportError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+    #[error("the server answered {got} results for {sent} pushed changes")]
+    Protocol { sent: usize, got: usize },
+}
+
+/// What one `sync` did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SyncSummary {
+    pub pushed: usize,
+    pub refused: usize,
+    pub pulled: usize,
+    pub photos_sent: usize,
+    pub photo_bytes: u64,
+    pub round_trips: usize,
+}
+
+/// Progress events for a progress bar.
+#[derive(Clone, Copy, Debug)]
+pub enum Progress {
+    Pushed { done: usize, total: usize },
+    Pulled { changes: usize },
+    PhotoBytes { done: u64, total: u64 },
+}
+
+/// One full sync. Safe to interrupt anywhere: each step is durable before
+/// the next, and every step is idempotent when repeated.
+pub fn sync(store: &mut Store, t: &mut dyn Transport, progress: &mut dyn FnMut(Progress)) -> Result<SyncSummary, SyncError> {
+    let mut summary = SyncSummary::default();
+    let total = store.outbox_len()? as usize;
+    loop {
+        let (push, through) = store.outbox(MAX_CHANGES_PER_PUSH)?;
+        let req = SyncRequest {
+            protocol: PROTOCOL_VERSION,
+            pull: PullRequest {
+                cursor: store.pull_cursor()?,
+                grid_version: store.grid_version()?,
+                catalog_version: store.catalog_version()?,
+            },
+            push,
+        };
+        let resp = t.sync(&req)?;
+        summary.round_trips += 1;
+        if resp.push.len() != req.push.len() {
+            return Err(SyncError::Protocol { sent: req.push.len(), got: resp.push.len() });
+        }
+        if !req.push.is_empty() {
+            store.record_push(through, &resp.push)?;
+            summary.pushed += req.push.len();
+            summary.refused += resp.push.iter().filter(|r| r.outcome == PushOutcome::Refused).count();
+            progress(Progress::Pushed { done: summary.pushed, total });
+        }
+        let more = resp.pull.more;
+        summary.pulled += resp.pull.changes.len();
+        store.apply_pull(resp.pull)?;
+        progress(Progress::Pulled { changes: summary.pulled });
+        if req.push.len() < MAX_CHANGES_PER_PUSH && !more {
+            break;
+        }
+    }
+    upload_photos(store, t, &mut summary, progress)?;
+    Ok(summary)
+}
+
+fn upload_photos(
+    store: &mut Store,
+    t: &mut dyn Transport,
+    summary: &mut SyncSummary,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(), SyncError> {
+    let hashes = store.photos_to_upload()?;
+    if hashes.is_empty() {
+        return Ok(());
+    }
+    let needed = t.photos_needed(&PhotosNeededRequest { hashes: hashes.clone() })?;
+    summary.round_trips += 1;
+    let mut bytes_total = 0;
+    let mut jobs = Vec::new();
+    for need in &needed.needed {
+        let bytes = store.photo(&need.hash)?;
+        bytes_total += bytes.len() as u64 - need.received.min(bytes.len() as u64);
+        jobs.push((need.hash.clone(), need.received, bytes));
+    }
+    let mut done = 0;
+    for (hash, mut offset, bytes) in jobs {
+        let total = bytes.len() as u64;
+        // A server that keeps answering without taking bytes must not spin us.
+        let mut budget = 2 * bytes.len().div_ceil(PHOTO_CHUNK_BYTES) + 2;
+        while offset < total {
+            if budget == 0 {
+                return Err(TransportError::Refused { status: 500, reason: format!("upload of {hash} makes no progress") }.into());
+            }
+            budget -= 1;
+            let end = (offset as usize + PHOTO_CHUNK_BYTES).min(bytes.len());
+            let ack = t.upload_chunk(&hash, offset, total, &bytes[offset as usize..end])?;
+            summary.round_trips += 1;
+            done += end as u64 - offset;
+            summary.photo_bytes += end as u64 - offset;
+            progress(Progress::PhotoBytes { done, total: bytes_total });
+            offset = ack.received;
+            if ack.complete {
+                break;
+            }
+        }
+        summary.photos_sent += 1;
+    }
+    // Everything offered is now held by the server: sent, or not needed.
+    for h in &hashes {
+        store.mark_photo_uploaded(h)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! The sync client's HTTP adapter (reqwest, blocking): one thin layer that
+//! maps protocol calls to requests and HTTP failures to [`TransportError`].
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::client::{Transport, TransportError};
+use super::protocol::{
+    ChunkAck, EnrollRequest, EnrollResponse, ErrorBody, PhotosNeededRequest, PhotosNeededResponse, SyncRequest,
+    SyncResponse,
+};
+use crate::model::PhotoHash;
+
+/// A server reached over HTTP, with a bearer token once enrolled.
+pub struct HttpTransport {
+    base: String,
+    token: Option<String>,
+    client: reqwest::blocking::Client,
+    /// Request and response body bytes, for the sync summary and benches.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+impl HttpTransport {
+    pub fn new(base: &str, token: Option<String>) -> Result<HttpTransport, TransportError> {
+        let client = reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        Ok(HttpTransport {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            client,
+            bytes_sent: 0,
+            bytes_received: 0,
+        })
+    }
+
+    fn send(&mut self, req: reqwest::blocking::RequestBuilder, sent: usize) -> Result<Vec<u8>, TransportError> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req.send().map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        let status = resp.status();
+        let body = resp.bytes().map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        self.bytes_sent += sent as u64;
+        self.bytes_received += body.len() as u64;
+        if !status.is_success() {
+            let reason = serde_json::from_slice::<ErrorBody>(&body)
+                .map(|e| match e.field {
+                    Some(f) => format!("{f}: {}", e.reason),
+                    None => e.reason,
+                })
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            return Err(TransportError::Refused { status: status.as_u16(), reason });
+        }
+        Ok(body.to_vec())
+    }
+
+    /// Sends `body` as JSON to `path` with `method` and parses the answer.
+    pub fn call<B: Serialize, R: DeserializeOwned>(&mut self, method: &str, path: &str, body: Option<&B>) -> Result<R, TransportError> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        let mut sent = 0;
+        if let Some(b) = body {
+            let bytes = serde_json::to_vec(b).map_err(|e| TransportError::Unreachable(e.to_string()))?;
+            sent = bytes.len();
+            req = req.header("content-type", "application/json").body(bytes);
+        }
+        let bytes = self.send(req, sent)?;
+        serde_json::from_slice(&bytes).map_err(|e| TransportError::Unreachable(format!("unreadable answer from {path}: {e}")))
+    }
+
+    /// Sends a raw body (a GeoJSON grid, a CSV) and parses the JSON answer.
+    pub fn call_raw<R: DeserializeOwned>(&mut self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Result<R, TransportError> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        let sent = body.len();
+        let req = self.client.request(method, format!("{}{path}", self.base)).header("content-type", content_type).body(body);
+        let bytes = self.send(req, sent)?;
+        serde_json::from_slice(&bytes).map_err(|e| TransportError::Unreachable(format!("unreadable answer from {path}: {e}")))
+    }
+
+    pub fn enroll(&mut self, req: &EnrollRequest) -> Result<EnrollResponse, TransportError> {
+        self.call("POST", "/v1/enroll", Some(req))
+    }
+}
+
+impl Transport for HttpTransport {
+    fn sync(&mut self, req: &SyncRequest) -> Result<SyncResponse, TransportError> {
+        self.call("POST", "/v1/sync", Some(req))
+    }
+
+    fn photos_needed(&mut self, req: &PhotosNeededRequest) -> Result<PhotosNeededResponse, TransportError> {
+        self.call("POST", "/v1/photos/needed", Some(req))
+    }
+
+    fn upload_chunk(&mut self, hash: &PhotoHash, offset: u64, total: u64, bytes: &[u8]) -> Result<ChunkAck, TransportError> {
+        let path = format!("/v1/photos/{hash}?offset={offset}&total={total}");
+        self.call_raw("PUT", &path, "application/octet-stream", bytes.to_vec())
+    }
+}

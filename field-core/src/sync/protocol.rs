@@ -1,0 +1,177 @@
+//! The sync protocol's messages (HTTP + JSON; `schemas/sync-*.schema.json`).
+//! Shared by the device client and the server so the two cannot drift.
+//!
+//! One round trip does both directions: the device pushes what the server
+//! has not acknowledged and pulls what it lacks since its cursor. Photos
+//! travel separately, only those the server says it needs, in resumable
+//! chunks.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crdt::Change;
+use crate::model::{ActorId, PhotoHash};
+
+/// Version of these messages; the server refuses a newer one with 400.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Most changes one push may carry; larger outboxes go in several rounds.
+pub const MAX_CHANGES_PER_PUSH: usize = 500;
+/// Most changes one pull returns; `more` says whether to ask again.
+pub const MAX_CHANGES_PER_PULL: usize = 2000;
+/// Photo upload chunk size.
+pub const PHOTO_CHUNK_BYTES: usize = 256 * 1024;
+
+/// One round trip: push these, then send me what I lack.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    pub protocol: u32,
+    pub push: Vec<Change>,
+    pub pull: PullRequest,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequest {
+    /// The server cursor of the last pull applied on the device (0 at first).
+    pub cursor: u64,
+    /// Versions the device holds; the server sends a newer grid or catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_version: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncResponse {
+    /// One result per pushed change, in the order pushed. Every result is
+    /// final: the device never needs to push that change again.
+    pub push: Vec<PushResult>,
+    pub pull: PullResponse,
+}
+
+/// The server's judgement of one pushed change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushResult {
+    pub actor: ActorId,
+    pub counter: u64,
+    pub outcome: PushOutcome,
+    /// HTTP-like code of a refusal: 403 forbidden, 400 invalid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushOutcome {
+    /// Durably stored and merged.
+    Accepted,
+    /// Durably stored, waiting for a change it depends on.
+    Held,
+    /// The server already had it.
+    Duplicate,
+    /// Not stored; `reason` says why.
+    Refused,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullResponse {
+    pub changes: Vec<Change>,
+    /// Pass back as `pull.cursor` next time.
+    pub cursor: u64,
+    /// More changes wait beyond this page.
+    pub more: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<GridPayload>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<CatalogPayload>,
+    /// The cells this collector is assigned to today.
+    #[serde(default)]
+    pub assigned_cells: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridPayload {
+    pub version: String,
+    /// The grid as a GeoJSON FeatureCollection.
+    pub geojson: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogPayload {
+    pub version: String,
+    pub catalog: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhotosNeededRequest {
+    pub hashes: Vec<PhotoHash>,
+}
+
+/// Which photos the server lacks, and how much of each it already has
+/// from an interrupted upload (resume from `received`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhotosNeededResponse {
+    pub needed: Vec<PhotoNeed>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhotoNeed {
+    pub hash: PhotoHash,
+    pub received: u64,
+}
+
+/// The answer to one uploaded chunk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkAck {
+    pub received: u64,
+    pub complete: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    pub code: String,
+    pub actor: ActorId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollResponse {
+    /// The device token: shown once, stored only as a hash on the server.
+    pub token: String,
+    pub user: UserInfo,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserInfo {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    #[serde(default)]
+    pub cells: Vec<String>,
+}
+
+/// Every refusal's body: which field, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub reason: String,
+}
