@@ -60,6 +60,22 @@ pub enum Command {
     /// Change bundles: merge two devices by file, with no server.
     #[command(subcommand)]
     Changes(ChangesCmd),
+    /// Trade a one-time enrolment code for this device's token.
+    Enroll {
+        #[arg(long, env = "FIELD_SERVER")]
+        server: String,
+        #[arg(long)]
+        code: String,
+        /// A name for this handset, shown to the center.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Push what the server lacks, pull what this device lacks, upload photos.
+    Sync,
+    /// Pending changes and photos, last sync, server.
+    Status,
+    /// Center staff: collectors, devices, grid, catalog, cases (over HTTP).
+    Center(CenterArgs),
     /// Run a throw-away two-device patrol day and merge it by bundles.
     Demo {
         /// Keep the demo's homes in this directory instead of a temporary one.
@@ -69,6 +85,89 @@ pub enum Command {
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(BenchCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct CenterArgs {
+    /// Server URL (default: the one this device enrolled with).
+    #[arg(long, env = "FIELD_SERVER", global = true)]
+    pub server: Option<String>,
+    /// Staff token (default: this device's token; or the admin.token file's).
+    #[arg(long, env = "FIELD_TOKEN", global = true)]
+    pub token: Option<String>,
+    #[command(subcommand)]
+    pub command: CenterCmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CenterCmd {
+    /// Collectors: add (prints a one-time enrolment code), list.
+    #[command(subcommand)]
+    Collector(CollectorCmd),
+    /// Any user (reviewer, admin, collector): add, list.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Devices: revoke a device's token.
+    #[command(subcommand)]
+    Device(DeviceCmd),
+    /// The city's grid: import (checked to tile) for every device.
+    #[command(subcommand)]
+    Grid(CenterImportCmd),
+    /// The category catalog: import for every device.
+    #[command(subcommand)]
+    Catalog(CenterImportCmd),
+    /// Cases as the center sees them.
+    #[command(subcommand)]
+    Case(CenterCaseCmd),
+    /// The server's state digests.
+    Digest,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CollectorCmd {
+    Add {
+        name: String,
+        #[arg(long)]
+        company: Option<String>,
+        /// Assigned cell codes, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        cells: Vec<String>,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    Add {
+        name: String,
+        #[arg(long, default_value = "reviewer")]
+        role: String,
+        #[arg(long)]
+        company: Option<String>,
+        #[arg(long, value_delimiter = ',')]
+        cells: Vec<String>,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceCmd {
+    /// Revoke a device (its actor id, as `center collector list` shows).
+    Revoke { actor: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CenterImportCmd {
+    Import { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CenterCaseCmd {
+    List {
+        #[arg(long)]
+        status: Option<String>,
+    },
+    Show { id: String },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

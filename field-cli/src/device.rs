@@ -367,11 +367,8 @@ pub fn case(home: &Path, cmd: CaseCmd, out: &Output) -> Result<()> {
 
 pub fn digest(home: &Path, out: &Output) -> Result<()> {
     let store = open(home)?;
-    let d = store.digest()?;
-    out.show(
-        &json!({ "actor": store.actor(), "digest": d, "changes": store.change_count()? }),
-        |_| d.clone(),
-    )
+    let report = store.digest_report()?;
+    out.show(&report, |r| r.digest.clone())
 }
 
 pub fn changes(home: &Path, cmd: ChangesCmd, out: &Output) -> Result<()> {

@@ -3,11 +3,13 @@
 //! the reason); anyhow only wraps them with what the command was doing.
 
 mod bench;
+mod center;
 mod cli;
 mod demo;
 mod device;
 mod output;
 mod simulate;
+mod sync;
 
 use clap::Parser;
 
@@ -32,6 +34,10 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Case(cmd) => device::case(&args.home, cmd, &out),
         Command::Digest => device::digest(&args.home, &out),
         Command::Changes(cmd) => device::changes(&args.home, cmd, &out),
+        Command::Enroll { server, code, name } => sync::enroll(&args.home, &server, &code, name, &out),
+        Command::Sync => sync::sync(&args.home, &out),
+        Command::Status => sync::status(&args.home, &out),
+        Command::Center(c) => center::run(&args.home, c, &out),
         Command::Demo { keep } => demo::run(keep, &out),
         Command::Bench(cmd) => bench::run(cmd, &out),
     }

@@ -11,6 +11,10 @@ impl Output {
         Output { json }
     }
 
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
     /// Prints `value` as JSON under --json, else the text `human` renders.
     pub fn show<T: Serialize>(
         &self,

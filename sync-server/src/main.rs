@@ -1,11 +1,79 @@
-//! `sync-server`: the city center's side (issue 3). Not built yet: this
-//! binary says so and exits non-zero rather than pretending to serve.
+//! `sync-server --data DIR --listen ADDR`: a few lines; the work is in the library.
 
-fn main() {
-    eprintln!(
-        "sync-server is not implemented yet (issue 3). Devices merge today by change bundles: \
-         `field changes export` / `field changes import`. Change schema {}.",
-        field_core::crdt::CHANGE_SCHEMA
-    );
-    std::process::exit(2);
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use sync_server::config::FileConfig;
+use sync_server::service::{Center, system_clock, tokens};
+use sync_server::storage::{Role, Storage, sqlite::SqliteStorage};
+
+#[derive(Parser, Debug)]
+#[command(name = "sync-server", version, about = "The city center's sync server.")]
+struct Args {
+    /// Data directory (SQLite files and photo blobs). Default ./server-data.
+    #[arg(long, env = "SYNC_SERVER_DATA")]
+    data: Option<PathBuf>,
+    /// Address to listen on. Default 127.0.0.1:8080; port 0 picks a free one.
+    #[arg(long, env = "SYNC_SERVER_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// TOML file with `data`, `listen` and `[limits]`.
+    #[arg(long, env = "SYNC_SERVER_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// On first start: an admin user and token, written to DIR/admin.token (0600).
+fn ensure_admin(storage: &dyn Storage, dir: &std::path::Path) -> anyhow::Result<()> {
+    if storage.users()?.iter().any(|u| u.role == Role::Admin) {
+        return Ok(());
+    }
+    let admin = storage.create_user("admin", Role::Admin, None, &[])?;
+    let token = tokens::new_token();
+    storage.add_user_token(&tokens::hash(&token), &admin.id)?;
+    let path = dir.join("admin.token");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).with_context(|| format!("writing {}", path.display()))?;
+        writeln!(f, "{token}")?;
+    }
+    eprintln!("admin token written to {}", path.display());
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).init();
+    let args = Args::parse();
+    let file = match &args.config {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    let data = args.data.or(file.data).unwrap_or_else(|| PathBuf::from("server-data"));
+    let listen = args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default"));
+    let storage = Arc::new(SqliteStorage::open(&data).with_context(|| format!("opening {}", data.display()))?);
+    ensure_admin(storage.as_ref(), &data)?;
+    let center = Center::new(storage, file.limits, system_clock());
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    // The first stdout line is the address, for scripts and tests.
+    println!("listening on http://{}", listener.local_addr()?);
+    sync_server::run(listener, center, shutdown_signal()).await?;
+    eprintln!("sync-server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c().await.ok();
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

@@ -6,7 +6,7 @@
 //! noise along shared edges) are ignored.
 
 use geo::{
-    Area, BooleanOps, BoundingRect, Distance, Euclidean, GeodesicArea, Intersects, MultiPolygon,
+    Area, BooleanOps, BoundingRect, Distance, Euclidean, Intersects, MultiPolygon,
     Polygon, Validation, unary_union,
 };
 use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
@@ -96,7 +96,7 @@ fn overlaps(cells: &[Cell], tree: &RTree<Entry>, tolerance_m2: f64) -> Vec<Tilin
             continue;
         }
         let shared = cells[i].geometry.intersection(&cells[j].geometry);
-        let area_m2 = shared.geodesic_area_unsigned();
+        let area_m2 = crate::model::cell::geodesic_area_m2(&shared);
         if area_m2 > tolerance_m2 {
             let (x, y) = ordered(&cells[i].code.to_string(), &cells[j].code.to_string());
             out.push(TilingProblem::Overlap {
@@ -124,7 +124,7 @@ fn holes(cells: &[Cell], tree: &RTree<Entry>, tolerance_m2: f64) -> Vec<TilingPr
     for part in &union.0 {
         for ring in part.interiors() {
             let hole = Polygon::new(ring.clone(), vec![]);
-            let area_m2 = hole.geodesic_area_unsigned();
+            let area_m2 = crate::model::cell::geodesic_area_m2(&MultiPolygon(vec![hole.clone()]));
             if area_m2 <= tolerance_m2 {
                 continue;
             }

@@ -134,3 +134,26 @@ impl Cell {
         }
     }
 }
+
+/// Geodesic area in m² on the WGS84 ellipsoid. Orients rings first: on an
+/// ellipsoid a clockwise exterior ring encloses the rest of the Earth.
+pub fn geodesic_area_m2(g: &MultiPolygon<f64>) -> f64 {
+    use geo::GeodesicArea;
+    use geo::orient::{Direction, Orient};
+    g.orient(Direction::Default).geodesic_area_unsigned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn area_does_not_depend_on_ring_orientation() {
+        let ccw = geo::Rect::new((120.0, 30.0), (120.001, 30.001)).to_polygon();
+        let mut cw = ccw.clone();
+        cw.exterior_mut(|r| r.0.reverse());
+        let a = geodesic_area_m2(&MultiPolygon(vec![ccw]));
+        let b = geodesic_area_m2(&MultiPolygon(vec![cw]));
+        assert!((a - b).abs() < 1e-6 && (a - 10_700.0).abs() < 100.0, "{a} {b}");
+    }
+}

@@ -28,7 +28,8 @@ pub use cases::{CaseEditRequest, CaseSummary, HistoryEntry, NewCase};
 pub use exchange::ImportSummary;
 pub use grid::GridSummary;
 pub use schema::STORE_VERSION;
-pub use sync_state::{SyncSettings, SyncStatus};
+pub use digest::DigestReport;
+pub use sync_state::{PullPage, SyncSettings, SyncStatus};
 pub use tracks::{StoredPoint, TrackSummary};
 
 /// The store file inside a device home directory.

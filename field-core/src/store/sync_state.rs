@@ -165,3 +165,75 @@ impl Store {
         })
     }
 }
+
+/// One page of a pull.
+#[derive(Clone, Debug, Default)]
+pub struct PullPage {
+    pub changes: Vec<Change>,
+    pub cursor: u64,
+    pub more: bool,
+}
+
+impl Store {
+    /// The changes after log position `after` that a device should hold:
+    /// changes of cases in `cells` or reported by one of `own` devices (the
+    /// user's handsets), not authored by `requester` (it has its own). At
+    /// most `limit`; the cursor moves past everything scanned.
+    pub fn changes_for(
+        &self,
+        after: u64,
+        limit: usize,
+        requester: crate::model::ActorId,
+        cells: &[String],
+        own: &[crate::model::ActorId],
+    ) -> Result<PullPage> {
+        let cells_json = serde_json::to_string(cells)?;
+        let own_json = serde_json::to_string(&own.iter().map(|a| hex::encode(a.as_bytes())).collect::<Vec<_>>())?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT log_seq, body FROM changes
+             WHERE log_seq > ?1 AND actor != ?2 AND case_id IN (
+                 SELECT id FROM cases
+                 WHERE cell IN (SELECT value FROM json_each(?3))
+                    OR reporter IN (SELECT unhex(value) FROM json_each(?4)))
+             ORDER BY log_seq LIMIT ?5",
+        )?;
+        let rows = stmt.query_map(
+            params![after as i64, requester.as_bytes(), cells_json, own_json, limit as i64],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+        )?;
+        let mut page = PullPage::default();
+        let mut last = after;
+        for row in rows {
+            let (seq, body) = row?;
+            page.changes.push(Change::from_json(&body)?);
+            last = seq as u64;
+        }
+        page.more = page.changes.len() == limit;
+        page.cursor = if page.more { last } else { self.log_position()?.max(after) };
+        Ok(page)
+    }
+
+    /// The position of the newest change in the log.
+    pub fn log_position(&self) -> Result<u64> {
+        let n: Option<i64> = self.conn.query_row("SELECT MAX(log_seq) FROM changes", [], |r| r.get(0))?;
+        Ok(n.unwrap_or(0) as u64)
+    }
+
+    /// The grid as a GeoJSON FeatureCollection, for devices to pull.
+    pub fn grid_geojson(&self) -> Result<serde_json::Value> {
+        let mut features = Vec::new();
+        for c in self.cells()? {
+            features.push(serde_json::json!({
+                "type": "Feature",
+                "properties": { "code": c.code, "zone": c.zone, "name": c.name },
+                "geometry": serde_json::to_value(geojson::Geometry::from(&c.geometry))?,
+            }));
+        }
+        Ok(serde_json::json!({ "type": "FeatureCollection", "features": features }))
+    }
+
+    /// Records which grid version the store holds (the server sets it on import).
+    pub fn set_grid_version(&mut self, version: &str) -> Result<()> {
+        set_meta(&self.conn, "grid_version", version)
+    }
+}

@@ -1,0 +1,96 @@
+//! `field enroll`, `field sync`, `field status`: the device and the server.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow};
+use field_core::store::SyncSettings;
+use field_core::sync::client::{self, Progress};
+use field_core::sync::http::HttpTransport;
+use field_core::sync::protocol::EnrollRequest;
+use serde_json::json;
+
+use crate::device::open;
+use crate::output::Output;
+
+pub fn enroll(home: &Path, server: &str, code: &str, name: Option<String>, out: &Output) -> Result<()> {
+    let mut store = open(home)?;
+    let mut t = HttpTransport::new(server, None)?;
+    let resp = t
+        .enroll(&EnrollRequest { code: code.to_string(), actor: store.actor(), device_name: name })
+        .with_context(|| format!("enrolling with {server}"))?;
+    store.set_sync_settings(&SyncSettings { server: server.to_string(), token: resp.token, user: resp.user.clone() })?;
+    out.show(&json!({ "server": server, "user": resp.user, "actor": store.actor() }), |_| {
+        format!("enrolled as {} ({}) with {server}; cells: {}", resp.user.name, resp.user.role, resp.user.cells.join(", "))
+    })
+}
+
+pub fn sync(home: &Path, out: &Output) -> Result<()> {
+    let mut store = open(home)?;
+    let settings = store.sync_settings()?.ok_or_else(|| anyhow!("this device is not enrolled: run `field enroll --server URL --code CODE`"))?;
+    let mut t = HttpTransport::new(&settings.server, Some(settings.token.clone()))?;
+    let show_bar = !out.is_json() && std::io::stderr().is_terminal();
+    let bar = show_bar.then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+        b
+    });
+    let started = Instant::now();
+    let result = client::sync(&mut store, &mut t, &mut |p| {
+        if let Some(b) = &bar {
+            match p {
+                Progress::Pushed { done, total } => {
+                    b.set_message("pushing changes");
+                    b.set_length(total as u64);
+                    b.set_position(done as u64);
+                }
+                Progress::Pulled { changes } => b.set_message(format!("pulled {changes} changes")),
+                Progress::PhotoBytes { done, total } => {
+                    b.set_message("uploading photos");
+                    b.set_length(total);
+                    b.set_position(done);
+                }
+            }
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let summary = result.with_context(|| format!("syncing with {}", settings.server))?;
+    let report = json!({
+        "pushed": summary.pushed,
+        "refused": summary.refused,
+        "pulled": summary.pulled,
+        "photos_sent": summary.photos_sent,
+        "photo_bytes": summary.photo_bytes,
+        "bytes_sent": t.bytes_sent,
+        "bytes_received": t.bytes_received,
+        "round_trips": summary.round_trips,
+        "seconds": started.elapsed().as_secs_f64(),
+        "pending_changes": store.outbox_len()?,
+    });
+    out.show(&report, |r| {
+        format!(
+            "pushed {} ({} refused), pulled {}, {} photos sent; {} bytes up, {} down, {} round trips, {:.2} s",
+            r["pushed"], r["refused"], r["pulled"], r["photos_sent"], r["bytes_sent"], r["bytes_received"], r["round_trips"], r["seconds"].as_f64().unwrap_or_default()
+        )
+    })
+}
+
+pub fn status(home: &Path, out: &Output) -> Result<()> {
+    let store = open(home)?;
+    let s = store.sync_status()?;
+    out.show(&s, |s| {
+        format!(
+            "server        {}\nuser          {}\npending       {} changes, {} photos\nrefused       {}\nbuffered      {}\nlast sync     {}",
+            s.server.clone().unwrap_or("(not enrolled)".into()),
+            s.user.clone().unwrap_or_default(),
+            s.pending_changes,
+            s.pending_photos,
+            s.refused_changes,
+            s.buffered_changes,
+            s.last_sync.map(|t| t.to_string()).unwrap_or("never".into())
+        )
+    })
+}

@@ -1,0 +1,178 @@
+//! What center staff do over the API: add users (with an enrolment code),
+//! list them, revoke devices, load the grid and catalog, look at cases.
+
+use field_core::crdt::CaseView;
+use field_core::model::{ActorId, CaseId, CaseSource, Catalog, Status, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::enrolment::{CODE_LIFETIME_MS, user_info};
+use super::{Center, Result, ServiceError, invalid, tokens};
+use crate::storage::{Device, Principal, Role};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserRequest {
+    pub name: String,
+    #[serde(default = "collector")]
+    pub role: Role,
+    #[serde(default)]
+    pub company: Option<String>,
+    #[serde(default)]
+    pub cells: Vec<String>,
+}
+
+fn collector() -> Role {
+    Role::Collector
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewUserResponse {
+    pub user: field_core::sync::protocol::UserInfo,
+    /// Shown once: give it to the person to run `field enroll`.
+    pub enrolment_code: String,
+    pub code_expires_at: Timestamp,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserRow {
+    #[serde(flatten)]
+    pub user: field_core::sync::protocol::UserInfo,
+    pub devices: Vec<Device>,
+}
+
+/// A case as the review queue lists it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CaseRow {
+    pub id: CaseId,
+    pub status: Vec<Status>,
+    pub conflict: bool,
+    pub source: Option<CaseSource>,
+    pub category: Option<String>,
+    pub cell: Option<String>,
+    pub description: Option<String>,
+    pub collector: Option<String>,
+    pub reporter: Option<ActorId>,
+    pub reported_at: Option<Timestamp>,
+    pub photos: usize,
+    /// Photos cited but not yet uploaded: the case is not complete.
+    pub photos_missing: usize,
+    pub photos_pending: bool,
+}
+
+impl Center {
+    pub fn add_user(&self, p: &Principal, req: NewUserRequest) -> Result<NewUserResponse> {
+        self.require_staff(p)?;
+        if req.role == Role::Admin && p.user.role != Role::Admin {
+            return Err(ServiceError::Forbidden("only an admin creates admins".into()));
+        }
+        if let Some((_, grid)) = self.storage.grid()? {
+            let known: Vec<&str> = grid["features"]
+                .as_array()
+                .map(|fs| fs.iter().filter_map(|f| f["properties"]["code"].as_str()).collect())
+                .unwrap_or_default();
+            if let Some(bad) = req.cells.iter().find(|c| !known.contains(&c.as_str())) {
+                return Err(invalid("cells", format!("{bad} is not a cell of the imported grid")));
+            }
+        }
+        let user = self.storage.create_user(&req.name, req.role, req.company.as_deref(), &req.cells)?;
+        let code = tokens::new_enrolment_code();
+        let expires = self.now_ms() + CODE_LIFETIME_MS;
+        self.storage.add_enrolment(&tokens::hash_code(&code), &user.id, expires)?;
+        Ok(NewUserResponse {
+            user: user_info(&user),
+            enrolment_code: code,
+            code_expires_at: Timestamp::from_millis("expires", expires)?,
+        })
+    }
+
+    pub fn users(&self, p: &Principal, role: Option<Role>) -> Result<Vec<UserRow>> {
+        self.require_staff(p)?;
+        let mut out = Vec::new();
+        for u in self.storage.users()? {
+            if role.is_some_and(|r| r != u.role) {
+                continue;
+            }
+            out.push(UserRow { user: user_info(&u), devices: self.storage.devices_of(&u.id)? });
+        }
+        Ok(out)
+    }
+
+    pub fn revoke_device(&self, p: &Principal, actor: ActorId) -> Result<()> {
+        self.require_staff(p)?;
+        if self.storage.revoke_device(actor)? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!("device {actor}")))
+        }
+    }
+
+    pub fn import_grid(&self, p: &Principal, geojson: &str) -> Result<serde_json::Value> {
+        self.require_staff(p)?;
+        let cells = field_core::import::parse_grid(geojson, &Default::default())?;
+        let problems = field_core::geo::check_tiling(&cells, field_core::geo::tiling::DEFAULT_TOLERANCE_M2);
+        if !problems.is_empty() {
+            let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            return Err(invalid("grid", format!("does not tile: {}", list.join("; "))));
+        }
+        let n = cells.len();
+        let version = self.storage.set_grid(cells)?;
+        Ok(serde_json::json!({ "cells": n, "version": version }))
+    }
+
+    pub fn import_catalog(&self, p: &Principal, json: &str) -> Result<serde_json::Value> {
+        self.require_staff(p)?;
+        let catalog = Catalog::from_json(json)?;
+        let (version, n) = (catalog.version.clone(), catalog.len());
+        self.storage.set_catalog(catalog)?;
+        Ok(serde_json::json!({ "version": version, "subclasses": n }))
+    }
+
+    fn row(&self, v: &CaseView) -> Result<CaseRow> {
+        let mut missing = 0;
+        for photo in &v.photos {
+            if !self.storage.blob_exists(&photo.hash)? {
+                missing += 1;
+            }
+        }
+        Ok(CaseRow {
+            id: v.id,
+            status: v.statuses(),
+            conflict: v.in_conflict(),
+            source: v.origin.as_ref().map(|o| o.source),
+            category: v.category.as_ref().map(|c| c.to_string()),
+            cell: v.placement.as_ref().and_then(|p| p.cell.as_ref()).map(|c| c.to_string()),
+            description: v.description.clone(),
+            collector: v.origin.as_ref().map(|o| o.collector.clone()),
+            reporter: v.origin.as_ref().map(|o| o.reporter),
+            reported_at: v.origin.as_ref().map(|o| o.reported_at),
+            photos: v.photos.len(),
+            photos_missing: missing,
+            photos_pending: missing > 0,
+        })
+    }
+
+    pub fn case_list(&self, p: &Principal, status: Option<Status>) -> Result<Vec<CaseRow>> {
+        self.require_staff(p)?;
+        let mut out = Vec::new();
+        for v in self.storage.cases()? {
+            if v.origin.is_none() || status.is_some_and(|s| !v.statuses().contains(&s)) {
+                continue;
+            }
+            out.push(self.row(&v)?);
+        }
+        Ok(out)
+    }
+
+    pub fn case_show(&self, p: &Principal, id: CaseId) -> Result<serde_json::Value> {
+        self.require_staff(p)?;
+        let view = self.storage.case(id)?.ok_or_else(|| ServiceError::NotFound(format!("case {id}")))?;
+        let row = self.row(&view)?;
+        let history = self.storage.case_history(id)?;
+        Ok(serde_json::json!({ "case": view, "summary": row, "history": history }))
+    }
+
+    pub fn digest(&self, p: &Principal) -> Result<field_core::store::DigestReport> {
+        self.require_staff(p)?;
+        Ok(self.storage.digest()?)
+    }
+}

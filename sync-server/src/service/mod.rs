@@ -1,0 +1,106 @@
+//! The server's logic, free of HTTP: who may do what, and doing it.
+//! `Center` is what handlers and the simulator call.
+
+mod authorize;
+mod center;
+mod enrolment;
+mod sync;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use crate::config::Limits;
+use crate::storage::{Principal, Storage, StorageError};
+
+pub use center::{CaseRow, NewUserRequest, NewUserResponse, UserRow};
+
+/// Every way a request can fail, each with its HTTP meaning.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ServiceError {
+    ServiceError::Invalid { field: field.into(), reason: reason.into() }
+}
+
+impl From<StorageError> for ServiceError {
+    fn from(e: StorageError) -> ServiceError {
+        match e {
+            StorageError::Invalid { field, reason } => ServiceError::Invalid { field, reason },
+            StorageError::NotFound(what) => ServiceError::NotFound(what),
+            StorageError::Core(field_core::Error::Invalid { field, reason }) => ServiceError::Invalid { field, reason },
+            StorageError::Core(e @ field_core::Error::Tiling(_)) => invalid("grid", e.to_string()),
+            StorageError::Core(field_core::Error::NotFound { what, id }) => ServiceError::NotFound(format!("{what} {id}")),
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Milliseconds since the epoch; injected so the simulator owns time.
+pub type WallClock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub fn system_clock() -> WallClock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    })
+}
+
+/// The server's logic over a storage backend.
+#[derive(Clone)]
+pub struct Center {
+    storage: Arc<dyn Storage>,
+    limits: Limits,
+    clock: WallClock,
+}
+
+impl Center {
+    pub fn new(storage: Arc<dyn Storage>, limits: Limits, clock: WallClock) -> Center {
+        Center { storage, limits, clock }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// The principal behind a bearer token: 401 when missing, unknown or revoked.
+    pub fn authenticate(&self, bearer: Option<&str>) -> Result<Principal> {
+        let token = bearer.ok_or_else(|| ServiceError::Unauthorized("missing bearer token".into()))?;
+        self.storage
+            .principal(&tokens::hash(token))?
+            .ok_or_else(|| ServiceError::Unauthorized("unknown or revoked token".into()))
+    }
+
+    /// Center staff only.
+    fn require_staff(&self, p: &Principal) -> Result<()> {
+        if p.user.role.is_staff() {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(format!("{} is a {}: this needs a reviewer or admin", p.user.name, p.user.role.as_str())))
+        }
+    }
+}

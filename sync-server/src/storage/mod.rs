@@ -1,0 +1,126 @@
+//! The server's storage, behind one narrow interface: users and devices,
+//! changes and cursors, photo blobs. Handlers and the merge never see SQL
+//! or file paths; [`sqlite::SqliteStorage`] is the embedded default.
+
+pub mod blobs;
+pub mod sqlite;
+
+use field_core::crdt::{CaseView, Change, ChangeId};
+use field_core::model::{ActorId, Catalog, Cell, CaseId, PhotoHash};
+use field_core::store::{DigestReport, HistoryEntry, Judgement, PullPage};
+use field_core::sync::protocol::ChunkAck;
+use serde::{Deserialize, Serialize};
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(transparent)]
+    Core(#[from] field_core::Error),
+    #[error("storage: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("blob store: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("{0}")]
+    NotFound(String),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// What a user may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Collector,
+    Reviewer,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Collector => "collector",
+            Role::Reviewer => "reviewer",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "collector" => Some(Role::Collector),
+            "reviewer" => Some(Role::Reviewer),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// Center staff: may decide on cases and manage collectors.
+    pub fn is_staff(self) -> bool {
+        matches!(self, Role::Reviewer | Role::Admin)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub company: Option<String>,
+    pub cells: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    pub actor: ActorId,
+    pub user_id: String,
+    pub name: Option<String>,
+    pub revoked: bool,
+}
+
+/// Who is calling: a user, through one of their devices (the admin token
+/// written at first start has no device).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Principal {
+    pub user: User,
+    pub device: Option<ActorId>,
+}
+
+/// Everything the server keeps.
+pub trait Storage: Send + Sync {
+    // Users, devices, tokens. Tokens and codes arrive here already hashed.
+    fn create_user(&self, name: &str, role: Role, company: Option<&str>, cells: &[String]) -> Result<User>;
+    fn users(&self) -> Result<Vec<User>>;
+    fn devices_of(&self, user_id: &str) -> Result<Vec<Device>>;
+    fn add_enrolment(&self, code_hash: &str, user_id: &str, expires_ms: i64) -> Result<()>;
+    /// Consumes an enrolment code (once) and registers the device and its token.
+    fn redeem_enrolment(&self, code_hash: &str, actor: ActorId, device_name: Option<&str>, token_hash: &str, now_ms: i64) -> Result<User>;
+    fn add_user_token(&self, token_hash: &str, user_id: &str) -> Result<()>;
+    /// The principal a token stands for; `None` when unknown or revoked.
+    fn principal(&self, token_hash: &str) -> Result<Option<Principal>>;
+    fn revoke_device(&self, actor: ActorId) -> Result<bool>;
+    fn device(&self, actor: ActorId) -> Result<Option<Device>>;
+
+    // Changes, merged by field-core; cursors are log positions.
+    fn apply(&self, changes: Vec<Change>) -> Result<Vec<(ChangeId, Judgement)>>;
+    fn case(&self, id: CaseId) -> Result<Option<CaseView>>;
+    fn cases(&self) -> Result<Vec<CaseView>>;
+    fn case_history(&self, id: CaseId) -> Result<Vec<HistoryEntry>>;
+    fn pull(&self, after: u64, limit: usize, requester: ActorId, cells: &[String], own: &[ActorId]) -> Result<PullPage>;
+    fn digest(&self) -> Result<DigestReport>;
+    fn cases_digest(&self, cells: Option<&[String]>) -> Result<String>;
+
+    // Reference data devices pull.
+    fn set_grid(&self, cells: Vec<Cell>) -> Result<String>;
+    fn grid(&self) -> Result<Option<(String, serde_json::Value)>>;
+    fn set_catalog(&self, catalog: Catalog) -> Result<()>;
+    /// The catalog as a device should receive it, when the center imported one.
+    fn custom_catalog(&self) -> Result<Option<Catalog>>;
+    fn catalog(&self) -> Result<Catalog>;
+
+    // Photo blobs, content-addressed; uploads are resumable.
+    fn blob_exists(&self, hash: &PhotoHash) -> Result<bool>;
+    fn blob_received(&self, hash: &PhotoHash) -> Result<u64>;
+    fn blob_append(&self, hash: &PhotoHash, offset: u64, total: u64, bytes: &[u8]) -> Result<ChunkAck>;
+    fn blob_read(&self, hash: &PhotoHash) -> Result<Vec<u8>>;
+}

@@ -1,0 +1,315 @@
+//! The embedded default: SQLite files in the data directory (WAL) and
+//! photo blobs as files. `changes.db` is a field-core store — the server is
+//! a replica like any device, merging with the same code — and `center.db`
+//! holds users, devices, tokens and enrolment codes.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use field_core::crdt::{CaseView, Change, ChangeId};
+use field_core::model::{ActorId, CaseId, Catalog, Cell, PhotoHash};
+use field_core::store::{DigestReport, HistoryEntry, Judgement, PullPage, Store};
+use field_core::sync::protocol::ChunkAck;
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use super::blobs::BlobDir;
+use super::{Device, Principal, Result, Role, Storage, StorageError, User};
+
+const CENTER_SCHEMA: &str = r#"
+CREATE TABLE users (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    company    TEXT,
+    cells      TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE devices (
+    actor       BLOB PRIMARY KEY,
+    user_id     TEXT NOT NULL REFERENCES users (id),
+    name        TEXT,
+    revoked     INTEGER NOT NULL DEFAULT 0,
+    enrolled_ms INTEGER NOT NULL
+);
+CREATE TABLE tokens (
+    hash    TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id),
+    actor   BLOB REFERENCES devices (actor)
+);
+CREATE TABLE enrolments (
+    code_hash  TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users (id),
+    expires_ms INTEGER NOT NULL,
+    used_ms    INTEGER
+);
+"#;
+
+pub struct SqliteStorage {
+    changes: Mutex<Store>,
+    center: Mutex<Connection>,
+    blobs: BlobDir,
+    grid_cache: Mutex<Option<(String, serde_json::Value)>>,
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> StorageError {
+    StorageError::Invalid { field: field.into(), reason: reason.into() }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    let role: String = r.get(2)?;
+    let cells: String = r.get(4)?;
+    Ok(User {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role: Role::parse(&role).unwrap_or(Role::Collector),
+        company: r.get(3)?,
+        cells: serde_json::from_str(&cells).unwrap_or_default(),
+    })
+}
+
+fn actor_from(bytes: &[u8]) -> Result<ActorId> {
+    uuid::Uuid::from_slice(bytes).map_err(|e| StorageError::NotFound(format!("device id: {e}")))
+}
+
+impl SqliteStorage {
+    /// Opens (creating on first use) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<SqliteStorage> {
+        std::fs::create_dir_all(dir)?;
+        let changes_path = dir.join("changes.db");
+        let store = if changes_path.exists() {
+            Store::open(&changes_path)?
+        } else {
+            Store::init(&changes_path, "city-center")?
+        };
+        let mut center = Connection::open(dir.join("center.db"))?;
+        center.pragma_update(None, "journal_mode", "WAL")?;
+        center.pragma_update(None, "synchronous", "NORMAL")?;
+        center.pragma_update(None, "foreign_keys", "ON")?;
+        center.busy_timeout(std::time::Duration::from_secs(10))?;
+        let version: i64 = center.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version == 0 {
+            let tx = center.transaction()?;
+            tx.execute_batch(CENTER_SCHEMA)?;
+            tx.pragma_update(None, "user_version", 1)?;
+            tx.commit()?;
+        }
+        Ok(SqliteStorage {
+            changes: Mutex::new(store),
+            center: Mutex::new(center),
+            blobs: BlobDir::open(&dir.join("blobs"))?,
+            grid_cache: Mutex::new(None),
+        })
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        // A panic while holding the lock leaves SQLite consistent (every
+        // write is a transaction), so a poisoned lock is safe to take.
+        self.changes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.center.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Storage for SqliteStorage {
+    fn create_user(&self, name: &str, role: Role, company: Option<&str>, cells: &[String]) -> Result<User> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(invalid("name", "is empty"));
+        }
+        let user = User {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_string(),
+            role,
+            company: company.map(str::to_string),
+            cells: cells.to_vec(),
+        };
+        self.db().execute(
+            "INSERT INTO users (id, name, role, company, cells, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![user.id, user.name, role.as_str(), user.company, serde_json::to_string(&user.cells).unwrap_or_default(), now_ms()],
+        )?;
+        Ok(user)
+    }
+
+    fn users(&self) -> Result<Vec<User>> {
+        let db = self.db();
+        let mut stmt = db.prepare("SELECT id, name, role, company, cells FROM users ORDER BY created_ms, id")?;
+        let users = stmt.query_map([], user_from_row)?.collect::<rusqlite::Result<_>>()?;
+        Ok(users)
+    }
+
+    fn devices_of(&self, user_id: &str) -> Result<Vec<Device>> {
+        let db = self.db();
+        let mut stmt = db.prepare_cached("SELECT actor, user_id, name, revoked FROM devices WHERE user_id = ?1 ORDER BY enrolled_ms")?;
+        let rows = stmt.query_map([user_id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, bool>(3)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (actor, user_id, name, revoked) = row?;
+            out.push(Device { actor: actor_from(&actor)?, user_id, name, revoked });
+        }
+        Ok(out)
+    }
+
+    fn add_enrolment(&self, code_hash: &str, user_id: &str, expires_ms: i64) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO enrolments (code_hash, user_id, expires_ms) VALUES (?1, ?2, ?3)",
+            params![code_hash, user_id, expires_ms],
+        )?;
+        Ok(())
+    }
+
+    fn redeem_enrolment(&self, code_hash: &str, actor: ActorId, device_name: Option<&str>, token_hash: &str, now: i64) -> Result<User> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let row: Option<(String, i64, Option<i64>)> = tx
+            .query_row("SELECT user_id, expires_ms, used_ms FROM enrolments WHERE code_hash = ?1", [code_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((user_id, expires, used)) = row else {
+            return Err(invalid("code", "unknown enrolment code"));
+        };
+        if used.is_some() {
+            return Err(invalid("code", "this enrolment code was already used"));
+        }
+        if expires < now {
+            return Err(invalid("code", "this enrolment code has expired"));
+        }
+        let taken: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM devices WHERE actor = ?1)", [actor.as_bytes()], |r| r.get(0))?;
+        if taken {
+            return Err(invalid("actor", "this device is already enrolled; a wiped device must mint a new actor id"));
+        }
+        tx.execute("UPDATE enrolments SET used_ms = ?1 WHERE code_hash = ?2", params![now, code_hash])?;
+        tx.execute(
+            "INSERT INTO devices (actor, user_id, name, enrolled_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![actor.as_bytes(), user_id, device_name, now],
+        )?;
+        tx.execute("INSERT INTO tokens (hash, user_id, actor) VALUES (?1, ?2, ?3)", params![token_hash, user_id, actor.as_bytes()])?;
+        let user = tx.query_row("SELECT id, name, role, company, cells FROM users WHERE id = ?1", [&user_id], user_from_row)?;
+        tx.commit()?;
+        Ok(user)
+    }
+
+    fn add_user_token(&self, token_hash: &str, user_id: &str) -> Result<()> {
+        self.db().execute("INSERT INTO tokens (hash, user_id, actor) VALUES (?1, ?2, NULL)", params![token_hash, user_id])?;
+        Ok(())
+    }
+
+    fn principal(&self, token_hash: &str) -> Result<Option<Principal>> {
+        let db = self.db();
+        let row = db
+            .prepare_cached(
+                "SELECT u.id, u.name, u.role, u.company, u.cells, t.actor, COALESCE(d.revoked, 0)
+                 FROM tokens t JOIN users u ON u.id = t.user_id LEFT JOIN devices d ON d.actor = t.actor
+                 WHERE t.hash = ?1",
+            )?
+            .query_row([token_hash], |r| Ok((user_from_row(r)?, r.get::<_, Option<Vec<u8>>>(5)?, r.get::<_, bool>(6)?)))
+            .optional()?;
+        match row {
+            None | Some((_, _, true)) => Ok(None),
+            Some((user, actor, false)) => Ok(Some(Principal { user, device: actor.map(|a| actor_from(&a)).transpose()? })),
+        }
+    }
+
+    fn revoke_device(&self, actor: ActorId) -> Result<bool> {
+        Ok(self.db().execute("UPDATE devices SET revoked = 1 WHERE actor = ?1", [actor.as_bytes()])? == 1)
+    }
+
+    fn device(&self, actor: ActorId) -> Result<Option<Device>> {
+        let db = self.db();
+        let row = db
+            .prepare_cached("SELECT user_id, name, revoked FROM devices WHERE actor = ?1")?
+            .query_row([actor.as_bytes()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, bool>(2)?)))
+            .optional()?;
+        Ok(row.map(|(user_id, name, revoked)| Device { actor, user_id, name, revoked }))
+    }
+
+    fn apply(&self, changes: Vec<Change>) -> Result<Vec<(ChangeId, Judgement)>> {
+        Ok(self.store().apply_judged(changes)?)
+    }
+
+    fn case(&self, id: CaseId) -> Result<Option<CaseView>> {
+        match self.store().case(id) {
+            Ok(v) => Ok(Some(v)),
+            Err(field_core::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn cases(&self) -> Result<Vec<CaseView>> {
+        Ok(self.store().cases()?)
+    }
+
+    fn case_history(&self, id: CaseId) -> Result<Vec<HistoryEntry>> {
+        Ok(self.store().case_history(id)?)
+    }
+
+    fn pull(&self, after: u64, limit: usize, requester: ActorId, cells: &[String], own: &[ActorId]) -> Result<PullPage> {
+        Ok(self.store().changes_for(after, limit, requester, cells, own)?)
+    }
+
+    fn digest(&self) -> Result<DigestReport> {
+        Ok(self.store().digest_report()?)
+    }
+
+    fn cases_digest(&self, cells: Option<&[String]>) -> Result<String> {
+        Ok(self.store().cases_digest(cells)?)
+    }
+
+    fn set_grid(&self, cells: Vec<Cell>) -> Result<String> {
+        let mut store = self.store();
+        store.import_grid(cells)?;
+        let geojson = store.grid_geojson()?;
+        let version = hex::encode(Sha256::digest(geojson.to_string().as_bytes()))[..16].to_string();
+        store.set_grid_version(&version)?;
+        *self.grid_cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((version.clone(), geojson));
+        Ok(version)
+    }
+
+    fn grid(&self) -> Result<Option<(String, serde_json::Value)>> {
+        let mut cache = self.grid_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.is_none() {
+            let store = self.store();
+            if let Some(version) = store.grid_version()? {
+                *cache = Some((version, store.grid_geojson()?));
+            }
+        }
+        Ok(cache.clone())
+    }
+
+    fn set_catalog(&self, catalog: Catalog) -> Result<()> {
+        Ok(self.store().import_catalog(catalog)?)
+    }
+
+    fn custom_catalog(&self) -> Result<Option<Catalog>> {
+        let store = self.store();
+        Ok(store.catalog_version()?.map(|_| store.catalog().clone()))
+    }
+
+    fn catalog(&self) -> Result<Catalog> {
+        Ok(self.store().catalog().clone())
+    }
+
+    fn blob_exists(&self, hash: &PhotoHash) -> Result<bool> {
+        Ok(self.blobs.exists(hash))
+    }
+
+    fn blob_received(&self, hash: &PhotoHash) -> Result<u64> {
+        Ok(self.blobs.received(hash))
+    }
+
+    fn blob_append(&self, hash: &PhotoHash, offset: u64, total: u64, bytes: &[u8]) -> Result<ChunkAck> {
+        self.blobs.append(hash, offset, total, bytes)
+    }
+
+    fn blob_read(&self, hash: &PhotoHash) -> Result<Vec<u8>> {
+        self.blobs.read(hash)
+    }
+}
