@@ -6,19 +6,40 @@ use anyhow::{Context, Result, anyhow};
 use field_core::sync::http::HttpTransport;
 use serde_json::{Value, json};
 
-use crate::cli::{CenterArgs, CenterCaseCmd, CenterCmd, CenterImportCmd, CollectorCmd, DeviceCmd, UserCmd};
+use crate::cli::{
+    CenterArgs, CenterCaseCmd, CenterCmd, CenterImportCmd, CollectorCmd, DeviceCmd, UserCmd,
+};
 use crate::output::{Output, table};
 
 /// Server and token: flags/env first, else the device home's enrolment.
 fn connect(home: &Path, args: &CenterArgs) -> Result<HttpTransport> {
-    let enrolled = crate::device::open(home).ok().and_then(|s| s.sync_settings().ok().flatten());
-    let server = args.server.clone().or_else(|| enrolled.as_ref().map(|e| e.server.clone())).ok_or_else(|| anyhow!("no server: give --server URL (or FIELD_SERVER)"))?;
-    let token = args.token.clone().or_else(|| enrolled.map(|e| e.token)).ok_or_else(|| anyhow!("no token: give --token T (or FIELD_TOKEN), e.g. the server's admin.token"))?;
+    let enrolled = crate::device::open(home)
+        .ok()
+        .and_then(|s| s.sync_settings().ok().flatten());
+    let server = args
+        .server
+        .clone()
+        .or_else(|| enrolled.as_ref().map(|e| e.server.clone()))
+        .ok_or_else(|| anyhow!("no server: give --server URL (or FIELD_SERVER)"))?;
+    let token = args
+        .token
+        .clone()
+        .or_else(|| enrolled.map(|e| e.token))
+        .ok_or_else(|| {
+            anyhow!("no token: give --token T (or FIELD_TOKEN), e.g. the server's admin.token")
+        })?;
     Ok(HttpTransport::new(&server, Some(token.trim().to_string()))?)
 }
 
 fn cell_list(v: &Value) -> String {
-    v.as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")).unwrap_or_default()
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
 }
 
 fn users_table(users: &Value) -> String {
@@ -27,7 +48,25 @@ fn users_table(users: &Value) -> String {
         .map(|a| {
             a.iter()
                 .map(|u| {
-                    let devices = u["devices"].as_array().map(|d| d.iter().map(|d| format!("{}{}", d["actor"].as_str().unwrap_or_default(), if d["revoked"].as_bool() == Some(true) { " (revoked)" } else { "" })).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+                    let devices = u["devices"]
+                        .as_array()
+                        .map(|d| {
+                            d.iter()
+                                .map(|d| {
+                                    format!(
+                                        "{}{}",
+                                        d["actor"].as_str().unwrap_or_default(),
+                                        if d["revoked"].as_bool() == Some(true) {
+                                            " (revoked)"
+                                        } else {
+                                            ""
+                                        }
+                                    )
+                                })
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        })
+                        .unwrap_or_default();
                     vec![
                         u["name"].as_str().unwrap_or_default().to_string(),
                         u["role"].as_str().unwrap_or_default().to_string(),
@@ -42,7 +81,14 @@ fn users_table(users: &Value) -> String {
     table(&["NAME", "ROLE", "COMPANY", "CELLS", "DEVICES"], &rows)
 }
 
-fn add_user(t: &mut HttpTransport, name: String, role: &str, company: Option<String>, cells: Vec<String>, out: &Output) -> Result<()> {
+fn add_user(
+    t: &mut HttpTransport,
+    name: String,
+    role: &str,
+    company: Option<String>,
+    cells: Vec<String>,
+    out: &Output,
+) -> Result<()> {
     let body = json!({ "name": name, "role": role, "company": company, "cells": cells });
     let r: Value = t.call("POST", "/v1/center/users", Some(&body))?;
     out.show(&r, |r| {
@@ -60,8 +106,31 @@ fn add_user(t: &mut HttpTransport, name: String, role: &str, company: Option<Str
 pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
     let mut t = connect(home, &args)?;
     match args.command {
-        CenterCmd::Collector(CollectorCmd::Add { name, company, cells }) => add_user(&mut t, name, "collector", company, cells, out),
-        CenterCmd::User(UserCmd::Add { name, role, company, cells }) => add_user(&mut t, name, &role, company, cells, out),
+        CenterCmd::Collector(CollectorCmd::Add {
+            name,
+            company,
+            cells,
+        }) => add_user(&mut t, name, "collector", company, cells, out),
+        CenterCmd::User(UserCmd::Add {
+            name,
+            role,
+            company,
+            cells,
+        }) => add_user(&mut t, name, &role, company, cells, out),
+        CenterCmd::Collector(CollectorCmd::Code { name_or_id }) => {
+            let r: Value = t.call::<(), _>(
+                "POST",
+                &format!("/v1/center/users/{name_or_id}/codes"),
+                None,
+            )?;
+            out.show(&r, |r| {
+                format!(
+                    "enrolment code for {}: {}",
+                    r["user"]["name"].as_str().unwrap_or_default(),
+                    r["enrolment_code"].as_str().unwrap_or_default()
+                )
+            })
+        }
         CenterCmd::Collector(CollectorCmd::List) => {
             let users: Value = t.call::<(), _>("GET", "/v1/center/users?role=collector", None)?;
             out.show(&users, users_table)
@@ -71,18 +140,33 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             out.show(&users, users_table)
         }
         CenterCmd::Device(DeviceCmd::Revoke { actor }) => {
-            let r: Value = t.call::<(), _>("POST", &format!("/v1/center/devices/{actor}/revoke"), None)?;
+            let r: Value =
+                t.call::<(), _>("POST", &format!("/v1/center/devices/{actor}/revoke"), None)?;
             out.show(&r, |_| format!("device {actor} revoked"))
         }
         CenterCmd::Grid(CenterImportCmd::Import { file }) => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let r: Value = t.call_raw("PUT", "/v1/center/grid", "application/geo+json", bytes)?;
-            out.show(&r, |r| format!("{} cells imported (grid version {})", r["cells"], r["version"].as_str().unwrap_or_default()))
+            out.show(&r, |r| {
+                format!(
+                    "{} cells imported (grid version {})",
+                    r["cells"],
+                    r["version"].as_str().unwrap_or_default()
+                )
+            })
         }
         CenterCmd::Catalog(CenterImportCmd::Import { file }) => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let r: Value = t.call_raw("PUT", "/v1/center/catalog", "application/json", bytes)?;
-            out.show(&r, |r| format!("catalog {} imported ({} subclasses)", r["version"].as_str().unwrap_or_default(), r["subclasses"]))
+            out.show(&r, |r| {
+                format!(
+                    "catalog {} imported ({} subclasses)",
+                    r["version"].as_str().unwrap_or_default(),
+                    r["subclasses"]
+                )
+            })
         }
         CenterCmd::Case(CenterCaseCmd::List { status }) => {
             let path = match &status {
@@ -96,21 +180,54 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
                     .map(|a| {
                         a.iter()
                             .map(|c| {
-                                let status = c["status"].as_array().map(|s| s.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("|")).unwrap_or_default();
+                                let status = c["status"]
+                                    .as_array()
+                                    .map(|s| {
+                                        s.iter()
+                                            .filter_map(Value::as_str)
+                                            .collect::<Vec<_>>()
+                                            .join("|")
+                                    })
+                                    .unwrap_or_default();
                                 vec![
-                                    c["id"].as_str().unwrap_or_default().chars().take(8).collect(),
-                                    status + if c["conflict"].as_bool() == Some(true) { " (conflict)" } else { "" },
+                                    c["id"]
+                                        .as_str()
+                                        .unwrap_or_default()
+                                        .chars()
+                                        .take(8)
+                                        .collect(),
+                                    status
+                                        + if c["conflict"].as_bool() == Some(true) {
+                                            " (conflict)"
+                                        } else {
+                                            ""
+                                        },
                                     c["category"].as_str().unwrap_or_default().to_string(),
                                     c["cell"].as_str().unwrap_or("-").to_string(),
                                     c["collector"].as_str().unwrap_or_default().to_string(),
-                                    if c["photos_pending"].as_bool() == Some(true) { format!("{} (photos pending)", c["photos"]) } else { c["photos"].to_string() },
+                                    if c["photos_pending"].as_bool() == Some(true) {
+                                        format!("{} (photos pending)", c["photos"])
+                                    } else {
+                                        c["photos"].to_string()
+                                    },
                                     c["description"].as_str().unwrap_or_default().to_string(),
                                 ]
                             })
                             .collect::<Vec<_>>()
                     })
                     .unwrap_or_default();
-                table(&["ID", "STATUS", "CATEGORY", "CELL", "COLLECTOR", "PHOTOS", "DESCRIPTION"], &rows)
+                table(
+                    &[
+                        "ID",
+                        "STATUS",
+                        "CATEGORY",
+                        "CELL",
+                        "COLLECTOR",
+                        "PHOTOS",
+                        "DESCRIPTION",
+                    ],
+                    &rows,
+                )
             })
         }
         CenterCmd::Case(CenterCaseCmd::Show { id }) => {

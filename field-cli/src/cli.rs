@@ -134,6 +134,10 @@ pub enum CollectorCmd {
         cells: Vec<String>,
     },
     List,
+    /// A new one-time enrolment code for an existing collector (another handset).
+    Code {
+        name_or_id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,7 +171,9 @@ pub enum CenterCaseCmd {
         #[arg(long)]
         status: Option<String>,
     },
-    Show { id: String },
+    Show {
+        id: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -34,7 +34,9 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Case(cmd) => device::case(&args.home, cmd, &out),
         Command::Digest => device::digest(&args.home, &out),
         Command::Changes(cmd) => device::changes(&args.home, cmd, &out),
-        Command::Enroll { server, code, name } => sync::enroll(&args.home, &server, &code, name, &out),
+        Command::Enroll { server, code, name } => {
+            sync::enroll(&args.home, &server, &code, name, &out)
+        }
         Command::Sync => sync::sync(&args.home, &out),
         Command::Status => sync::status(&args.home, &out),
         Command::Center(c) => center::run(&args.home, c, &out),

@@ -14,26 +14,53 @@ use serde_json::json;
 use crate::device::open;
 use crate::output::Output;
 
-pub fn enroll(home: &Path, server: &str, code: &str, name: Option<String>, out: &Output) -> Result<()> {
+pub fn enroll(
+    home: &Path,
+    server: &str,
+    code: &str,
+    name: Option<String>,
+    out: &Output,
+) -> Result<()> {
     let mut store = open(home)?;
     let mut t = HttpTransport::new(server, None)?;
     let resp = t
-        .enroll(&EnrollRequest { code: code.to_string(), actor: store.actor(), device_name: name })
+        .enroll(&EnrollRequest {
+            code: code.to_string(),
+            actor: store.actor(),
+            device_name: name,
+        })
         .with_context(|| format!("enrolling with {server}"))?;
-    store.set_sync_settings(&SyncSettings { server: server.to_string(), token: resp.token, user: resp.user.clone() })?;
-    out.show(&json!({ "server": server, "user": resp.user, "actor": store.actor() }), |_| {
-        format!("enrolled as {} ({}) with {server}; cells: {}", resp.user.name, resp.user.role, resp.user.cells.join(", "))
-    })
+    store.set_sync_settings(&SyncSettings {
+        server: server.to_string(),
+        token: resp.token,
+        user: resp.user.clone(),
+    })?;
+    out.show(
+        &json!({ "server": server, "user": resp.user, "actor": store.actor() }),
+        |_| {
+            format!(
+                "enrolled as {} ({}) with {server}; cells: {}",
+                resp.user.name,
+                resp.user.role,
+                resp.user.cells.join(", ")
+            )
+        },
+    )
 }
 
 pub fn sync(home: &Path, out: &Output) -> Result<()> {
     let mut store = open(home)?;
-    let settings = store.sync_settings()?.ok_or_else(|| anyhow!("this device is not enrolled: run `field enroll --server URL --code CODE`"))?;
+    let settings = store.sync_settings()?.ok_or_else(|| {
+        anyhow!("this device is not enrolled: run `field enroll --server URL --code CODE`")
+    })?;
     let mut t = HttpTransport::new(&settings.server, Some(settings.token.clone()))?;
     let show_bar = !out.is_json() && std::io::stderr().is_terminal();
     let bar = show_bar.then(|| {
         let b = indicatif::ProgressBar::new(0);
-        b.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
         b
     });
     let started = Instant::now();

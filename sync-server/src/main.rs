@@ -10,7 +10,11 @@ use sync_server::service::{Center, system_clock, tokens};
 use sync_server::storage::{Role, Storage, sqlite::SqliteStorage};
 
 #[derive(Parser, Debug)]
-#[command(name = "sync-server", version, about = "The city center's sync server.")]
+#[command(
+    name = "sync-server",
+    version,
+    about = "The city center's sync server."
+)]
 struct Args {
     /// Data directory (SQLite files and photo blobs). Default ./server-data.
     #[arg(long, env = "SYNC_SERVER_DATA")]
@@ -35,7 +39,12 @@ fn ensure_admin(storage: &dyn Storage, dir: &std::path::Path) -> anyhow::Result<
     {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).with_context(|| format!("writing {}", path.display()))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
         writeln!(f, "{token}")?;
     }
     eprintln!("admin token written to {}", path.display());
@@ -44,18 +53,33 @@ fn ensure_admin(storage: &dyn Storage, dir: &std::path::Path) -> anyhow::Result<
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     let file = match &args.config {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
     };
-    let data = args.data.or(file.data).unwrap_or_else(|| PathBuf::from("server-data"));
-    let listen = args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default"));
-    let storage = Arc::new(SqliteStorage::open(&data).with_context(|| format!("opening {}", data.display()))?);
+    let data = args
+        .data
+        .or(file.data)
+        .unwrap_or_else(|| PathBuf::from("server-data"));
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default"));
+    let storage = Arc::new(
+        SqliteStorage::open(&data).with_context(|| format!("opening {}", data.display()))?,
+    );
     ensure_admin(storage.as_ref(), &data)?;
     let center = Center::new(storage, file.limits, system_clock());
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
     // The first stdout line is the address, for scripts and tests.
     println!("listening on http://{}", listener.local_addr()?);
     sync_server::run(listener, center, shutdown_signal()).await?;

@@ -12,7 +12,11 @@ fn report_edit_and_show_with_history() {
     assert_eq!(g["cells"], 9);
     // 0.001° × 0.001° cells at 30.19°N, rings written clockwise: ~96 m × ~111 m each.
     let area = g["area_m2"].as_f64().unwrap();
-    assert!((area / 9.0 - 10_670.0).abs() < 60.0, "geodesic area per cell {}", area / 9.0);
+    assert!(
+        (area / 9.0 - 10_670.0).abs() < 60.0,
+        "geodesic area per cell {}",
+        area / 9.0
+    );
 
     let gpx = d.file("day.gpx", gpx_track(120).as_bytes());
     let t = d

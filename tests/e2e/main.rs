@@ -5,3 +5,4 @@ mod bad_input;
 mod bundles;
 mod crash;
 mod device_flow;
+mod sync;

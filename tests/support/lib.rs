@@ -5,27 +5,46 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-/// The `field` binary of this workspace, built once per test run (cargo
-/// does not build other packages' binaries for an integration test).
-pub fn field_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("FIELD_BIN") {
-            return PathBuf::from(p);
-        }
+/// The workspace's binaries, built once per test run (cargo does not build
+/// other packages' binaries for an integration test).
+fn built_bins() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "field-cli", "--bin", "field"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "field-cli",
+                "-p",
+                "sync-server",
+                "--bins",
+            ])
             .status()
             .expect("cargo runs");
-        assert!(status.success(), "building the field binary failed");
+        assert!(status.success(), "building the binaries failed");
         let exe = std::env::current_exe().expect("test binary path");
-        // target/<profile>/deps/e2e-… → target/<profile>/field
+        // target/<profile>/deps/e2e-… → target/<profile>/
         exe.parent()
             .and_then(Path::parent)
             .expect("target layout")
-            .join("field")
+            .to_path_buf()
     })
+}
+
+/// The `field` binary (FIELD_BIN overrides).
+pub fn field_bin() -> PathBuf {
+    std::env::var_os("FIELD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| built_bins().join("field"))
+}
+
+/// The `sync-server` binary (SYNC_SERVER_BIN overrides).
+pub fn server_bin() -> PathBuf {
+    std::env::var_os("SYNC_SERVER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| built_bins().join("sync-server"))
 }
 
 /// A device home in a temp dir, and a way to run `field` against it.
@@ -74,6 +93,9 @@ impl Device {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(field_bin());
         c.arg("--home").arg(self.home()).args(args);
+        c.env_remove("FIELD_SERVER")
+            .env_remove("FIELD_TOKEN")
+            .env_remove("FIELD_HOME");
         c
     }
 
@@ -168,4 +190,37 @@ fn time_rfc3339(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0)
         .expect("test times are in range")
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub mod server;
+
+impl Device {
+    /// The device's own token (after `field enroll`).
+    pub fn token(&self) -> String {
+        let conn = rusqlite::Connection::open(self.home().join("device.db")).expect("device db");
+        let sync: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'sync'", [], |r| {
+                r.get(0)
+            })
+            .expect("enrolled");
+        let v: serde_json::Value = serde_json::from_str(&sync).expect("settings");
+        v["token"].as_str().expect("token").to_string()
+    }
+
+    pub fn actor(&self) -> String {
+        self.ok(&["digest", "--json"]);
+        let conn = rusqlite::Connection::open(self.home().join("device.db")).expect("device db");
+        conn.query_row("SELECT value FROM meta WHERE key = 'actor'", [], |r| {
+            r.get(0)
+        })
+        .expect("actor")
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        self.ok(&["status", "--json"]).json()
+    }
+
+    pub fn digests(&self) -> serde_json::Value {
+        self.ok(&["digest", "--json"]).json()
+    }
 }

@@ -6,8 +6,8 @@
 //! noise along shared edges) are ignored.
 
 use geo::{
-    Area, BooleanOps, BoundingRect, Distance, Euclidean, Intersects, MultiPolygon,
-    Polygon, Validation, unary_union,
+    Area, BooleanOps, BoundingRect, Distance, Euclidean, Intersects, MultiPolygon, Polygon,
+    Validation, unary_union,
 };
 use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
 

@@ -154,6 +154,9 @@ mod tests {
         cw.exterior_mut(|r| r.0.reverse());
         let a = geodesic_area_m2(&MultiPolygon(vec![ccw]));
         let b = geodesic_area_m2(&MultiPolygon(vec![cw]));
-        assert!((a - b).abs() < 1e-6 && (a - 10_700.0).abs() < 100.0, "{a} {b}");
+        assert!(
+            (a - b).abs() < 1e-6 && (a - 10_700.0).abs() < 100.0,
+            "{a} {b}"
+        );
     }
 }

@@ -8,9 +8,10 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use serde::Serialize;
 
 use super::{Store, set_meta};
+use crate::crdt::ChangeId;
 use crate::crdt::{CaseState, Change, Op};
 use crate::error::{Result, invalid};
-use crate::crdt::ChangeId;
+use crate::geo::CellIndex;
 use crate::model::{ActorId, CaseId, ShiftMark};
 
 /// What applying a set of remote changes did.
@@ -82,9 +83,12 @@ impl Applier {
     }
 
     /// Writes every touched case's state and projections.
-    pub(super) fn finish(self, tx: &Connection) -> Result<()> {
+    /// Cases placed without a cell (reported before the device had the
+    /// grid) get their cell from `grid` in the `cell` projection, so
+    /// queries by cell find them; the replicated placement is unchanged.
+    pub(super) fn finish(self, tx: &Connection, grid: Option<&CellIndex>) -> Result<()> {
         for (id, state) in &self.cases {
-            save_case(tx, *id, state)?;
+            save_case(tx, *id, state, grid)?;
         }
         Ok(())
     }
@@ -98,7 +102,12 @@ pub(super) fn load_case(tx: &rusqlite::Connection, id: CaseId) -> Result<Option<
     bytes.map(|b| CaseState::from_cbor(&b)).transpose()
 }
 
-fn save_case(tx: &Connection, id: CaseId, state: &CaseState) -> Result<()> {
+fn save_case(
+    tx: &Connection,
+    id: CaseId,
+    state: &CaseState,
+    grid: Option<&CellIndex>,
+) -> Result<()> {
     let view = state.view(id);
     let status = view
         .statuses()
@@ -119,10 +128,12 @@ fn save_case(tx: &Connection, id: CaseId, state: &CaseState) -> Result<()> {
         status,
         view.in_conflict(),
         view.category.as_ref().map(|c| c.to_string()),
-        view.placement
-            .as_ref()
-            .and_then(|p| p.cell.as_ref())
-            .map(|c| c.to_string()),
+        view.placement.as_ref().and_then(|p| {
+            p.cell
+                .as_ref()
+                .or_else(|| grid.and_then(|g| g.locate(p.pos)).map(|c| &c.code))
+                .map(|c| c.to_string())
+        }),
         view.origin.as_ref().map(|o| o.reporter.as_bytes().to_vec()),
         view.origin.as_ref().map(|o| o.reported_at.millis()),
     ])?;
@@ -203,6 +214,7 @@ impl Store {
         strict: bool,
     ) -> Result<Vec<(ChangeId, Judgement)>> {
         let now = self.now_ms();
+        self.load_cell_index()?;
         let mut order: Vec<usize> = (0..changes.len()).collect();
         order.sort_by_key(|&i| (changes[i].actor, changes[i].counter));
         let mut out: Vec<Option<(ChangeId, Judgement)>> = vec![None; changes.len()];
@@ -223,10 +235,13 @@ impl Store {
             };
             out[i] = Some((change.id(), judgement));
         }
-        applier.finish(&tx)?;
+        applier.finish(&tx, self.cell_index.as_ref())?;
         set_meta(&tx, "hlc", &self.hlc.last().raw().to_string())?;
         tx.commit()?;
-        Ok(out.into_iter().map(|o| o.expect("every change judged")).collect())
+        Ok(out
+            .into_iter()
+            .map(|o| o.expect("every change judged"))
+            .collect())
     }
 
     /// Number of remote changes waiting in the causal buffer.
@@ -263,7 +278,11 @@ impl Applier {
                     change.to_json(),
                     change.case_id().map(|c| c.to_string())
                 ])?;
-            return Ok(if inserted == 1 { Judgement::Buffered } else { Judgement::Duplicate });
+            return Ok(if inserted == 1 {
+                Judgement::Buffered
+            } else {
+                Judgement::Duplicate
+            });
         }
         self.apply_and_log(tx, change)?;
         if let Some(case) = change.case_id() {
@@ -275,7 +294,10 @@ impl Applier {
     fn holds(&self, tx: &Connection, change: &Change) -> Result<bool> {
         Ok(tx
             .prepare_cached("SELECT 1 FROM changes WHERE actor = ?1 AND counter = ?2")?
-            .query_row(params![change.actor.as_bytes(), change.counter as i64], |_| Ok(()))
+            .query_row(
+                params![change.actor.as_bytes(), change.counter as i64],
+                |_| Ok(()),
+            )
             .optional()?
             .is_some())
     }
@@ -308,7 +330,9 @@ impl Applier {
     fn drain_buffer(&mut self, tx: &Connection, case: CaseId) -> Result<()> {
         loop {
             let waiting: Vec<String> = tx
-                .prepare_cached("SELECT body FROM pending_changes WHERE case_id = ?1 ORDER BY actor, counter")?
+                .prepare_cached(
+                    "SELECT body FROM pending_changes WHERE case_id = ?1 ORDER BY actor, counter",
+                )?
                 .query_map([case.to_string()], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             let mut progressed = false;

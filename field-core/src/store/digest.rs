@@ -57,7 +57,11 @@ impl Store {
         let mut cases = self.cases()?;
         cases.sort_by_key(|c| c.id);
         for c in &cases {
-            let cell = c.placement.as_ref().and_then(|p| p.cell.as_ref()).map(|c| c.to_string());
+            let cell = c
+                .placement
+                .as_ref()
+                .and_then(|p| p.cell.as_ref())
+                .map(|c| c.to_string());
             if let Some(cells) = cells
                 && !cell.is_some_and(|x| cells.contains(&x))
             {
@@ -95,6 +99,9 @@ impl Store {
             h.update(serde_json::to_vec(&mark)?);
             h.update(b"\n");
         }
-        Ok(hashers.into_iter().map(|(a, h)| (a, hex::encode(h.finalize()))).collect())
+        Ok(hashers
+            .into_iter()
+            .map(|(a, h)| (a, hex::encode(h.finalize())))
+            .collect())
     }
 }

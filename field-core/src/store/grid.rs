@@ -90,10 +90,16 @@ impl Store {
 
     /// The cell containing `pos`, if the device has a grid and one does.
     pub fn locate_cell(&mut self, pos: LonLat) -> Result<Option<CellCode>> {
+        self.load_cell_index()?;
+        let index = self.cell_index.as_ref().expect("just built");
+        Ok(index.locate(pos).map(|c| c.code.clone()))
+    }
+
+    /// Builds the cell index once per open store (and after a grid import).
+    pub(super) fn load_cell_index(&mut self) -> Result<()> {
         if self.cell_index.is_none() {
             self.cell_index = Some(CellIndex::new(self.cells()?));
         }
-        let index = self.cell_index.as_ref().expect("just built");
-        Ok(index.locate(pos).map(|c| c.code.clone()))
+        Ok(())
     }
 }

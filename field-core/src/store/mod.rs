@@ -25,10 +25,10 @@ use crate::model::{ActorId, Catalog, CellCodePattern};
 
 pub use apply::{ApplySummary, Judgement};
 pub use cases::{CaseEditRequest, CaseSummary, HistoryEntry, NewCase};
+pub use digest::DigestReport;
 pub use exchange::ImportSummary;
 pub use grid::GridSummary;
 pub use schema::STORE_VERSION;
-pub use digest::DigestReport;
 pub use sync_state::{PullPage, SyncSettings, SyncStatus};
 pub use tracks::{StoredPoint, TrackSummary};
 
@@ -177,6 +177,7 @@ impl Store {
     fn write_local<T>(&mut self, f: impl FnOnce(&mut LocalTx<'_>) -> Result<T>) -> Result<T> {
         let now_ms = self.clock.now_ms();
         let actor = self.actor;
+        self.load_cell_index()?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -194,7 +195,7 @@ impl Store {
         let LocalTx {
             tx, applier, hlc, ..
         } = local;
-        applier.finish(&tx)?;
+        applier.finish(&tx, self.cell_index.as_ref())?;
         set_meta(&tx, "hlc", &hlc.last().raw().to_string())?;
         tx.commit()?;
         self.hlc = hlc;
@@ -334,19 +335,31 @@ mod tests {
         let mut a = Store::init(&dir.path().join("a.db"), "wu").unwrap();
         let mut b = Store::init(&dir.path().join("b.db"), "wu").unwrap();
         for i in 0..2 {
-            a.append_track_points(&[point(1_764_000_000_000 + i * 5000)]).unwrap();
+            a.append_track_points(&[point(1_764_000_000_000 + i * 5000)])
+                .unwrap();
         }
         let id = a.report_case(new_case(tiny_png(1))).unwrap();
-        let add = CaseEditRequest { add_photos: vec![tiny_png(2)], ..Default::default() };
+        let add = CaseEditRequest {
+            add_photos: vec![tiny_png(2)],
+            ..Default::default()
+        };
         a.edit_case(id, add).unwrap();
         let ch = a.export_bundle(None).unwrap().changes; // track, track, report, photo add
         // A later track batch and the photo add arrive first.
         let s = b.apply_changes(vec![ch[1].clone(), ch[3].clone()]).unwrap();
-        assert_eq!((s.applied, s.buffered), (1, 1), "the track applies, the photo add waits");
+        assert_eq!(
+            (s.applied, s.buffered),
+            (1, 1),
+            "the track applies, the photo add waits"
+        );
         let s = b.apply_changes(vec![ch[3].clone(), ch[0].clone()]).unwrap();
         assert_eq!((s.applied, s.duplicates, s.buffered), (1, 1, 1));
         let s = b.apply_changes(vec![ch[2].clone(), ch[2].clone()]).unwrap();
-        assert_eq!((s.applied, s.duplicates, s.buffered), (1, 1, 0), "the report releases the add");
+        assert_eq!(
+            (s.applied, s.duplicates, s.buffered),
+            (1, 1, 0),
+            "the report releases the add"
+        );
         assert_eq!(b.case(id).unwrap().photos.len(), 2);
         assert_eq!(b.change_count().unwrap(), 4);
         assert_eq!(a.digest().unwrap(), b.digest().unwrap());
@@ -364,7 +377,9 @@ mod tests {
         let judged = server.apply_judged(ch).unwrap();
         assert_eq!(judged[0].1, crate::store::apply::Judgement::Applied);
         match &judged[1].1 {
-            crate::store::apply::Judgement::Refused(why) => assert!(why.contains("24 h ahead"), "{why}"),
+            crate::store::apply::Judgement::Refused(why) => {
+                assert!(why.contains("24 h ahead"), "{why}")
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(server.change_count().unwrap(), 1);

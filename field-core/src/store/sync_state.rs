@@ -35,19 +35,25 @@ pub struct SyncStatus {
 }
 
 fn meta_u64(conn: &rusqlite::Connection, key: &str) -> Result<u64> {
-    Ok(get_meta(conn, key)?.and_then(|v| v.parse().ok()).unwrap_or(0))
+    Ok(get_meta(conn, key)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
 }
 
 impl Store {
     pub fn sync_settings(&self) -> Result<Option<SyncSettings>> {
         get_meta(&self.conn, "sync")?
-            .map(|s| serde_json::from_str(&s).map_err(|e| Error::Corrupt(format!("sync settings: {e}"))))
+            .map(|s| {
+                serde_json::from_str(&s).map_err(|e| Error::Corrupt(format!("sync settings: {e}")))
+            })
             .transpose()
     }
 
     /// Records the enrolment; the collector name becomes the server's.
     pub fn set_sync_settings(&mut self, settings: &SyncSettings) -> Result<()> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         set_meta(&tx, "sync", &serde_json::to_string(settings)?)?;
         set_meta(&tx, "collector", &settings.user.name)?;
         tx.commit()?;
@@ -88,7 +94,9 @@ impl Store {
     /// judgement: move the push cursor and remember the refusals.
     pub fn record_push(&mut self, through: u64, results: &[PushResult]) -> Result<()> {
         let now = self.now_ms() as i64;
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         for r in results.iter().filter(|r| r.outcome == PushOutcome::Refused) {
             tx.execute(
                 "INSERT OR REPLACE INTO refused_changes (actor, counter, reason, refused_at) VALUES (?1, ?2, ?3, ?4)",
@@ -133,14 +141,19 @@ impl Store {
 
     /// Photos the server has not confirmed holding.
     pub fn photos_to_upload(&self) -> Result<Vec<PhotoHash>> {
-        let mut stmt = self.conn.prepare_cached("SELECT hash FROM photos WHERE uploaded = 0 ORDER BY hash")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT hash FROM photos WHERE uploaded = 0 ORDER BY hash")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         rows.map(|h| PhotoHash::parse("hash", &h?).map_err(|e| Error::Corrupt(e.to_string())))
             .collect()
     }
 
     pub fn mark_photo_uploaded(&mut self, hash: &PhotoHash) -> Result<()> {
-        self.conn.execute("UPDATE photos SET uploaded = 1 WHERE hash = ?1", [hash.as_str()])?;
+        self.conn.execute(
+            "UPDATE photos SET uploaded = 1 WHERE hash = ?1",
+            [hash.as_str()],
+        )?;
         Ok(())
     }
 
@@ -188,7 +201,11 @@ impl Store {
         own: &[crate::model::ActorId],
     ) -> Result<PullPage> {
         let cells_json = serde_json::to_string(cells)?;
-        let own_json = serde_json::to_string(&own.iter().map(|a| hex::encode(a.as_bytes())).collect::<Vec<_>>())?;
+        let own_json = serde_json::to_string(
+            &own.iter()
+                .map(|a| hex::encode(a.as_bytes()))
+                .collect::<Vec<_>>(),
+        )?;
         let mut stmt = self.conn.prepare_cached(
             "SELECT log_seq, body FROM changes
              WHERE log_seq > ?1 AND actor != ?2 AND case_id IN (
@@ -198,7 +215,13 @@ impl Store {
              ORDER BY log_seq LIMIT ?5",
         )?;
         let rows = stmt.query_map(
-            params![after as i64, requester.as_bytes(), cells_json, own_json, limit as i64],
+            params![
+                after as i64,
+                requester.as_bytes(),
+                cells_json,
+                own_json,
+                limit as i64
+            ],
             |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
         )?;
         let mut page = PullPage::default();
@@ -209,13 +232,19 @@ impl Store {
             last = seq as u64;
         }
         page.more = page.changes.len() == limit;
-        page.cursor = if page.more { last } else { self.log_position()?.max(after) };
+        page.cursor = if page.more {
+            last
+        } else {
+            self.log_position()?.max(after)
+        };
         Ok(page)
     }
 
     /// The position of the newest change in the log.
     pub fn log_position(&self) -> Result<u64> {
-        let n: Option<i64> = self.conn.query_row("SELECT MAX(log_seq) FROM changes", [], |r| r.get(0))?;
+        let n: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(log_seq) FROM changes", [], |r| r.get(0))?;
         Ok(n.unwrap_or(0) as u64)
     }
 

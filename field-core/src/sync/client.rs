@@ -25,8 +25,17 @@ pub enum TransportError {
 /// Moves protocol messages; HTTP in the field, a simulated network in tests.
 pub trait Transport {
     fn sync(&mut self, req: &SyncRequest) -> Result<SyncResponse, TransportError>;
-    fn photos_needed(&mut self, req: &PhotosNeededRequest) -> Result<PhotosNeededResponse, TransportError>;
-    fn upload_chunk(&mut self, hash: &PhotoHash, offset: u64, total: u64, bytes: &[u8]) -> Result<ChunkAck, TransportError>;
+    fn photos_needed(
+        &mut self,
+        req: &PhotosNeededRequest,
+    ) -> Result<PhotosNeededResponse, TransportError>;
+    fn upload_chunk(
+        &mut self,
+        hash: &PhotoHash,
+        offset: u64,
+        total: u64,
+        bytes: &[u8],
+    ) -> Result<ChunkAck, TransportError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +69,11 @@ pub enum Progress {
 
 /// One full sync. Safe to interrupt anywhere: each step is durable before
 /// the next, and every step is idempotent when repeated.
-pub fn sync(store: &mut Store, t: &mut dyn Transport, progress: &mut dyn FnMut(Progress)) -> Result<SyncSummary, SyncError> {
+pub fn sync(
+    store: &mut Store,
+    t: &mut dyn Transport,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<SyncSummary, SyncError> {
     let mut summary = SyncSummary::default();
     let total = store.outbox_len()? as usize;
     loop {
@@ -77,18 +90,30 @@ pub fn sync(store: &mut Store, t: &mut dyn Transport, progress: &mut dyn FnMut(P
         let resp = t.sync(&req)?;
         summary.round_trips += 1;
         if resp.push.len() != req.push.len() {
-            return Err(SyncError::Protocol { sent: req.push.len(), got: resp.push.len() });
+            return Err(SyncError::Protocol {
+                sent: req.push.len(),
+                got: resp.push.len(),
+            });
         }
         if !req.push.is_empty() {
             store.record_push(through, &resp.push)?;
             summary.pushed += req.push.len();
-            summary.refused += resp.push.iter().filter(|r| r.outcome == PushOutcome::Refused).count();
-            progress(Progress::Pushed { done: summary.pushed, total });
+            summary.refused += resp
+                .push
+                .iter()
+                .filter(|r| r.outcome == PushOutcome::Refused)
+                .count();
+            progress(Progress::Pushed {
+                done: summary.pushed,
+                total,
+            });
         }
         let more = resp.pull.more;
         summary.pulled += resp.pull.changes.len();
         store.apply_pull(resp.pull)?;
-        progress(Progress::Pulled { changes: summary.pulled });
+        progress(Progress::Pulled {
+            changes: summary.pulled,
+        });
         if req.push.len() < MAX_CHANGES_PER_PUSH && !more {
             break;
         }
@@ -107,7 +132,9 @@ fn upload_photos(
     if hashes.is_empty() {
         return Ok(());
     }
-    let needed = t.photos_needed(&PhotosNeededRequest { hashes: hashes.clone() })?;
+    let needed = t.photos_needed(&PhotosNeededRequest {
+        hashes: hashes.clone(),
+    })?;
     summary.round_trips += 1;
     let mut bytes_total = 0;
     let mut jobs = Vec::new();
@@ -123,7 +150,11 @@ fn upload_photos(
         let mut budget = 2 * bytes.len().div_ceil(PHOTO_CHUNK_BYTES) + 2;
         while offset < total {
             if budget == 0 {
-                return Err(TransportError::Refused { status: 500, reason: format!("upload of {hash} makes no progress") }.into());
+                return Err(TransportError::Refused {
+                    status: 500,
+                    reason: format!("upload of {hash} makes no progress"),
+                }
+                .into());
             }
             budget -= 1;
             let end = (offset as usize + PHOTO_CHUNK_BYTES).min(bytes.len());
@@ -131,7 +162,10 @@ fn upload_photos(
             summary.round_trips += 1;
             done += end as u64 - offset;
             summary.photo_bytes += end as u64 - offset;
-            progress(Progress::PhotoBytes { done, total: bytes_total });
+            progress(Progress::PhotoBytes {
+                done,
+                total: bytes_total,
+            });
             offset = ack.received;
             if ack.complete {
                 break;

@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 
 use super::client::{Transport, TransportError};
 use super::protocol::{
-    ChunkAck, EnrollRequest, EnrollResponse, ErrorBody, PhotosNeededRequest, PhotosNeededResponse, SyncRequest,
-    SyncResponse,
+    ChunkAck, EnrollRequest, EnrollResponse, ErrorBody, PhotosNeededRequest, PhotosNeededResponse,
+    SyncRequest, SyncResponse,
 };
 use crate::model::PhotoHash;
 
@@ -39,14 +39,22 @@ impl HttpTransport {
         })
     }
 
-    fn send(&mut self, req: reqwest::blocking::RequestBuilder, sent: usize) -> Result<Vec<u8>, TransportError> {
+    fn send(
+        &mut self,
+        req: reqwest::blocking::RequestBuilder,
+        sent: usize,
+    ) -> Result<Vec<u8>, TransportError> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
-        let resp = req.send().map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        let resp = req
+            .send()
+            .map_err(|e| TransportError::Unreachable(e.to_string()))?;
         let status = resp.status();
-        let body = resp.bytes().map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        let body = resp
+            .bytes()
+            .map_err(|e| TransportError::Unreachable(e.to_string()))?;
         self.bytes_sent += sent as u64;
         self.bytes_received += body.len() as u64;
         if !status.is_success() {
@@ -56,32 +64,55 @@ impl HttpTransport {
                     None => e.reason,
                 })
                 .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
-            return Err(TransportError::Refused { status: status.as_u16(), reason });
+            return Err(TransportError::Refused {
+                status: status.as_u16(),
+                reason,
+            });
         }
         Ok(body.to_vec())
     }
 
     /// Sends `body` as JSON to `path` with `method` and parses the answer.
-    pub fn call<B: Serialize, R: DeserializeOwned>(&mut self, method: &str, path: &str, body: Option<&B>) -> Result<R, TransportError> {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| TransportError::Unreachable(e.to_string()))?;
+    pub fn call<B: Serialize, R: DeserializeOwned>(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<R, TransportError> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| TransportError::Unreachable(e.to_string()))?;
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         let mut sent = 0;
         if let Some(b) = body {
-            let bytes = serde_json::to_vec(b).map_err(|e| TransportError::Unreachable(e.to_string()))?;
+            let bytes =
+                serde_json::to_vec(b).map_err(|e| TransportError::Unreachable(e.to_string()))?;
             sent = bytes.len();
             req = req.header("content-type", "application/json").body(bytes);
         }
         let bytes = self.send(req, sent)?;
-        serde_json::from_slice(&bytes).map_err(|e| TransportError::Unreachable(format!("unreadable answer from {path}: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| TransportError::Unreachable(format!("unreadable answer from {path}: {e}")))
     }
 
     /// Sends a raw body (a GeoJSON grid, a CSV) and parses the JSON answer.
-    pub fn call_raw<R: DeserializeOwned>(&mut self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Result<R, TransportError> {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| TransportError::Unreachable(e.to_string()))?;
+    pub fn call_raw<R: DeserializeOwned>(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<R, TransportError> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| TransportError::Unreachable(e.to_string()))?;
         let sent = body.len();
-        let req = self.client.request(method, format!("{}{path}", self.base)).header("content-type", content_type).body(body);
+        let req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body);
         let bytes = self.send(req, sent)?;
-        serde_json::from_slice(&bytes).map_err(|e| TransportError::Unreachable(format!("unreadable answer from {path}: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| TransportError::Unreachable(format!("unreadable answer from {path}: {e}")))
     }
 
     pub fn enroll(&mut self, req: &EnrollRequest) -> Result<EnrollResponse, TransportError> {
@@ -94,11 +125,20 @@ impl Transport for HttpTransport {
         self.call("POST", "/v1/sync", Some(req))
     }
 
-    fn photos_needed(&mut self, req: &PhotosNeededRequest) -> Result<PhotosNeededResponse, TransportError> {
+    fn photos_needed(
+        &mut self,
+        req: &PhotosNeededRequest,
+    ) -> Result<PhotosNeededResponse, TransportError> {
         self.call("POST", "/v1/photos/needed", Some(req))
     }
 
-    fn upload_chunk(&mut self, hash: &PhotoHash, offset: u64, total: u64, bytes: &[u8]) -> Result<ChunkAck, TransportError> {
+    fn upload_chunk(
+        &mut self,
+        hash: &PhotoHash,
+        offset: u64,
+        total: u64,
+        bytes: &[u8],
+    ) -> Result<ChunkAck, TransportError> {
         let path = format!("/v1/photos/{hash}?offset={offset}&total={total}");
         self.call_raw("PUT", &path, "application/octet-stream", bytes.to_vec())
     }

@@ -22,7 +22,8 @@ impl FromRequestParts<AppState> for Auth {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::to_string);
         let center = state.center.clone();
-        let principal = super::routes::blocking(move || center.authenticate(bearer.as_deref())).await?;
+        let principal =
+            super::routes::blocking(move || center.authenticate(bearer.as_deref())).await?;
         Ok(Auth(principal))
     }
 }

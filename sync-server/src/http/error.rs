@@ -16,8 +16,20 @@ pub struct AppError {
 }
 
 impl AppError {
-    pub fn new(status: StatusCode, error: &str, field: Option<String>, reason: impl Into<String>) -> AppError {
-        AppError { status, body: ErrorBody { error: error.into(), field, reason: reason.into() } }
+    pub fn new(
+        status: StatusCode,
+        error: &str,
+        field: Option<String>,
+        reason: impl Into<String>,
+    ) -> AppError {
+        AppError {
+            status,
+            body: ErrorBody {
+                error: error.into(),
+                field,
+                reason: reason.into(),
+            },
+        }
     }
 }
 
@@ -30,14 +42,32 @@ impl IntoResponse for AppError {
 impl From<ServiceError> for AppError {
     fn from(e: ServiceError) -> AppError {
         match e {
-            ServiceError::Unauthorized(r) => AppError::new(StatusCode::UNAUTHORIZED, "unauthorized", None, r),
-            ServiceError::Forbidden(r) => AppError::new(StatusCode::FORBIDDEN, "forbidden", None, r),
-            ServiceError::Invalid { field, reason } => AppError::new(StatusCode::BAD_REQUEST, "invalid", Some(field), reason),
-            ServiceError::TooLarge(r) => AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", None, r),
-            ServiceError::NotFound(r) => AppError::new(StatusCode::NOT_FOUND, "not_found", None, format!("{r} not found")),
+            ServiceError::Unauthorized(r) => {
+                AppError::new(StatusCode::UNAUTHORIZED, "unauthorized", None, r)
+            }
+            ServiceError::Forbidden(r) => {
+                AppError::new(StatusCode::FORBIDDEN, "forbidden", None, r)
+            }
+            ServiceError::Invalid { field, reason } => {
+                AppError::new(StatusCode::BAD_REQUEST, "invalid", Some(field), reason)
+            }
+            ServiceError::TooLarge(r) => {
+                AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", None, r)
+            }
+            ServiceError::NotFound(r) => AppError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                None,
+                format!("{r} not found"),
+            ),
             ServiceError::Internal(r) => {
                 tracing::error!("internal error: {r}");
-                AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", None, "internal error; see the server log")
+                AppError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    None,
+                    "internal error; see the server log",
+                )
             }
         }
     }
@@ -47,7 +77,12 @@ fn body_error(status: StatusCode, text: String) -> AppError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         AppError::new(status, "too_large", None, text)
     } else {
-        AppError::new(StatusCode::BAD_REQUEST, "invalid", Some("body".into()), text)
+        AppError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            Some("body".into()),
+            text,
+        )
     }
 }
 
@@ -67,6 +102,11 @@ impl From<BytesRejection> for AppError {
 
 impl From<QueryRejection> for AppError {
     fn from(r: QueryRejection) -> AppError {
-        AppError::new(StatusCode::BAD_REQUEST, "invalid", Some("query".into()), r.body_text())
+        AppError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            Some("query".into()),
+            r.body_text(),
+        )
     }
 }

@@ -26,6 +26,12 @@ pub fn app(center: Center) -> Router {
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.
-pub async fn run(listener: TcpListener, center: Center, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, app(center)).with_graceful_shutdown(shutdown).await
+pub async fn run(
+    listener: TcpListener,
+    center: Center,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(center))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -18,10 +18,17 @@ use crate::service::{NewUserRequest, ServiceError};
 use crate::storage::Role;
 
 /// Runs service code (SQLite, file I/O) off the async workers.
-pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static) -> Result<T, AppError> {
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, AppError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(AppError::from),
-        Err(e) => Err(AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", None, format!("request failed: {e}"))),
+        Err(e) => Err(AppError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            None,
+            format!("request failed: {e}"),
+        )),
     }
 }
 
@@ -39,7 +46,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", None, "the request failed; the server is still up").into_response()
+    AppError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        None,
+        "the request failed; the server is still up",
+    )
+    .into_response()
 }
 
 pub fn router(state: AppState) -> Router {
@@ -48,11 +61,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/photos/{hash}", put(upload_chunk))
         .layer(DefaultBodyLimit::max(limits.max_chunk_bytes));
     Router::new()
-        .route("/v1/health", get(|| async { Json(serde_json::json!({ "ok": true })) }))
+        .route(
+            "/v1/health",
+            get(|| async { Json(serde_json::json!({ "ok": true })) }),
+        )
         .route("/v1/enroll", post(enroll))
         .route("/v1/sync", post(sync))
         .route("/v1/photos/needed", post(photos_needed))
         .route("/v1/center/users", post(add_user).get(users))
+        .route("/v1/center/users/{id}/codes", post(new_code))
         .route("/v1/center/devices/{actor}/revoke", post(revoke_device))
         .route("/v1/center/grid", put(import_grid))
         .route("/v1/center/catalog", put(import_catalog))
@@ -61,22 +78,35 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/digest", get(digest))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .merge(photos)
-        .fallback(|| async { AppError::new(StatusCode::NOT_FOUND, "not_found", None, "no such endpoint") })
+        .fallback(|| async {
+            AppError::new(StatusCode::NOT_FOUND, "not_found", None, "no such endpoint")
+        })
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
 
-async fn enroll(State(s): State<AppState>, ApiJson(req): ApiJson<EnrollRequest>) -> Result<impl IntoResponse, AppError> {
+async fn enroll(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<EnrollRequest>,
+) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
     Ok(Json(blocking(move || c.enroll(req)).await?))
 }
 
-async fn sync(State(s): State<AppState>, Auth(p): Auth, ApiJson(req): ApiJson<SyncRequest>) -> Result<impl IntoResponse, AppError> {
+async fn sync(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<SyncRequest>,
+) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
     Ok(Json(blocking(move || c.sync(&p, req)).await?))
 }
 
-async fn photos_needed(State(s): State<AppState>, Auth(p): Auth, ApiJson(req): ApiJson<PhotosNeededRequest>) -> Result<impl IntoResponse, AppError> {
+async fn photos_needed(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<PhotosNeededRequest>,
+) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
     Ok(Json(blocking(move || c.photos_needed(&p, req)).await?))
 }
@@ -98,12 +128,33 @@ async fn upload_chunk(
     let Query(q) = query?;
     let bytes = body?;
     let c = s.center.clone();
-    Ok(Json(blocking(move || c.upload_chunk(&p, &hash, q.offset, q.total, &bytes)).await?))
+    Ok(Json(
+        blocking(move || c.upload_chunk(&p, &hash, q.offset, q.total, &bytes)).await?,
+    ))
 }
 
-async fn add_user(State(s): State<AppState>, Auth(p): Auth, ApiJson(req): ApiJson<NewUserRequest>) -> Result<impl IntoResponse, AppError> {
+async fn add_user(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<NewUserRequest>,
+) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
-    Ok((StatusCode::CREATED, Json(blocking(move || c.add_user(&p, req)).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(blocking(move || c.add_user(&p, req)).await?),
+    ))
+}
+
+async fn new_code(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok((
+        StatusCode::CREATED,
+        Json(blocking(move || c.new_code(&p, &id)).await?),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -112,27 +163,46 @@ struct RoleQuery {
     role: Option<Role>,
 }
 
-async fn users(State(s): State<AppState>, Auth(p): Auth, query: Result<Query<RoleQuery>, axum::extract::rejection::QueryRejection>) -> Result<impl IntoResponse, AppError> {
+async fn users(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    query: Result<Query<RoleQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, AppError> {
     let Query(q) = query?;
     let c = s.center.clone();
     Ok(Json(blocking(move || c.users(&p, q.role)).await?))
 }
 
-async fn revoke_device(State(s): State<AppState>, Auth(p): Auth, Path(actor): Path<String>) -> Result<impl IntoResponse, AppError> {
-    let actor = uuid::Uuid::parse_str(&actor).map_err(|e| AppError::from(crate::service::invalid("actor", e.to_string())))?;
+async fn revoke_device(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(actor): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    let actor = uuid::Uuid::parse_str(&actor)
+        .map_err(|e| AppError::from(crate::service::invalid("actor", e.to_string())))?;
     let c = s.center.clone();
     blocking(move || c.revoke_device(&p, actor)).await?;
     Ok(Json(serde_json::json!({ "revoked": actor })))
 }
 
-async fn import_grid(State(s): State<AppState>, Auth(p): Auth, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<impl IntoResponse, AppError> {
-    let text = String::from_utf8(body?.to_vec()).map_err(|_| AppError::from(crate::service::invalid("grid", "is not UTF-8 text")))?;
+async fn import_grid(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    let text = String::from_utf8(body?.to_vec())
+        .map_err(|_| AppError::from(crate::service::invalid("grid", "is not UTF-8 text")))?;
     let c = s.center.clone();
     Ok(Json(blocking(move || c.import_grid(&p, &text)).await?))
 }
 
-async fn import_catalog(State(s): State<AppState>, Auth(p): Auth, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<impl IntoResponse, AppError> {
-    let text = String::from_utf8(body?.to_vec()).map_err(|_| AppError::from(crate::service::invalid("catalog", "is not UTF-8 text")))?;
+async fn import_catalog(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    let text = String::from_utf8(body?.to_vec())
+        .map_err(|_| AppError::from(crate::service::invalid("catalog", "is not UTF-8 text")))?;
     let c = s.center.clone();
     Ok(Json(blocking(move || c.import_catalog(&p, &text)).await?))
 }
@@ -143,14 +213,26 @@ struct CaseQuery {
     status: Option<String>,
 }
 
-async fn case_list(State(s): State<AppState>, Auth(p): Auth, query: Result<Query<CaseQuery>, axum::extract::rejection::QueryRejection>) -> Result<impl IntoResponse, AppError> {
+async fn case_list(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    query: Result<Query<CaseQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, AppError> {
     let Query(q) = query?;
-    let status = q.status.map(|t| Status::parse("status", &t)).transpose().map_err(|e| AppError::from(ServiceError::from(e)))?;
+    let status = q
+        .status
+        .map(|t| Status::parse("status", &t))
+        .transpose()
+        .map_err(|e| AppError::from(ServiceError::from(e)))?;
     let c = s.center.clone();
     Ok(Json(blocking(move || c.case_list(&p, status)).await?))
 }
 
-async fn case_show(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> Result<impl IntoResponse, AppError> {
+async fn case_show(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
     let id = CaseId::parse("id", &id).map_err(|e| AppError::from(ServiceError::from(e)))?;
     let c = s.center.clone();
     Ok(Json(blocking(move || c.case_show(&p, id)).await?))

@@ -21,11 +21,17 @@ pub struct Refusal {
 }
 
 fn forbidden(reason: impl Into<String>) -> Refusal {
-    Refusal { code: 403, reason: reason.into() }
+    Refusal {
+        code: 403,
+        reason: reason.into(),
+    }
 }
 
 fn bad(reason: impl Into<String>) -> Refusal {
-    Refusal { code: 400, reason: reason.into() }
+    Refusal {
+        code: 400,
+        reason: reason.into(),
+    }
 }
 
 /// Changes may not carry times further ahead than this.
@@ -34,10 +40,14 @@ pub const MAX_FUTURE_MS: i64 = 24 * 3600 * 1000;
 impl Center {
     pub(super) fn authorize(&self, p: &Principal, change: &Change) -> Result<(), Refusal> {
         let Some(device) = p.device else {
-            return Err(forbidden("this token has no device: enrol a device to push changes"));
+            return Err(forbidden(
+                "this token has no device: enrol a device to push changes",
+            ));
         };
         if change.actor != device {
-            return Err(forbidden(format!("a device may only author changes as its own actor ({device})")));
+            return Err(forbidden(format!(
+                "a device may only author changes as its own actor ({device})"
+            )));
         }
         self.check_times(change)?;
         if p.user.role.is_staff() {
@@ -51,17 +61,33 @@ impl Center {
                     .storage
                     .case(e.case)
                     .map_err(|err| bad(err.to_string()))?
-                    .ok_or_else(|| forbidden(format!("case {} is unknown here: its report must reach the server first", e.case)))?;
+                    .ok_or_else(|| {
+                        forbidden(format!(
+                            "case {} is unknown here: its report must reach the server first",
+                            e.case
+                        ))
+                    })?;
                 let reporter = view.origin.as_ref().map(|o| o.reporter);
                 let owner = match reporter {
-                    Some(actor) => self.storage.device(actor).map_err(|err| bad(err.to_string()))?.map(|d| d.user_id),
+                    Some(actor) => self
+                        .storage
+                        .device(actor)
+                        .map_err(|err| bad(err.to_string()))?
+                        .map(|d| d.user_id),
                     None => None,
                 };
                 if owner.as_deref() != Some(p.user.id.as_str()) {
-                    return Err(forbidden(format!("case {} was reported by someone else", e.case)));
+                    return Err(forbidden(format!(
+                        "case {} was reported by someone else",
+                        e.case
+                    )));
                 }
                 if view.statuses() != [Status::Reported] {
-                    return Err(forbidden(format!("case {} is {:?}: a collector edits a case only while reported", e.case, view.statuses())));
+                    return Err(forbidden(format!(
+                        "case {} is {:?}: a collector edits a case only while reported",
+                        e.case,
+                        view.statuses()
+                    )));
                 }
                 Ok(())
             }
@@ -71,7 +97,11 @@ impl Center {
     fn check_times(&self, change: &Change) -> Result<(), Refusal> {
         let limit = self.now_ms() + MAX_FUTURE_MS;
         let late = |what: &str, ms: i64| {
-            if ms > limit { Err(bad(format!("{what}: more than 24 h in the future"))) } else { Ok(()) }
+            if ms > limit {
+                Err(bad(format!("{what}: more than 24 h in the future")))
+            } else {
+                Ok(())
+            }
         };
         late("hlc", change.hlc.physical_ms() as i64)?;
         match &change.op {

@@ -63,21 +63,54 @@ impl Center {
     pub fn add_user(&self, p: &Principal, req: NewUserRequest) -> Result<NewUserResponse> {
         self.require_staff(p)?;
         if req.role == Role::Admin && p.user.role != Role::Admin {
-            return Err(ServiceError::Forbidden("only an admin creates admins".into()));
+            return Err(ServiceError::Forbidden(
+                "only an admin creates admins".into(),
+            ));
         }
         if let Some((_, grid)) = self.storage.grid()? {
             let known: Vec<&str> = grid["features"]
                 .as_array()
-                .map(|fs| fs.iter().filter_map(|f| f["properties"]["code"].as_str()).collect())
+                .map(|fs| {
+                    fs.iter()
+                        .filter_map(|f| f["properties"]["code"].as_str())
+                        .collect()
+                })
                 .unwrap_or_default();
             if let Some(bad) = req.cells.iter().find(|c| !known.contains(&c.as_str())) {
-                return Err(invalid("cells", format!("{bad} is not a cell of the imported grid")));
+                return Err(invalid(
+                    "cells",
+                    format!("{bad} is not a cell of the imported grid"),
+                ));
             }
         }
-        let user = self.storage.create_user(&req.name, req.role, req.company.as_deref(), &req.cells)?;
+        let user =
+            self.storage
+                .create_user(&req.name, req.role, req.company.as_deref(), &req.cells)?;
         let code = tokens::new_enrolment_code();
         let expires = self.now_ms() + CODE_LIFETIME_MS;
-        self.storage.add_enrolment(&tokens::hash_code(&code), &user.id, expires)?;
+        self.storage
+            .add_enrolment(&tokens::hash_code(&code), &user.id, expires)?;
+        Ok(NewUserResponse {
+            user: user_info(&user),
+            enrolment_code: code,
+            code_expires_at: Timestamp::from_millis("expires", expires)?,
+        })
+    }
+
+    /// A fresh one-time code for an existing user (a second handset, a
+    /// replaced one).
+    pub fn new_code(&self, p: &Principal, user_id: &str) -> Result<NewUserResponse> {
+        self.require_staff(p)?;
+        let user = self
+            .storage
+            .users()?
+            .into_iter()
+            .find(|u| u.id == user_id || u.name == user_id)
+            .ok_or_else(|| ServiceError::NotFound(format!("user {user_id}")))?;
+        let code = tokens::new_enrolment_code();
+        let expires = self.now_ms() + CODE_LIFETIME_MS;
+        self.storage
+            .add_enrolment(&tokens::hash_code(&code), &user.id, expires)?;
         Ok(NewUserResponse {
             user: user_info(&user),
             enrolment_code: code,
@@ -92,7 +125,10 @@ impl Center {
             if role.is_some_and(|r| r != u.role) {
                 continue;
             }
-            out.push(UserRow { user: user_info(&u), devices: self.storage.devices_of(&u.id)? });
+            out.push(UserRow {
+                user: user_info(&u),
+                devices: self.storage.devices_of(&u.id)?,
+            });
         }
         Ok(out)
     }
@@ -109,10 +145,14 @@ impl Center {
     pub fn import_grid(&self, p: &Principal, geojson: &str) -> Result<serde_json::Value> {
         self.require_staff(p)?;
         let cells = field_core::import::parse_grid(geojson, &Default::default())?;
-        let problems = field_core::geo::check_tiling(&cells, field_core::geo::tiling::DEFAULT_TOLERANCE_M2);
+        let problems =
+            field_core::geo::check_tiling(&cells, field_core::geo::tiling::DEFAULT_TOLERANCE_M2);
         if !problems.is_empty() {
             let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-            return Err(invalid("grid", format!("does not tile: {}", list.join("; "))));
+            return Err(invalid(
+                "grid",
+                format!("does not tile: {}", list.join("; ")),
+            ));
         }
         let n = cells.len();
         let version = self.storage.set_grid(cells)?;
@@ -140,7 +180,11 @@ impl Center {
             conflict: v.in_conflict(),
             source: v.origin.as_ref().map(|o| o.source),
             category: v.category.as_ref().map(|c| c.to_string()),
-            cell: v.placement.as_ref().and_then(|p| p.cell.as_ref()).map(|c| c.to_string()),
+            cell: v
+                .placement
+                .as_ref()
+                .and_then(|p| p.cell.as_ref())
+                .map(|c| c.to_string()),
             description: v.description.clone(),
             collector: v.origin.as_ref().map(|o| o.collector.clone()),
             reporter: v.origin.as_ref().map(|o| o.reporter),
@@ -165,7 +209,10 @@ impl Center {
 
     pub fn case_show(&self, p: &Principal, id: CaseId) -> Result<serde_json::Value> {
         self.require_staff(p)?;
-        let view = self.storage.case(id)?.ok_or_else(|| ServiceError::NotFound(format!("case {id}")))?;
+        let view = self
+            .storage
+            .case(id)?
+            .ok_or_else(|| ServiceError::NotFound(format!("case {id}")))?;
         let row = self.row(&view)?;
         let history = self.storage.case_history(id)?;
         Ok(serde_json::json!({ "case": view, "summary": row, "history": history }))

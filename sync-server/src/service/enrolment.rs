@@ -29,6 +29,9 @@ impl Center {
             &tokens::hash(&token),
             self.now_ms(),
         )?;
-        Ok(EnrollResponse { token, user: user_info(&user) })
+        Ok(EnrollResponse {
+            token,
+            user: user_info(&user),
+        })
     }
 }

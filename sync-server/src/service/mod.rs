@@ -34,7 +34,10 @@ pub enum ServiceError {
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
 pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ServiceError {
-    ServiceError::Invalid { field: field.into(), reason: reason.into() }
+    ServiceError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 impl From<StorageError> for ServiceError {
@@ -42,9 +45,13 @@ impl From<StorageError> for ServiceError {
         match e {
             StorageError::Invalid { field, reason } => ServiceError::Invalid { field, reason },
             StorageError::NotFound(what) => ServiceError::NotFound(what),
-            StorageError::Core(field_core::Error::Invalid { field, reason }) => ServiceError::Invalid { field, reason },
+            StorageError::Core(field_core::Error::Invalid { field, reason }) => {
+                ServiceError::Invalid { field, reason }
+            }
             StorageError::Core(e @ field_core::Error::Tiling(_)) => invalid("grid", e.to_string()),
-            StorageError::Core(field_core::Error::NotFound { what, id }) => ServiceError::NotFound(format!("{what} {id}")),
+            StorageError::Core(field_core::Error::NotFound { what, id }) => {
+                ServiceError::NotFound(format!("{what} {id}"))
+            }
             other => ServiceError::Internal(other.to_string()),
         }
     }
@@ -72,7 +79,11 @@ pub struct Center {
 
 impl Center {
     pub fn new(storage: Arc<dyn Storage>, limits: Limits, clock: WallClock) -> Center {
-        Center { storage, limits, clock }
+        Center {
+            storage,
+            limits,
+            clock,
+        }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -89,7 +100,8 @@ impl Center {
 
     /// The principal behind a bearer token: 401 when missing, unknown or revoked.
     pub fn authenticate(&self, bearer: Option<&str>) -> Result<Principal> {
-        let token = bearer.ok_or_else(|| ServiceError::Unauthorized("missing bearer token".into()))?;
+        let token =
+            bearer.ok_or_else(|| ServiceError::Unauthorized("missing bearer token".into()))?;
         self.storage
             .principal(&tokens::hash(token))?
             .ok_or_else(|| ServiceError::Unauthorized("unknown or revoked token".into()))
@@ -100,7 +112,11 @@ impl Center {
         if p.user.role.is_staff() {
             Ok(())
         } else {
-            Err(ServiceError::Forbidden(format!("{} is a {}: this needs a reviewer or admin", p.user.name, p.user.role.as_str())))
+            Err(ServiceError::Forbidden(format!(
+                "{} is a {}: this needs a reviewer or admin",
+                p.user.name,
+                p.user.role.as_str()
+            )))
         }
     }
 }

@@ -19,8 +19,15 @@ pub fn new_token() -> String {
 pub fn new_enrolment_code() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let raw = random_bytes::<12>();
-    let chars: Vec<char> = raw.iter().map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect();
-    chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
+    let chars: Vec<char> = raw
+        .iter()
+        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+        .collect();
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// What the server stores of a secret. Codes are normalised first so that
@@ -30,7 +37,11 @@ pub fn hash(secret: &str) -> String {
 }
 
 pub fn hash_code(code: &str) -> String {
-    let normal: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect();
+    let normal: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
     hash(&normal)
 }
 
@@ -43,6 +54,9 @@ mod tests {
         assert_ne!(new_token(), new_token());
         let code = new_enrolment_code();
         assert_eq!(code.len(), 14);
-        assert_eq!(hash_code(&code), hash_code(&code.to_lowercase().replace('-', "")));
+        assert_eq!(
+            hash_code(&code),
+            hash_code(&code.to_lowercase().replace('-', ""))
+        );
     }
 }

@@ -18,13 +18,18 @@ pub struct BlobDir {
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> StorageError {
-    StorageError::Invalid { field: field.into(), reason: reason.into() }
+    StorageError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 impl BlobDir {
     pub fn open(root: &Path) -> Result<BlobDir> {
         fs::create_dir_all(root.join("partial"))?;
-        Ok(BlobDir { root: root.to_path_buf() })
+        Ok(BlobDir {
+            root: root.to_path_buf(),
+        })
     }
 
     fn final_path(&self, hash: &PhotoHash) -> PathBuf {
@@ -42,39 +47,70 @@ impl BlobDir {
 
     pub fn received(&self, hash: &PhotoHash) -> u64 {
         if self.exists(hash) {
-            return fs::metadata(self.final_path(hash)).map(|m| m.len()).unwrap_or(0);
+            return fs::metadata(self.final_path(hash))
+                .map(|m| m.len())
+                .unwrap_or(0);
         }
-        fs::metadata(self.partial_path(hash)).map(|m| m.len()).unwrap_or(0)
+        fs::metadata(self.partial_path(hash))
+            .map(|m| m.len())
+            .unwrap_or(0)
     }
 
     /// Appends a chunk at `offset`. A chunk at an offset other than what is
     /// held is answered with what is held (the client resumes from there).
-    pub fn append(&self, hash: &PhotoHash, offset: u64, total: u64, bytes: &[u8]) -> Result<ChunkAck> {
+    pub fn append(
+        &self,
+        hash: &PhotoHash,
+        offset: u64,
+        total: u64,
+        bytes: &[u8],
+    ) -> Result<ChunkAck> {
         if total == 0 || total > MAX_PHOTO_BYTES as u64 {
-            return Err(invalid("total", format!("{total} bytes: a photo is 1 byte to {MAX_PHOTO_BYTES} bytes")));
+            return Err(invalid(
+                "total",
+                format!("{total} bytes: a photo is 1 byte to {MAX_PHOTO_BYTES} bytes"),
+            ));
         }
         if self.exists(hash) {
-            return Ok(ChunkAck { received: total, complete: true });
+            return Ok(ChunkAck {
+                received: total,
+                complete: true,
+            });
         }
         let partial = self.partial_path(hash);
         let held = fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
         if offset != held {
-            return Ok(ChunkAck { received: held, complete: false });
+            return Ok(ChunkAck {
+                received: held,
+                complete: false,
+            });
         }
         if offset + bytes.len() as u64 > total {
-            return Err(invalid("offset", format!("chunk ends past the declared total of {total} bytes")));
+            return Err(invalid(
+                "offset",
+                format!("chunk ends past the declared total of {total} bytes"),
+            ));
         }
-        let mut f = OpenOptions::new().create(true).append(true).open(&partial)?;
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&partial)?;
         f.write_all(bytes)?;
         f.sync_data()?;
         let received = offset + bytes.len() as u64;
         if received < total {
-            return Ok(ChunkAck { received, complete: false });
+            return Ok(ChunkAck {
+                received,
+                complete: false,
+            });
         }
         let data = fs::read(&partial)?;
         if PhotoHash::of(&data) != *hash {
             fs::remove_file(&partial)?;
-            return Err(invalid("photo", format!("bytes do not hash to {hash}; upload discarded")));
+            return Err(invalid(
+                "photo",
+                format!("bytes do not hash to {hash}; upload discarded"),
+            ));
         }
         if let Err(e) = inspect_photo("photo", &data) {
             fs::remove_file(&partial)?;
@@ -83,14 +119,20 @@ impl BlobDir {
         let dest = self.final_path(hash);
         fs::create_dir_all(dest.parent().expect("blob paths have a parent"))?;
         fs::rename(&partial, &dest)?;
-        Ok(ChunkAck { received, complete: true })
+        Ok(ChunkAck {
+            received,
+            complete: true,
+        })
     }
 
     /// A complete blob's bytes, verified against its name.
     pub fn read(&self, hash: &PhotoHash) -> Result<Vec<u8>> {
-        let data = fs::read(self.final_path(hash)).map_err(|_| StorageError::NotFound(format!("photo {hash}")))?;
+        let data = fs::read(self.final_path(hash))
+            .map_err(|_| StorageError::NotFound(format!("photo {hash}")))?;
         if PhotoHash::of(&data) != *hash {
-            return Err(StorageError::Core(field_core::Error::Corrupt(format!("photo {hash} no longer matches its hash"))));
+            return Err(StorageError::Core(field_core::Error::Corrupt(format!(
+                "photo {hash} no longer matches its hash"
+            ))));
         }
         Ok(data)
     }

@@ -6,7 +6,7 @@ pub mod blobs;
 pub mod sqlite;
 
 use field_core::crdt::{CaseView, Change, ChangeId};
-use field_core::model::{ActorId, Catalog, Cell, CaseId, PhotoHash};
+use field_core::model::{ActorId, CaseId, Catalog, Cell, PhotoHash};
 use field_core::store::{DigestReport, HistoryEntry, Judgement, PullPage};
 use field_core::sync::protocol::ChunkAck;
 use serde::{Deserialize, Serialize};
@@ -89,12 +89,25 @@ pub struct Principal {
 /// Everything the server keeps.
 pub trait Storage: Send + Sync {
     // Users, devices, tokens. Tokens and codes arrive here already hashed.
-    fn create_user(&self, name: &str, role: Role, company: Option<&str>, cells: &[String]) -> Result<User>;
+    fn create_user(
+        &self,
+        name: &str,
+        role: Role,
+        company: Option<&str>,
+        cells: &[String],
+    ) -> Result<User>;
     fn users(&self) -> Result<Vec<User>>;
     fn devices_of(&self, user_id: &str) -> Result<Vec<Device>>;
     fn add_enrolment(&self, code_hash: &str, user_id: &str, expires_ms: i64) -> Result<()>;
     /// Consumes an enrolment code (once) and registers the device and its token.
-    fn redeem_enrolment(&self, code_hash: &str, actor: ActorId, device_name: Option<&str>, token_hash: &str, now_ms: i64) -> Result<User>;
+    fn redeem_enrolment(
+        &self,
+        code_hash: &str,
+        actor: ActorId,
+        device_name: Option<&str>,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<User>;
     fn add_user_token(&self, token_hash: &str, user_id: &str) -> Result<()>;
     /// The principal a token stands for; `None` when unknown or revoked.
     fn principal(&self, token_hash: &str) -> Result<Option<Principal>>;
@@ -106,7 +119,14 @@ pub trait Storage: Send + Sync {
     fn case(&self, id: CaseId) -> Result<Option<CaseView>>;
     fn cases(&self) -> Result<Vec<CaseView>>;
     fn case_history(&self, id: CaseId) -> Result<Vec<HistoryEntry>>;
-    fn pull(&self, after: u64, limit: usize, requester: ActorId, cells: &[String], own: &[ActorId]) -> Result<PullPage>;
+    fn pull(
+        &self,
+        after: u64,
+        limit: usize,
+        requester: ActorId,
+        cells: &[String],
+        own: &[ActorId],
+    ) -> Result<PullPage>;
     fn digest(&self) -> Result<DigestReport>;
     fn cases_digest(&self, cells: Option<&[String]>) -> Result<String>;
 
@@ -121,6 +141,12 @@ pub trait Storage: Send + Sync {
     // Photo blobs, content-addressed; uploads are resumable.
     fn blob_exists(&self, hash: &PhotoHash) -> Result<bool>;
     fn blob_received(&self, hash: &PhotoHash) -> Result<u64>;
-    fn blob_append(&self, hash: &PhotoHash, offset: u64, total: u64, bytes: &[u8]) -> Result<ChunkAck>;
+    fn blob_append(
+        &self,
+        hash: &PhotoHash,
+        offset: u64,
+        total: u64,
+        bytes: &[u8],
+    ) -> Result<ChunkAck>;
     fn blob_read(&self, hash: &PhotoHash) -> Result<Vec<u8>>;
 }

@@ -53,7 +53,10 @@ pub struct SqliteStorage {
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> StorageError {
-    StorageError::Invalid { field: field.into(), reason: reason.into() }
+    StorageError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 fn now_ms() -> i64 {
@@ -121,7 +124,13 @@ impl SqliteStorage {
 }
 
 impl Storage for SqliteStorage {
-    fn create_user(&self, name: &str, role: Role, company: Option<&str>, cells: &[String]) -> Result<User> {
+    fn create_user(
+        &self,
+        name: &str,
+        role: Role,
+        company: Option<&str>,
+        cells: &[String],
+    ) -> Result<User> {
         let name = name.trim();
         if name.is_empty() {
             return Err(invalid("name", "is empty"));
@@ -142,19 +151,34 @@ impl Storage for SqliteStorage {
 
     fn users(&self) -> Result<Vec<User>> {
         let db = self.db();
-        let mut stmt = db.prepare("SELECT id, name, role, company, cells FROM users ORDER BY created_ms, id")?;
-        let users = stmt.query_map([], user_from_row)?.collect::<rusqlite::Result<_>>()?;
+        let mut stmt =
+            db.prepare("SELECT id, name, role, company, cells FROM users ORDER BY created_ms, id")?;
+        let users = stmt
+            .query_map([], user_from_row)?
+            .collect::<rusqlite::Result<_>>()?;
         Ok(users)
     }
 
     fn devices_of(&self, user_id: &str) -> Result<Vec<Device>> {
         let db = self.db();
         let mut stmt = db.prepare_cached("SELECT actor, user_id, name, revoked FROM devices WHERE user_id = ?1 ORDER BY enrolled_ms")?;
-        let rows = stmt.query_map([user_id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, bool>(3)?)))?;
+        let rows = stmt.query_map([user_id], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, bool>(3)?,
+            ))
+        })?;
         let mut out = Vec::new();
         for row in rows {
             let (actor, user_id, name, revoked) = row?;
-            out.push(Device { actor: actor_from(&actor)?, user_id, name, revoked });
+            out.push(Device {
+                actor: actor_from(&actor)?,
+                user_id,
+                name,
+                revoked,
+            });
         }
         Ok(out)
     }
@@ -167,11 +191,22 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    fn redeem_enrolment(&self, code_hash: &str, actor: ActorId, device_name: Option<&str>, token_hash: &str, now: i64) -> Result<User> {
+    fn redeem_enrolment(
+        &self,
+        code_hash: &str,
+        actor: ActorId,
+        device_name: Option<&str>,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<User> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let row: Option<(String, i64, Option<i64>)> = tx
-            .query_row("SELECT user_id, expires_ms, used_ms FROM enrolments WHERE code_hash = ?1", [code_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row(
+                "SELECT user_id, expires_ms, used_ms FROM enrolments WHERE code_hash = ?1",
+                [code_hash],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .optional()?;
         let Some((user_id, expires, used)) = row else {
             return Err(invalid("code", "unknown enrolment code"));
@@ -182,23 +217,43 @@ impl Storage for SqliteStorage {
         if expires < now {
             return Err(invalid("code", "this enrolment code has expired"));
         }
-        let taken: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM devices WHERE actor = ?1)", [actor.as_bytes()], |r| r.get(0))?;
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM devices WHERE actor = ?1)",
+            [actor.as_bytes()],
+            |r| r.get(0),
+        )?;
         if taken {
-            return Err(invalid("actor", "this device is already enrolled; a wiped device must mint a new actor id"));
+            return Err(invalid(
+                "actor",
+                "this device is already enrolled; a wiped device must mint a new actor id",
+            ));
         }
-        tx.execute("UPDATE enrolments SET used_ms = ?1 WHERE code_hash = ?2", params![now, code_hash])?;
+        tx.execute(
+            "UPDATE enrolments SET used_ms = ?1 WHERE code_hash = ?2",
+            params![now, code_hash],
+        )?;
         tx.execute(
             "INSERT INTO devices (actor, user_id, name, enrolled_ms) VALUES (?1, ?2, ?3, ?4)",
             params![actor.as_bytes(), user_id, device_name, now],
         )?;
-        tx.execute("INSERT INTO tokens (hash, user_id, actor) VALUES (?1, ?2, ?3)", params![token_hash, user_id, actor.as_bytes()])?;
-        let user = tx.query_row("SELECT id, name, role, company, cells FROM users WHERE id = ?1", [&user_id], user_from_row)?;
+        tx.execute(
+            "INSERT INTO tokens (hash, user_id, actor) VALUES (?1, ?2, ?3)",
+            params![token_hash, user_id, actor.as_bytes()],
+        )?;
+        let user = tx.query_row(
+            "SELECT id, name, role, company, cells FROM users WHERE id = ?1",
+            [&user_id],
+            user_from_row,
+        )?;
         tx.commit()?;
         Ok(user)
     }
 
     fn add_user_token(&self, token_hash: &str, user_id: &str) -> Result<()> {
-        self.db().execute("INSERT INTO tokens (hash, user_id, actor) VALUES (?1, ?2, NULL)", params![token_hash, user_id])?;
+        self.db().execute(
+            "INSERT INTO tokens (hash, user_id, actor) VALUES (?1, ?2, NULL)",
+            params![token_hash, user_id],
+        )?;
         Ok(())
     }
 
@@ -214,21 +269,38 @@ impl Storage for SqliteStorage {
             .optional()?;
         match row {
             None | Some((_, _, true)) => Ok(None),
-            Some((user, actor, false)) => Ok(Some(Principal { user, device: actor.map(|a| actor_from(&a)).transpose()? })),
+            Some((user, actor, false)) => Ok(Some(Principal {
+                user,
+                device: actor.map(|a| actor_from(&a)).transpose()?,
+            })),
         }
     }
 
     fn revoke_device(&self, actor: ActorId) -> Result<bool> {
-        Ok(self.db().execute("UPDATE devices SET revoked = 1 WHERE actor = ?1", [actor.as_bytes()])? == 1)
+        Ok(self.db().execute(
+            "UPDATE devices SET revoked = 1 WHERE actor = ?1",
+            [actor.as_bytes()],
+        )? == 1)
     }
 
     fn device(&self, actor: ActorId) -> Result<Option<Device>> {
         let db = self.db();
         let row = db
             .prepare_cached("SELECT user_id, name, revoked FROM devices WHERE actor = ?1")?
-            .query_row([actor.as_bytes()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, bool>(2)?)))
+            .query_row([actor.as_bytes()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
+            })
             .optional()?;
-        Ok(row.map(|(user_id, name, revoked)| Device { actor, user_id, name, revoked }))
+        Ok(row.map(|(user_id, name, revoked)| Device {
+            actor,
+            user_id,
+            name,
+            revoked,
+        }))
     }
 
     fn apply(&self, changes: Vec<Change>) -> Result<Vec<(ChangeId, Judgement)>> {
@@ -251,8 +323,17 @@ impl Storage for SqliteStorage {
         Ok(self.store().case_history(id)?)
     }
 
-    fn pull(&self, after: u64, limit: usize, requester: ActorId, cells: &[String], own: &[ActorId]) -> Result<PullPage> {
-        Ok(self.store().changes_for(after, limit, requester, cells, own)?)
+    fn pull(
+        &self,
+        after: u64,
+        limit: usize,
+        requester: ActorId,
+        cells: &[String],
+        own: &[ActorId],
+    ) -> Result<PullPage> {
+        Ok(self
+            .store()
+            .changes_for(after, limit, requester, cells, own)?)
     }
 
     fn digest(&self) -> Result<DigestReport> {
@@ -269,7 +350,8 @@ impl Storage for SqliteStorage {
         let geojson = store.grid_geojson()?;
         let version = hex::encode(Sha256::digest(geojson.to_string().as_bytes()))[..16].to_string();
         store.set_grid_version(&version)?;
-        *self.grid_cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((version.clone(), geojson));
+        *self.grid_cache.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((version.clone(), geojson));
         Ok(version)
     }
 
@@ -305,7 +387,13 @@ impl Storage for SqliteStorage {
         Ok(self.blobs.received(hash))
     }
 
-    fn blob_append(&self, hash: &PhotoHash, offset: u64, total: u64, bytes: &[u8]) -> Result<ChunkAck> {
+    fn blob_append(
+        &self,
+        hash: &PhotoHash,
+        offset: u64,
+        total: u64,
+        bytes: &[u8],
+    ) -> Result<ChunkAck> {
         self.blobs.append(hash, offset, total, bytes)
     }
 
