@@ -69,6 +69,26 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock moved by hand (also backwards): tests and simulations.
+#[derive(Clone, Debug, Default)]
+pub struct ManualClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl ManualClock {
+    pub fn at(ms: u64) -> ManualClock {
+        ManualClock(std::sync::Arc::new(std::sync::atomic::AtomicU64::new(ms)))
+    }
+
+    pub fn set(&self, ms: u64) {
+        self.0.store(ms, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// The HLC state of one device: the last stamp it issued or observed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HlcGenerator {

@@ -10,4 +10,4 @@ pub use case_state::{CaseState, CaseView};
 pub use change::{
     CHANGE_SCHEMA, CaseEdit, CaseReport, Change, ChangeId, Op, StatusSet, TrackBatch,
 };
-pub use hlc::{Clock, Hlc, HlcGenerator, SystemClock};
+pub use hlc::{Clock, Hlc, HlcGenerator, ManualClock, SystemClock};

@@ -103,6 +103,21 @@ impl Store {
         Store::open(path)
     }
 
+    /// Creates a store with a given actor id and clock: for simulations,
+    /// which must be reproducible from a seed. A real device uses [`Store::init`].
+    pub fn init_with(
+        path: &Path,
+        collector: &str,
+        actor: ActorId,
+        clock: Box<dyn Clock>,
+    ) -> Result<Store> {
+        drop(Store::init(path, collector)?);
+        let conn = Connection::open(path)?;
+        set_meta(&conn, "actor", &actor.to_string())?;
+        drop(conn);
+        Store::open_with_clock(path, clock)
+    }
+
     /// Opens an initialised store with the system clock.
     pub fn open(path: &Path) -> Result<Store> {
         Store::open_with_clock(path, Box::new(SystemClock))
@@ -238,36 +253,9 @@ impl LocalTx<'_> {
 }
 
 #[cfg(test)]
-pub(crate) mod test_support {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    use crate::crdt::Clock;
-
-    /// A clock tests move by hand (also backwards).
-    #[derive(Clone, Default)]
-    pub struct ManualClock(pub Arc<AtomicU64>);
-
-    impl ManualClock {
-        pub fn at(ms: u64) -> ManualClock {
-            ManualClock(Arc::new(AtomicU64::new(ms)))
-        }
-        pub fn set(&self, ms: u64) {
-            self.0.store(ms, Ordering::SeqCst)
-        }
-    }
-
-    impl Clock for ManualClock {
-        fn now_ms(&self) -> u64 {
-            self.0.load(Ordering::SeqCst)
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use super::test_support::ManualClock;
     use super::*;
+    use crate::crdt::ManualClock;
     use crate::model::{LonLat, RejectReason, Status, Timestamp, TrackPoint};
 
     fn point(ms: i64) -> TrackPoint {

@@ -157,6 +157,30 @@ impl Store {
         Ok(())
     }
 
+    /// Changes the server refused, with its reasons (newest first).
+    pub fn refused_changes(&self) -> Result<Vec<(crate::crdt::ChangeId, String)>> {
+        let mut stmt = self.conn.prepare_cached("SELECT actor, counter, reason FROM refused_changes ORDER BY refused_at DESC, counter DESC")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (actor, counter, reason) = row?;
+            out.push((
+                crate::crdt::ChangeId {
+                    actor: super::tracks::actor_from(&actor)?,
+                    counter: counter as u64,
+                },
+                reason,
+            ));
+        }
+        Ok(out)
+    }
+
     pub fn sync_status(&self) -> Result<SyncStatus> {
         let settings = self.sync_settings()?;
         let count = |sql: &str| -> Result<u64> {

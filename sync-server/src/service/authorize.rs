@@ -7,8 +7,10 @@
 //! shift marks; only center staff change a case's status. Times in a change
 //! may not lie more than 24 h in the future.
 
+use std::collections::HashMap;
+
 use field_core::crdt::{Change, Op};
-use field_core::model::Status;
+use field_core::model::{ActorId, CaseId, Status};
 
 use super::Center;
 use crate::storage::Principal;
@@ -38,7 +40,15 @@ fn bad(reason: impl Into<String>) -> Refusal {
 pub const MAX_FUTURE_MS: i64 = 24 * 3600 * 1000;
 
 impl Center {
-    pub(super) fn authorize(&self, p: &Principal, change: &Change) -> Result<(), Refusal> {
+    /// `earlier` holds the cases reported by changes admitted earlier in the
+    /// same push (case → reporting device): an edit may follow its report
+    /// in one batch.
+    pub(super) fn authorize(
+        &self,
+        p: &Principal,
+        change: &Change,
+        earlier: &HashMap<CaseId, ActorId>,
+    ) -> Result<(), Refusal> {
         let Some(device) = p.device else {
             return Err(forbidden(
                 "this token has no device: enrol a device to push changes",
@@ -60,14 +70,17 @@ impl Center {
                 let view = self
                     .storage
                     .case(e.case)
-                    .map_err(|err| bad(err.to_string()))?
-                    .ok_or_else(|| {
-                        forbidden(format!(
+                    .map_err(|err| bad(err.to_string()))?;
+                let reporter = match (&view, earlier.get(&e.case)) {
+                    (Some(v), _) => v.origin.as_ref().map(|o| o.reporter),
+                    (None, Some(actor)) => Some(*actor),
+                    (None, None) => {
+                        return Err(forbidden(format!(
                             "case {} is unknown here: its report must reach the server first",
                             e.case
-                        ))
-                    })?;
-                let reporter = view.origin.as_ref().map(|o| o.reporter);
+                        )));
+                    }
+                };
                 let owner = match reporter {
                     Some(actor) => self
                         .storage
@@ -82,11 +95,13 @@ impl Center {
                         e.case
                     )));
                 }
-                if view.statuses() != [Status::Reported] {
+                if let Some(v) = &view
+                    && v.statuses() != [Status::Reported]
+                {
                     return Err(forbidden(format!(
                         "case {} is {:?}: a collector edits a case only while reported",
                         e.case,
-                        view.statuses()
+                        v.statuses()
                     )));
                 }
                 Ok(())

@@ -55,9 +55,13 @@ impl Center {
         let mut results: Vec<Option<PushResult>> = vec![None; changes.len()];
         let mut admitted = Vec::new();
         let mut admitted_at = Vec::new();
+        let mut reported = std::collections::HashMap::new();
         for (i, change) in changes.into_iter().enumerate() {
-            match self.authorize(p, &change) {
+            match self.authorize(p, &change, &reported) {
                 Ok(()) => {
+                    if let field_core::crdt::Op::CaseReport(r) = &change.op {
+                        reported.insert(r.case, change.actor);
+                    }
                     admitted_at.push(i);
                     admitted.push(change);
                 }

@@ -85,13 +85,20 @@ fn actor_from(bytes: &[u8]) -> Result<ActorId> {
 impl SqliteStorage {
     /// Opens (creating on first use) the store in `dir`.
     pub fn open(dir: &Path) -> Result<SqliteStorage> {
+        SqliteStorage::open_with_clock(dir, Box::new(field_core::crdt::SystemClock))
+    }
+
+    /// [`SqliteStorage::open`] with the wall clock injected (the simulator).
+    pub fn open_with_clock(
+        dir: &Path,
+        clock: Box<dyn field_core::crdt::Clock>,
+    ) -> Result<SqliteStorage> {
         std::fs::create_dir_all(dir)?;
         let changes_path = dir.join("changes.db");
-        let store = if changes_path.exists() {
-            Store::open(&changes_path)?
-        } else {
-            Store::init(&changes_path, "city-center")?
-        };
+        if !changes_path.exists() {
+            drop(Store::init(&changes_path, "city-center")?);
+        }
+        let store = Store::open_with_clock(&changes_path, clock)?;
         let mut center = Connection::open(dir.join("center.db"))?;
         center.pragma_update(None, "journal_mode", "WAL")?;
         center.pragma_update(None, "synchronous", "NORMAL")?;
