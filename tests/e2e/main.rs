@@ -5,4 +5,5 @@ mod bad_input;
 mod bundles;
 mod crash;
 mod device_flow;
+mod faults;
 mod sync;

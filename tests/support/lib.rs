@@ -192,6 +192,7 @@ fn time_rfc3339(unix: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+pub mod proxy;
 pub mod server;
 
 impl Device {
