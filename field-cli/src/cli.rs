@@ -281,6 +281,17 @@ pub enum ChangesCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
+    /// Sync against a real server on loopback: a collector-day from scratch,
+    /// a no-op sync, a 1-case sync over small and large histories, and many
+    /// devices at once.
+    Sync {
+        /// Devices syncing a day each at once.
+        #[arg(long, default_value_t = 50)]
+        devices: usize,
+        /// Cases already on the server for the large-history measurement.
+        #[arg(long, default_value_t = 100_000)]
+        history: usize,
+    },
     /// The device store: track inserts vs plain rusqlite, remote change apply, cell lookup.
     Store {
         #[arg(long, default_value_t = 1_000_000)]

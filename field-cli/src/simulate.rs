@@ -162,3 +162,19 @@ pub fn photo(seed: u64) -> Vec<u8> {
     }
     out
 }
+
+/// A photo-sized PNG of noise (incompressible, like a JPEG's entropy):
+/// `side`×`side` RGB, about 3·side² bytes.
+pub fn noise_photo(seed: u64, side: u32) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let data: Vec<u8> = (0..side * side * 3).map(|_| rng.u8(..)).collect();
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, side, side);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().expect("in-memory PNG header");
+        writer.write_image_data(&data).expect("in-memory PNG data");
+    }
+    out
+}

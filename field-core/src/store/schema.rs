@@ -101,6 +101,12 @@ const MIGRATIONS: &[&str] = &[
     -- Photos the server has confirmed holding need no upload.
     ALTER TABLE photos ADD COLUMN uploaded INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 3: a server pulls by cell and by reporter for each device: the cost of
+    // a pull must follow the delta, not the number of cases held.
+    r#"
+    CREATE INDEX cases_by_cell ON cases (cell);
+    CREATE INDEX cases_by_reporter ON cases (reporter);
+    "#,
 ];
 
 /// The schema version this build creates.

@@ -89,8 +89,8 @@ pub struct PullResponse {
     pub grid: Option<GridPayload>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog: Option<CatalogPayload>,
-    /// The cells this collector is assigned to today.
-    #[serde(default)]
+    /// The cells this collector is assigned to, sent with the grid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assigned_cells: Vec<String>,
 }
 

@@ -135,13 +135,18 @@ impl Center {
             }
             _ => None,
         };
+        let assigned_cells = if grid.is_some() {
+            p.user.cells.clone()
+        } else {
+            Vec::new()
+        };
         Ok(PullResponse {
             changes: page.changes,
             cursor: page.cursor,
             more: page.more,
             grid,
             catalog,
-            assigned_cells: p.user.cells.clone(),
+            assigned_cells,
         })
     }
 

@@ -12,78 +12,23 @@ use field_core::model::{
 };
 use field_core::store::Store;
 use rusqlite::params;
-use serde::Serialize;
 use uuid::Uuid;
 
-use crate::cli::BenchCmd;
-use crate::output::{Output, table};
+use super::{Row, row};
 use crate::simulate::{GridSpec, patrol_walk};
 
-#[derive(Serialize)]
-struct Row {
-    measure: String,
-    items: usize,
-    seconds: f64,
-    per_second: f64,
-    baseline: String,
-    baseline_seconds: f64,
-    /// baseline time / our time: 1.0 means as fast as the baseline.
-    ratio: f64,
-}
-
-fn row(measure: &str, items: usize, seconds: f64, baseline: &str, baseline_seconds: f64) -> Row {
-    Row {
-        measure: measure.into(),
-        items,
-        seconds,
-        per_second: items as f64 / seconds,
-        baseline: baseline.into(),
-        baseline_seconds,
-        ratio: baseline_seconds / seconds,
-    }
-}
-
-pub fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
-    let BenchCmd::Store {
-        points,
-        changes,
-        cells,
-        lookups,
-    } = cmd;
-    let dir = tempfile::tempdir()?;
-    let rows = vec![
-        track_inserts(dir.path(), points)?,
-        remote_changes(dir.path(), changes)?,
+pub fn run(
+    dir: &std::path::Path,
+    points: usize,
+    changes: usize,
+    cells: usize,
+    lookups: usize,
+) -> Result<Vec<Row>> {
+    Ok(vec![
+        track_inserts(dir, points)?,
+        remote_changes(dir, changes)?,
         cell_lookups(cells, lookups)?,
-    ];
-    out.show(&rows, |rows| {
-        let body = rows
-            .iter()
-            .map(|r| {
-                vec![
-                    r.measure.clone(),
-                    r.items.to_string(),
-                    format!("{:.3}", r.seconds),
-                    format!("{:.0}", r.per_second),
-                    r.baseline.clone(),
-                    format!("{:.3}", r.baseline_seconds),
-                    format!("{:.2}", r.ratio),
-                ]
-            })
-            .collect::<Vec<_>>();
-        table(
-            &[
-                "MEASURE",
-                "ITEMS",
-                "SECONDS",
-                "PER_SECOND",
-                "BASELINE",
-                "BASE_SECONDS",
-                "RATIO",
-            ],
-            &body,
-        )
-    })
+    ])
 }
 
 /// 1,000,000 points through `Store::append_track_points` (delta-encoded

@@ -1,0 +1,365 @@
+//! `field bench sync`: devices against a real server on loopback (the
+//! sync-server library serving HTTP on 127.0.0.1 in this process).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use field_core::crdt::{CHANGE_SCHEMA, CaseReport, Change, Hlc, Op};
+use field_core::model::{
+    CaseFields, CaseId, CaseOrigin, CasePhoto, CaseSource, CategoryCode, LonLat, PhotoHash,
+    PhotoRole, Placement, Timestamp,
+};
+use field_core::store::{NewCase, Store, SyncSettings};
+use field_core::sync::client;
+use field_core::sync::http::HttpTransport;
+use field_core::sync::protocol::EnrollRequest;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sync_server::config::Limits;
+use sync_server::service::{Center, system_clock, tokens};
+use sync_server::storage::{Role, Storage, sqlite::SqliteStorage};
+
+use crate::simulate::{GridSpec, noise_photo, patrol_walk};
+
+#[derive(Serialize)]
+pub struct SyncRow {
+    pub measure: String,
+    pub value: String,
+    pub note: String,
+    pub figures: Value,
+}
+
+fn row(measure: &str, value: String, note: String, figures: Value) -> SyncRow {
+    SyncRow {
+        measure: measure.into(),
+        value,
+        note,
+        figures,
+    }
+}
+
+/// A server on loopback, stopped when dropped.
+struct Loopback {
+    url: String,
+    storage: Arc<SqliteStorage>,
+    admin: String,
+    _rt: tokio::runtime::Runtime,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+fn start_server(dir: &std::path::Path) -> Result<Loopback> {
+    let storage = Arc::new(SqliteStorage::open(&dir.join("server"))?);
+    let admin_user = storage.create_user("admin", Role::Admin, None, &[])?;
+    let admin = tokens::new_token();
+    storage.add_user_token(&tokens::hash(&admin), &admin_user.id)?;
+    let center = Center::new(storage.clone(), Limits::default(), system_clock());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    rt.spawn(sync_server::run(listener, center, async {
+        let _ = stopped.await;
+    }));
+    Ok(Loopback {
+        url,
+        storage,
+        admin,
+        _rt: rt,
+        stop: Some(stop),
+    })
+}
+
+fn enrolled(lb: &Loopback, path: &std::path::Path, name: &str, cells: &[String]) -> Result<Store> {
+    let mut admin = HttpTransport::new(&lb.url, Some(lb.admin.clone()))?;
+    let r: Value = admin.call(
+        "POST",
+        "/v1/center/users",
+        Some(&json!({ "name": name, "cells": cells })),
+    )?;
+    let code = r["enrolment_code"]
+        .as_str()
+        .context("enrolment code")?
+        .to_string();
+    let mut store = Store::init(path, name)?;
+    let resp = HttpTransport::new(&lb.url, None)?.enroll(&EnrollRequest {
+        code,
+        actor: store.actor(),
+        device_name: None,
+    })?;
+    store.set_sync_settings(&SyncSettings {
+        server: lb.url.clone(),
+        token: resp.token,
+        user: resp.user,
+    })?;
+    Ok(store)
+}
+
+struct Synced {
+    seconds: f64,
+    up: u64,
+    down: u64,
+    round_trips: usize,
+}
+
+fn sync(store: &mut Store) -> Result<Synced> {
+    let settings = store.sync_settings()?.context("enrolled")?;
+    let mut t = HttpTransport::new(&settings.server, Some(settings.token))?;
+    let started = Instant::now();
+    let s = client::sync(store, &mut t, &mut |_| {})?;
+    Ok(Synced {
+        seconds: started.elapsed().as_secs_f64(),
+        up: t.bytes_sent,
+        down: t.bytes_received,
+        round_trips: s.round_trips,
+    })
+}
+
+/// A collector's day: 07:15–20:15 every 5 s, `cases` cases with 2 photos each.
+/// Returns the raw payload size: 40 bytes a point (time, lon, lat,
+/// accuracy, speed as 8-byte numbers) plus photo and text bytes.
+fn patrol_day(
+    store: &mut Store,
+    grid: &GridSpec,
+    seed: u64,
+    cases: usize,
+    photo_side: u32,
+) -> Result<(usize, u64)> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let start = Timestamp::parse("start", "2026-11-25T07:15:00+08:00")?;
+    let end = Timestamp::parse("end", "2026-11-25T20:15:00+08:00")?;
+    let points = patrol_walk(grid, start, end, 5, &mut rng);
+    store.append_track_points(&points)?;
+    let mut raw = points.len() as u64 * 40;
+    for i in 0..cases {
+        let photos = vec![
+            noise_photo(seed * 1000 + 2 * i as u64, photo_side),
+            noise_photo(seed * 1000 + 2 * i as u64 + 1, photo_side),
+        ];
+        raw += photos.iter().map(|p| p.len() as u64).sum::<u64>();
+        let (x, y) = grid.node(rng.usize(0..5), rng.usize(0..10));
+        let description = format!("case {i} of the day");
+        raw += description.len() as u64 + 64;
+        store.report_case(NewCase {
+            category: "SJ0102".into(),
+            pos: LonLat::new(x + grid.dlon() / 2.0, y - grid.dlat() / 2.0)?,
+            description,
+            photos,
+            at: Some(Timestamp::from_millis(
+                "at",
+                start.millis() + i as i64 * 60_000,
+            )?),
+            quick_fix_after: None,
+            survey: None,
+        })?;
+    }
+    Ok((points.len(), raw))
+}
+
+/// History other collectors made: case reports in cells the bench device
+/// does not patrol, applied straight into the server's store.
+fn preload(lb: &Loopback, grid: &GridSpec, from: usize, to: usize) -> Result<()> {
+    let category = CategoryCode::parse("category", "SJ0201")?;
+    let actor = uuid::Uuid::from_u128(0xbe5c_0000_0000 + from as u128);
+    let at = Timestamp::parse("at", "2026-11-25T09:00:00+08:00")?;
+    let mut batch = Vec::new();
+    for (counter, i) in (from..to).enumerate() {
+        let (r, c) = (5 + i % (grid.rows - 5), i % grid.cols);
+        let (x, y) = grid.node(r, c);
+        batch.push(Change {
+            schema: CHANGE_SCHEMA,
+            actor,
+            counter: counter as u64 + 1,
+            hlc: Hlc::new(at.millis() as u64 + i as u64, 0),
+            op: Op::CaseReport(CaseReport {
+                case: CaseId(uuid::Uuid::from_u128(0xca5e_0000_0000 + i as u128)),
+                origin: CaseOrigin {
+                    reporter: actor,
+                    collector: "history".into(),
+                    source: CaseSource::Collector,
+                    reported_at: at,
+                    survey: None,
+                },
+                fields: CaseFields {
+                    description: Some(format!("old case {i}")),
+                    category: Some(category.clone()),
+                    placement: Some(Placement {
+                        pos: LonLat::new(x + grid.dlon() / 2.0, y - grid.dlat() / 2.0)?,
+                        cell: None,
+                    }),
+                },
+                photos: vec![CasePhoto {
+                    hash: PhotoHash::of(&i.to_le_bytes()),
+                    role: PhotoRole::Before,
+                }],
+                photo_dot: 1,
+            }),
+        });
+        if batch.len() == 2000 {
+            lb.storage.apply(std::mem::take(&mut batch))?;
+        }
+    }
+    lb.storage.apply(batch)?;
+    Ok(())
+}
+
+fn one_case_sync(store: &mut Store, grid: &GridSpec, seed: u64) -> Result<Synced> {
+    store.report_case(NewCase {
+        category: "BJ0101".into(),
+        pos: LonLat::new(
+            grid.west + grid.dlon() / 2.0,
+            grid.north - grid.dlat() / 2.0,
+        )?,
+        description: "one more".into(),
+        photos: vec![noise_photo(seed, 64)],
+        at: None,
+        quick_fix_after: None,
+        survey: None,
+    })?;
+    sync(store)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+pub fn run(dir: &std::path::Path, devices: usize, history: usize) -> Result<Vec<SyncRow>> {
+    let lb = start_server(dir)?;
+    let grid = GridSpec {
+        west: 120.2,
+        north: 30.2,
+        rows: 20,
+        cols: 20,
+        cell_m: 100.0,
+    };
+    let _: Value = HttpTransport::new(&lb.url, Some(lb.admin.clone()))?.call_raw(
+        "PUT",
+        "/v1/center/grid",
+        "application/geo+json",
+        grid.to_geojson().into_bytes(),
+    )?;
+    let mine: Vec<String> = (0..5)
+        .flat_map(|r| (0..10).map(move |c| (r, c)))
+        .map(|(r, c)| grid.code(r, c))
+        .collect();
+    let mut rows = Vec::new();
+
+    // 1. A collector-day pushed from scratch.
+    let mut d = enrolled(&lb, &dir.join("day.db"), "day", &mine)?;
+    sync(&mut d)?; // the grid
+    let (points, raw) = patrol_day(&mut d, &grid, 1, 40, 200)?;
+    let track_json: usize = d
+        .outbox(usize::MAX)?
+        .0
+        .iter()
+        .filter(|c| matches!(c.op, Op::TrackAppend(_)))
+        .map(|c| c.to_json().len())
+        .sum();
+    let s = sync(&mut d)?;
+    let wire = s.up + s.down;
+    rows.push(row(
+        "collector-day push from scratch",
+        format!("{:.2} s, {:.2} MB on the wire", s.seconds, wire as f64 / 1e6),
+        format!("{points} points + 40 cases × 2 photos; raw payload {:.2} MB; wire/raw {:.3}", raw as f64 / 1e6, wire as f64 / raw as f64),
+        json!({ "seconds": s.seconds, "wire_bytes": wire, "raw_bytes": raw, "points": points, "round_trips": s.round_trips }),
+    ));
+    rows.push(row(
+        "track encoding",
+        format!("{:.1} B/point", track_json as f64 / points as f64),
+        "columnar delta JSON (ms, 1e-7°, dm, cm/s) vs 40 B/point as five 8-byte numbers".into(),
+        json!({ "bytes_per_point": track_json as f64 / points as f64 }),
+    ));
+
+    // 2. Nothing to do.
+    let s = sync(&mut d)?;
+    rows.push(row(
+        "no-op sync",
+        format!(
+            "{} B, {} round trip, {:.1} ms",
+            s.up + s.down,
+            s.round_trips,
+            s.seconds * 1e3
+        ),
+        "push nothing, pull nothing: one request".into(),
+        json!({ "bytes": s.up + s.down, "round_trips": s.round_trips, "seconds": s.seconds }),
+    ));
+
+    // 3. A 1-case sync over 1,000 and over `history` cases on the server.
+    let mut small_large = Vec::new();
+    for (from, to) in [(0, 1000), (1000, history.max(1000))] {
+        preload(&lb, &grid, from, to)?;
+        sync(&mut d)?;
+        let mut times: Vec<f64> = (0..5)
+            .map(|i| one_case_sync(&mut d, &grid, 9000 + to as u64 + i).map(|s| s.seconds))
+            .collect::<Result<_>>()?;
+        times.sort_by(f64::total_cmp);
+        let median = percentile(&times, 0.5);
+        small_large.push(median);
+        rows.push(row(
+            &format!("1-case sync, server holds {to} cases"),
+            format!("{:.1} ms (median of 5)", median * 1e3),
+            "report 1 case with a photo, sync".into(),
+            json!({ "server_cases": to, "median_seconds": median }),
+        ));
+    }
+    rows.push(row(
+        "1-case sync cost, large / small history",
+        format!("{:.2}×", small_large[1] / small_large[0]),
+        "≈1 means the cost follows the delta, not the history".into(),
+        json!({ "ratio": small_large[1] / small_large[0] }),
+    ));
+
+    // 4. Many devices, a day each, all at once.
+    let mut stores = Vec::new();
+    let mut total_points = 0;
+    let mut total_raw = 0;
+    for i in 0..devices {
+        let mut s = enrolled(&lb, &dir.join(format!("d{i}.db")), &format!("c{i}"), &mine)?;
+        sync(&mut s)?;
+        let (p, r) = patrol_day(&mut s, &grid, 100 + i as u64, 40, 48)?;
+        total_points += p;
+        total_raw += r;
+        stores.push(s);
+    }
+    let started = Instant::now();
+    let results: Vec<Result<Synced>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = stores
+            .iter_mut()
+            .map(|s| scope.spawn(move || sync(s)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("sync thread panicked")))
+            })
+            .collect()
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for r in results {
+        let r = r?;
+        times.push(r.seconds);
+        bytes += r.up + r.down;
+    }
+    times.sort_by(f64::total_cmp);
+    rows.push(row(
+        &format!("{devices} devices sync a day each at once"),
+        format!("{:.1} s wall, {:.0} points/s, {:.1} MB/s", wall, total_points as f64 / wall, bytes as f64 / 1e6 / wall),
+        format!("per-device sync p50 {:.2} s, p99 {:.2} s; raw payload {:.1} MB", percentile(&times, 0.5), percentile(&times, 0.99), total_raw as f64 / 1e6),
+        json!({ "wall_seconds": wall, "points": total_points, "bytes": bytes, "p50_seconds": percentile(&times, 0.5), "p99_seconds": percentile(&times, 0.99) }),
+    ));
+    Ok(rows)
+}
