@@ -6,4 +6,5 @@ mod bundles;
 mod crash;
 mod device_flow;
 mod faults;
+mod schemas;
 mod sync;

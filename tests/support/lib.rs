@@ -193,6 +193,7 @@ fn time_rfc3339(unix: i64) -> String {
 }
 
 pub mod proxy;
+pub mod schemas;
 pub mod server;
 
 impl Device {
