@@ -1,11 +1,13 @@
-//! `field demo`: one collector, two handsets, a patrol day, no network.
+//! `field demo`: a patrol day of two collectors on three handsets, merged
+//! offline by bundle files and then through an embedded sync server.
 //!
-//! 王芳 patrols with handset A. Her morning (track, shift start, reports)
-//! is copied to the spare handset B by bundle file. Both then work offline:
-//! on A she refines descriptions and photos; on B, which she carries in the
-//! afternoon, she edits some of the same cases, reports more and ends the
-//! shift. Bundles go both ways; both handsets print the same merged cases
-//! and the same state digest.
+//! The center (an embedded server on loopback) imports an 8×8 grid and
+//! enrols 王芳 (two handsets, the north half) and 李伟 (the south half). 王芳
+//! patrols with handset A in the morning; her morning is copied to the spare
+//! handset B by file; both then work offline, editing the same cases; B
+//! carries the afternoon. Bundles go both ways; in the evening every handset
+//! syncs. Each handset ends with the server's cases of its cells, nothing
+//! pending, and the server holds every change once.
 
 use std::path::{Path, PathBuf};
 
@@ -14,8 +16,11 @@ use chrono::{Duration, FixedOffset, NaiveTime, TimeZone, Utc};
 use field_core::model::{LonLat, ShiftKind, Timestamp};
 use field_core::store::{CaseEditRequest, NewCase, STORE_FILE, Store};
 use field_core::sync::Bundle;
-use serde_json::json;
+use field_core::sync::http::HttpTransport;
+use serde_json::{Value, json};
+use sync_server::storage::Storage;
 
+use crate::loopback::{add_collector, enroll, new_code, start_server};
 use crate::output::{Output, table};
 use crate::simulate::{GridSpec, patrol_walk, photo};
 
@@ -101,14 +106,16 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
         }
         None => tmp.path().to_path_buf(),
     };
-    let (home_a, home_b) = (root.join("handset-a"), root.join("handset-b"));
-    for h in [&home_a, &home_b] {
-        if h.join(STORE_FILE).exists() {
-            bail!(
-                "{} already holds a device; give --keep an empty directory",
-                h.display()
-            );
-        }
+    let homes = [
+        root.join("handset-a"),
+        root.join("handset-b"),
+        root.join("handset-c"),
+    ];
+    if homes.iter().any(|h| h.join(STORE_FILE).exists()) || root.join("server").exists() {
+        bail!(
+            "{} already holds a demo; give --keep an empty directory",
+            root.display()
+        );
     }
     let mut demo = Demo {
         grid: GridSpec::demo(),
@@ -118,28 +125,51 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
         rng: fastrand::Rng::with_seed(20261126),
         photo_seed: 0,
     };
-    let grid_file = root.join("grid.geojson");
-    std::fs::write(&grid_file, demo.grid.to_geojson())?;
-    let mut a = Store::init(&home_a.join(STORE_FILE), "王芳")?;
-    let mut b = Store::init(&home_b.join(STORE_FILE), "王芳")?;
-    for s in [&mut a, &mut b] {
-        let cells = field_core::import::parse_grid(
-            &std::fs::read_to_string(&grid_file)?,
-            s.cell_pattern(),
-        )?;
-        s.import_grid(cells)?;
-    }
     let mut log = Vec::new();
 
-    // Morning on handset A.
-    let (cx, cy) = demo.grid.center();
+    // The center: an embedded server, the grid, two collectors.
+    let lb = start_server(&root.join("server"))?;
+    let grid_file = root.join("grid.geojson");
+    std::fs::write(&grid_file, demo.grid.to_geojson())?;
+    let _: Value = lb.admin()?.call_raw(
+        "PUT",
+        "/v1/center/grid",
+        "application/geo+json",
+        std::fs::read(&grid_file)?,
+    )?;
+    let g = demo.grid;
+    let north: Vec<String> = (0..4)
+        .flat_map(|r| (0..8).map(move |c| g.code(r, c)))
+        .collect();
+    let south: Vec<String> = (4..8)
+        .flat_map(|r| (0..8).map(move |c| g.code(r, c)))
+        .collect();
+    let wang = add_collector(&lb, "王芳", Some("杭州城市采集一公司"), &north)?;
+    let li = add_collector(&lb, "李伟", Some("杭州城市采集二公司"), &south)?;
+    let mut a = Store::init(&homes[0].join(STORE_FILE), "王芳")?;
+    let mut b = Store::init(&homes[1].join(STORE_FILE), "王芳")?;
+    let mut c = Store::init(&homes[2].join(STORE_FILE), "李伟")?;
+    enroll(&lb, &mut a, &wang, "王芳 handset A")?;
+    enroll(&lb, &mut b, &new_code(&lb, "王芳")?, "王芳 spare handset B")?;
+    enroll(&lb, &mut c, &li, "李伟 handset")?;
+    for s in [&mut a, &mut b, &mut c] {
+        sync_quietly(s)?; // at the depot: the grid arrives
+    }
+    log.push(json!({ "step": "center enrols 王芳 (handsets A, B) and 李伟 (C); handsets pull the grid", "server": lb.url }));
+
+    // Morning on handset A, offline.
+    let (cx, cy) = demo.grid.node(2, 4);
     a.mark_shift(
         ShiftKind::Start,
         Some(local(demo.day, 7, 12)?),
         Some(LonLat::new(cx, cy)?),
     )?;
+    let north_grid = GridSpec {
+        rows: 4,
+        ..demo.grid
+    };
     let morning = patrol_walk(
-        &demo.grid,
+        &north_grid,
         local(demo.day, 7, 15)?,
         local(demo.day, 12, 0)?,
         5,
@@ -149,7 +179,7 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
     let cover = demo.report(
         &mut a,
         "BJ0101",
-        (3, 4),
+        (1, 4),
         "上水井盖破损 water cover cracked",
         (8, 5),
         false,
@@ -157,7 +187,7 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
     let poster = demo.report(
         &mut a,
         "SJ0201",
-        (4, 3),
+        (2, 3),
         "电线杆小广告 posters on a pole",
         (9, 40),
         false,
@@ -165,7 +195,7 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
     let garbage = demo.report(
         &mut a,
         "SJ0102",
-        (5, 5),
+        (3, 5),
         "暴露垃圾 rubbish bags by the kerb",
         (10, 20),
         false,
@@ -173,13 +203,15 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
     demo.report(
         &mut a,
         "SJ0201",
-        (4, 4),
+        (2, 2),
         "single poster removed on the spot",
         (11, 2),
         true,
     )?;
-    log.push(json!({ "step": "morning on handset A", "points": morning.len(), "cases": 4 }));
-    log.push(json!({ "step": "bundle A -> B", "exchange": exchange(&a, &mut b, &root, "a-morning.bundle.json")? }));
+    log.push(
+        json!({ "step": "morning on handset A (offline)", "points": morning.len(), "cases": 4 }),
+    );
+    log.push(json!({ "step": "bundle A -> B by file", "exchange": exchange(&a, &mut b, &root, "a-morning.bundle.json")? }));
 
     // Both handsets offline: concurrent edits of the same cases.
     let garbage_photo = a.case(garbage)?.photos[0].hash.clone();
@@ -221,7 +253,7 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
         },
     )?;
     let afternoon = patrol_walk(
-        &demo.grid,
+        &north_grid,
         local(demo.day, 12, 0)?,
         local(demo.day, 20, 15)?,
         5,
@@ -231,17 +263,9 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
     demo.report(
         &mut b,
         "BJ0118",
-        (2, 6),
+        (0, 6),
         "路灯不亮 street light out",
         (15, 30),
-        false,
-    )?;
-    demo.report(
-        &mut b,
-        "09009",
-        (6, 2),
-        "机动车乱停放 car parked on the pavement",
-        (17, 45),
         false,
     )?;
     b.mark_shift(
@@ -249,80 +273,205 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
         Some(local(demo.day, 20, 17)?),
         Some(LonLat::new(cx, cy)?),
     )?;
+    log.push(json!({ "step": "offline edits on both handsets; afternoon on B", "afternoon_points": afternoon.len() }));
+
+    // 李伟's day in the south half.
+    let south_grid = GridSpec {
+        north: demo.grid.north - 4.0 * demo.grid.dlat(),
+        rows: 4,
+        ..demo.grid
+    };
+    c.mark_shift(ShiftKind::Start, Some(local(demo.day, 7, 14)?), None)?;
+    let li_day = patrol_walk(
+        &south_grid,
+        local(demo.day, 7, 15)?,
+        local(demo.day, 20, 15)?,
+        5,
+        &mut demo.rng,
+    );
+    c.append_track_points(&li_day)?;
+    demo.report(
+        &mut c,
+        "09009",
+        (6, 2),
+        "机动车乱停放 car parked on the pavement",
+        (17, 45),
+        false,
+    )?;
+    demo.report(
+        &mut c,
+        "SJ0102",
+        (5, 6),
+        "暴露垃圾 rubbish by the bus stop",
+        (10, 5),
+        false,
+    )?;
+    c.mark_shift(ShiftKind::End, Some(local(demo.day, 20, 18)?), None)?;
     log.push(
-        json!({ "step": "offline edits on both handsets", "afternoon_points": afternoon.len() }),
+        json!({ "step": "李伟 patrols the south half on C", "points": li_day.len(), "cases": 2 }),
     );
 
-    // Merge both ways, twice from A to show re-import is a no-op.
+    // Merge the two handsets by file, both ways (once more to show re-import is a no-op).
     log.push(json!({ "step": "bundle B -> A", "exchange": exchange(&b, &mut a, &root, "b-day.bundle.json")? }));
     log.push(json!({ "step": "bundle A -> B", "exchange": exchange(&a, &mut b, &root, "a-day.bundle.json")? }));
     log.push(json!({ "step": "bundle A -> B again (idempotent)", "exchange": exchange(&a, &mut b, &root, "a-day-again.bundle.json")? }));
 
-    let (da, db) = (a.digest()?, b.digest()?);
-    let cases = a
-        .cases()?
+    // Evening: every handset syncs (twice, so each pulls what the others pushed).
+    let mut synced = Vec::new();
+    for round in 0..2 {
+        for (name, s) in [("A", &mut a), ("B", &mut b), ("C", &mut c)] {
+            let r = sync_quietly(s)?;
+            synced.push(json!({ "round": round + 1, "handset": name, "pushed": r.pushed, "pulled": r.pulled, "photos_sent": r.photos_sent }));
+        }
+    }
+    log.push(json!({ "step": "evening sync of every handset", "syncs": synced }));
+
+    let server = lb.storage.digest()?;
+    let cases: Value = lb
+        .admin()?
+        .call::<(), Value>("GET", "/v1/center/cases", None)?;
+    let mut checks = Vec::new();
+    for (name, s, cells) in [("A", &a, &north), ("B", &b, &north), ("C", &c, &south)] {
+        let status = s.sync_status()?;
+        let mine = s.cases_digest(Some(cells))?;
+        let theirs = lb.storage.cases_digest(Some(cells))?;
+        checks.push(json!({
+            "handset": name,
+            "cases_match_server": mine == theirs,
+            "track_on_server": s.device_digests()?.get(&s.actor()) == server.devices.get(&s.actor()),
+            "pending_changes": status.pending_changes,
+            "pending_photos": status.pending_photos,
+        }));
+    }
+    let authored: usize = [&a, &b, &c]
         .iter()
-        .map(|v| a.summarize(v))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|s| {
+            s.export_bundle(None).map(|bundle| {
+                bundle
+                    .changes
+                    .iter()
+                    .filter(|ch| ch.actor == s.actor())
+                    .count()
+            })
+        })
+        .sum::<Result<usize, _>>()?;
+    let ok = authored as u64 == server.changes
+        && checks.iter().all(|c| {
+            c["cases_match_server"] == true
+                && c["track_on_server"] == true
+                && c["pending_changes"] == 0
+                && c["pending_photos"] == 0
+        });
     let removed_gone = !a
         .case(garbage)?
         .photos
         .iter()
         .any(|p| p.hash == garbage_photo);
     let result = json!({
-        "homes": { "a": home_a, "b": home_b },
+        "server": lb.url,
+        "root": root,
         "steps": log,
-        "cases": cases,
-        "digest": { "a": da, "b": db, "equal": da == db },
+        "center_cases": cases,
+        "handsets": checks,
+        "server_changes": server.changes,
+        "authored_changes": authored,
         "removed_photo_stays_removed": removed_gone,
+        "converged": ok,
         "kept": keep.is_some(),
     });
     out.show(&result, |_| {
         let mut text = String::new();
         for step in &log {
-            text.push_str(&format!("- {}\n", step));
+            text.push_str(&format!("- {}: {}\n", step["step"].as_str().unwrap_or_default(), compact(step)));
         }
-        let rows = cases
-            .iter()
-            .map(|c| {
-                vec![
-                    c.id.to_string()[..8].to_string(),
-                    format!(
-                        "{:?}",
-                        c.source.unwrap_or(field_core::model::CaseSource::Collector)
-                    )
-                    .to_lowercase(),
-                    c.category.clone().unwrap_or_default(),
-                    c.cell.clone().unwrap_or_default(),
-                    c.photos.to_string(),
-                    c.description.clone().unwrap_or_default(),
-                ]
-            })
-            .collect::<Vec<_>>();
-        text.push_str("\nmerged cases (identical on both handsets):\n");
-        text.push_str(&table(
-            &["ID", "SOURCE", "CATEGORY", "CELL", "PHOTOS", "DESCRIPTION"],
-            &rows,
-        ));
-        text.push_str(&format!(
-            "\n\ndigest handset A: {da}\ndigest handset B: {db}\n"
-        ));
-        text.push_str(if da == db {
-            "digests equal: both handsets hold the same merged state\n"
-        } else {
-            "DIGESTS DIFFER\n"
-        });
+        text.push_str("\ncases at the center after the evening sync:\n");
+        text.push_str(&center_table(&cases));
+        text.push_str(&format!("\n\nserver holds {} changes; the handsets authored {authored}\n", server.changes));
+        for c in &checks {
+            text.push_str(&format!(
+                "handset {}: cases {} the server's, track {}, {} changes and {} photos pending\n",
+                c["handset"].as_str().unwrap_or_default(),
+                if c["cases_match_server"] == true { "match" } else { "DIFFER FROM" },
+                if c["track_on_server"] == true { "on the server" } else { "MISSING on the server" },
+                c["pending_changes"],
+                c["pending_photos"]
+            ));
+        }
         if keep.is_some() {
             text.push_str(&format!(
-                "homes kept in {} (try: field --home {} case list)\n",
+                "kept in {}: restart the center with `sync-server --data {}`, explore a handset with `field --home {} case list`\n",
                 root.display(),
-                home_a.display()
+                root.join("server").display(),
+                homes[0].display()
             ));
         }
         text
     })?;
-    if da != db {
-        bail!("the two handsets did not converge");
+    if !ok {
+        bail!("the handsets and the server did not converge");
     }
     Ok(())
+}
+
+fn sync_quietly(store: &mut Store) -> Result<field_core::sync::client::SyncSummary> {
+    let settings = store
+        .sync_settings()?
+        .ok_or_else(|| anyhow::anyhow!("not enrolled"))?;
+    let mut t = HttpTransport::new(&settings.server, Some(settings.token))?;
+    Ok(field_core::sync::client::sync(store, &mut t, &mut |_| {})?)
+}
+
+/// A step's figures without its name, on one line.
+fn compact(step: &Value) -> String {
+    let mut v = step.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("step");
+    }
+    v.to_string()
+}
+
+fn center_table(cases: &Value) -> String {
+    let rows = cases
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    vec![
+                        c["id"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .chars()
+                            .take(8)
+                            .collect(),
+                        c["collector"].as_str().unwrap_or_default().to_string(),
+                        c["source"].as_str().unwrap_or_default().to_string(),
+                        c["category"].as_str().unwrap_or_default().to_string(),
+                        c["cell"].as_str().unwrap_or_default().to_string(),
+                        format!(
+                            "{}{}",
+                            c["photos"],
+                            if c["photos_pending"] == true {
+                                " (pending)"
+                            } else {
+                                ""
+                            }
+                        ),
+                        c["description"].as_str().unwrap_or_default().to_string(),
+                    ]
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    table(
+        &[
+            "ID",
+            "COLLECTOR",
+            "SOURCE",
+            "CATEGORY",
+            "CELL",
+            "PHOTOS",
+            "DESCRIPTION",
+        ],
+        &rows,
+    )
 }

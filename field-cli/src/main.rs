@@ -7,6 +7,7 @@ mod center;
 mod cli;
 mod demo;
 mod device;
+mod loopback;
 mod output;
 mod simulate;
 mod sync;

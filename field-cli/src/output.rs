@@ -1,6 +1,7 @@
 //! Text or JSON, chosen once per run.
 
 use serde::Serialize;
+use unicode_width::UnicodeWidthStr;
 
 pub struct Output {
     json: bool,
@@ -35,17 +36,17 @@ impl Output {
 
 /// Left-aligned columns for human tables.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.width()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
+            widths[i] = widths[i].max(c.width());
         }
     }
     let line = |cells: Vec<String>| {
         cells
             .iter()
             .enumerate()
-            .map(|(i, c)| format!("{c}{}", " ".repeat(widths[i] - c.chars().count())))
+            .map(|(i, c)| format!("{c}{}", " ".repeat(widths[i] - c.width())))
             .collect::<Vec<_>>()
             .join("  ")
             .trim_end()

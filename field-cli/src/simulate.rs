@@ -79,10 +79,6 @@ impl GridSpec {
         }
         json!({ "type": "FeatureCollection", "features": features }).to_string()
     }
-
-    pub fn center(&self) -> (f64, f64) {
-        self.node(self.rows / 2, self.cols / 2)
-    }
 }
 
 /// A collector walking the streets between cells at about 1.2 m/s, one fix

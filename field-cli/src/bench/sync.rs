@@ -1,7 +1,6 @@
 //! `field bench sync`: devices against a real server on loopback (the
 //! sync-server library serving HTTP on 127.0.0.1 in this process).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -10,16 +9,14 @@ use field_core::model::{
     CaseFields, CaseId, CaseOrigin, CasePhoto, CaseSource, CategoryCode, LonLat, PhotoHash,
     PhotoRole, Placement, Timestamp,
 };
-use field_core::store::{NewCase, Store, SyncSettings};
+use field_core::store::{NewCase, Store};
 use field_core::sync::client;
 use field_core::sync::http::HttpTransport;
-use field_core::sync::protocol::EnrollRequest;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sync_server::config::Limits;
-use sync_server::service::{Center, system_clock, tokens};
-use sync_server::storage::{Role, Storage, sqlite::SqliteStorage};
+use sync_server::storage::Storage;
 
+use crate::loopback::{Loopback, enrolled, start_server};
 use crate::simulate::{GridSpec, noise_photo, patrol_walk};
 
 #[derive(Serialize)]
@@ -37,73 +34,6 @@ fn row(measure: &str, value: String, note: String, figures: Value) -> SyncRow {
         note,
         figures,
     }
-}
-
-/// A server on loopback, stopped when dropped.
-struct Loopback {
-    url: String,
-    storage: Arc<SqliteStorage>,
-    admin: String,
-    _rt: tokio::runtime::Runtime,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Loopback {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
-fn start_server(dir: &std::path::Path) -> Result<Loopback> {
-    let storage = Arc::new(SqliteStorage::open(&dir.join("server"))?);
-    let admin_user = storage.create_user("admin", Role::Admin, None, &[])?;
-    let admin = tokens::new_token();
-    storage.add_user_token(&tokens::hash(&admin), &admin_user.id)?;
-    let center = Center::new(storage.clone(), Limits::default(), system_clock());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    rt.spawn(sync_server::run(listener, center, async {
-        let _ = stopped.await;
-    }));
-    Ok(Loopback {
-        url,
-        storage,
-        admin,
-        _rt: rt,
-        stop: Some(stop),
-    })
-}
-
-fn enrolled(lb: &Loopback, path: &std::path::Path, name: &str, cells: &[String]) -> Result<Store> {
-    let mut admin = HttpTransport::new(&lb.url, Some(lb.admin.clone()))?;
-    let r: Value = admin.call(
-        "POST",
-        "/v1/center/users",
-        Some(&json!({ "name": name, "cells": cells })),
-    )?;
-    let code = r["enrolment_code"]
-        .as_str()
-        .context("enrolment code")?
-        .to_string();
-    let mut store = Store::init(path, name)?;
-    let resp = HttpTransport::new(&lb.url, None)?.enroll(&EnrollRequest {
-        code,
-        actor: store.actor(),
-        device_name: None,
-    })?;
-    store.set_sync_settings(&SyncSettings {
-        server: lb.url.clone(),
-        token: resp.token,
-        user: resp.user,
-    })?;
-    Ok(store)
 }
 
 struct Synced {

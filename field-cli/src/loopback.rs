@@ -1,0 +1,119 @@
+//! An embedded sync server on loopback (the sync-server library serving
+//! real HTTP on 127.0.0.1 in this process), for the demo and the benches.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use field_core::store::{Store, SyncSettings};
+use field_core::sync::http::HttpTransport;
+use field_core::sync::protocol::EnrollRequest;
+use serde_json::{Value, json};
+use sync_server::config::Limits;
+use sync_server::service::{Center, system_clock, tokens};
+use sync_server::storage::{Role, Storage, sqlite::SqliteStorage};
+
+/// A server on loopback, stopped when dropped.
+pub struct Loopback {
+    pub url: String,
+    pub storage: Arc<SqliteStorage>,
+    pub admin: String,
+    _rt: tokio::runtime::Runtime,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+pub fn start_server(dir: &std::path::Path) -> Result<Loopback> {
+    let storage = Arc::new(SqliteStorage::open(&dir.join("server"))?);
+    let admin_user = storage.create_user("admin", Role::Admin, None, &[])?;
+    let admin = tokens::new_token();
+    storage.add_user_token(&tokens::hash(&admin), &admin_user.id)?;
+    let center = Center::new(storage.clone(), Limits::default(), system_clock());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    rt.spawn(sync_server::run(listener, center, async {
+        let _ = stopped.await;
+    }));
+    Ok(Loopback {
+        url,
+        storage,
+        admin,
+        _rt: rt,
+        stop: Some(stop),
+    })
+}
+
+/// Adds a collector and returns the one-time enrolment code.
+pub fn add_collector(
+    lb: &Loopback,
+    name: &str,
+    company: Option<&str>,
+    cells: &[String],
+) -> Result<String> {
+    let r: Value = lb.admin()?.call(
+        "POST",
+        "/v1/center/users",
+        Some(&json!({ "name": name, "company": company, "cells": cells })),
+    )?;
+    Ok(r["enrolment_code"]
+        .as_str()
+        .context("enrolment code")?
+        .to_string())
+}
+
+/// Another code for an existing collector (a second handset).
+pub fn new_code(lb: &Loopback, name: &str) -> Result<String> {
+    let r: Value =
+        lb.admin()?
+            .call::<(), Value>("POST", &format!("/v1/center/users/{name}/codes"), None)?;
+    Ok(r["enrolment_code"]
+        .as_str()
+        .context("enrolment code")?
+        .to_string())
+}
+
+/// Enrols an initialised device with a code.
+pub fn enroll(lb: &Loopback, store: &mut Store, code: &str, device_name: &str) -> Result<()> {
+    let resp = HttpTransport::new(&lb.url, None)?.enroll(&EnrollRequest {
+        code: code.to_string(),
+        actor: store.actor(),
+        device_name: Some(device_name.to_string()),
+    })?;
+    store.set_sync_settings(&SyncSettings {
+        server: lb.url.clone(),
+        token: resp.token,
+        user: resp.user,
+    })?;
+    Ok(())
+}
+
+/// A new device of a new collector, enrolled.
+pub fn enrolled(
+    lb: &Loopback,
+    path: &std::path::Path,
+    name: &str,
+    cells: &[String],
+) -> Result<Store> {
+    let code = add_collector(lb, name, None, cells)?;
+    let mut store = Store::init(path, name)?;
+    enroll(lb, &mut store, &code, name)?;
+    Ok(store)
+}
+
+impl Loopback {
+    /// An HTTP client with the admin token.
+    pub fn admin(&self) -> Result<HttpTransport> {
+        Ok(HttpTransport::new(&self.url, Some(self.admin.clone()))?)
+    }
+}
