@@ -2,8 +2,8 @@
 //!
 //! - [`storage`] is the one narrow interface to what the server keeps
 //!   (users and devices, changes and cursors, photo blobs), with its SQLite
-//!   + files implementation; a PostgreSQL or object-store backend would be
-//!   another implementation of the same trait.
+//!   and files implementation; a PostgreSQL or object-store backend would
+//!   be another implementation of the same trait.
 //! - [`service`] is the server's logic: enrolment and tokens, the
 //!   authorisation of every change, sync, photo uploads, the center's views.
 //!   It knows nothing of HTTP, so the simulator drives it directly.
