@@ -344,7 +344,10 @@ fn a_collector_token_is_held_to_its_own_device_cases_and_cells() {
         }) => assert!(reason.contains("unknown field `extra`"), "{reason}"),
         other => panic!("{other:?}"),
     }
-    match t.call_raw::<Value>(
+    // Its own client: a server that answers 413 early closes the connection,
+    // which must not poison the pool the next requests use.
+    let mut big = HttpTransport::new(&server.url, Some(a.token())).unwrap();
+    match big.call_raw::<Value>(
         "POST",
         "/v1/sync",
         "application/json",
@@ -393,4 +396,34 @@ fn a_collector_token_is_held_to_its_own_device_cases_and_cells() {
         .unwrap();
     let r = a.run(&["sync"]);
     assert!(!r.ok && r.stderr.contains("401"), "{}", r.stderr);
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly_and_data_survives_a_restart() {
+    let mut server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("吴", "collector", &CELLS));
+    d.ok(&["sync"]);
+    report(&d, 31, "120.2605", "before the restart");
+    d.ok(&["sync"]);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+    let restarted = Server::start_on(&server.data, &format!("127.0.0.1:{}", server.port()));
+    assert_eq!(
+        restarted.admin_token(),
+        server.admin_token(),
+        "the admin token is made once"
+    );
+    let cases: Value = restarted
+        .admin()
+        .call::<(), Value>("GET", "/v1/center/cases", None)
+        .unwrap();
+    assert_eq!(cases.as_array().unwrap().len(), 1);
+    d.ok(&["sync"]);
+    assert_eq!(d.status()["pending_changes"], 0);
 }

@@ -190,7 +190,7 @@ pub fn run(dir: &std::path::Path, devices: usize, history: usize) -> Result<Vec<
     sync(&mut d)?; // the grid
     let (points, raw) = patrol_day(&mut d, &grid, 1, 40, 200)?;
     let track_json: usize = d
-        .outbox(usize::MAX)?
+        .outbox(usize::MAX, usize::MAX)?
         .0
         .iter()
         .filter(|c| matches!(c.op, Op::TrackAppend(_)))

@@ -117,14 +117,17 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// Normalises ring orientation (exterior counter-clockwise) and
+    /// measures the area.
     pub fn new(
         code: CellCode,
         zone: Zone,
         name: Option<String>,
         geometry: MultiPolygon<f64>,
     ) -> Cell {
-        use geo::GeodesicArea;
-        let area_m2 = geometry.geodesic_area_unsigned();
+        use geo::orient::{Direction, Orient};
+        let geometry = geometry.orient(Direction::Default);
+        let area_m2 = geodesic_area_m2(&geometry);
         Cell {
             code,
             zone,

@@ -354,6 +354,30 @@ mod tests {
     }
 
     #[test]
+    fn the_outbox_is_bounded_by_count_and_bytes_and_drains_on_judgement() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Store::init(&dir.path().join("a.db"), "wu").unwrap();
+        let points: Vec<_> = (0..5000)
+            .map(|i| point(1_764_000_000_000 + i * 5000))
+            .collect();
+        a.append_track_points(&points).unwrap(); // 3 changes of up to 2,000 points
+        let (all, _) = a.outbox(10, usize::MAX).unwrap();
+        assert_eq!(all.len(), 3);
+        let (first, through) = a.outbox(10, 1).unwrap();
+        assert_eq!(
+            first.len(),
+            1,
+            "one change even when it alone exceeds the bytes"
+        );
+        a.record_push(through, &[]).unwrap();
+        assert_eq!(a.outbox_len().unwrap(), 2);
+        let (rest, through) = a.outbox(10, usize::MAX).unwrap();
+        assert_eq!(rest[0].counter, 2);
+        a.record_push(through, &[]).unwrap();
+        assert_eq!(a.outbox_len().unwrap(), 0);
+    }
+
+    #[test]
     fn judged_apply_refuses_one_change_and_keeps_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let mut a = Store::init(&dir.path().join("a.db"), "wu").unwrap();

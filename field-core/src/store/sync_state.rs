@@ -61,19 +61,30 @@ impl Store {
         Ok(())
     }
 
-    /// Up to `limit` own changes the server has not judged yet, oldest
-    /// first, with the log position of the last one.
-    pub fn outbox(&self, limit: usize) -> Result<(Vec<Change>, u64)> {
+    /// Own changes the server has not judged yet, oldest first: at most
+    /// `limit` of them and, past the first, at most `max_bytes` of JSON, so
+    /// a month offline still goes up in bodies the server accepts. Returns
+    /// the log position of the last one.
+    pub fn outbox(&self, limit: usize, max_bytes: usize) -> Result<(Vec<Change>, u64)> {
         let cursor = meta_u64(&self.conn, "push_cursor")? as i64;
         let mut stmt = self.conn.prepare_cached(
             "SELECT log_seq, body FROM changes WHERE actor = ?1 AND log_seq > ?2 ORDER BY log_seq LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![self.actor.as_bytes(), cursor, limit as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let (mut out, mut last) = (Vec::new(), cursor);
+        let rows = stmt.query_map(
+            params![
+                self.actor.as_bytes(),
+                cursor,
+                limit.min(i64::MAX as usize) as i64
+            ],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+        )?;
+        let (mut out, mut last, mut bytes) = (Vec::new(), cursor, 0);
         for row in rows {
             let (seq, body) = row?;
+            bytes += body.len();
+            if !out.is_empty() && bytes > max_bytes {
+                break;
+            }
             out.push(Change::from_json(&body)?);
             last = seq;
         }

@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use super::protocol::{
-    ChunkAck, MAX_CHANGES_PER_PUSH, PHOTO_CHUNK_BYTES, PROTOCOL_VERSION, PhotosNeededRequest,
-    PhotosNeededResponse, PullRequest, PushOutcome, SyncRequest, SyncResponse,
+    ChunkAck, MAX_CHANGES_PER_PUSH, MAX_PUSH_BYTES, PHOTO_CHUNK_BYTES, PROTOCOL_VERSION,
+    PhotosNeededRequest, PhotosNeededResponse, PullRequest, PushOutcome, SyncRequest, SyncResponse,
 };
 use crate::model::PhotoHash;
 use crate::store::Store;
@@ -77,7 +77,7 @@ pub fn sync(
     let mut summary = SyncSummary::default();
     let total = store.outbox_len()? as usize;
     loop {
-        let (push, through) = store.outbox(MAX_CHANGES_PER_PUSH)?;
+        let (push, through) = store.outbox(MAX_CHANGES_PER_PUSH, MAX_PUSH_BYTES)?;
         let req = SyncRequest {
             protocol: PROTOCOL_VERSION,
             pull: PullRequest {
@@ -114,7 +114,7 @@ pub fn sync(
         progress(Progress::Pulled {
             changes: summary.pulled,
         });
-        if req.push.len() < MAX_CHANGES_PER_PUSH && !more {
+        if store.outbox_len()? == 0 && !more {
             break;
         }
     }

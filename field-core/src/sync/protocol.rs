@@ -15,6 +15,8 @@ use crate::model::{ActorId, PhotoHash};
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Most changes one push may carry; larger outboxes go in several rounds.
 pub const MAX_CHANGES_PER_PUSH: usize = 500;
+/// Largest push body a device builds (the server takes up to 16 MiB).
+pub const MAX_PUSH_BYTES: usize = 4 * 1024 * 1024;
 /// Most changes one pull returns; `more` says whether to ask again.
 pub const MAX_CHANGES_PER_PULL: usize = 2000;
 /// Photo upload chunk size.
