@@ -7,7 +7,8 @@ use field_core::sync::http::HttpTransport;
 use serde_json::{Value, json};
 
 use crate::cli::{
-    CenterArgs, CenterCaseCmd, CenterCmd, CenterImportCmd, CollectorCmd, DeviceCmd, UserCmd,
+    CenterArgs, CenterCaseCmd, CenterCmd, CenterImportCmd, CenterTaskCmd, CollectorCmd, DeviceCmd,
+    UserCmd,
 };
 use crate::output::{Output, table};
 
@@ -234,9 +235,173 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             let c: Value = t.call::<(), _>("GET", &format!("/v1/center/cases/{id}"), None)?;
             out.show(&c, |c| serde_json::to_string_pretty(c).unwrap_or_default())
         }
+        CenterCmd::Case(CenterCaseCmd::Register { id, note }) => decide(
+            &mut t,
+            &id,
+            json!({ "action": "register", "note": note }),
+            out,
+        ),
+        CenterCmd::Case(CenterCaseCmd::Reject { id, reason, text }) => decide(
+            &mut t,
+            &id,
+            json!({ "action": "reject", "reason": reason, "text": text }),
+            out,
+        ),
+        CenterCmd::Case(CenterCaseCmd::Dispatch {
+            id,
+            department,
+            note,
+        }) => decide(
+            &mut t,
+            &id,
+            json!({ "action": "dispatch", "department": department, "note": note }),
+            out,
+        ),
+        CenterCmd::Case(CenterCaseCmd::Handled { id, note }) => decide(
+            &mut t,
+            &id,
+            json!({ "action": "handled", "note": note }),
+            out,
+        ),
+        CenterCmd::Case(CenterCaseCmd::Close { id, note }) => {
+            decide(&mut t, &id, json!({ "action": "close", "note": note }), out)
+        }
+        CenterCmd::Case(CenterCaseCmd::Rework { id, note }) => decide(
+            &mut t,
+            &id,
+            json!({ "action": "rework", "note": note }),
+            out,
+        ),
+        CenterCmd::Task(CenterTaskCmd::Create {
+            kind,
+            case,
+            to,
+            due,
+            lon,
+            lat,
+            category,
+            note,
+        }) => {
+            let case = case.map(|c| full_case_id(&mut t, &c)).transpose()?;
+            let body = json!({ "kind": kind, "case": case, "to": to, "due": due, "lon": lon, "lat": lat, "category": category, "note": note });
+            let r: Value = t.call("POST", "/v1/center/tasks", Some(&body))?;
+            out.show(&r, |r| {
+                format!(
+                    "{} task {} sent to {}, due {}",
+                    r["spec"]["kind"].as_str().unwrap_or_default(),
+                    r["id"].as_str().unwrap_or_default(),
+                    r["spec"]["to_name"].as_str().unwrap_or_default(),
+                    r["spec"]["due_at"].as_str().unwrap_or_default()
+                )
+            })
+        }
+        CenterCmd::Task(CenterTaskCmd::List { to }) => {
+            let path = match &to {
+                Some(who) => format!("/v1/center/tasks?to={who}"),
+                None => "/v1/center/tasks".to_string(),
+            };
+            let tasks: Value = t.call::<(), _>("GET", &path, None)?;
+            out.show(&tasks, |tasks| {
+                let rows = tasks
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|x| {
+                                vec![
+                                    x["id"]
+                                        .as_str()
+                                        .unwrap_or_default()
+                                        .chars()
+                                        .take(8)
+                                        .collect(),
+                                    x["spec"]["kind"].as_str().unwrap_or_default().to_string(),
+                                    x["spec"]["to_name"]
+                                        .as_str()
+                                        .unwrap_or_default()
+                                        .to_string(),
+                                    x["spec"]["due_at"].as_str().unwrap_or_default().to_string(),
+                                    x["answer"]["answered_at"]
+                                        .as_str()
+                                        .unwrap_or("-")
+                                        .to_string(),
+                                    x["answer_received_at"].as_str().unwrap_or("-").to_string(),
+                                    x["timeliness"].as_str().unwrap_or_default().to_string(),
+                                ]
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default();
+                table(
+                    &[
+                        "ID",
+                        "KIND",
+                        "TO",
+                        "DUE",
+                        "ANSWERED",
+                        "RECEIVED",
+                        "TIMELINESS",
+                    ],
+                    &rows,
+                )
+            })
+        }
         CenterCmd::Digest => {
             let d: Value = t.call::<(), _>("GET", "/v1/center/digest", None)?;
             out.show(&d, |d| d["digest"].as_str().unwrap_or_default().to_string())
         }
     }
+}
+
+/// A full case id from a unique prefix, as the review queue lists them.
+fn full_case_id(t: &mut HttpTransport, text: &str) -> Result<String> {
+    if text.len() == 36 {
+        return Ok(text.to_string());
+    }
+    let cases: Value = t.call::<(), _>("GET", "/v1/center/cases", None)?;
+    let matches: Vec<String> = cases
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["id"].as_str())
+                .filter(|id| id.starts_with(text))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    match matches.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(anyhow!("id: no case starts with `{text}`")),
+        _ => Err(anyhow!(
+            "id: `{text}` matches {} cases; give more characters",
+            matches.len()
+        )),
+    }
+}
+
+fn decide(t: &mut HttpTransport, id: &str, body: Value, out: &Output) -> Result<()> {
+    let id = full_case_id(t, id)?;
+    let r: Value = t.call(
+        "POST",
+        &format!("/v1/center/cases/{id}/decisions"),
+        Some(&body),
+    )?;
+    out.show(&r, |r| {
+        let status = r["summary"]["status"]
+            .as_array()
+            .map(|s| {
+                s.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .unwrap_or_default();
+        format!(
+            "case {id} is now {status}{}",
+            if r["summary"]["conflict"] == true {
+                " (conflict: resolve with one more decision)"
+            } else {
+                ""
+            }
+        )
+    })
 }

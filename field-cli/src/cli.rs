@@ -74,6 +74,9 @@ pub enum Command {
     Sync,
     /// Pending changes and photos, last sync, server.
     Status,
+    /// Tasks from the center: list, answer.
+    #[command(subcommand)]
+    Task(TaskCmd),
     /// Center staff: collectors, devices, grid, catalog, cases (over HTTP).
     Center(CenterArgs),
     /// Run a throw-away two-device patrol day and merge it by bundles.
@@ -116,9 +119,12 @@ pub enum CenterCmd {
     /// The category catalog: import for every device.
     #[command(subcommand)]
     Catalog(CenterImportCmd),
-    /// Cases as the center sees them.
+    /// Cases as the center sees them, and the review decisions.
     #[command(subcommand)]
     Case(CenterCaseCmd),
+    /// Verification and check tasks.
+    #[command(subcommand)]
+    Task(CenterTaskCmd),
     /// The server's state digests.
     Digest,
 }
@@ -173,6 +179,96 @@ pub enum CenterCaseCmd {
     },
     Show {
         id: String,
+    },
+    /// Register a reported case as valid.
+    Register {
+        id: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Reject with a reason: wrong_category, wrong_location, duplicate, false_report, out_of_scope, bad_photo, other.
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        /// The text of reason `other`.
+        #[arg(long)]
+        text: Option<String>,
+    },
+    /// Dispatch a registered case to a department.
+    Dispatch {
+        id: String,
+        #[arg(long = "to")]
+        department: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Record the department's answer.
+    Handled {
+        id: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Close a handled case after a check task confirmed it (or approve a quick fix).
+    Close {
+        id: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Send a handled case back to its department.
+    Rework {
+        id: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CenterTaskCmd {
+    /// Send a verification or check task to a collector.
+    Create {
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        case: Option<String>,
+        /// Collector name or id.
+        #[arg(long)]
+        to: String,
+        /// From now (30m, 2h) or an RFC 3339 time.
+        #[arg(long)]
+        due: String,
+        #[arg(long, allow_hyphen_values = true)]
+        lon: Option<f64>,
+        #[arg(long, allow_hyphen_values = true)]
+        lat: Option<f64>,
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Tasks with their timeliness (on time, late, overdue, open).
+    List {
+        #[arg(long)]
+        to: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TaskCmd {
+    /// Tasks addressed to this device's collector.
+    List,
+    /// Answer a task, offline if need be; it syncs with the next `field sync`.
+    Answer {
+        id: String,
+        #[arg(long)]
+        result: String,
+        #[arg(long, num_args = 1.., required = true)]
+        photo: Vec<PathBuf>,
+        #[arg(long)]
+        note: Option<String>,
+        /// RFC 3339 answer time (default: now).
+        #[arg(long)]
+        at: Option<String>,
     },
 }
 

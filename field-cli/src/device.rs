@@ -415,3 +415,80 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
+
+pub fn task(home: &Path, cmd: crate::cli::TaskCmd, out: &Output) -> Result<()> {
+    use crate::cli::TaskCmd;
+    let mut store = open(home)?;
+    let me = store.sync_settings()?.map(|s| s.user.id);
+    match cmd {
+        TaskCmd::List => {
+            let tasks = store.tasks(me.as_deref())?;
+            out.show(&tasks, |tasks| {
+                let rows = tasks
+                    .iter()
+                    .map(|t| {
+                        let spec = t.task.spec.as_ref();
+                        vec![
+                            t.task.id.to_string()[..8].to_string(),
+                            spec.map(|s| format!("{:?}", s.kind).to_lowercase())
+                                .unwrap_or_default(),
+                            spec.and_then(|s| s.case)
+                                .map(|c| c.to_string()[..8].to_string())
+                                .unwrap_or("-".into()),
+                            spec.map(|s| s.due_at.to_string()).unwrap_or_default(),
+                            t.task
+                                .answer
+                                .as_ref()
+                                .map(|a| {
+                                    format!("{:?} at {}", a.result, a.answered_at).to_lowercase()
+                                })
+                                .unwrap_or("open".into()),
+                            spec.and_then(|s| s.note.clone()).unwrap_or_default(),
+                        ]
+                    })
+                    .collect::<Vec<_>>();
+                table(&["ID", "KIND", "CASE", "DUE", "ANSWER", "NOTE"], &rows)
+            })
+        }
+        TaskCmd::Answer {
+            id,
+            result,
+            photo,
+            note,
+            at,
+        } => {
+            let task = find_task(&store, me.as_deref(), &id)?;
+            let result = match result.as_str() {
+                "yes" => field_core::model::TaskResult::Yes,
+                "no" => field_core::model::TaskResult::No,
+                other => bail!("result: `{other}` is not yes or no"),
+            };
+            let at = at.map(|t| Timestamp::parse("at", &t)).transpose()?;
+            let change = store.answer_task(task, result, read_photos(&photo)?, note, at)?;
+            out.show(&json!({ "task": task, "change": change.id() }), |_| {
+                format!("task {task} answered; it goes to the center with the next sync")
+            })
+        }
+    }
+}
+
+/// Resolves a full task id or a unique prefix among this collector's tasks.
+fn find_task(store: &Store, me: Option<&str>, text: &str) -> Result<uuid::Uuid> {
+    if let Ok(id) = uuid::Uuid::parse_str(text.trim()) {
+        return Ok(id);
+    }
+    let matches: Vec<uuid::Uuid> = store
+        .tasks(me)?
+        .into_iter()
+        .map(|t| t.task.id)
+        .filter(|id| id.to_string().starts_with(text.trim()))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(*one),
+        [] => bail!("id: no task starts with `{text}`"),
+        _ => bail!(
+            "id: `{text}` matches {} tasks; give more characters",
+            matches.len()
+        ),
+    }
+}

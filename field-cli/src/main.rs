@@ -41,6 +41,7 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Sync => sync::sync(&args.home, &out),
         Command::Status => sync::status(&args.home, &out),
         Command::Center(c) => center::run(&args.home, c, &out),
+        Command::Task(cmd) => device::task(&args.home, cmd, &out),
         Command::Demo { keep } => demo::run(keep, &out),
         Command::Bench(cmd) => bench::run(cmd, &out),
     }

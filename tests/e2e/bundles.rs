@@ -95,13 +95,13 @@ fn a_bundle_from_a_newer_schema_is_refused_clearly() {
     a.ok(&["changes", "export", "--out", out.to_str().unwrap()]);
     let text = std::fs::read_to_string(&out)
         .unwrap()
-        .replace("\"schema\":1", "\"schema\":2");
+        .replace("\"schema\":2", "\"schema\":3");
     std::fs::write(&out, text).unwrap();
     let digest = a.digest();
     let r = a.run(&["changes", "import", out.to_str().unwrap()]);
     assert!(!r.ok);
     assert!(
-        r.stderr.contains("schema 2 is newer") && r.stderr.contains("update the field app"),
+        r.stderr.contains("schema 3 is newer") && r.stderr.contains("update the field app"),
         "{}",
         r.stderr
     );

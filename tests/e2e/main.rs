@@ -6,5 +6,6 @@ mod bundles;
 mod crash;
 mod device_flow;
 mod faults;
+mod review;
 mod schemas;
 mod sync;

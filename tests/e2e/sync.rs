@@ -273,6 +273,7 @@ fn a_collector_token_is_held_to_its_own_device_cases_and_cells() {
         to: Status::Registered,
         reason: None,
         note: None,
+        department: None,
         at: Timestamp::now(),
         context: [(a_actor.parse().unwrap(), 1)].into_iter().collect(),
     });

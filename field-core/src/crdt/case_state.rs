@@ -50,6 +50,9 @@ pub struct CaseView {
     pub photos: Vec<CasePhoto>,
     /// One value normally; several when reviewers decided concurrently.
     pub status: Vec<StatusEntry>,
+    /// The status register's causal context: a decision made on this view
+    /// carries it, so decisions it did not see stay visible beside it.
+    pub status_context: BTreeMap<ActorId, u64>,
 }
 
 impl CaseView {
@@ -84,7 +87,7 @@ impl CaseState {
             Op::CaseReport(r) => self.apply_report(r, change.actor, marker),
             Op::CaseEdit(e) => self.apply_edit(e, change.actor, marker),
             Op::StatusSet(s) => self.apply_status(s, change.actor),
-            Op::TrackAppend(_) | Op::ShiftMark(_) => Ok(()),
+            Op::TrackAppend(_) | Op::ShiftMark(_) | Op::TaskAssign(_) | Op::TaskAnswer(_) => Ok(()),
         }
     }
 
@@ -166,6 +169,7 @@ impl CaseState {
                 status: s.to,
                 reason: s.reason.clone(),
                 note: s.note.clone(),
+                department: s.department.clone(),
                 by: actor,
                 at: s.at,
             },
@@ -201,6 +205,7 @@ impl CaseState {
             placement: self.placement.val.clone(),
             photos,
             status,
+            status_context: from_vclock(&self.status.read_ctx().add_clock),
         }
     }
 
@@ -372,6 +377,7 @@ mod tests {
                         reason: (to == Status::Rejected)
                             .then_some(crate::model::RejectReason::Duplicate),
                         note: None,
+                        department: None,
                         at,
                         context: ctx.iter().copied().collect(),
                     }),

@@ -14,11 +14,12 @@ use super::Hlc;
 use crate::error::{Error, Result, invalid};
 use crate::model::{
     ActorId, CaseFields, CaseId, CaseOrigin, CasePhoto, LonLat, PhotoHash, RejectReason, ShiftMark,
-    Status, Timestamp, TrackPoint,
+    Status, TaskAnswer, TaskSpec, Timestamp, TrackPoint,
 };
 
 /// The change schema this build writes and the newest it can read.
-pub const CHANGE_SCHEMA: u32 = 1;
+/// 2: tasks (`task_assign`, `task_answer`) and the department of a decision.
+pub const CHANGE_SCHEMA: u32 = 2;
 
 /// Most points carried by one track change; bounds a change's size (~22 B/point).
 pub const MAX_POINTS_PER_CHANGE: usize = 2000;
@@ -62,7 +63,17 @@ impl Change {
             Op::CaseReport(r) => Some(r.case),
             Op::CaseEdit(e) => Some(e.case),
             Op::StatusSet(s) => Some(s.case),
-            Op::TrackAppend(_) | Op::ShiftMark(_) => None,
+            Op::TaskAssign(t) => t.case,
+            Op::TrackAppend(_) | Op::ShiftMark(_) | Op::TaskAnswer(_) => None,
+        }
+    }
+
+    /// The task this change assigns or answers, if any.
+    pub fn task_id(&self) -> Option<uuid::Uuid> {
+        match &self.op {
+            Op::TaskAssign(t) => Some(t.id),
+            Op::TaskAnswer(a) => Some(a.task),
+            _ => None,
         }
     }
 
@@ -104,6 +115,8 @@ pub enum Op {
     StatusSet(StatusSet),
     TrackAppend(TrackBatch),
     ShiftMark(ShiftMark),
+    TaskAssign(TaskSpec),
+    TaskAnswer(TaskAnswer),
 }
 
 impl Op {
@@ -114,6 +127,8 @@ impl Op {
             Op::StatusSet(_) => "status_set",
             Op::TrackAppend(_) => "track_append",
             Op::ShiftMark(_) => "shift_mark",
+            Op::TaskAssign(_) => "task_assign",
+            Op::TaskAnswer(_) => "task_answer",
         }
     }
 }
@@ -161,6 +176,9 @@ pub struct StatusSet {
     pub reason: Option<RejectReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The department a case is dispatched to (or that answered it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
     pub at: Timestamp,
     /// The status register's context after this write (includes its own dot).
     pub context: BTreeMap<ActorId, u64>,
@@ -307,6 +325,7 @@ pub fn photos_of(op: &Op) -> Vec<&PhotoHash> {
     match op {
         Op::CaseReport(r) => r.photos.iter().map(|p| &p.hash).collect(),
         Op::CaseEdit(e) => e.add_photos.iter().map(|p| &p.hash).collect(),
+        Op::TaskAnswer(a) => a.photos.iter().collect(),
         _ => Vec::new(),
     }
 }
@@ -361,7 +380,7 @@ mod tests {
     #[test]
     fn golden_wire_form_of_a_status_change() {
         // If this string changes, the wire changed: bump CHANGE_SCHEMA.
-        let golden = r#"{"schema":1,"actor":"00000000-0000-0000-0000-00000000000a","counter":3,"hlc":115964116992001,"op":{"type":"status_set","case":"00000000-0000-0000-0000-0000000000c1","from":["reported"],"to":"rejected","reason":{"reason":"duplicate"},"at":"2026-11-26T01:00:00.000Z","context":{"00000000-0000-0000-0000-00000000000a":1}}}"#;
+        let golden = r#"{"schema":2,"actor":"00000000-0000-0000-0000-00000000000a","counter":3,"hlc":115964116992001,"op":{"type":"status_set","case":"00000000-0000-0000-0000-0000000000c1","from":["reported"],"to":"rejected","reason":{"reason":"duplicate"},"at":"2026-11-26T01:00:00.000Z","context":{"00000000-0000-0000-0000-00000000000a":1}}}"#;
         let c = Change::from_json(golden).unwrap();
         assert_eq!(c.to_json(), golden);
         match &c.op {
@@ -378,6 +397,7 @@ mod tests {
             to: Status::Handled,
             reason: None,
             note: None,
+            department: None,
             at: Timestamp::from_millis("at", 1_764_000_000_000).unwrap(),
             context: BTreeMap::new(),
         };

@@ -5,9 +5,11 @@
 pub mod case_state;
 pub mod change;
 pub mod hlc;
+pub mod task_state;
 
 pub use case_state::{CaseState, CaseView};
 pub use change::{
     CHANGE_SCHEMA, CaseEdit, CaseReport, Change, ChangeId, Op, StatusSet, TrackBatch,
 };
 pub use hlc::{Clock, Hlc, HlcGenerator, ManualClock, SystemClock};
+pub use task_state::{TaskState, TaskView};

@@ -153,6 +153,8 @@ pub struct StatusEntry {
     pub reason: Option<RejectReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
     pub by: ActorId,
     pub at: Timestamp,
 }

@@ -7,6 +7,7 @@ pub mod cell;
 pub mod ids;
 pub mod photo;
 pub mod position;
+pub mod task;
 pub mod time;
 pub mod track;
 
@@ -19,5 +20,6 @@ pub use cell::{Cell, CellCode, CellCodePattern, Zone};
 pub use ids::{ActorId, CaseId};
 pub use photo::{PhotoHash, PhotoInfo};
 pub use position::LonLat;
+pub use task::{TaskAnswer, TaskKind, TaskResult, TaskSpec};
 pub use time::Timestamp;
 pub use track::{ShiftKind, ShiftMark, TrackPoint};

@@ -32,11 +32,20 @@ pub struct ApplySummary {
 /// cases costs 100 state writes, not 1,000.
 #[derive(Default)]
 pub(super) struct Applier {
+    /// This replica's wall clock when the batch began: the changes' receipt time.
+    now_ms: i64,
     cases: HashMap<CaseId, CaseState>,
     counters: HashMap<ActorId, u64>,
 }
 
 impl Applier {
+    pub(super) fn at(now_ms: u64) -> Applier {
+        Applier {
+            now_ms: now_ms as i64,
+            ..Applier::default()
+        }
+    }
+
     /// The highest counter of `actor` applied here. Changes of an actor are
     /// applied without gaps, so every counter up to this one is present.
     pub(super) fn applied_counter(&mut self, tx: &Connection, actor: ActorId) -> Result<u64> {
@@ -66,9 +75,11 @@ impl Applier {
             }
             Op::TrackAppend(batch) => super::tracks::insert_points(tx, change.actor, batch)?,
             Op::ShiftMark(mark) => insert_shift(tx, change.actor, mark)?,
+            Op::TaskAssign(_) | Op::TaskAnswer(_) => super::tasks::apply(tx, change, self.now_ms)?,
         }
         tx.prepare_cached(
-            "INSERT INTO changes (actor, counter, hlc, kind, case_id, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO changes (actor, counter, hlc, kind, case_id, body, task_id, received_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
         .execute(params![
             change.actor.as_bytes(),
@@ -77,6 +88,8 @@ impl Applier {
             change.op.kind(),
             change.case_id().map(|c| c.to_string()),
             change.to_json(),
+            change.task_id().map(|t| t.to_string()),
+            self.now_ms,
         ])?;
         self.counters.insert(change.actor, change.counter);
         Ok(())
@@ -222,7 +235,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         first(&tx)?;
-        let mut applier = Applier::default();
+        let mut applier = Applier::at(now);
         for i in order {
             let change = &changes[i];
             let judged = Change::check_schema(change.schema)

@@ -1,7 +1,7 @@
 //! Case writes (report, edit, decide) and reads (list, show, history).
 
 use rusqlite::OptionalExtension;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Store;
 use super::apply::load_case;
@@ -25,6 +25,24 @@ pub struct NewCase {
     /// Quick fix (举手之劳): the after-photos of the fixed problem.
     pub quick_fix_after: Option<Vec<Vec<u8>>>,
     pub survey: Option<String>,
+}
+
+/// A center decision on a case.
+#[derive(Clone, Debug)]
+pub struct Decision {
+    pub to: Status,
+    pub reason: Option<RejectReason>,
+    pub note: Option<String>,
+    pub department: Option<String>,
+    /// What the decider saw; `None`: what this replica holds now.
+    pub seen: Option<SeenStatus>,
+}
+
+/// The status values and status context a decider saw (from a case view).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeenStatus {
+    pub statuses: Vec<Status>,
+    pub context: std::collections::BTreeMap<crate::model::ActorId, u64>,
 }
 
 /// An edit by the reporting collector.
@@ -235,8 +253,7 @@ impl Store {
         })
     }
 
-    /// Records a center decision. Checks the lifecycle against the statuses
-    /// this replica sees (with the quick-fix path where it applies).
+    /// Records a center decision by this device's own actor.
     pub fn set_status(
         &mut self,
         id: CaseId,
@@ -244,30 +261,76 @@ impl Store {
         reason: Option<RejectReason>,
         note: Option<String>,
     ) -> Result<Change> {
+        let decision = Decision {
+            to,
+            reason,
+            note,
+            department: None,
+            seen: None,
+        };
+        self.decide_as(self.actor, id, decision)
+    }
+
+    /// Records a center decision authored by `actor`. Checks the lifecycle
+    /// against what the decider saw (`seen`, from the case view they
+    /// acted on) or, without it, against what this replica holds. A decision
+    /// made on a stale view stays concurrent with the ones it did not see,
+    /// so the case shows a conflict instead of losing either.
+    pub fn decide_as(
+        &mut self,
+        actor: crate::model::ActorId,
+        id: CaseId,
+        d: Decision,
+    ) -> Result<Change> {
         let state = self.case_state(id)?;
         let view = state.view(id);
+        if view
+            .origin
+            .as_ref()
+            .is_some_and(|o| o.source == CaseSource::Test)
+        {
+            return Err(invalid("case", "a test case is never reviewed"));
+        }
         let quick_fix = view.origin.as_ref().is_some_and(|o| o.is_quick_fix());
-        let from = view.statuses();
+        let (from, base) = match d.seen {
+            Some(seen) => (seen.statuses, seen.context),
+            None => (view.statuses(), view.status_context.clone()),
+        };
+        let to = d.to;
         let resolving = from.len() > 1 && from.contains(&to);
         if !resolving && !from.iter().any(|f| f.may_become(to, quick_fix)) {
+            let hint = if quick_fix && to == Status::Registered {
+                " (a quick fix is approved by closing it)"
+            } else {
+                ""
+            };
             return Err(invalid(
                 "status",
-                format!("cannot go from {:?} to {}", from, to.as_str()),
+                format!("cannot go from {:?} to {}{hint}", from, to.as_str()),
             ));
         }
+        if to == Status::Rejected && d.reason.is_none() {
+            return Err(invalid("reason", "a rejection needs a reason"));
+        }
+        let mut context = base;
+        let own = context
+            .get(&actor)
+            .copied()
+            .unwrap_or(0)
+            .max(view.status_context.get(&actor).copied().unwrap_or(0));
+        context.insert(actor, own + 1);
         let at = Timestamp::from_millis("at", self.now_ms() as i64)?;
-        self.write_local(|w| {
-            let context = state.status_context_for(w.actor);
-            w.emit(Op::StatusSet(StatusSet {
-                case: id,
-                from,
-                to,
-                reason,
-                note,
-                at,
-                context,
-            }))
-        })
+        let op = Op::StatusSet(StatusSet {
+            case: id,
+            from,
+            to,
+            reason: d.reason,
+            note: d.note,
+            department: d.department,
+            at,
+            context,
+        });
+        self.write_local_as(actor, |w| w.emit(op))
     }
 
     fn case_state(&self, id: CaseId) -> Result<CaseState> {

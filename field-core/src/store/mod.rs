@@ -11,6 +11,7 @@ mod grid;
 mod photos;
 mod schema;
 mod sync_state;
+mod tasks;
 mod tracks;
 
 use std::path::{Path, PathBuf};
@@ -24,12 +25,13 @@ use crate::geo::CellIndex;
 use crate::model::{ActorId, Catalog, CellCodePattern};
 
 pub use apply::{ApplySummary, Judgement};
-pub use cases::{CaseEditRequest, CaseSummary, HistoryEntry, NewCase};
+pub use cases::{CaseEditRequest, CaseSummary, Decision, HistoryEntry, NewCase, SeenStatus};
 pub use digest::DigestReport;
 pub use exchange::ImportSummary;
 pub use grid::GridSummary;
 pub use schema::STORE_VERSION;
 pub use sync_state::{PullPage, SyncSettings, SyncStatus};
+pub use tasks::TaskRow;
 pub use tracks::{StoredPoint, TrackSummary};
 
 /// The store file inside a device home directory.
@@ -190,13 +192,22 @@ impl Store {
     /// and other rows it writes share the transaction. If anything fails,
     /// nothing is written.
     fn write_local<T>(&mut self, f: impl FnOnce(&mut LocalTx<'_>) -> Result<T>) -> Result<T> {
+        self.write_local_as(self.actor, f)
+    }
+
+    /// [`Store::write_local`] authored by another actor this replica speaks
+    /// for: the server writes center staff's decisions as their own actors.
+    fn write_local_as<T>(
+        &mut self,
+        actor: ActorId,
+        f: impl FnOnce(&mut LocalTx<'_>) -> Result<T>,
+    ) -> Result<T> {
         let now_ms = self.clock.now_ms();
-        let actor = self.actor;
         self.load_cell_index()?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut applier = apply::Applier::default();
+        let mut applier = apply::Applier::at(now_ms);
         let next_counter = applier.applied_counter(&tx, actor)? + 1;
         let mut local = LocalTx {
             tx,

@@ -107,6 +107,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX cases_by_cell ON cases (cell);
     CREATE INDEX cases_by_reporter ON cases (reporter);
     "#,
+    // 4: tasks, and when each change reached this replica (a task's answer
+    // is on time when it arrives by the deadline).
+    r#"
+    ALTER TABLE changes ADD COLUMN task_id TEXT;
+    ALTER TABLE changes ADD COLUMN received_ms INTEGER;
+    CREATE INDEX changes_by_task ON changes (task_id) WHERE task_id IS NOT NULL;
+    CREATE TABLE tasks (
+        id          TEXT PRIMARY KEY,
+        state       BLOB NOT NULL,
+        kind        TEXT,
+        case_id     TEXT,
+        to_user     TEXT,
+        due_ms      INTEGER,
+        answered_ms INTEGER,
+        received_ms INTEGER
+    );
+    CREATE INDEX tasks_by_user ON tasks (to_user);
+    "#,
 ];
 
 /// The schema version this build creates.

@@ -225,8 +225,9 @@ pub struct PullPage {
 impl Store {
     /// The changes after log position `after` that a device should hold:
     /// changes of cases in `cells` or reported by one of `own` devices (the
-    /// user's handsets), not authored by `requester` (it has its own). At
-    /// most `limit`; the cursor moves past everything scanned.
+    /// user's handsets), and tasks addressed to `tasks_for` (every task with
+    /// `None`); never its own (`requester`'s). At most `limit`; the cursor
+    /// moves past everything scanned.
     pub fn changes_for(
         &self,
         after: u64,
@@ -234,6 +235,7 @@ impl Store {
         requester: crate::model::ActorId,
         cells: &[String],
         own: &[crate::model::ActorId],
+        tasks_for: Option<&str>,
     ) -> Result<PullPage> {
         let cells_json = serde_json::to_string(cells)?;
         let own_json = serde_json::to_string(
@@ -243,10 +245,12 @@ impl Store {
         )?;
         let mut stmt = self.conn.prepare_cached(
             "SELECT log_seq, body FROM changes
-             WHERE log_seq > ?1 AND actor != ?2 AND case_id IN (
-                 SELECT id FROM cases
-                 WHERE cell IN (SELECT value FROM json_each(?3))
-                    OR reporter IN (SELECT unhex(value) FROM json_each(?4)))
+             WHERE log_seq > ?1 AND actor != ?2 AND (
+                 (task_id IS NULL AND case_id IN (
+                     SELECT id FROM cases
+                     WHERE cell IN (SELECT value FROM json_each(?3))
+                        OR reporter IN (SELECT unhex(value) FROM json_each(?4))))
+                 OR task_id IN (SELECT id FROM tasks WHERE ?6 IS NULL OR to_user = ?6))
              ORDER BY log_seq LIMIT ?5",
         )?;
         let rows = stmt.query_map(
@@ -255,7 +259,8 @@ impl Store {
                 requester.as_bytes(),
                 cells_json,
                 own_json,
-                limit as i64
+                limit as i64,
+                tasks_for
             ],
             |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
         )?;

@@ -14,7 +14,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::auth::Auth;
 use super::{AppError, AppState};
-use crate::service::{NewUserRequest, ServiceError};
+use crate::service::{DecisionRequest, NewTaskRequest, NewUserRequest, ServiceError};
 use crate::storage::Role;
 
 /// Runs service code (SQLite, file I/O) off the async workers.
@@ -58,7 +58,8 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 pub fn router(state: AppState) -> Router {
     let limits = state.center.limits().clone();
     let photos = Router::new()
-        .route("/v1/photos/{hash}", put(upload_chunk))
+        .route("/v1/photos/{hash}", put(upload_chunk).get(photo_original))
+        .route("/v1/photos/{hash}/thumb", get(photo_thumb))
         .layer(DefaultBodyLimit::max(limits.max_chunk_bytes));
     Router::new()
         .route(
@@ -75,6 +76,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/catalog", put(import_catalog))
         .route("/v1/center/cases", get(case_list))
         .route("/v1/center/cases/{id}", get(case_show))
+        .route("/v1/center/cases/{id}/decisions", post(decide))
+        .route("/v1/center/tasks", post(create_task).get(task_list))
         .route("/v1/center/digest", get(digest))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .merge(photos)
@@ -241,4 +244,83 @@ async fn case_show(
 async fn digest(State(s): State<AppState>, Auth(p): Auth) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
     Ok(Json(blocking(move || c.digest(&p)).await?))
+}
+
+async fn decide(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<DecisionRequest>,
+) -> Result<impl IntoResponse, AppError> {
+    let id = CaseId::parse("id", &id).map_err(|e| AppError::from(ServiceError::from(e)))?;
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.decide(&p, id, req)).await?))
+}
+
+async fn create_task(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<NewTaskRequest>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok((
+        StatusCode::CREATED,
+        Json(blocking(move || c.create_task(&p, req)).await?),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskQuery {
+    to: Option<String>,
+}
+
+async fn task_list(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    query: Result<Query<TaskQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    let Query(q) = query?;
+    let c = s.center.clone();
+    Ok(Json(
+        blocking(move || c.task_list(&p, q.to.as_deref())).await?,
+    ))
+}
+
+async fn photo_original(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(hash): Path<String>,
+) -> Result<Response, AppError> {
+    serve_photo(s, p, hash, false).await
+}
+
+async fn photo_thumb(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(hash): Path<String>,
+) -> Result<Response, AppError> {
+    serve_photo(s, p, hash, true).await
+}
+
+async fn serve_photo(
+    s: AppState,
+    p: crate::storage::Principal,
+    hash: String,
+    thumb: bool,
+) -> Result<Response, AppError> {
+    let c = s.center.clone();
+    let file = blocking(move || c.photo(&p, &hash, thumb)).await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, file.mime),
+            // Content-addressed: the bytes behind a name never change.
+            (
+                axum::http::header::CACHE_CONTROL,
+                "private, max-age=31536000, immutable".to_string(),
+            ),
+        ],
+        file.bytes,
+    )
+        .into_response())
 }

@@ -65,6 +65,22 @@ impl Center {
         }
         match &change.op {
             Op::CaseReport(_) | Op::TrackAppend(_) | Op::ShiftMark(_) => Ok(()),
+            Op::TaskAssign(_) => Err(forbidden("only center staff assign tasks")),
+            Op::TaskAnswer(a) => {
+                let task = self
+                    .storage
+                    .task(a.task)
+                    .map_err(|err| bad(err.to_string()))?
+                    .and_then(|t| t.task.spec)
+                    .ok_or_else(|| forbidden(format!("task {} is unknown here", a.task)))?;
+                if task.to_user != p.user.id {
+                    return Err(forbidden(format!(
+                        "task {} is addressed to {}, not to {}",
+                        a.task, task.to_name, p.user.name
+                    )));
+                }
+                Ok(())
+            }
             Op::StatusSet(_) => Err(forbidden("only reviewers change a case's status")),
             Op::CaseEdit(e) => {
                 let view = self
@@ -130,6 +146,8 @@ impl Center {
                     None => Ok(()),
                 }
             }
+            Op::TaskAssign(t) => late("due_at", t.created_at.millis()),
+            Op::TaskAnswer(a) => late("answered_at", a.answered_at.millis()),
             Op::CaseEdit(_) => Ok(()),
         }
     }

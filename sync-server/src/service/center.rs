@@ -223,3 +223,64 @@ impl Center {
         Ok(self.storage.digest()?)
     }
 }
+
+/// A photo to serve: its bytes and content type.
+pub struct PhotoFile {
+    pub mime: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Center {
+    /// A case photo (or its thumbnail), only for those allowed to see a case
+    /// or task that cites it: staff, a collector whose cells hold the case,
+    /// or the collector who took it.
+    pub fn photo(&self, p: &Principal, hash: &str, thumb: bool) -> Result<PhotoFile> {
+        let hash = field_core::model::PhotoHash::parse("hash", hash)?;
+        if !p.user.role.is_staff() && !self.may_see_photo(p, &hash)? {
+            return Err(ServiceError::Forbidden(format!(
+                "photo {hash} belongs to no case or task you can see"
+            )));
+        }
+        if !self.storage.blob_exists(&hash)? {
+            return Err(ServiceError::NotFound(format!("photo {hash}")));
+        }
+        if thumb {
+            return Ok(PhotoFile {
+                mime: "image/jpeg".into(),
+                bytes: self.storage.blob_thumbnail(&hash)?,
+            });
+        }
+        let bytes = self.storage.blob_read(&hash)?;
+        let mime = field_core::model::photo::inspect_photo("photo", &bytes)?.mime;
+        Ok(PhotoFile { mime, bytes })
+    }
+
+    fn may_see_photo(&self, p: &Principal, hash: &field_core::model::PhotoHash) -> Result<bool> {
+        let own: Vec<ActorId> = self
+            .storage
+            .devices_of(&p.user.id)?
+            .into_iter()
+            .map(|d| d.actor)
+            .collect();
+        for v in self.storage.cases()? {
+            if !v.photos.iter().any(|ph| &ph.hash == hash) {
+                continue;
+            }
+            let in_cells = v
+                .placement
+                .as_ref()
+                .and_then(|pl| pl.cell.as_ref())
+                .is_some_and(|c| p.user.cells.iter().any(|x| x == c.as_str()));
+            let mine = v.origin.as_ref().is_some_and(|o| own.contains(&o.reporter));
+            if in_cells || mine {
+                return Ok(true);
+            }
+        }
+        Ok(self.storage.tasks(Some(&p.user.id))?.iter().any(|t| {
+            t.task
+                .answer
+                .as_ref()
+                .is_some_and(|a| a.photos.contains(hash))
+        }))
+    }
+}

@@ -4,6 +4,7 @@
 mod authorize;
 mod center;
 mod enrolment;
+mod review;
 mod sync;
 pub mod tokens;
 
@@ -12,7 +13,8 @@ use std::sync::Arc;
 use crate::config::Limits;
 use crate::storage::{Principal, Storage, StorageError};
 
-pub use center::{CaseRow, NewUserRequest, NewUserResponse, UserRow};
+pub use center::{CaseRow, NewUserRequest, NewUserResponse, PhotoFile, UserRow};
+pub use review::{Action, DecisionRequest, NewTaskRequest, TaskStatusRow};
 
 /// Every way a request can fail, each with its HTTP meaning.
 #[derive(Debug, thiserror::Error)]

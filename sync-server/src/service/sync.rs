@@ -111,14 +111,24 @@ impl Center {
             .map(|d| d.actor)
             .collect();
         // Staff see the whole city; a collector their cells and own cases.
+        let tasks_for = if p.user.role.is_staff() {
+            None
+        } else {
+            Some(p.user.id.as_str())
+        };
         let cells = if p.user.role.is_staff() {
             self.all_cells()?
         } else {
             p.user.cells.clone()
         };
-        let page = self
-            .storage
-            .pull(req.cursor, MAX_CHANGES_PER_PULL, device, &cells, &own)?;
+        let page = self.storage.pull(
+            req.cursor,
+            MAX_CHANGES_PER_PULL,
+            device,
+            &cells,
+            &own,
+            tasks_for,
+        )?;
         let grid = match self.storage.grid()? {
             Some((version, geojson)) if req.grid_version.as_deref() != Some(version.as_str()) => {
                 Some(GridPayload { version, geojson })

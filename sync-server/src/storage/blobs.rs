@@ -137,3 +137,30 @@ impl BlobDir {
         Ok(data)
     }
 }
+
+/// Longest side of a thumbnail, in pixels.
+pub const THUMB_SIDE: u32 = 256;
+
+impl BlobDir {
+    /// A JPEG thumbnail of a complete photo, made once and kept beside it.
+    pub fn thumbnail(&self, hash: &PhotoHash) -> Result<Vec<u8>> {
+        let path = self.root.join("thumbs").join(format!("{hash}.jpg"));
+        if let Ok(bytes) = fs::read(&path) {
+            return Ok(bytes);
+        }
+        let original = self.read(hash)?;
+        let image = image::load_from_memory(&original)
+            .map_err(|e| invalid("photo", format!("cannot decode {hash}: {e}")))?;
+        let thumb = image.thumbnail(THUMB_SIDE, THUMB_SIDE).to_rgb8();
+        let mut out = std::io::Cursor::new(Vec::new());
+        thumb
+            .write_to(&mut out, image::ImageFormat::Jpeg)
+            .map_err(|e| invalid("photo", format!("cannot encode a thumbnail of {hash}: {e}")))?;
+        let bytes = out.into_inner();
+        fs::create_dir_all(self.root.join("thumbs"))?;
+        let tmp = path.with_extension("jpg.part");
+        fs::write(&tmp, &bytes)?;
+        fs::rename(&tmp, &path)?;
+        Ok(bytes)
+    }
+}

@@ -6,8 +6,9 @@ pub mod blobs;
 pub mod sqlite;
 
 use field_core::crdt::{CaseView, Change, ChangeId};
+use field_core::model::TaskSpec;
 use field_core::model::{ActorId, CaseId, Catalog, Cell, PhotoHash};
-use field_core::store::{DigestReport, HistoryEntry, Judgement, PullPage};
+use field_core::store::{Decision, DigestReport, HistoryEntry, Judgement, PullPage, TaskRow};
 use field_core::sync::protocol::ChunkAck;
 use serde::{Deserialize, Serialize};
 
@@ -126,7 +127,15 @@ pub trait Storage: Send + Sync {
         requester: ActorId,
         cells: &[String],
         own: &[ActorId],
+        tasks_for: Option<&str>,
     ) -> Result<PullPage>;
+    /// Writes a staff decision as that staff member's actor.
+    fn decide(&self, actor: ActorId, case: CaseId, decision: Decision) -> Result<Change>;
+    fn assign_task(&self, actor: ActorId, spec: TaskSpec) -> Result<Change>;
+    fn tasks(&self, to_user: Option<&str>) -> Result<Vec<TaskRow>>;
+    fn task(&self, id: uuid::Uuid) -> Result<Option<TaskRow>>;
+    /// The actor the server writes a staff member's decisions as (made once).
+    fn staff_actor(&self, user_id: &str) -> Result<ActorId>;
     fn digest(&self) -> Result<DigestReport>;
     fn cases_digest(&self, cells: Option<&[String]>) -> Result<String>;
 
@@ -149,4 +158,6 @@ pub trait Storage: Send + Sync {
         bytes: &[u8],
     ) -> Result<ChunkAck>;
     fn blob_read(&self, hash: &PhotoHash) -> Result<Vec<u8>>;
+    /// A JPEG thumbnail of a complete photo (made once, then kept).
+    fn blob_thumbnail(&self, hash: &PhotoHash) -> Result<Vec<u8>>;
 }

@@ -7,8 +7,11 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use field_core::crdt::{CaseView, Change, ChangeId};
+use field_core::model::TaskSpec;
 use field_core::model::{ActorId, CaseId, Catalog, Cell, PhotoHash};
-use field_core::store::{DigestReport, HistoryEntry, Judgement, PullPage, Store};
+use field_core::store::{
+    Decision, DigestReport, HistoryEntry, Judgement, PullPage, Store, TaskRow,
+};
 use field_core::sync::protocol::ChunkAck;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
@@ -109,6 +112,14 @@ impl SqliteStorage {
             let tx = center.transaction()?;
             tx.execute_batch(CENTER_SCHEMA)?;
             tx.pragma_update(None, "user_version", 1)?;
+            tx.commit()?;
+        }
+        if version < 2 {
+            // 2: staff decisions made over HTTP are written as the staff
+            // member's own actor, minted once.
+            let tx = center.transaction()?;
+            tx.execute_batch("ALTER TABLE users ADD COLUMN actor BLOB")?;
+            tx.pragma_update(None, "user_version", 2)?;
             tx.commit()?;
         }
         Ok(SqliteStorage {
@@ -337,10 +348,48 @@ impl Storage for SqliteStorage {
         requester: ActorId,
         cells: &[String],
         own: &[ActorId],
+        tasks_for: Option<&str>,
     ) -> Result<PullPage> {
         Ok(self
             .store()
-            .changes_for(after, limit, requester, cells, own)?)
+            .changes_for(after, limit, requester, cells, own, tasks_for)?)
+    }
+
+    fn decide(&self, actor: ActorId, case: CaseId, decision: Decision) -> Result<Change> {
+        Ok(self.store().decide_as(actor, case, decision)?)
+    }
+
+    fn assign_task(&self, actor: ActorId, spec: TaskSpec) -> Result<Change> {
+        Ok(self.store().assign_task_as(actor, spec)?)
+    }
+
+    fn tasks(&self, to_user: Option<&str>) -> Result<Vec<TaskRow>> {
+        Ok(self.store().tasks(to_user)?)
+    }
+
+    fn task(&self, id: uuid::Uuid) -> Result<Option<TaskRow>> {
+        match self.store().task(id) {
+            Ok(t) => Ok(Some(t)),
+            Err(field_core::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn staff_actor(&self, user_id: &str) -> Result<ActorId> {
+        let db = self.db();
+        let existing: Option<Vec<u8>> =
+            db.query_row("SELECT actor FROM users WHERE id = ?1", [user_id], |r| {
+                r.get(0)
+            })?;
+        if let Some(bytes) = existing {
+            return actor_from(&bytes);
+        }
+        let actor = uuid::Uuid::new_v4();
+        db.execute(
+            "UPDATE users SET actor = ?1 WHERE id = ?2",
+            params![actor.as_bytes(), user_id],
+        )?;
+        Ok(actor)
     }
 
     fn digest(&self) -> Result<DigestReport> {
@@ -406,5 +455,9 @@ impl Storage for SqliteStorage {
 
     fn blob_read(&self, hash: &PhotoHash) -> Result<Vec<u8>> {
         self.blobs.read(hash)
+    }
+
+    fn blob_thumbnail(&self, hash: &PhotoHash) -> Result<Vec<u8>> {
+        self.blobs.thumbnail(hash)
     }
 }
