@@ -345,6 +345,37 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
                 )
             })
         }
+        CenterCmd::Shifts { flagged } => {
+            let rows: Value =
+                t.call::<(), _>("GET", &format!("/v1/center/shifts?flagged={flagged}"), None)?;
+            out.show(&rows, |rows| {
+                let body = rows
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|r| {
+                                vec![
+                                    r["collector"].as_str().unwrap_or_default().to_string(),
+                                    r["mark"]["kind"].as_str().unwrap_or_default().to_string(),
+                                    r["mark"]["at"].as_str().unwrap_or_default().to_string(),
+                                    r["mark"]["cell"].as_str().unwrap_or("-").to_string(),
+                                    r["flags"]
+                                        .as_array()
+                                        .map(|f| {
+                                            f.iter()
+                                                .filter_map(|x| x["kind"].as_str())
+                                                .collect::<Vec<_>>()
+                                                .join(",")
+                                        })
+                                        .unwrap_or_default(),
+                                ]
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default();
+                table(&["COLLECTOR", "KIND", "AT", "CELL", "FLAGS"], &body)
+            })
+        }
         CenterCmd::Digest => {
             let d: Value = t.call::<(), _>("GET", "/v1/center/digest", None)?;
             out.show(&d, |d| d["digest"].as_str().unwrap_or_default().to_string())

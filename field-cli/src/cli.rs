@@ -125,6 +125,12 @@ pub enum CenterCmd {
     /// Verification and check tasks.
     #[command(subcommand)]
     Task(CenterTaskCmd),
+    /// Test cases (shift marks), with a flag when sent from outside the assigned cells.
+    Shifts {
+        /// Only the flagged ones.
+        #[arg(long)]
+        flagged: bool,
+    },
     /// The server's state digests.
     Digest,
 }

@@ -28,6 +28,35 @@ impl Default for Limits {
     }
 }
 
+/// What the review queue flags, and the city's time zone (EXIF times carry
+/// no zone; patrol hours are local).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReviewRules {
+    /// IANA name, e.g. `Asia/Shanghai`.
+    pub timezone: String,
+    /// A new case this close to an open case of the same subclass is a likely duplicate.
+    pub duplicate_radius_m: f64,
+    /// A case further than this from the reporter's track at report time is flagged.
+    pub track_distance_m: f64,
+    /// Track points this close in time to the report locate the reporter.
+    pub track_window_s: i64,
+    /// A photo whose EXIF time is further than this from the report time is flagged.
+    pub exif_minutes: i64,
+}
+
+impl Default for ReviewRules {
+    fn default() -> ReviewRules {
+        ReviewRules {
+            timezone: "Asia/Shanghai".into(),
+            duplicate_radius_m: 30.0,
+            track_distance_m: 200.0,
+            track_window_s: 300,
+            exif_minutes: 30,
+        }
+    }
+}
+
 /// The TOML file's shape.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -35,6 +64,7 @@ pub struct FileConfig {
     pub data: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
     pub limits: Limits,
+    pub review: ReviewRules,
 }
 
 impl FileConfig {

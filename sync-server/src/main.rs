@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
         SqliteStorage::open(&data).with_context(|| format!("opening {}", data.display()))?,
     );
     ensure_admin(storage.as_ref(), &data)?;
-    let center = Center::new(storage, file.limits, system_clock());
+    let center = Center::new(storage, file.limits, system_clock()).with_rules(file.review);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

@@ -6,6 +6,7 @@ mod bundles;
 mod crash;
 mod device_flow;
 mod faults;
+mod flags;
 mod review;
 mod schemas;
 mod sync;

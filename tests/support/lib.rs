@@ -226,3 +226,33 @@ impl Device {
         self.ok(&["digest", "--json"]).json()
     }
 }
+
+/// A real JPEG whose EXIF says it was taken at `datetime`
+/// (`YYYY:MM:DD HH:MM:SS`, local time, as cameras write it).
+pub fn jpeg_with_exif(seed: u8, datetime: &str) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(16, 16, |x, y| {
+        image::Rgb([(x * 16) as u8, (y * 16) as u8, seed])
+    });
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut jpeg, image::ImageFormat::Jpeg)
+        .expect("jpeg");
+    let jpeg = jpeg.into_inner();
+    let field = exif::Field {
+        tag: exif::Tag::DateTimeOriginal,
+        ifd_num: exif::In::PRIMARY,
+        value: exif::Value::Ascii(vec![datetime.as_bytes().to_vec()]),
+    };
+    let mut writer = exif::experimental::Writer::new();
+    writer.push_field(&field);
+    let mut tiff = std::io::Cursor::new(Vec::new());
+    writer.write(&mut tiff, false).expect("exif");
+    let mut payload = b"Exif\0\0".to_vec();
+    payload.extend(tiff.into_inner());
+    let len = (payload.len() + 2) as u16;
+    let mut out = jpeg[..2].to_vec(); // SOI
+    out.extend([0xFF, 0xE1]);
+    out.extend(len.to_be_bytes());
+    out.extend(payload);
+    out.extend(&jpeg[2..]);
+    out
+}

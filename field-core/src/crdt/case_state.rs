@@ -187,11 +187,6 @@ impl CaseState {
         from_vclock(&self.photos.clock())
     }
 
-    /// The status context for a new decision by `actor` (includes its dot).
-    pub fn status_context_for(&self, actor: ActorId) -> BTreeMap<ActorId, u64> {
-        from_vclock(&self.status.read_ctx().derive_add_ctx(actor).clock)
-    }
-
     pub fn view(&self, id: CaseId) -> CaseView {
         let mut photos: Vec<CasePhoto> = self.photos.read().val.into_iter().collect();
         photos.sort();

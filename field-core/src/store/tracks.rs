@@ -163,6 +163,39 @@ impl Store {
         Ok(out)
     }
 
+    /// The points of `actor` between two instants (ms, inclusive), by time.
+    pub fn track_between(
+        &self,
+        actor: ActorId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<TrackPoint>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT t_ms, lon, lat, accuracy_m, speed_mps FROM track_points
+             WHERE actor = ?1 AND t_ms BETWEEN ?2 AND ?3 ORDER BY t_ms",
+        )?;
+        let rows = stmt.query_map(params![actor.as_bytes(), from_ms, to_ms], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, f64>(1)?,
+                r.get::<_, f64>(2)?,
+                r.get::<_, Option<f64>>(3)?,
+                r.get::<_, Option<f64>>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (t, lon, lat, acc, speed) = row?;
+            out.push(TrackPoint::new(
+                Timestamp::from_millis("t", t)?,
+                LonLat::new(lon, lat)?,
+                acc,
+                speed,
+            )?);
+        }
+        Ok(out)
+    }
+
     /// Every shift mark held, oldest first.
     pub fn shift_marks(&self) -> Result<Vec<(ActorId, ShiftMark)>> {
         let mut stmt = self.conn.prepare_cached(

@@ -78,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/cases/{id}", get(case_show))
         .route("/v1/center/cases/{id}/decisions", post(decide))
         .route("/v1/center/tasks", post(create_task).get(task_list))
+        .route("/v1/center/shifts", get(shifts))
         .route("/v1/center/digest", get(digest))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .merge(photos)
@@ -323,4 +324,21 @@ async fn serve_photo(
         file.bytes,
     )
         .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShiftQuery {
+    #[serde(default)]
+    flagged: bool,
+}
+
+async fn shifts(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    query: Result<Query<ShiftQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    let Query(q) = query?;
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.shifts(&p, q.flagged)).await?))
 }

@@ -57,6 +57,10 @@ pub struct CaseRow {
     /// Photos cited but not yet uploaded: the case is not complete.
     pub photos_missing: usize,
     pub photos_pending: bool,
+    /// Fraud signals for the reviewer to judge, with evidence.
+    pub flags: Vec<super::Flag>,
+    /// Open cases of the same subclass close by.
+    pub likely_duplicates: Vec<super::Duplicate>,
 }
 
 impl Center {
@@ -167,7 +171,7 @@ impl Center {
         Ok(serde_json::json!({ "version": version, "subclasses": n }))
     }
 
-    fn row(&self, v: &CaseView) -> Result<CaseRow> {
+    fn row(&self, v: &CaseView, ev: &super::flags::Evidence) -> Result<CaseRow> {
         let mut missing = 0;
         for photo in &v.photos {
             if !self.storage.blob_exists(&photo.hash)? {
@@ -192,17 +196,21 @@ impl Center {
             photos: v.photos.len(),
             photos_missing: missing,
             photos_pending: missing > 0,
+            flags: self.case_flags(v, ev)?,
+            likely_duplicates: self.likely_duplicates(v, ev),
         })
     }
 
     pub fn case_list(&self, p: &Principal, status: Option<Status>) -> Result<Vec<CaseRow>> {
         self.require_staff(p)?;
+        let all = self.storage.cases()?;
+        let ev = super::flags::Evidence::of(&all);
         let mut out = Vec::new();
-        for v in self.storage.cases()? {
+        for v in &all {
             if v.origin.is_none() || status.is_some_and(|s| !v.statuses().contains(&s)) {
                 continue;
             }
-            out.push(self.row(&v)?);
+            out.push(self.row(v, &ev)?);
         }
         Ok(out)
     }
@@ -213,7 +221,8 @@ impl Center {
             .storage
             .case(id)?
             .ok_or_else(|| ServiceError::NotFound(format!("case {id}")))?;
-        let row = self.row(&view)?;
+        let ev = super::flags::Evidence::of(&self.storage.cases()?);
+        let row = self.row(&view, &ev)?;
         let history = self.storage.case_history(id)?;
         Ok(serde_json::json!({ "case": view, "summary": row, "history": history }))
     }

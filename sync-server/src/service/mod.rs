@@ -4,16 +4,18 @@
 mod authorize;
 mod center;
 mod enrolment;
+mod flags;
 mod review;
 mod sync;
 pub mod tokens;
 
 use std::sync::Arc;
 
-use crate::config::Limits;
+use crate::config::{Limits, ReviewRules};
 use crate::storage::{Principal, Storage, StorageError};
 
 pub use center::{CaseRow, NewUserRequest, NewUserResponse, PhotoFile, UserRow};
+pub use flags::{Duplicate, Flag, ShiftRow};
 pub use review::{Action, DecisionRequest, NewTaskRequest, TaskStatusRow};
 
 /// Every way a request can fail, each with its HTTP meaning.
@@ -76,6 +78,7 @@ pub fn system_clock() -> WallClock {
 pub struct Center {
     storage: Arc<dyn Storage>,
     limits: Limits,
+    rules: ReviewRules,
     clock: WallClock,
 }
 
@@ -84,8 +87,15 @@ impl Center {
         Center {
             storage,
             limits,
+            rules: ReviewRules::default(),
             clock,
         }
+    }
+
+    /// The city's review rules (thresholds of the flags, time zone).
+    pub fn with_rules(mut self, rules: ReviewRules) -> Center {
+        self.rules = rules;
+        self
     }
 
     pub fn limits(&self) -> &Limits {

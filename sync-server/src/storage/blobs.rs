@@ -164,3 +164,48 @@ impl BlobDir {
         Ok(bytes)
     }
 }
+
+/// The EXIF capture time of a photo, as written in the file.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExifTime {
+    /// `DateTimeOriginal` (or `DateTime`), `YYYY:MM:DD HH:MM:SS`, local.
+    pub datetime: Option<String>,
+    /// `OffsetTimeOriginal` when the camera wrote one (`+08:00`).
+    pub offset: Option<String>,
+}
+
+fn ascii(field: Option<&exif::Field>) -> Option<String> {
+    match &field?.value {
+        exif::Value::Ascii(parts) => parts
+            .first()
+            .map(|b| String::from_utf8_lossy(b).trim().to_string())
+            .filter(|s| !s.is_empty()),
+        _ => None,
+    }
+}
+
+impl BlobDir {
+    /// Reads the photo's EXIF capture time once and keeps it beside the blob.
+    pub fn exif_time(&self, hash: &PhotoHash) -> Result<ExifTime> {
+        let path = self.root.join("exif").join(format!("{hash}.json"));
+        if let Ok(text) = fs::read_to_string(&path)
+            && let Ok(t) = serde_json::from_str(&text)
+        {
+            return Ok(t);
+        }
+        let bytes = self.read(hash)?;
+        let found = exif::Reader::new()
+            .read_from_container(&mut std::io::Cursor::new(&bytes))
+            .map(|e| ExifTime {
+                datetime: ascii(e.get_field(exif::Tag::DateTimeOriginal, exif::In::PRIMARY))
+                    .or_else(|| ascii(e.get_field(exif::Tag::DateTime, exif::In::PRIMARY))),
+                offset: ascii(e.get_field(exif::Tag::OffsetTimeOriginal, exif::In::PRIMARY)),
+            })
+            .unwrap_or_default();
+        fs::create_dir_all(self.root.join("exif"))?;
+        let tmp = path.with_extension("json.part");
+        fs::write(&tmp, serde_json::to_vec(&found).unwrap_or_default())?;
+        fs::rename(&tmp, &path)?;
+        Ok(found)
+    }
+}

@@ -6,8 +6,8 @@ pub mod blobs;
 pub mod sqlite;
 
 use field_core::crdt::{CaseView, Change, ChangeId};
-use field_core::model::TaskSpec;
 use field_core::model::{ActorId, CaseId, Catalog, Cell, PhotoHash};
+use field_core::model::{ShiftMark, TaskSpec, TrackPoint};
 use field_core::store::{Decision, DigestReport, HistoryEntry, Judgement, PullPage, TaskRow};
 use field_core::sync::protocol::ChunkAck;
 use serde::{Deserialize, Serialize};
@@ -160,4 +160,12 @@ pub trait Storage: Send + Sync {
     fn blob_read(&self, hash: &PhotoHash) -> Result<Vec<u8>>;
     /// A JPEG thumbnail of a complete photo (made once, then kept).
     fn blob_thumbnail(&self, hash: &PhotoHash) -> Result<Vec<u8>>;
+    /// The photo's EXIF capture time, if it has one (read once, then kept).
+    fn blob_exif_time(&self, hash: &PhotoHash) -> Result<blobs::ExifTime>;
+
+    // Evidence for the review queue.
+    /// Track points of `actor` between two instants (ms).
+    fn track_between(&self, actor: ActorId, from_ms: i64, to_ms: i64) -> Result<Vec<TrackPoint>>;
+    /// Every shift mark (test case), with its device.
+    fn shift_marks(&self) -> Result<Vec<(ActorId, ShiftMark)>>;
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use field_core::crdt::{CaseView, Change, ChangeId};
-use field_core::model::TaskSpec;
 use field_core::model::{ActorId, CaseId, Catalog, Cell, PhotoHash};
+use field_core::model::{ShiftMark, TaskSpec, TrackPoint};
 use field_core::store::{
     Decision, DigestReport, HistoryEntry, Judgement, PullPage, Store, TaskRow,
 };
@@ -459,5 +459,17 @@ impl Storage for SqliteStorage {
 
     fn blob_thumbnail(&self, hash: &PhotoHash) -> Result<Vec<u8>> {
         self.blobs.thumbnail(hash)
+    }
+
+    fn blob_exif_time(&self, hash: &PhotoHash) -> Result<super::blobs::ExifTime> {
+        self.blobs.exif_time(hash)
+    }
+
+    fn track_between(&self, actor: ActorId, from_ms: i64, to_ms: i64) -> Result<Vec<TrackPoint>> {
+        Ok(self.store().track_between(actor, from_ms, to_ms)?)
+    }
+
+    fn shift_marks(&self) -> Result<Vec<(ActorId, ShiftMark)>> {
+        Ok(self.store().shift_marks()?)
     }
 }

@@ -1,0 +1,231 @@
+//! What the review queue flags for a reviewer to judge (DOMAIN "Fraud
+//! signals"), each with its evidence, and likely duplicates:
+//! - a photo (same hash) cited by more than one case;
+//! - a case further than 200 m from the reporter's track at report time;
+//! - a photo whose EXIF time is more than 30 min from the report time;
+//! - a test case sent from outside the collector's assigned cells;
+//! - an open case of the same subclass within 30 m (likely duplicate).
+//!
+//! Thresholds and the city's time zone come from `[review]` in the config.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDateTime, TimeZone};
+use field_core::crdt::CaseView;
+use field_core::model::{ActorId, CaseId, LonLat, PhotoHash, Status, Timestamp, TrackPoint};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Center, Result};
+use crate::storage::{Principal, Role};
+
+/// Track points worse than this are not evidence of where anyone was.
+const USABLE_ACCURACY_M: f64 = 50.0;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Flag {
+    /// `reused_photo`, `far_from_track`, `exif_time` or `test_case_outside_cells`.
+    pub kind: String,
+    pub evidence: Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Duplicate {
+    pub id: CaseId,
+    pub distance_m: f64,
+}
+
+/// A test case (shift mark) with its flags.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShiftRow {
+    pub collector: String,
+    pub device: ActorId,
+    pub mark: field_core::model::ShiftMark,
+    pub flags: Vec<Flag>,
+}
+
+/// Indexes over all cases, built once per queue listing.
+pub(super) struct Evidence {
+    photo_cases: HashMap<PhotoHash, Vec<CaseId>>,
+    open: Vec<(CaseId, String, LonLat)>,
+}
+
+fn is_open(v: &CaseView) -> bool {
+    !v.statuses()
+        .iter()
+        .any(|s| matches!(s, Status::Closed | Status::Rejected))
+}
+
+impl Evidence {
+    pub(super) fn of(cases: &[CaseView]) -> Evidence {
+        let mut photo_cases: HashMap<PhotoHash, Vec<CaseId>> = HashMap::new();
+        let mut open = Vec::new();
+        for v in cases {
+            let mut hashes: Vec<&PhotoHash> = v.photos.iter().map(|p| &p.hash).collect();
+            hashes.dedup();
+            for h in hashes {
+                photo_cases.entry(h.clone()).or_default().push(v.id);
+            }
+            if let (Some(c), Some(p)) = (&v.category, &v.placement)
+                && is_open(v)
+            {
+                open.push((v.id, c.to_string(), p.pos));
+            }
+        }
+        Evidence { photo_cases, open }
+    }
+}
+
+/// Where the track says the reporter was at `t`: interpolated between the
+/// last usable point before and the first after (or the nearer alone).
+fn position_at(points: &[TrackPoint], t: i64) -> Option<(LonLat, i64)> {
+    let usable: Vec<&TrackPoint> = points
+        .iter()
+        .filter(|p| p.accuracy_m.is_none_or(|a| a <= USABLE_ACCURACY_M))
+        .collect();
+    let before = usable.iter().rev().find(|p| p.at.millis() <= t);
+    let after = usable.iter().find(|p| p.at.millis() >= t);
+    match (before, after) {
+        (Some(a), Some(b)) if b.at.millis() > a.at.millis() => {
+            let f = (t - a.at.millis()) as f64 / (b.at.millis() - a.at.millis()) as f64;
+            let lon = a.pos.lon() + f * (b.pos.lon() - a.pos.lon());
+            let lat = a.pos.lat() + f * (b.pos.lat() - a.pos.lat());
+            LonLat::new(lon, lat).ok().map(|p| (p, t))
+        }
+        (Some(a), _) => Some((a.pos, a.at.millis())),
+        (None, Some(b)) => Some((b.pos, b.at.millis())),
+        (None, None) => None,
+    }
+}
+
+impl Center {
+    pub(super) fn case_flags(&self, v: &CaseView, ev: &Evidence) -> Result<Vec<Flag>> {
+        let mut flags = Vec::new();
+        for p in &v.photos {
+            let others: Vec<&CaseId> = ev
+                .photo_cases
+                .get(&p.hash)
+                .map(|c| c.iter().filter(|id| **id != v.id).collect())
+                .unwrap_or_default();
+            if !others.is_empty() {
+                flags.push(Flag {
+                    kind: "reused_photo".into(),
+                    evidence: json!({ "photo": p.hash, "other_cases": others }),
+                });
+            }
+        }
+        let (Some(origin), Some(place)) = (&v.origin, &v.placement) else {
+            return Ok(flags);
+        };
+        let t = origin.reported_at.millis();
+        let window = self.rules.track_window_s * 1000;
+        let points = self
+            .storage
+            .track_between(origin.reporter, t - window, t + window)?;
+        if let Some((pos, at)) = position_at(&points, t) {
+            let d = place.pos.distance_m(pos);
+            if d > self.rules.track_distance_m {
+                flags.push(Flag {
+                    kind: "far_from_track".into(),
+                    evidence: json!({ "distance_m": d.round(), "track_position": pos, "track_at": Timestamp::from_millis("at", at)?, "limit_m": self.rules.track_distance_m }),
+                });
+            }
+        }
+        for p in &v.photos {
+            if !self.storage.blob_exists(&p.hash)? {
+                continue;
+            }
+            if let Some(taken) = self.exif_instant(&self.storage.blob_exif_time(&p.hash)?) {
+                let minutes = (taken - t).abs() / 60_000;
+                if minutes > self.rules.exif_minutes {
+                    flags.push(Flag {
+                        kind: "exif_time".into(),
+                        evidence: json!({ "photo": p.hash, "exif_time": Timestamp::from_millis("exif", taken)?, "reported_at": origin.reported_at, "minutes_apart": minutes, "limit_minutes": self.rules.exif_minutes }),
+                    });
+                }
+            }
+        }
+        Ok(flags)
+    }
+
+    /// EXIF local time to an instant: its own offset, else the city's zone.
+    fn exif_instant(&self, e: &crate::storage::blobs::ExifTime) -> Option<i64> {
+        let naive =
+            NaiveDateTime::parse_from_str(e.datetime.as_deref()?, "%Y:%m:%d %H:%M:%S").ok()?;
+        if let Some(off) = &e.offset
+            && let Ok(t) = DateTime::parse_from_str(
+                &format!("{} {off}", naive.format("%Y-%m-%d %H:%M:%S")),
+                "%Y-%m-%d %H:%M:%S %:z",
+            )
+        {
+            return Some(t.timestamp_millis());
+        }
+        let tz: chrono_tz::Tz = self.rules.timezone.parse().ok()?;
+        tz.from_local_datetime(&naive)
+            .earliest()
+            .map(|t| t.timestamp_millis())
+    }
+
+    pub(super) fn likely_duplicates(&self, v: &CaseView, ev: &Evidence) -> Vec<Duplicate> {
+        let (Some(cat), Some(place)) = (&v.category, &v.placement) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Duplicate> = ev
+            .open
+            .iter()
+            .filter(|(id, c, _)| *id != v.id && c == cat.as_str())
+            .map(|(id, _, pos)| Duplicate {
+                id: *id,
+                distance_m: place.pos.distance_m(*pos).round(),
+            })
+            .filter(|d| d.distance_m <= self.rules.duplicate_radius_m)
+            .collect();
+        out.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m));
+        out
+    }
+
+    /// Test cases (shift marks), flagged when sent from outside the
+    /// collector's assigned cells.
+    pub fn shifts(&self, p: &Principal, flagged_only: bool) -> Result<Vec<ShiftRow>> {
+        self.require_staff(p)?;
+        let mut owner: HashMap<ActorId, crate::storage::User> = HashMap::new();
+        for u in self
+            .storage
+            .users()?
+            .into_iter()
+            .filter(|u| u.role == Role::Collector)
+        {
+            for d in self.storage.devices_of(&u.id)? {
+                owner.insert(d.actor, u.clone());
+            }
+        }
+        let mut out = Vec::new();
+        for (device, mark) in self.storage.shift_marks()? {
+            let Some(user) = owner.get(&device) else {
+                continue;
+            };
+            let inside = mark
+                .cell
+                .as_ref()
+                .is_some_and(|c| user.cells.iter().any(|x| x == c.as_str()));
+            let flags = if inside {
+                Vec::new()
+            } else {
+                vec![Flag {
+                    kind: "test_case_outside_cells".into(),
+                    evidence: json!({ "cell": mark.cell, "position": mark.pos, "at": mark.at, "assigned_cells": user.cells }),
+                }]
+            };
+            if flagged_only && flags.is_empty() {
+                continue;
+            }
+            out.push(ShiftRow {
+                collector: user.name.clone(),
+                device,
+                mark,
+                flags,
+            });
+        }
+        Ok(out)
+    }
+}
