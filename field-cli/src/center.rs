@@ -7,8 +7,8 @@ use field_core::sync::http::HttpTransport;
 use serde_json::{Value, json};
 
 use crate::cli::{
-    CenterArgs, CenterCaseCmd, CenterCmd, CenterImportCmd, CenterTaskCmd, CollectorCmd, DeviceCmd,
-    UserCmd,
+    CenterArgs, CenterCaseCmd, CenterCmd, CenterImportCmd, CenterSurveyCmd, CenterTaskCmd,
+    CollectorCmd, DeviceCmd, UserCmd,
 };
 use crate::output::{Output, table};
 
@@ -343,6 +343,53 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
                     ],
                     &rows,
                 )
+            })
+        }
+        CenterCmd::Survey(CenterSurveyCmd::Create {
+            name,
+            cells,
+            categories,
+            from,
+            to,
+        }) => {
+            let body = json!({ "name": name, "cells": cells, "categories": categories, "from": from, "to": to });
+            let r: Value = t.call("POST", "/v1/center/surveys", Some(&body))?;
+            out.show(&r, |r| {
+                format!(
+                    "survey {} created: {} cells, {} to {}",
+                    r["id"].as_str().unwrap_or_default(),
+                    r["cells"].as_array().map(|c| c.len()).unwrap_or(0),
+                    r["from"].as_str().unwrap_or_default(),
+                    r["to"].as_str().unwrap_or_default()
+                )
+            })
+        }
+        CenterCmd::Survey(CenterSurveyCmd::List) => {
+            let r: Value = t.call::<(), _>("GET", "/v1/center/surveys", None)?;
+            out.show(&r, |r| serde_json::to_string_pretty(r).unwrap_or_default())
+        }
+        CenterCmd::Survey(CenterSurveyCmd::Report { id }) => {
+            let r: Value =
+                t.call::<(), _>("GET", &format!("/v1/center/surveys/{id}/report"), None)?;
+            out.show(&r, |r| {
+                let mut text = format!(
+                    "survey {} ({}): {} cases\n",
+                    id,
+                    r["survey"]["name"].as_str().unwrap_or_default(),
+                    r["cases"]
+                );
+                for (title, key) in [("by category", "by_category"), ("by cell", "by_cell")] {
+                    let rows = r[key]
+                        .as_object()
+                        .map(|o| {
+                            o.iter()
+                                .map(|(k, v)| vec![k.clone(), v.to_string()])
+                                .collect::<Vec<_>>()
+                        })
+                        .unwrap_or_default();
+                    text.push_str(&format!("{title}:\n{}\n", table(&["", "CASES"], &rows)));
+                }
+                text
             })
         }
         CenterCmd::Shifts { flagged } => {

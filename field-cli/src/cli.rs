@@ -74,6 +74,9 @@ pub enum Command {
     Sync,
     /// Pending changes and photos, last sync, server.
     Status,
+    /// Special surveys in this device's cells.
+    #[command(subcommand)]
+    Survey(SurveyCmd),
     /// Tasks from the center: list, answer.
     #[command(subcommand)]
     Task(TaskCmd),
@@ -125,6 +128,9 @@ pub enum CenterCmd {
     /// Verification and check tasks.
     #[command(subcommand)]
     Task(CenterTaskCmd),
+    /// Special surveys: create, list, report.
+    #[command(subcommand)]
+    Survey(CenterSurveyCmd),
     /// Test cases (shift marks), with a flag when sent from outside the assigned cells.
     Shifts {
         /// Only the flagged ones.
@@ -257,6 +263,35 @@ pub enum CenterTaskCmd {
         #[arg(long)]
         to: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CenterSurveyCmd {
+    /// A campaign over some cells and categories for a date range.
+    Create {
+        name: String,
+        #[arg(long, value_delimiter = ',', required = true)]
+        cells: Vec<String>,
+        #[arg(long, value_delimiter = ',', required = true)]
+        categories: Vec<String>,
+        /// First day (YYYY-MM-DD).
+        #[arg(long)]
+        from: String,
+        /// Last day (YYYY-MM-DD).
+        #[arg(long)]
+        to: String,
+    },
+    List,
+    /// Cases reported under a survey, by category and by cell.
+    Report {
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SurveyCmd {
+    /// Surveys in this device's cells (report under one with `case report --survey ID`).
+    List,
 }
 
 #[derive(Subcommand, Debug)]

@@ -492,3 +492,27 @@ fn find_task(store: &Store, me: Option<&str>, text: &str) -> Result<uuid::Uuid> 
         ),
     }
 }
+
+pub fn surveys(home: &Path, out: &Output) -> Result<()> {
+    let store = open(home)?;
+    let surveys = store.surveys()?.map(|s| s.surveys).unwrap_or_default();
+    out.show(&surveys, |surveys| {
+        let rows = surveys
+            .iter()
+            .map(|s| {
+                vec![
+                    s.id.clone(),
+                    s.name.clone(),
+                    format!("{} to {}", s.from, s.to),
+                    s.categories
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    s.cells.len().to_string(),
+                ]
+            })
+            .collect::<Vec<_>>();
+        table(&["ID", "NAME", "DAYS", "CATEGORIES", "CELLS"], &rows)
+    })
+}

@@ -42,6 +42,7 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Status => sync::status(&args.home, &out),
         Command::Center(c) => center::run(&args.home, c, &out),
         Command::Task(cmd) => device::task(&args.home, cmd, &out),
+        Command::Survey(cli::SurveyCmd::List) => device::surveys(&args.home, &out),
         Command::Demo { keep } => demo::run(keep, &out),
         Command::Bench(cmd) => bench::run(cmd, &out),
     }

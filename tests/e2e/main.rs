@@ -9,4 +9,5 @@ mod faults;
 mod flags;
 mod review;
 mod schemas;
+mod surveys;
 mod sync;

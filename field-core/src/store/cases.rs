@@ -112,6 +112,9 @@ impl Store {
             Some(t) => t,
             None => Timestamp::from_millis("at", self.now_ms() as i64)?,
         };
+        if let Some(survey) = &new.survey {
+            self.check_survey(survey, cell.as_ref(), &entry.code, reported_at)?;
+        }
         let id = CaseId::new_random();
         let collector = self.collector.clone();
         let source = match (quick_fix, &new.survey) {
@@ -156,6 +159,34 @@ impl Store {
             w.emit(op)
         })?;
         Ok(id)
+    }
+
+    /// A case reported under a survey must fall in its cells, categories
+    /// and days (local days of the city's time zone).
+    fn check_survey(
+        &self,
+        id: &str,
+        cell: Option<&crate::model::CellCode>,
+        category: &crate::model::CategoryCode,
+        at: Timestamp,
+    ) -> Result<()> {
+        let payload = self
+            .surveys()?
+            .ok_or_else(|| invalid("survey", "this device knows no surveys: sync first"))?;
+        let survey =
+            payload.surveys.iter().find(|s| s.id == id).ok_or_else(|| {
+                invalid("survey", format!("`{id}` is not a survey of your cells"))
+            })?;
+        let tz: chrono_tz::Tz = payload
+            .timezone
+            .parse()
+            .map_err(|_| invalid("survey", format!("unknown time zone {}", payload.timezone)))?;
+        let day = chrono::DateTime::from_timestamp_millis(at.millis())
+            .map(|t| t.with_timezone(&tz).date_naive())
+            .ok_or_else(|| invalid("at", "out of range"))?;
+        survey
+            .covers(cell.map(|c| c.as_str()), category, day)
+            .map_err(|why| invalid("survey", why))
     }
 
     /// Edits a case the collector reported while it is still `reported`.

@@ -127,6 +127,13 @@ impl Store {
         get_meta(&self.conn, "grid_version")
     }
 
+    /// The special surveys the server sent for this device's cells.
+    pub fn surveys(&self) -> Result<Option<crate::sync::protocol::SurveysPayload>> {
+        get_meta(&self.conn, "surveys")?
+            .map(|s| serde_json::from_str(&s).map_err(|e| Error::Corrupt(format!("surveys: {e}"))))
+            .transpose()
+    }
+
     pub fn catalog_version(&self) -> Result<Option<String>> {
         Ok(get_meta(&self.conn, "catalog")?.map(|_| self.catalog.version.clone()))
     }
@@ -141,6 +148,9 @@ impl Store {
         }
         if let Some(c) = &pull.catalog {
             self.import_catalog(Catalog::from_json(&c.catalog.to_string())?)?;
+        }
+        if let Some(s) = &pull.surveys {
+            set_meta(&self.conn, "surveys", &serde_json::to_string(s)?)?;
         }
         let cursor = pull.cursor.to_string();
         let now = self.now_ms().to_string();

@@ -84,6 +84,7 @@ pub fn sync(
                 cursor: store.pull_cursor()?,
                 grid_version: store.grid_version()?,
                 catalog_version: store.catalog_version()?,
+                surveys_version: store.surveys()?.map(|s| s.version),
             },
             push,
         };

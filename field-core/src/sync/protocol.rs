@@ -41,6 +41,8 @@ pub struct PullRequest {
     pub grid_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surveys_version: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,6 +93,9 @@ pub struct PullResponse {
     pub grid: Option<GridPayload>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog: Option<CatalogPayload>,
+    /// The special surveys in the device's cells, when they changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surveys: Option<SurveysPayload>,
     /// The cells this collector is assigned to, sent with the grid.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assigned_cells: Vec<String>,
@@ -102,6 +107,15 @@ pub struct GridPayload {
     pub version: String,
     /// The grid as a GeoJSON FeatureCollection.
     pub geojson: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SurveysPayload {
+    pub version: String,
+    /// The city's time zone: survey dates are local days.
+    pub timezone: String,
+    pub surveys: Vec<crate::model::Survey>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

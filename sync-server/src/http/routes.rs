@@ -79,6 +79,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/cases/{id}/decisions", post(decide))
         .route("/v1/center/tasks", post(create_task).get(task_list))
         .route("/v1/center/shifts", get(shifts))
+        .route("/v1/center/surveys", post(create_survey).get(survey_list))
+        .route("/v1/center/surveys/{id}/report", get(survey_report))
         .route("/v1/center/digest", get(digest))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .merge(photos)
@@ -341,4 +343,33 @@ async fn shifts(
     let Query(q) = query?;
     let c = s.center.clone();
     Ok(Json(blocking(move || c.shifts(&p, q.flagged)).await?))
+}
+
+async fn create_survey(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<crate::service::NewSurveyRequest>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok((
+        StatusCode::CREATED,
+        Json(blocking(move || c.create_survey(&p, req)).await?),
+    ))
+}
+
+async fn survey_list(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.survey_list(&p)).await?))
+}
+
+async fn survey_report(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.survey_report(&p, &id)).await?))
 }

@@ -6,6 +6,7 @@ mod center;
 mod enrolment;
 mod flags;
 mod review;
+mod surveys;
 mod sync;
 pub mod tokens;
 
@@ -17,6 +18,7 @@ use crate::storage::{Principal, Storage, StorageError};
 pub use center::{CaseRow, NewUserRequest, NewUserResponse, PhotoFile, UserRow};
 pub use flags::{Duplicate, Flag, ShiftRow};
 pub use review::{Action, DecisionRequest, NewTaskRequest, TaskStatusRow};
+pub use surveys::{NewSurveyRequest, SurveyReport};
 
 /// Every way a request can fail, each with its HTTP meaning.
 #[derive(Debug, thiserror::Error)]

@@ -150,17 +150,21 @@ impl Center {
         } else {
             Vec::new()
         };
+        let surveys = self
+            .surveys_for(p, &cells)?
+            .filter(|s| req.surveys_version.as_deref() != Some(s.version.as_str()));
         Ok(PullResponse {
             changes: page.changes,
             cursor: page.cursor,
             more: page.more,
             grid,
             catalog,
+            surveys,
             assigned_cells,
         })
     }
 
-    fn all_cells(&self) -> Result<Vec<String>> {
+    pub(super) fn all_cells(&self) -> Result<Vec<String>> {
         Ok(match self.storage.grid()? {
             Some((_, g)) => g["features"]
                 .as_array()

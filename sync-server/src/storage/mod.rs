@@ -7,7 +7,7 @@ pub mod sqlite;
 
 use field_core::crdt::{CaseView, Change, ChangeId};
 use field_core::model::{ActorId, CaseId, Catalog, Cell, PhotoHash};
-use field_core::model::{ShiftMark, TaskSpec, TrackPoint};
+use field_core::model::{ShiftMark, Survey, TaskSpec, TrackPoint};
 use field_core::store::{Decision, DigestReport, HistoryEntry, Judgement, PullPage, TaskRow};
 use field_core::sync::protocol::ChunkAck;
 use serde::{Deserialize, Serialize};
@@ -162,6 +162,10 @@ pub trait Storage: Send + Sync {
     fn blob_thumbnail(&self, hash: &PhotoHash) -> Result<Vec<u8>>;
     /// The photo's EXIF capture time, if it has one (read once, then kept).
     fn blob_exif_time(&self, hash: &PhotoHash) -> Result<blobs::ExifTime>;
+
+    // Special surveys.
+    fn create_survey(&self, survey: &Survey) -> Result<()>;
+    fn surveys(&self) -> Result<Vec<Survey>>;
 
     // Evidence for the review queue.
     /// Track points of `actor` between two instants (ms).

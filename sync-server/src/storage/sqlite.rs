@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use field_core::crdt::{CaseView, Change, ChangeId};
 use field_core::model::{ActorId, CaseId, Catalog, Cell, PhotoHash};
-use field_core::model::{ShiftMark, TaskSpec, TrackPoint};
+use field_core::model::{ShiftMark, Survey, TaskSpec, TrackPoint};
 use field_core::store::{
     Decision, DigestReport, HistoryEntry, Judgement, PullPage, Store, TaskRow,
 };
@@ -120,6 +120,13 @@ impl SqliteStorage {
             let tx = center.transaction()?;
             tx.execute_batch("ALTER TABLE users ADD COLUMN actor BLOB")?;
             tx.pragma_update(None, "user_version", 2)?;
+            tx.commit()?;
+        }
+        if version < 3 {
+            // 3: special surveys.
+            let tx = center.transaction()?;
+            tx.execute_batch("CREATE TABLE IF NOT EXISTS surveys (id TEXT PRIMARY KEY, body TEXT NOT NULL, created_ms INTEGER NOT NULL)")?;
+            tx.pragma_update(None, "user_version", 3)?;
             tx.commit()?;
         }
         Ok(SqliteStorage {
@@ -463,6 +470,35 @@ impl Storage for SqliteStorage {
 
     fn blob_exif_time(&self, hash: &PhotoHash) -> Result<super::blobs::ExifTime> {
         self.blobs.exif_time(hash)
+    }
+
+    fn create_survey(&self, survey: &Survey) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO surveys (id, body, created_ms) VALUES (?1, ?2, ?3)",
+            params![
+                survey.id,
+                serde_json::to_string(survey).unwrap_or_default(),
+                now_ms()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn surveys(&self) -> Result<Vec<Survey>> {
+        let db = self.db();
+        let mut stmt = db.prepare("SELECT body FROM surveys ORDER BY created_ms, id")?;
+        let bodies: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        bodies
+            .iter()
+            .map(|b| {
+                serde_json::from_str(b).map_err(|e| StorageError::Invalid {
+                    field: "survey".into(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
     }
 
     fn track_between(&self, actor: ActorId, from_ms: i64, to_ms: i64) -> Result<Vec<TrackPoint>> {
