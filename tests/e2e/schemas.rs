@@ -137,9 +137,61 @@ fn real_messages_and_files_match_their_schemas() {
     schemas.assert_valid("chunk-ack", &ack);
     assert_eq!(ack["complete"], true);
 
+    // Decisions and tasks travel as changes too: a bundle holding them validates.
+    let case_id = bundle["changes"][0]["op"]["case"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut admin = server.admin();
+    let _: Value = admin
+        .call(
+            "POST",
+            &format!("/v1/center/cases/{case_id}/decisions"),
+            Some(&json!({ "action": "close", "note": "approved quick fix" })),
+        )
+        .unwrap();
+    let _: Value = admin.call("POST", "/v1/center/tasks", Some(&json!({ "kind": "verify", "lon": 120.2606, "lat": 30.1894, "category": "SJ0201", "to": "周", "due": "1h" }))).unwrap();
+    let d2 = server.enrolled_device(&server.new_code("周")); // 周's second handset
+    d2.ok(&["sync"]);
+    let task = d2.ok(&["task", "list", "--json"]).json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p2 = d2.file("answer.png", &png(6));
+    d2.ok(&[
+        "task",
+        "answer",
+        &task,
+        "--result",
+        "no",
+        "--photo",
+        p2.to_str().unwrap(),
+    ]);
+    let later = d2.home().join("later.json");
+    d2.ok(&["changes", "export", "--out", later.to_str().unwrap()]);
+    let later: Value = serde_json::from_str(&std::fs::read_to_string(&later).unwrap()).unwrap();
+    let kinds: Vec<&str> = later["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["op"]["type"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"status_set")
+            && kinds.contains(&"task_assign")
+            && kinds.contains(&"task_answer"),
+        "{kinds:?}"
+    );
+    schemas.assert_valid("change-bundle", &later);
+
     // An error body.
     let raw = reqwest_free_error(&server.url);
     schemas.assert_valid("error", &raw);
+
+    // The center's requests, as the CLI sends them.
+    schemas.assert_valid("decision-request", &json!({ "action": "reject", "reason": "duplicate", "text": null, "department": null, "note": null }));
+    schemas.assert_valid("task-request", &json!({ "kind": "check", "case": bundle["changes"][0]["op"]["case"], "to": "周", "due": "30m", "lon": null, "lat": null, "category": null, "note": null }));
+    schemas.assert_valid("survey-request", &json!({ "name": "litter", "cells": ["330109001001001"], "categories": ["SJ0102"], "from": "2025-11-20", "to": "2025-11-30" }));
 
     // Broken messages are caught by the schemas too.
     let mut bad = serde_json::to_value(&req).unwrap();
