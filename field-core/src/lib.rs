@@ -7,8 +7,11 @@
 //!   change log in the same transaction.
 //! - [`geo`] answers "which cell is this point in" and checks that cells tile.
 //! - [`import`] parses GPX tracks and GeoJSON grids into domain types.
+//! - [`assess`] holds the assessment's geometry and time rules (coverage,
+//!   attendance, off post): pure functions over a collector's day.
 //! - [`sync`] defines the portable change bundle (the sync protocol's payload).
 
+pub mod assess;
 pub mod crdt;
 pub mod error;
 pub mod geo;

@@ -1,0 +1,143 @@
+//! Coverage (覆盖率): for each assigned cell and day, patrol hours are cut
+//! into consecutive windows of the cell's interval from the first patrol
+//! minute (the last may be shorter). A window is covered when the track is
+//! inside the cell at some moment in it: a point inside, or a segment
+//! between two consecutive points at most `max_gap_s` apart that crosses the
+//! cell — the moment is interpolated along the segment, so a crossing counts
+//! for the window in which the track is inside. Points less accurate than
+//! `max_accuracy_m` are ignored.
+
+use geo::{BooleanOps, BoundingRect, Coord, Intersects, LineString, MultiLineString};
+use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
+use serde::Serialize;
+
+use super::rules::{AssessmentRules, PatrolDay};
+use crate::model::{Cell, TrackPoint};
+
+/// One window of one cell, covered or not, with the evidence.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CoverageWindow {
+    pub cell: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub covered: bool,
+    /// When the track was first seen inside the cell in this window.
+    pub first_seen_ms: Option<i64>,
+}
+
+/// The windows of `cells` on `day`, marked from `points` (any order).
+pub fn coverage(
+    cells: &[Cell],
+    day: &PatrolDay,
+    points: &[TrackPoint],
+    rules: &AssessmentRules,
+) -> Vec<CoverageWindow> {
+    let mut windows: Vec<Vec<CoverageWindow>> = cells
+        .iter()
+        .map(|c| {
+            let step = day.interval_ms(c.zone);
+            let mut out = Vec::new();
+            let mut t = day.start_ms;
+            while t < day.end_ms {
+                let end = (t + step).min(day.end_ms);
+                out.push(CoverageWindow {
+                    cell: c.code.to_string(),
+                    start_ms: t,
+                    end_ms: end,
+                    covered: false,
+                    first_seen_ms: None,
+                });
+                t = end;
+            }
+            out
+        })
+        .collect();
+    let tree: RTree<GeomWithData<Rectangle<[f64; 2]>, usize>> = RTree::bulk_load(
+        cells
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let r = c.geometry.bounding_rect()?;
+                Some(GeomWithData::new(
+                    Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
+                    i,
+                ))
+            })
+            .collect(),
+    );
+    let mut usable: Vec<&TrackPoint> = points
+        .iter()
+        .filter(|p| p.accuracy_m.is_none_or(|a| a <= rules.max_accuracy_m))
+        .collect();
+    usable.sort_by_key(|p| p.at);
+    let mut mark = |cell: usize, from: i64, to: i64| {
+        for w in windows[cell].iter_mut() {
+            if w.start_ms < to.max(from + 1) && from < w.end_ms {
+                let seen = from.max(w.start_ms);
+                w.covered = true;
+                w.first_seen_ms = Some(w.first_seen_ms.map_or(seen, |s| s.min(seen)));
+            }
+        }
+    };
+    for p in &usable {
+        let q = AABB::from_point([p.pos.lon(), p.pos.lat()]);
+        for e in tree.locate_in_envelope_intersecting(&q) {
+            if cells[e.data].geometry.intersects(&p.pos.to_point()) {
+                mark(e.data, p.at.millis(), p.at.millis());
+            }
+        }
+    }
+    for pair in usable.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let (ta, tb) = (a.at.millis(), b.at.millis());
+        if tb - ta > rules.max_gap_s * 1000
+            || tb <= ta
+            || (a.pos.lon(), a.pos.lat()) == (b.pos.lon(), b.pos.lat())
+        {
+            continue;
+        }
+        let (ca, cb) = (
+            Coord {
+                x: a.pos.lon(),
+                y: a.pos.lat(),
+            },
+            Coord {
+                x: b.pos.lon(),
+                y: b.pos.lat(),
+            },
+        );
+        let seg = MultiLineString::new(vec![LineString::new(vec![ca, cb])]);
+        let q = AABB::from_corners(
+            [ca.x.min(cb.x), ca.y.min(cb.y)],
+            [ca.x.max(cb.x), ca.y.max(cb.y)],
+        );
+        let len2 = (cb.x - ca.x).powi(2) + (cb.y - ca.y).powi(2);
+        for e in tree.locate_in_envelope_intersecting(&q) {
+            for part in cells[e.data].geometry.clip(&seg, false) {
+                // Where along the segment (0..1) the inside part starts and ends.
+                let params: Vec<f64> = part
+                    .0
+                    .iter()
+                    .map(|c| ((c.x - ca.x) * (cb.x - ca.x) + (c.y - ca.y) * (cb.y - ca.y)) / len2)
+                    .collect();
+                let lo = params
+                    .iter()
+                    .copied()
+                    .fold(f64::INFINITY, f64::min)
+                    .clamp(0.0, 1.0);
+                let hi = params
+                    .iter()
+                    .copied()
+                    .fold(f64::NEG_INFINITY, f64::max)
+                    .clamp(0.0, 1.0);
+                let dt = (tb - ta) as f64;
+                mark(
+                    e.data,
+                    ta + (lo * dt).round() as i64,
+                    ta + (hi * dt).round() as i64,
+                );
+            }
+        }
+    }
+    windows.into_iter().flatten().collect()
+}
