@@ -1,6 +1,6 @@
-//! Attendance from the shift's test cases: a start later than patrol start
-//! + grace is late; an end earlier than patrol end − grace is an early
-//! leave; a missing one is absent for that half.
+//! Attendance from the shift's test cases: a start later than the patrol
+//! start plus the grace is late; an end earlier than the patrol end minus
+//! the grace is an early leave; a missing one is absent for that half.
 
 use serde::Serialize;
 
