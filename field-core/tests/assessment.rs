@@ -69,8 +69,7 @@ fn coverage_counts_points_crossings_and_not_gaps_or_inaccurate_fixes() {
     // The last windows are shorter: 20:15 - 19:15.
     let last = windows
         .iter()
-        .filter(|w| w.cell.ends_with('3'))
-        .last()
+        .rfind(|w| w.cell.ends_with('3'))
         .unwrap();
     assert_eq!(last.end_ms - last.start_ms, 60 * 60_000);
 }
