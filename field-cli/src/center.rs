@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{
     CenterArgs, CenterCaseCmd, CenterCmd, CenterImportCmd, CenterSurveyCmd, CenterTaskCmd,
-    CollectorCmd, DeviceCmd, UserCmd,
+    CollectorCmd, DeviceCmd, FindingCmd, UserCmd,
 };
 use crate::output::{Output, table};
 
@@ -392,6 +392,41 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
                 text
             })
         }
+        CenterCmd::Finding(FindingCmd::Add {
+            source,
+            category,
+            lon,
+            lat,
+            at,
+            note,
+        }) => {
+            let body = json!({ "source": source, "category": category, "lon": lon, "lat": lat, "at": at, "note": note });
+            let r: Value = t.call("POST", "/v1/center/findings", Some(&body))?;
+            out.show(&r, |r| {
+                format!("finding {} recorded", r["id"].as_str().unwrap_or_default())
+            })
+        }
+        CenterCmd::Report {
+            period,
+            collector,
+            company,
+            csv,
+            explain,
+        } => {
+            let mut path = format!("/v1/center/report?period={period}&explain={explain}");
+            if let Some(c) = &collector {
+                path.push_str(&format!("&collector={c}"));
+            }
+            if let Some(c) = &company {
+                path.push_str(&format!("&company={c}"));
+            }
+            let reports: Value = t.call::<(), _>("GET", &path, None)?;
+            if csv && !out.is_json() {
+                println!("{}", report_csv(&reports));
+                return Ok(());
+            }
+            out.show(&reports, report_table)
+        }
         CenterCmd::Shifts { flagged } => {
             let rows: Value =
                 t.call::<(), _>("GET", &format!("/v1/center/shifts?flagged={flagged}"), None)?;
@@ -482,4 +517,86 @@ fn decide(t: &mut HttpTransport, id: &str, body: Value, out: &Output) -> Result<
             }
         )
     })
+}
+
+const REPORT_COLUMNS: [(&str, &str); 10] = [
+    ("coverage", "COVERAGE"),
+    ("timeliness", "TIMELY"),
+    ("verify_on_time", "VERIFY"),
+    ("check_on_time", "CHECK"),
+    ("error_rate", "ERROR"),
+    ("miss_rate", "MISS"),
+    ("valid_report_rate", "VALID"),
+    ("quick_fix_credit", "QF_CREDIT"),
+    ("off_post_events", "OFF_POST"),
+    ("composite", "SCORE"),
+];
+
+fn rate_text(v: &Value) -> String {
+    match (v["n"].as_u64(), v["d"].as_u64()) {
+        (Some(n), Some(d)) => match v["rate"].as_f64() {
+            Some(r) => format!("{n}/{d} {:.1}%", r * 100.0),
+            None => format!("{n}/{d}"),
+        },
+        _ => v.to_string(),
+    }
+}
+
+fn report_table(reports: &Value) -> String {
+    let rows = reports
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    let mut row = vec![r["who"].as_str().unwrap_or_default().to_string()];
+                    row.extend(REPORT_COLUMNS.iter().map(|(k, _)| rate_text(&r[*k])));
+                    row.push(r["grade"].as_str().unwrap_or_default().to_string());
+                    row
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let mut headers = vec!["WHO"];
+    headers.extend(REPORT_COLUMNS.iter().map(|(_, h)| *h));
+    headers.push("GRADE");
+    let mut text = table(&headers, &rows);
+    for r in reports.as_array().into_iter().flatten() {
+        if let Some(ex) = r.get("explain") {
+            text.push_str(&format!(
+                "\n\n{} — the records behind the numbers:\n{}",
+                r["who"].as_str().unwrap_or_default(),
+                serde_json::to_string_pretty(ex).unwrap_or_default()
+            ));
+        }
+    }
+    text
+}
+
+fn report_csv(reports: &Value) -> String {
+    let mut lines = vec!["who,period,coverage_n,coverage_d,timeliness_n,timeliness_d,verify_n,verify_d,check_n,check_d,error_n,error_d,miss_n,miss_d,valid_n,valid_d,cases,quick_fixes,quick_fix_credit,late_starts,early_leaves,absent_halves,off_post_events,composite,grade".to_string()];
+    for r in reports.as_array().into_iter().flatten() {
+        let nd = |k: &str| format!("{},{}", r[k]["n"], r[k]["d"]);
+        lines.push(format!(
+            "\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            r["who"].as_str().unwrap_or_default().replace('"', "\"\""),
+            r["period"].as_str().unwrap_or_default(),
+            nd("coverage"),
+            nd("timeliness"),
+            nd("verify_on_time"),
+            nd("check_on_time"),
+            nd("error_rate"),
+            nd("miss_rate"),
+            nd("valid_report_rate"),
+            r["cases_reported"],
+            r["quick_fixes"],
+            r["quick_fix_credit"],
+            r["late_starts"],
+            r["early_leaves"],
+            r["absent_halves"],
+            r["off_post_events"],
+            r["composite"],
+            r["grade"].as_str().unwrap_or_default()
+        ));
+    }
+    lines.join("\n")
 }

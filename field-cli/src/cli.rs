@@ -131,6 +131,25 @@ pub enum CenterCmd {
     /// Special surveys: create, list, report.
     #[command(subcommand)]
     Survey(CenterSurveyCmd),
+    /// The assessment: the four rates and the rest, per collector or company.
+    Report {
+        /// A day (YYYY-MM-DD) or a month (YYYY-MM).
+        #[arg(long)]
+        period: String,
+        #[arg(long, conflicts_with = "company")]
+        collector: Option<String>,
+        #[arg(long)]
+        company: Option<String>,
+        /// CSV instead of a table.
+        #[arg(long)]
+        csv: bool,
+        /// List the records behind every number.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// External findings (center checks, citizens, media …) for the miss rate.
+    #[command(subcommand)]
+    Finding(FindingCmd),
     /// Test cases (shift marks), with a flag when sent from outside the assigned cells.
     Shifts {
         /// Only the flagged ones.
@@ -285,6 +304,25 @@ pub enum CenterSurveyCmd {
     /// Cases reported under a survey, by category and by cell.
     Report {
         id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FindingCmd {
+    Add {
+        /// center_check, citizen, industry, media or leader.
+        #[arg(long)]
+        source: String,
+        #[arg(long)]
+        category: String,
+        #[arg(long, allow_hyphen_values = true)]
+        lon: f64,
+        #[arg(long, allow_hyphen_values = true)]
+        lat: f64,
+        #[arg(long)]
+        at: String,
+        #[arg(long)]
+        note: Option<String>,
     },
 }
 

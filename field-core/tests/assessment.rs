@@ -67,10 +67,7 @@ fn coverage_counts_points_crossings_and_not_gaps_or_inaccurate_fixes() {
     let rate = windows.iter().filter(|w| w.covered).count() as f64 / windows.len() as f64;
     assert_eq!(rate, 8.0 / 24.0);
     // The last windows are shorter: 20:15 - 19:15.
-    let last = windows
-        .iter()
-        .rfind(|w| w.cell.ends_with('3'))
-        .unwrap();
+    let last = windows.iter().rfind(|w| w.cell.ends_with('3')).unwrap();
     assert_eq!(last.end_ms - last.start_ms, 60 * 60_000);
 }
 

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `field` binary on real files. One binary with
 //! modules, to link once.
 
+mod assessment;
 mod bad_input;
 mod bundles;
 mod crash;

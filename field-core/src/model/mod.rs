@@ -4,6 +4,7 @@
 pub mod case;
 pub mod catalog;
 pub mod cell;
+pub mod finding;
 pub mod ids;
 pub mod photo;
 pub mod position;
@@ -18,6 +19,7 @@ pub use case::{
 };
 pub use catalog::{Catalog, CatalogEntry, CategoryCode, Family};
 pub use cell::{Cell, CellCode, CellCodePattern, Zone};
+pub use finding::ExternalFinding;
 pub use ids::{ActorId, CaseId};
 pub use photo::{PhotoHash, PhotoInfo};
 pub use position::LonLat;

@@ -79,6 +79,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/cases/{id}/decisions", post(decide))
         .route("/v1/center/tasks", post(create_task).get(task_list))
         .route("/v1/center/shifts", get(shifts))
+        .route("/v1/center/findings", post(add_finding))
+        .route("/v1/center/report", get(report))
         .route("/v1/center/surveys", post(create_survey).get(survey_list))
         .route("/v1/center/surveys/{id}/report", get(survey_report))
         .route("/v1/center/digest", get(digest))
@@ -372,4 +374,26 @@ async fn survey_report(
 ) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
     Ok(Json(blocking(move || c.survey_report(&p, &id)).await?))
+}
+
+async fn add_finding(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<crate::service::NewFinding>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok((
+        StatusCode::CREATED,
+        Json(blocking(move || c.add_finding(&p, req)).await?),
+    ))
+}
+
+async fn report(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    query: Result<Query<crate::service::ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    let Query(q) = query?;
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.report(&p, q)).await?))
 }

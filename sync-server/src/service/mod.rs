@@ -1,6 +1,7 @@
 //! The server's logic, free of HTTP: who may do what, and doing it.
 //! `Center` is what handlers and the simulator call.
 
+mod assessment;
 mod authorize;
 mod center;
 mod enrolment;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use crate::config::{Limits, ReviewRules};
 use crate::storage::{Principal, Storage, StorageError};
 
+pub use assessment::{NewFinding, Rate, Report, ReportQuery};
 pub use center::{CaseRow, NewUserRequest, NewUserResponse, PhotoFile, UserRow};
 pub use flags::{Duplicate, Flag, ShiftRow};
 pub use review::{Action, DecisionRequest, NewTaskRequest, TaskStatusRow};

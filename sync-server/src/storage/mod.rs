@@ -7,7 +7,7 @@ pub mod sqlite;
 
 use field_core::crdt::{CaseView, Change, ChangeId};
 use field_core::model::{ActorId, CaseId, Catalog, Cell, PhotoHash};
-use field_core::model::{ShiftMark, Survey, TaskSpec, TrackPoint};
+use field_core::model::{ExternalFinding, ShiftMark, Survey, TaskSpec, TrackPoint};
 use field_core::store::{Decision, DigestReport, HistoryEntry, Judgement, PullPage, TaskRow};
 use field_core::sync::protocol::ChunkAck;
 use serde::{Deserialize, Serialize};
@@ -165,6 +165,8 @@ pub trait Storage: Send + Sync {
 
     // Special surveys.
     fn create_survey(&self, survey: &Survey) -> Result<()>;
+    fn add_finding(&self, finding: &ExternalFinding) -> Result<()>;
+    fn findings(&self) -> Result<Vec<ExternalFinding>>;
     fn surveys(&self) -> Result<Vec<Survey>>;
 
     // Evidence for the review queue.

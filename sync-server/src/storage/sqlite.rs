@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use field_core::crdt::{CaseView, Change, ChangeId};
 use field_core::model::{ActorId, CaseId, Catalog, Cell, PhotoHash};
-use field_core::model::{ShiftMark, Survey, TaskSpec, TrackPoint};
+use field_core::model::{ExternalFinding, ShiftMark, Survey, TaskSpec, TrackPoint};
 use field_core::store::{
     Decision, DigestReport, HistoryEntry, Judgement, PullPage, Store, TaskRow,
 };
@@ -127,6 +127,13 @@ impl SqliteStorage {
             let tx = center.transaction()?;
             tx.execute_batch("CREATE TABLE IF NOT EXISTS surveys (id TEXT PRIMARY KEY, body TEXT NOT NULL, created_ms INTEGER NOT NULL)")?;
             tx.pragma_update(None, "user_version", 3)?;
+            tx.commit()?;
+        }
+        if version < 4 {
+            // 4: external findings (the miss rate).
+            let tx = center.transaction()?;
+            tx.execute_batch("CREATE TABLE IF NOT EXISTS findings (id TEXT PRIMARY KEY, body TEXT NOT NULL, at_ms INTEGER NOT NULL)")?;
+            tx.pragma_update(None, "user_version", 4)?;
             tx.commit()?;
         }
         Ok(SqliteStorage {
@@ -482,6 +489,35 @@ impl Storage for SqliteStorage {
             ],
         )?;
         Ok(())
+    }
+
+    fn add_finding(&self, f: &ExternalFinding) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO findings (id, body, at_ms) VALUES (?1, ?2, ?3)",
+            params![
+                f.id,
+                serde_json::to_string(f).unwrap_or_default(),
+                f.at.millis()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn findings(&self) -> Result<Vec<ExternalFinding>> {
+        let db = self.db();
+        let mut stmt = db.prepare("SELECT body FROM findings ORDER BY at_ms, id")?;
+        let bodies: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        bodies
+            .iter()
+            .map(|b| {
+                serde_json::from_str(b).map_err(|e| StorageError::Invalid {
+                    field: "finding".into(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
     }
 
     fn surveys(&self) -> Result<Vec<Survey>> {

@@ -1,0 +1,460 @@
+//! Where a rate is computed: a collector's (or a company's) figures for a
+//! day or a month, from the server's synced data, with the records behind
+//! every number (`explain`). Formulas are DOMAIN.md's, named the same:
+//! coverage, timeliness (with on-time verification and check), error rate,
+//! miss rate, valid report rate, attendance, off post, quick-fix credit,
+//! composite score and grade. The geometry is `field_core::assess`.
+
+use chrono::{Datelike, NaiveDate};
+use field_core::assess::{AssessmentRules, attendance, coverage, off_post};
+use field_core::crdt::CaseView;
+use field_core::geo::CellIndex;
+use field_core::model::{
+    ActorId, CaseSource, ExternalFinding, RejectReason, Status, TaskKind, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Center, Result, ServiceError, invalid};
+use crate::storage::{Principal, Role, User};
+
+/// A finding is matched by a case of the same subclass this close …
+pub const MISS_RADIUS_M: f64 = 50.0;
+/// … reported at most this long before it.
+pub const MISS_LOOKBACK_MS: i64 = 4 * 3_600_000;
+
+/// n / d, with the rate when d > 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rate {
+    pub n: u64,
+    pub d: u64,
+    pub rate: Option<f64>,
+}
+
+impl Rate {
+    fn of(n: u64, d: u64) -> Rate {
+        Rate {
+            n,
+            d,
+            rate: (d > 0).then(|| n as f64 / d as f64),
+        }
+    }
+
+    fn add(self, o: Rate) -> Rate {
+        Rate::of(self.n + o.n, self.d + o.d)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    /// `YYYY-MM-DD` (a day) or `YYYY-MM` (a month).
+    pub period: String,
+    #[serde(default)]
+    pub collector: Option<String>,
+    #[serde(default)]
+    pub company: Option<String>,
+    #[serde(default)]
+    pub explain: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Report {
+    pub who: String,
+    pub period: String,
+    pub days: u32,
+    pub coverage: Rate,
+    pub timeliness: Rate,
+    pub verify_on_time: Rate,
+    pub check_on_time: Rate,
+    pub error_rate: Rate,
+    pub miss_rate: Rate,
+    pub valid_report_rate: Rate,
+    pub cases_reported: u64,
+    pub quick_fixes: u64,
+    /// 3 quick fixes count as 1 formal case (floor).
+    pub quick_fix_credit: u64,
+    pub late_starts: u64,
+    pub early_leaves: u64,
+    pub absent_halves: u64,
+    pub off_post_events: u64,
+    /// valid × 40% + (1 − miss) × 20% + on-time verification × 20% + on-time check × 20%, 0–100.
+    pub composite: f64,
+    pub grade: char,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<Value>,
+}
+
+fn period_days(period: &str) -> Result<Vec<NaiveDate>> {
+    if let Ok(d) = NaiveDate::parse_from_str(period, "%Y-%m-%d") {
+        return Ok(vec![d]);
+    }
+    let first = NaiveDate::parse_from_str(&format!("{period}-01"), "%Y-%m-%d").map_err(|_| {
+        invalid(
+            "period",
+            format!("`{period}` is neither YYYY-MM-DD nor YYYY-MM"),
+        )
+    })?;
+    Ok(first
+        .iter_days()
+        .take_while(|d| d.month() == first.month())
+        .collect())
+}
+
+fn grade(score: f64) -> char {
+    match score {
+        s if s >= 90.0 => 'A',
+        s if s >= 75.0 => 'B',
+        s if s >= 60.0 => 'C',
+        s if s >= 40.0 => 'D',
+        _ => 'E',
+    }
+}
+
+fn registered(v: &CaseView) -> bool {
+    v.statuses().iter().any(|s| {
+        matches!(
+            s,
+            Status::Registered | Status::Dispatched | Status::Handled | Status::Closed
+        )
+    })
+}
+
+/// Rejected for a reason that is the collector's fault (all but out of scope).
+fn erroneous(v: &CaseView) -> bool {
+    v.status.len() == 1
+        && v.status[0].status == Status::Rejected
+        && !matches!(v.status[0].reason, Some(RejectReason::OutOfScope))
+}
+
+impl Center {
+    pub fn report(&self, p: &Principal, q: ReportQuery) -> Result<Vec<Report>> {
+        self.require_staff(p)?;
+        let days = period_days(&q.period)?;
+        let users: Vec<User> = self
+            .storage
+            .users()?
+            .into_iter()
+            .filter(|u| u.role == Role::Collector)
+            .filter(|u| {
+                q.collector
+                    .as_deref()
+                    .is_none_or(|c| u.id == c || u.name == c)
+            })
+            .filter(|u| {
+                q.company
+                    .as_deref()
+                    .is_none_or(|c| u.company.as_deref() == Some(c))
+            })
+            .collect();
+        if users.is_empty() {
+            return Err(ServiceError::NotFound("no collector matches".into()));
+        }
+        let rules = AssessmentRules {
+            timezone: self.rules.timezone.clone(),
+            ..AssessmentRules::default()
+        };
+        let grid = match self.storage.grid()? {
+            Some((_, g)) => field_core::import::parse_grid(&g.to_string(), &Default::default())?,
+            None => Vec::new(),
+        };
+        let cases = self.storage.cases()?;
+        let findings = self.storage.findings()?;
+        let mut reports = Vec::new();
+        for u in &users {
+            reports.push(self.collector_report(u, &q, &days, &rules, &grid, &cases, &findings)?);
+        }
+        if let Some(company) = &q.company {
+            let mut total = Report {
+                who: format!("company {company}"),
+                period: q.period.clone(),
+                days: days.len() as u32,
+                ..Report::default()
+            };
+            for r in &reports {
+                total.coverage = total.coverage.add(r.coverage);
+                total.timeliness = total.timeliness.add(r.timeliness);
+                total.verify_on_time = total.verify_on_time.add(r.verify_on_time);
+                total.check_on_time = total.check_on_time.add(r.check_on_time);
+                total.error_rate = total.error_rate.add(r.error_rate);
+                total.miss_rate = total.miss_rate.add(r.miss_rate);
+                total.valid_report_rate = total.valid_report_rate.add(r.valid_report_rate);
+                total.cases_reported += r.cases_reported;
+                total.quick_fixes += r.quick_fixes;
+                total.quick_fix_credit += r.quick_fix_credit;
+                total.late_starts += r.late_starts;
+                total.early_leaves += r.early_leaves;
+                total.absent_halves += r.absent_halves;
+                total.off_post_events += r.off_post_events;
+            }
+            (total.composite, total.grade) = composite(&total);
+            reports.push(total);
+        }
+        Ok(reports)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn collector_report(
+        &self,
+        u: &User,
+        q: &ReportQuery,
+        days: &[NaiveDate],
+        rules: &AssessmentRules,
+        grid: &[field_core::model::Cell],
+        cases: &[CaseView],
+        findings: &[ExternalFinding],
+    ) -> Result<Report> {
+        let actors: Vec<ActorId> = self
+            .storage
+            .devices_of(&u.id)?
+            .into_iter()
+            .map(|d| d.actor)
+            .collect();
+        let mine: Vec<field_core::model::Cell> = grid
+            .iter()
+            .filter(|c| u.cells.iter().any(|x| x == c.code.as_str()))
+            .cloned()
+            .collect();
+        let index = CellIndex::new(mine.clone());
+        let first = rules.patrol_day(days[0])?;
+        let last = rules.patrol_day(*days.last().expect("a period has days"))?;
+        let day_start = first.start_ms - 8 * 3_600_000;
+        let day_end = last.end_ms + 4 * 3_600_000;
+        let in_period = |ms: i64| rules.local_date(ms).is_ok_and(|d| days.contains(&d));
+        let mut r = Report {
+            who: u.name.clone(),
+            period: q.period.clone(),
+            days: days.len() as u32,
+            ..Report::default()
+        };
+        let mut ex = json!({ "uncovered_windows": [], "late_tasks": [], "erroneous_cases": [], "missed_findings": [], "attendance_faults": [], "off_post": [] });
+
+        // Coverage, attendance and off post, day by day.
+        let marks: Vec<field_core::model::ShiftMark> = self
+            .storage
+            .shift_marks()?
+            .into_iter()
+            .filter(|(a, _)| actors.contains(a))
+            .map(|(_, m)| m)
+            .collect();
+        let (mut covered, mut required) = (0u64, 0u64);
+        for d in days {
+            let day = rules.patrol_day(*d)?;
+            let mut points = Vec::new();
+            for a in &actors {
+                points.extend(self.storage.track_between(
+                    *a,
+                    day.start_ms - 3_600_000,
+                    day.end_ms + 3_600_000,
+                )?);
+            }
+            for w in coverage(&mine, &day, &points, rules) {
+                required += 1;
+                if w.covered {
+                    covered += 1;
+                } else if q.explain {
+                    push(
+                        &mut ex,
+                        "uncovered_windows",
+                        json!({ "cell": w.cell, "start": ts(w.start_ms), "end": ts(w.end_ms) }),
+                    );
+                }
+            }
+            let day_marks: Vec<_> = marks
+                .iter()
+                .filter(|m| rules.local_date(m.at.millis()).is_ok_and(|x| x == *d))
+                .cloned()
+                .collect();
+            for f in attendance(&day, &day_marks, rules) {
+                match f {
+                    field_core::assess::AttendanceFault::Late { .. } => r.late_starts += 1,
+                    field_core::assess::AttendanceFault::EarlyLeave { .. } => r.early_leaves += 1,
+                    _ => r.absent_halves += 1,
+                }
+                push(
+                    &mut ex,
+                    "attendance_faults",
+                    json!({ "day": d, "fault": f }),
+                );
+            }
+            if !mine.is_empty() {
+                for s in off_post(&index, &day, &points, rules) {
+                    r.off_post_events += 1;
+                    push(
+                        &mut ex,
+                        "off_post",
+                        json!({ "start": ts(s.start_ms), "end": ts(s.end_ms), "minutes": s.minutes, "points_outside": s.points_outside, "where": s.where_ }),
+                    );
+                }
+            }
+        }
+        r.coverage = Rate::of(covered, required);
+
+        // Cases the collector reported in the period.
+        let own: Vec<&CaseView> = cases
+            .iter()
+            .filter(|v| {
+                v.origin.as_ref().is_some_and(|o| {
+                    actors.contains(&o.reporter) && in_period(o.reported_at.millis())
+                })
+            })
+            .collect();
+        let formal: Vec<&&CaseView> = own
+            .iter()
+            .filter(|v| {
+                v.origin
+                    .as_ref()
+                    .is_some_and(|o| !matches!(o.source, CaseSource::Test | CaseSource::QuickFix))
+            })
+            .collect();
+        r.cases_reported = formal.len() as u64;
+        r.quick_fixes = own
+            .iter()
+            .filter(|v| {
+                v.origin
+                    .as_ref()
+                    .is_some_and(|o| o.source == CaseSource::QuickFix)
+                    && registered(v)
+            })
+            .count() as u64;
+        r.quick_fix_credit = r.quick_fixes / 3;
+        let errors: Vec<&&&CaseView> = formal.iter().filter(|v| erroneous(v)).collect();
+        for v in &errors {
+            push(
+                &mut ex,
+                "erroneous_cases",
+                json!({ "case": v.id, "reason": v.status[0].reason }),
+            );
+        }
+        r.error_rate = Rate::of(errors.len() as u64, formal.len() as u64);
+        let registered_n = formal.iter().filter(|v| registered(v)).count() as u64;
+        r.valid_report_rate = Rate::of(registered_n, formal.len() as u64);
+
+        // Misses: external findings in the collector's cells during patrol hours.
+        let mut missed = 0u64;
+        for f in findings.iter().filter(|f| {
+            f.at.millis() >= day_start && f.at.millis() <= day_end && in_period(f.at.millis())
+        }) {
+            let Some(cell) = index.locate(f.pos) else {
+                continue;
+            };
+            let day = rules.patrol_day(rules.local_date(f.at.millis())?)?;
+            if f.at.millis() < day.start_ms || f.at.millis() > day.end_ms {
+                continue;
+            }
+            let matched = own.iter().any(|v| {
+                let (Some(o), Some(c), Some(p)) = (&v.origin, &v.category, &v.placement) else {
+                    return false;
+                };
+                c == &f.category
+                    && p.pos.distance_m(f.pos) <= MISS_RADIUS_M
+                    && o.reported_at.millis() <= f.at.millis()
+                    && f.at.millis() - o.reported_at.millis() <= MISS_LOOKBACK_MS
+            });
+            if !matched {
+                missed += 1;
+                push(
+                    &mut ex,
+                    "missed_findings",
+                    json!({ "finding": f.id, "source": f.source, "category": f.category, "cell": cell.code, "at": f.at }),
+                );
+            }
+        }
+        r.miss_rate = Rate::of(missed, missed + registered_n);
+
+        // Tasks that fell due in the period (by now): unanswered counts late.
+        let now = self.now_ms();
+        let (mut all, mut verify, mut check) = (Rate::default(), Rate::default(), Rate::default());
+        for t in self.storage.tasks(Some(&u.id))? {
+            let Some(spec) = &t.task.spec else { continue };
+            let due = spec.due_at.millis();
+            // Fell due in the period (by now), or already answered.
+            if !in_period(due) || (due > now && t.task.answer.is_none()) {
+                continue;
+            }
+            let on_time = matches!((&t.task.answer, t.answer_received_at), (Some(a), Some(rcv)) if a.answered_at.millis() <= due && rcv.millis() <= due);
+            let add = |r: Rate| Rate::of(r.n + on_time as u64, r.d + 1);
+            all = add(all);
+            match spec.kind {
+                TaskKind::Verify => verify = add(verify),
+                TaskKind::Check => check = add(check),
+            }
+            if !on_time {
+                push(
+                    &mut ex,
+                    "late_tasks",
+                    json!({ "task": t.task.id, "kind": spec.kind, "due": spec.due_at, "answered_at": t.task.answer.as_ref().map(|a| a.answered_at), "received_at": t.answer_received_at }),
+                );
+            }
+        }
+        (r.timeliness, r.verify_on_time, r.check_on_time) = (all, verify, check);
+        (r.composite, r.grade) = composite(&r);
+        if q.explain {
+            r.explain = Some(ex);
+        }
+        Ok(r)
+    }
+
+    pub fn add_finding(&self, p: &Principal, f: NewFinding) -> Result<ExternalFinding> {
+        self.require_staff(p)?;
+        if !matches!(
+            f.source,
+            CaseSource::CenterCheck
+                | CaseSource::Citizen
+                | CaseSource::Industry
+                | CaseSource::Media
+                | CaseSource::Leader
+        ) {
+            return Err(invalid(
+                "source",
+                "a finding comes from center_check, citizen, industry, media or leader",
+            ));
+        }
+        let catalog = self.storage.catalog()?;
+        let finding = ExternalFinding {
+            id: uuid::Uuid::new_v4().to_string(),
+            source: f.source,
+            category: catalog.resolve("category", &f.category)?.code.clone(),
+            pos: field_core::model::LonLat::new(f.lon, f.lat)?,
+            at: Timestamp::parse("at", &f.at)?,
+            note: f.note,
+        };
+        self.storage.add_finding(&finding)?;
+        Ok(finding)
+    }
+}
+
+fn ts(ms: i64) -> Option<Timestamp> {
+    Timestamp::from_millis("t", ms).ok()
+}
+
+fn push(ex: &mut Value, key: &str, item: Value) {
+    if let Some(a) = ex[key].as_array_mut() {
+        a.push(item);
+    }
+}
+
+/// DOMAIN's composite with default weights; a rate with nothing to count
+/// counts as perfect (no tasks due: nothing late).
+fn composite(r: &Report) -> (f64, char) {
+    let or = |x: Rate, d: f64| x.rate.unwrap_or(d);
+    let score = 100.0
+        * (0.4 * or(r.valid_report_rate, 0.0)
+            + 0.2 * (1.0 - or(r.miss_rate, 0.0))
+            + 0.2 * or(r.verify_on_time, 1.0)
+            + 0.2 * or(r.check_on_time, 1.0));
+    let score = (score * 100.0).round() / 100.0;
+    (score, grade(score))
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewFinding {
+    pub source: CaseSource,
+    pub category: String,
+    pub lon: f64,
+    pub lat: f64,
+    pub at: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}

@@ -1,0 +1,262 @@
+//! The assessment report over HTTP and `field center report`, on a
+//! hand-computed day: every figure asserted exactly.
+
+use field_e2e::server::Server;
+use field_e2e::{Device, grid_geojson, png};
+use serde_json::Value;
+
+fn report(
+    d: &Device,
+    seed: u32,
+    category: &str,
+    lon: &str,
+    lat: &str,
+    at: &str,
+    extra: &[&str],
+) -> String {
+    let p = d.file(&format!("a{seed}.png"), &png(seed));
+    let at = format!("2025-11-26T{at}+08:00");
+    let mut args = vec![
+        "case",
+        "report",
+        "--category",
+        category,
+        "--lon",
+        lon,
+        "--lat",
+        lat,
+        "--desc",
+        "x",
+        "--photo",
+        p.to_str().unwrap(),
+        "--at",
+        &at,
+    ];
+    args.extend_from_slice(extra);
+    d.ok(&args).stdout.trim().to_string()
+}
+
+fn finding(staff: &Device, category: &str, lon: &str, lat: &str, at: &str) {
+    staff.ok(&[
+        "center",
+        "finding",
+        "add",
+        "--source",
+        "citizen",
+        "--category",
+        category,
+        "--lon",
+        lon,
+        "--lat",
+        lat,
+        "--at",
+        &format!("2025-11-26T{at}+08:00"),
+    ]);
+}
+
+fn rate(r: &Value, k: &str) -> (u64, u64) {
+    (r[k]["n"].as_u64().unwrap(), r[k]["d"].as_u64().unwrap())
+}
+
+#[test]
+fn a_collectors_day_adds_up_by_hand() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    // Top row: 001 red (13 windows), 002 yellow (7), 003 blue (4) = 24.
+    let d = server.enrolled_device(&server.add_user(
+        "王",
+        "collector",
+        &["330109001001001", "330109001001002", "330109001001003"],
+    ));
+    let staff = server.enrolled_device(&server.add_user("考核", "reviewer", &[]));
+    d.ok(&["sync"]);
+    let c1 = report(&d, 1, "SJ0201", "120.2605", "30.1895", "09:00:00", &[]);
+    let c2 = report(&d, 2, "SJ0201", "120.2615", "30.1895", "09:10:00", &[]);
+    let c3 = report(&d, 3, "BJ0101", "120.2625", "30.1895", "09:20:00", &[]);
+    let c4 = report(&d, 4, "SJ0102", "120.2605", "30.1895", "07:30:00", &[]);
+    let mut quick = Vec::new();
+    for i in 0..7 {
+        let after = d.file(&format!("after{i}.png"), &png(100 + i));
+        quick.push(report(
+            &d,
+            20 + i,
+            "SJ0201",
+            "120.2615",
+            "30.1893",
+            "11:00:00",
+            &["--quick-fix", "--after-photo", after.to_str().unwrap()],
+        ));
+    }
+    d.ok(&["sync"]);
+    staff.ok(&["center", "case", "register", &c1]);
+    staff.ok(&["center", "case", "reject", &c2, "--reason", "duplicate"]);
+    staff.ok(&["center", "case", "reject", &c3, "--reason", "out_of_scope"]);
+    staff.ok(&["center", "case", "register", &c4]);
+    for q in &quick {
+        staff.ok(&["center", "case", "close", q]);
+    }
+    // Findings: 40 m east of c4, 3 h after it (matched); 60 m east (missed);
+    // at c1's spot 30 min *before* c1 (missed); one outside the cells (not counted).
+    finding(&staff, "SJ0102", "120.260916", "30.1895", "10:30:00");
+    finding(&staff, "SJ0102", "120.261124", "30.1895", "10:30:00");
+    finding(&staff, "SJ0201", "120.2605", "30.1895", "08:30:00");
+    finding(&staff, "SJ0201", "120.2625", "30.1875", "10:00:00");
+
+    let reports = staff
+        .ok(&[
+            "center",
+            "report",
+            "--period",
+            "2025-11-26",
+            "--collector",
+            "王",
+            "--explain",
+            "--json",
+        ])
+        .json();
+    let r = &reports[0];
+    assert_eq!(
+        rate(r, "coverage"),
+        (0, 24),
+        "no track: every window uncovered"
+    );
+    assert_eq!(
+        r["explain"]["uncovered_windows"].as_array().unwrap().len(),
+        24
+    );
+    assert_eq!(
+        rate(r, "valid_report_rate"),
+        (2, 4),
+        "c1 and c4 registered of 4 formal cases"
+    );
+    assert_eq!(
+        rate(r, "error_rate"),
+        (1, 4),
+        "the duplicate counts, out of scope does not"
+    );
+    assert_eq!(r["explain"]["erroneous_cases"][0]["case"], c2.as_str());
+    assert_eq!(
+        rate(r, "miss_rate"),
+        (2, 4),
+        "2 missed / (2 missed + 2 registered)"
+    );
+    assert_eq!(r["explain"]["missed_findings"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        (r["quick_fixes"].as_u64(), r["quick_fix_credit"].as_u64()),
+        (Some(7), Some(2))
+    );
+    assert_eq!(r["absent_halves"], 2, "no test case sent");
+    assert_eq!(
+        r["off_post_events"], 1,
+        "a whole day without a point in the cells"
+    );
+    assert_eq!(rate(r, "timeliness"), (0, 0));
+    // 100 × (0.4 × 0.5 + 0.2 × (1 − 0.5) + 0.2 × 1 + 0.2 × 1) = 70 → C.
+    assert_eq!(r["composite"], 70.0);
+    assert_eq!(r["grade"], "C");
+
+    let csv = staff
+        .ok(&[
+            "center",
+            "report",
+            "--period",
+            "2025-11",
+            "--collector",
+            "王",
+            "--csv",
+        ])
+        .stdout;
+    let line = csv.lines().nth(1).unwrap();
+    assert!(
+        line.starts_with("\"王\",2025-11,0,720,"),
+        "a month: 30 days × 24 windows: {line}"
+    );
+}
+
+#[test]
+fn tasks_on_time_late_and_never_answered() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("李", "collector", &["330109001001001"]));
+    let staff = server.enrolled_device(&server.add_user("考核", "reviewer", &[]));
+    for _ in 0..3 {
+        staff.ok(&[
+            "center", "task", "create", "--kind", "verify", "--lon", "120.2605", "--lat",
+            "30.1895", "--to", "李", "--due", "2s",
+        ]);
+    }
+    d.ok(&["sync"]);
+    let tasks = d.ok(&["task", "list", "--json"]).json();
+    let ids: Vec<String> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    let p = d.file("t.png", &png(1));
+    d.ok(&[
+        "task",
+        "answer",
+        &ids[0],
+        "--result",
+        "yes",
+        "--photo",
+        p.to_str().unwrap(),
+    ]);
+    d.ok(&["sync"]); // on time
+    d.ok(&[
+        "task",
+        "answer",
+        &ids[1],
+        "--result",
+        "no",
+        "--photo",
+        p.to_str().unwrap(),
+    ]);
+    loop {
+        let list = staff.ok(&["center", "task", "list", "--json"]).json();
+        if list
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["timeliness"] == "overdue")
+            .count()
+            == 2
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100)); // polling the server's view of time
+    }
+    d.ok(&["sync"]); // late
+    let day = &tasks[0]["spec"]["due_at"].as_str().unwrap().to_string();
+    // The local (UTC+8) day the tasks fell due.
+    let utc: chrono::DateTime<chrono::Utc> = day.parse().unwrap();
+    let local = (utc + chrono::Duration::hours(8))
+        .format("%Y-%m-%d")
+        .to_string();
+    let r = &staff
+        .ok(&[
+            "center",
+            "report",
+            "--period",
+            &local,
+            "--collector",
+            "李",
+            "--explain",
+            "--json",
+        ])
+        .json()[0];
+    assert_eq!(rate(r, "timeliness"), (1, 3));
+    assert_eq!(rate(r, "verify_on_time"), (1, 3));
+    assert_eq!(rate(r, "check_on_time"), (0, 0));
+    let late = r["explain"]["late_tasks"].as_array().unwrap();
+    assert_eq!(late.len(), 2);
+    assert!(
+        late.iter().any(|t| t["answered_at"].is_null()),
+        "one never answered"
+    );
+    assert!(
+        late.iter().any(|t| !t["received_at"].is_null()),
+        "one answered but arrived late, with both times"
+    );
+}
