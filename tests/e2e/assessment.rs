@@ -154,6 +154,50 @@ fn a_collectors_day_adds_up_by_hand() {
     // 100 × (0.4 × 0.5 + 0.2 × (1 − 0.5) + 0.2 × 1 + 0.2 × 1) = 70 → C.
     assert_eq!(r["composite"], 70.0);
     assert_eq!(r["grade"], "C");
+    // Quotas: c1, c2 (SJ0201) and c4 (SJ0102) are events, c3 a component: 3 of 4;
+    // 3 distinct subclasses (< 104); error rate 25% (≥ 4%).
+    assert_eq!(rate(r, "event_share"), (3, 4));
+    assert_eq!(r["subclasses"], 3);
+    let breaches: Vec<&str> = r["quota_breaches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap())
+        .collect();
+    assert_eq!(breaches.len(), 2, "{breaches:?}");
+    assert!(
+        breaches[0].contains("3 distinct subclasses") && breaches[1].contains("error rate 25.0%"),
+        "{breaches:?}"
+    );
+    let week = staff
+        .ok(&[
+            "center",
+            "report",
+            "--period",
+            "2025-W48",
+            "--collector",
+            "王",
+            "--json",
+        ])
+        .json();
+    assert_eq!(week[0]["days"], 7);
+    assert_eq!(
+        rate(&week[0], "valid_report_rate"),
+        (2, 4),
+        "2025-11-26 is in ISO week 48"
+    );
+    let quarter = staff
+        .ok(&[
+            "center",
+            "report",
+            "--period",
+            "2025-Q4",
+            "--collector",
+            "王",
+            "--json",
+        ])
+        .json();
+    assert_eq!(quarter[0]["days"], 92);
 
     let csv = staff
         .ok(&[

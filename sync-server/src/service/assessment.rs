@@ -18,6 +18,11 @@ use serde_json::{Value, json};
 use super::{Center, Result, ServiceError, invalid};
 use crate::storage::{Principal, Role, User};
 
+/// Monthly quotas (DOMAIN "Quotas").
+pub const QUOTA_EVENT_SHARE: f64 = 0.8;
+pub const QUOTA_SUBCLASSES: u64 = 104;
+pub const QUOTA_ERROR_RATE: f64 = 0.04;
+
 /// A finding is matched by a case of the same subclass this close …
 pub const MISS_RADIUS_M: f64 = 50.0;
 /// … reported at most this long before it.
@@ -81,20 +86,45 @@ pub struct Report {
     /// valid × 40% + (1 − miss) × 20% + on-time verification × 20% + on-time check × 20%, 0–100.
     pub composite: f64,
     pub grade: char,
+    /// Events among formal cases (quota: at most 80% per month).
+    pub event_share: Rate,
+    /// Distinct subclasses reported (quota: at least 104 per month).
+    pub subclasses: u64,
+    /// Monthly quotas not met in this period.
+    pub quota_breaches: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<Value>,
 }
 
+/// The days of a period: `YYYY-MM-DD`, `YYYY-Www` (ISO week), `YYYY-MM`, `YYYY-Qn`.
 fn period_days(period: &str) -> Result<Vec<NaiveDate>> {
+    let bad = || {
+        invalid(
+            "period",
+            format!("`{period}` is not YYYY-MM-DD, YYYY-Www, YYYY-MM or YYYY-Qn"),
+        )
+    };
     if let Ok(d) = NaiveDate::parse_from_str(period, "%Y-%m-%d") {
         return Ok(vec![d]);
     }
-    let first = NaiveDate::parse_from_str(&format!("{period}-01"), "%Y-%m-%d").map_err(|_| {
-        invalid(
-            "period",
-            format!("`{period}` is neither YYYY-MM-DD nor YYYY-MM"),
-        )
-    })?;
+    if let Some((y, w)) = period.split_once("-W") {
+        let (y, w): (i32, u32) = (y.parse().map_err(|_| bad())?, w.parse().map_err(|_| bad())?);
+        let monday = NaiveDate::from_isoywd_opt(y, w, chrono::Weekday::Mon).ok_or_else(bad)?;
+        return Ok(monday.iter_days().take(7).collect());
+    }
+    if let Some((y, q)) = period.split_once("-Q") {
+        let (y, q): (i32, u32) = (y.parse().map_err(|_| bad())?, q.parse().map_err(|_| bad())?);
+        if !(1..=4).contains(&q) {
+            return Err(bad());
+        }
+        let first = NaiveDate::from_ymd_opt(y, 3 * (q - 1) + 1, 1).ok_or_else(bad)?;
+        return Ok(first
+            .iter_days()
+            .take_while(|d| d.year() == y && (d.month() - 1) / 3 == q - 1)
+            .collect());
+    }
+    let first =
+        NaiveDate::parse_from_str(&format!("{period}-01"), "%Y-%m-%d").map_err(|_| bad())?;
     Ok(first
         .iter_days()
         .take_while(|d| d.month() == first.month())
@@ -329,6 +359,42 @@ impl Center {
         r.error_rate = Rate::of(errors.len() as u64, formal.len() as u64);
         let registered_n = formal.iter().filter(|v| registered(v)).count() as u64;
         r.valid_report_rate = Rate::of(registered_n, formal.len() as u64);
+        let catalog = self.storage.catalog()?;
+        let events = formal
+            .iter()
+            .filter(|v| {
+                v.category
+                    .as_ref()
+                    .and_then(|c| catalog.get(c))
+                    .is_some_and(|e| e.family == field_core::model::Family::Event)
+            })
+            .count() as u64;
+        r.event_share = Rate::of(events, formal.len() as u64);
+        let mut subclasses: Vec<String> = formal
+            .iter()
+            .filter_map(|v| v.category.as_ref().map(|c| c.to_string()))
+            .collect();
+        subclasses.sort();
+        subclasses.dedup();
+        r.subclasses = subclasses.len() as u64;
+        if r.event_share.rate.is_some_and(|x| x > QUOTA_EVENT_SHARE) {
+            r.quota_breaches.push(format!(
+                "events are {:.1}% of formal cases (at most 80%)",
+                r.event_share.rate.unwrap_or(0.0) * 100.0
+            ));
+        }
+        if r.subclasses < QUOTA_SUBCLASSES {
+            r.quota_breaches.push(format!(
+                "{} distinct subclasses reported (at least {QUOTA_SUBCLASSES})",
+                r.subclasses
+            ));
+        }
+        if r.error_rate.rate.is_some_and(|x| x >= QUOTA_ERROR_RATE) {
+            r.quota_breaches.push(format!(
+                "error rate {:.1}% (below 4%)",
+                r.error_rate.rate.unwrap_or(0.0) * 100.0
+            ));
+        }
 
         // Misses: external findings in the collector's cells during patrol hours.
         let mut missed = 0u64;
