@@ -542,7 +542,7 @@ fn rate_text(v: &Value) -> String {
     }
 }
 
-fn report_table(reports: &Value) -> String {
+pub fn report_table(reports: &Value) -> String {
     let rows = reports
         .as_array()
         .map(|a| {

@@ -318,13 +318,19 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
 
     // Evening: every handset syncs (twice, so each pulls what the others pushed).
     let mut synced = Vec::new();
+    let mut decisions = 0;
     for round in 0..2 {
         for (name, s) in [("A", &mut a), ("B", &mut b), ("C", &mut c)] {
             let r = sync_quietly(s)?;
             synced.push(json!({ "round": round + 1, "handset": name, "pushed": r.pushed, "pulled": r.pulled, "photos_sent": r.photos_sent }));
         }
+        if round == 0 {
+            let d = review(&lb)?;
+            decisions = d.len();
+            log.push(json!({ "step": "the center reviews", "decisions": d }));
+        }
     }
-    log.push(json!({ "step": "evening sync of every handset", "syncs": synced }));
+    log.push(json!({ "step": "evening sync of every handset (twice: the second pulls the decisions)", "syncs": synced }));
 
     let server = lb.storage.digest()?;
     let cases: Value = lb
@@ -355,7 +361,7 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
             })
         })
         .sum::<Result<usize, _>>()?;
-    let ok = authored as u64 == server.changes
+    let ok = (authored + decisions) as u64 == server.changes
         && checks.iter().all(|c| {
             c["cases_match_server"] == true
                 && c["track_on_server"] == true
@@ -367,6 +373,11 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
         .photos
         .iter()
         .any(|p| p.hash == garbage_photo);
+    let assessment: Value = lb.admin()?.call::<(), Value>(
+        "GET",
+        &format!("/v1/center/report?period={}", demo.day),
+        None,
+    )?;
     let result = json!({
         "server": lb.url,
         "root": root,
@@ -375,8 +386,10 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
         "handsets": checks,
         "server_changes": server.changes,
         "authored_changes": authored,
+        "center_decisions": decisions,
         "removed_photo_stays_removed": removed_gone,
         "converged": ok,
+        "assessment": assessment,
         "kept": keep.is_some(),
     });
     out.show(&result, |_| {
@@ -386,7 +399,7 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
         }
         text.push_str("\ncases at the center after the evening sync:\n");
         text.push_str(&center_table(&cases));
-        text.push_str(&format!("\n\nserver holds {} changes; the handsets authored {authored}\n", server.changes));
+        text.push_str(&format!("\n\nserver holds {} changes: {authored} from the handsets, {decisions} decisions of the center\n", server.changes));
         for c in &checks {
             text.push_str(&format!(
                 "handset {}: cases {} the server's, track {}, {} changes and {} photos pending\n",
@@ -397,6 +410,7 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
                 c["pending_photos"]
             ));
         }
+        text.push_str(&format!("\nthe day's assessment ({}):\n{}\n", demo.day, crate::center::report_table(&assessment)));
         if keep.is_some() {
             text.push_str(&format!(
                 "kept in {}: restart the center with `sync-server --data {}`, explore a handset with `field --home {} case list`\n",
@@ -444,6 +458,15 @@ fn center_table(cases: &Value) -> String {
                             .take(8)
                             .collect(),
                         c["collector"].as_str().unwrap_or_default().to_string(),
+                        c["status"]
+                            .as_array()
+                            .map(|s| {
+                                s.iter()
+                                    .filter_map(Value::as_str)
+                                    .collect::<Vec<_>>()
+                                    .join("|")
+                            })
+                            .unwrap_or_default(),
                         c["source"].as_str().unwrap_or_default().to_string(),
                         c["category"].as_str().unwrap_or_default().to_string(),
                         c["cell"].as_str().unwrap_or_default().to_string(),
@@ -466,6 +489,7 @@ fn center_table(cases: &Value) -> String {
         &[
             "ID",
             "COLLECTOR",
+            "STATUS",
             "SOURCE",
             "CATEGORY",
             "CELL",
@@ -474,4 +498,27 @@ fn center_table(cases: &Value) -> String {
         ],
         &rows,
     )
+}
+
+/// The center's evening review: register what is valid, reject what is not,
+/// approve quick fixes. Returns what it decided.
+fn review(lb: &crate::loopback::Loopback) -> Result<Vec<Value>> {
+    let mut admin = lb.admin()?;
+    let queue: Value = admin.call::<(), Value>("GET", "/v1/center/cases", None)?;
+    let mut decided = Vec::new();
+    for c in queue.as_array().into_iter().flatten() {
+        let id = c["id"].as_str().unwrap_or_default();
+        let body = match (c["source"].as_str(), c["category"].as_str()) {
+            (Some("quick_fix"), _) => json!({ "action": "close", "note": "quick fix approved" }),
+            (_, Some("SJ0202")) => json!({ "action": "reject", "reason": "wrong_category" }),
+            _ => json!({ "action": "register" }),
+        };
+        let _: Value = admin.call(
+            "POST",
+            &format!("/v1/center/cases/{id}/decisions"),
+            Some(&body),
+        )?;
+        decided.push(json!({ "case": &id[..8.min(id.len())], "decision": body["action"] }));
+    }
+    Ok(decided)
 }

@@ -36,10 +36,20 @@ impl Output {
 
 /// Left-aligned columns for human tables.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.width()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.width());
+    let columns = rows
+        .iter()
+        .map(Vec::len)
+        .chain([headers.len()])
+        .max()
+        .unwrap_or(0);
+    let mut widths = vec![0; columns];
+    for r in rows
+        .iter()
+        .map(|r| r.iter().map(|c| c.width()).collect::<Vec<_>>())
+        .chain([headers.iter().map(|h| h.width()).collect()])
+    {
+        for (i, w) in r.into_iter().enumerate() {
+            widths[i] = widths[i].max(w);
         }
     }
     let line = |cells: Vec<String>| {
