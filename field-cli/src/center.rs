@@ -6,6 +6,7 @@ use anyhow::{Context, Result, anyhow};
 use field_core::sync::http::HttpTransport;
 use serde_json::{Value, json};
 
+use crate::cli::ConfigCmd;
 use crate::cli::{
     CenterArgs, CenterCaseCmd, CenterCmd, CenterImportCmd, CenterSurveyCmd, CenterTaskCmd,
     CollectorCmd, DeviceCmd, FindingCmd, UserCmd,
@@ -426,6 +427,28 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
                 return Ok(());
             }
             out.show(&reports, report_table)
+        }
+        CenterCmd::Config(cmd) => {
+            let r: Value = match cmd {
+                ConfigCmd::Show => t.call::<(), _>("GET", "/v1/center/config", None)?,
+                ConfigCmd::Set { key, value } => t.call(
+                    "POST",
+                    "/v1/center/config/set",
+                    Some(&json!({ "key": key, "value": value })),
+                )?,
+                ConfigCmd::Import { file } => {
+                    let bytes = std::fs::read(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    t.call_raw("PUT", "/v1/center/config", "application/toml", bytes)?
+                }
+            };
+            out.show(&r, |r| {
+                format!(
+                    "# configuration version {}\n{}",
+                    r["version"],
+                    r["toml"].as_str().unwrap_or_default()
+                )
+            })
         }
         CenterCmd::Shifts { flagged } => {
             let rows: Value =

@@ -131,6 +131,9 @@ pub enum CenterCmd {
     /// Special surveys: create, list, report.
     #[command(subcommand)]
     Survey(CenterSurveyCmd),
+    /// The city's assessment configuration (versioned TOML).
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// The assessment: the four rates and the rest, per collector or company.
     Report {
         /// A day (YYYY-MM-DD) or a month (YYYY-MM).
@@ -305,6 +308,16 @@ pub enum CenterSurveyCmd {
     Report {
         id: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// The version in force, as TOML.
+    Show,
+    /// Set one dotted key (`patrol.patrol_start "07:00:00"`, `fees.某公司 424000`).
+    Set { key: String, value: String },
+    /// Replace the whole configuration from a TOML file.
+    Import { file: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]

@@ -304,3 +304,99 @@ fn tasks_on_time_late_and_never_answered() {
         "one answered but arrived late, with both times"
     );
 }
+
+#[test]
+fn the_citys_configuration_is_versioned_and_shapes_the_report() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("周", "collector", &["330109001001001"]));
+    let staff = server.enrolled_device(&server.add_user("考核", "reviewer", &[]));
+    // The collector's company, for the settlement.
+    let _: Value = server
+        .admin()
+        .call("POST", "/v1/center/users", Some(&serde_json::json!({ "name": "吴", "role": "collector", "company": "一公司", "cells": ["330109001001002"] })))
+        .unwrap();
+    d.ok(&["sync"]);
+    let v0 = staff.ok(&["center", "config", "show", "--json"]).json();
+    assert_eq!(v0["version"], 0, "defaults until the city sets one");
+    let before = staff
+        .ok(&[
+            "center",
+            "report",
+            "--period",
+            "2025-11-26",
+            "--collector",
+            "周",
+            "--json",
+        ])
+        .json();
+    assert_eq!(
+        rate(&before[0], "coverage"),
+        (0, 13),
+        "red cell, 07:15-20:15: 13 windows"
+    );
+
+    let v1 = staff
+        .ok(&[
+            "center",
+            "config",
+            "set",
+            "patrol.patrol_start",
+            "\"08:15:00\"",
+            "--json",
+        ])
+        .json();
+    assert_eq!(v1["version"], 1);
+    let after = staff
+        .ok(&[
+            "center",
+            "report",
+            "--period",
+            "2025-11-26",
+            "--collector",
+            "周",
+            "--json",
+        ])
+        .json();
+    assert_eq!(
+        rate(&after[0], "coverage"),
+        (0, 12),
+        "08:15-20:15: 12 windows"
+    );
+    // 12 uncovered × 2 + 2 absent halves × 50 + 1 off-post day × 100 (default rule table).
+    assert_eq!(after[0]["deductions_total"], 224.0);
+
+    staff.ok(&["center", "config", "set", "fees.一公司", "424000"]);
+    let bad = staff.run(&["center", "config", "set", "weights.valid", "0.9"]);
+    assert!(
+        !bad.ok && bad.stderr.contains("add up to 1"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(
+        staff.ok(&["center", "config", "show", "--json"]).json()["version"],
+        2,
+        "a refused change makes no version"
+    );
+    let q = staff
+        .ok(&[
+            "center",
+            "report",
+            "--period",
+            "2025-Q4",
+            "--company",
+            "一公司",
+            "--json",
+        ])
+        .json();
+    let company = q.as_array().unwrap().last().unwrap();
+    let settlement = &company["settlement"];
+    assert_eq!(settlement["fee"], 424000.0);
+    assert_eq!(settlement["due_by"], "2026-01-10");
+    let deductions = company["deductions_total"].as_f64().unwrap();
+    assert!(deductions > 0.0);
+    assert_eq!(
+        settlement["payable"].as_f64().unwrap(),
+        424000.0 - deductions
+    );
+}

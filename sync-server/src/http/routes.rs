@@ -81,6 +81,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/shifts", get(shifts))
         .route("/v1/center/findings", post(add_finding))
         .route("/v1/center/report", get(report))
+        .route("/v1/center/config", get(config_show).put(config_import))
+        .route("/v1/center/config/set", post(config_set))
         .route("/v1/center/surveys", post(create_survey).get(survey_list))
         .route("/v1/center/surveys/{id}/report", get(survey_report))
         .route("/v1/center/digest", get(digest))
@@ -396,4 +398,41 @@ async fn report(
     let Query(q) = query?;
     let c = s.center.clone();
     Ok(Json(blocking(move || c.report(&p, q)).await?))
+}
+
+async fn config_show(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.show_config(&p)).await?))
+}
+
+async fn config_import(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    let text = String::from_utf8(body?.to_vec())
+        .map_err(|_| AppError::from(crate::service::invalid("config", "is not UTF-8 text")))?;
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.import_config(&p, &text)).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigSet {
+    key: String,
+    value: String,
+}
+
+async fn config_set(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<ConfigSet>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok(Json(
+        blocking(move || c.set_config(&p, &req.key, &req.value)).await?,
+    ))
 }

@@ -5,8 +5,10 @@
 //! miss rate, valid report rate, attendance, off post, quick-fix credit,
 //! composite score and grade. The geometry is `field_core::assess`.
 
+use std::collections::BTreeMap;
+
 use chrono::{Datelike, NaiveDate};
-use field_core::assess::{AssessmentRules, attendance, coverage, off_post};
+use field_core::assess::{attendance, coverage, off_post};
 use field_core::crdt::CaseView;
 use field_core::geo::CellIndex;
 use field_core::model::{
@@ -15,18 +17,9 @@ use field_core::model::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::city_config::CityConfig;
 use super::{Center, Result, ServiceError, invalid};
 use crate::storage::{Principal, Role, User};
-
-/// Monthly quotas (DOMAIN "Quotas").
-pub const QUOTA_EVENT_SHARE: f64 = 0.8;
-pub const QUOTA_SUBCLASSES: u64 = 104;
-pub const QUOTA_ERROR_RATE: f64 = 0.04;
-
-/// A finding is matched by a case of the same subclass this close …
-pub const MISS_RADIUS_M: f64 = 50.0;
-/// … reported at most this long before it.
-pub const MISS_LOOKBACK_MS: i64 = 4 * 3_600_000;
 
 /// n / d, with the rate when d > 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -92,6 +85,13 @@ pub struct Report {
     pub subclasses: u64,
     /// Monthly quotas not met in this period.
     pub quota_breaches: Vec<String>,
+    /// Deductions by the city's rule table, in yuan.
+    pub deductions: BTreeMap<String, f64>,
+    pub deductions_total: f64,
+    /// For a company over a quarter: fee − deductions, payable by the 10th
+    /// of the next quarter's first month.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settlement: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<Value>,
 }
@@ -131,6 +131,12 @@ fn period_days(period: &str) -> Result<Vec<NaiveDate>> {
         .collect())
 }
 
+/// `YYYY-Qn` → (year, n).
+fn quarter_of(period: &str) -> Option<(i32, u32)> {
+    let (y, q) = period.split_once("-Q")?;
+    Some((y.parse().ok()?, q.parse().ok()?))
+}
+
 fn grade(score: f64) -> char {
     match score {
         s if s >= 90.0 => 'A',
@@ -150,11 +156,23 @@ fn registered(v: &CaseView) -> bool {
     })
 }
 
-/// Rejected for a reason that is the collector's fault (all but out of scope).
-fn erroneous(v: &CaseView) -> bool {
+/// Rejected for a reason the city counts against the collector.
+fn erroneous(v: &CaseView, reasons: &[String]) -> bool {
+    let name = |r: &RejectReason| match r {
+        RejectReason::WrongCategory => "wrong_category",
+        RejectReason::WrongLocation => "wrong_location",
+        RejectReason::Duplicate => "duplicate",
+        RejectReason::FalseReport => "false_report",
+        RejectReason::OutOfScope => "out_of_scope",
+        RejectReason::BadPhoto => "bad_photo",
+        RejectReason::Other(_) => "other",
+    };
     v.status.len() == 1
         && v.status[0].status == Status::Rejected
-        && !matches!(v.status[0].reason, Some(RejectReason::OutOfScope))
+        && v.status[0]
+            .reason
+            .as_ref()
+            .is_some_and(|r| reasons.iter().any(|x| x == name(r)))
 }
 
 impl Center {
@@ -180,10 +198,7 @@ impl Center {
         if users.is_empty() {
             return Err(ServiceError::NotFound("no collector matches".into()));
         }
-        let rules = AssessmentRules {
-            timezone: self.rules.timezone.clone(),
-            ..AssessmentRules::default()
-        };
+        let cfg = self.city_config()?;
         let grid = match self.storage.grid()? {
             Some((_, g)) => field_core::import::parse_grid(&g.to_string(), &Default::default())?,
             None => Vec::new(),
@@ -192,7 +207,15 @@ impl Center {
         let findings = self.storage.findings()?;
         let mut reports = Vec::new();
         for u in &users {
-            reports.push(self.collector_report(u, &q, &days, &rules, &grid, &cases, &findings)?);
+            reports.push(self.collector_report(
+                u,
+                &q,
+                &days,
+                &cfg.config,
+                &grid,
+                &cases,
+                &findings,
+            )?);
         }
         if let Some(company) = &q.company {
             let mut total = Report {
@@ -217,7 +240,28 @@ impl Center {
                 total.absent_halves += r.absent_halves;
                 total.off_post_events += r.off_post_events;
             }
-            (total.composite, total.grade) = composite(&total);
+            (total.composite, total.grade) = composite(&total, &cfg.config.weights);
+            for r in &reports {
+                for (k, v) in &r.deductions {
+                    *total.deductions.entry(k.clone()).or_default() += v;
+                }
+                total.deductions_total += r.deductions_total;
+            }
+            if let (Some((year, quarter)), Some(fee)) =
+                (quarter_of(&q.period), cfg.config.fees.get(company))
+            {
+                let (y, m) = if quarter == 4 {
+                    (year + 1, 1)
+                } else {
+                    (year, 3 * quarter + 1)
+                };
+                total.settlement = Some(json!({
+                    "fee": fee,
+                    "deductions": total.deductions_total,
+                    "payable": fee - total.deductions_total,
+                    "due_by": format!("{y:04}-{m:02}-10"),
+                }));
+            }
             reports.push(total);
         }
         Ok(reports)
@@ -229,11 +273,12 @@ impl Center {
         u: &User,
         q: &ReportQuery,
         days: &[NaiveDate],
-        rules: &AssessmentRules,
+        cfg: &CityConfig,
         grid: &[field_core::model::Cell],
         cases: &[CaseView],
         findings: &[ExternalFinding],
     ) -> Result<Report> {
+        let rules = &cfg.patrol;
         let actors: Vec<ActorId> = self
             .storage
             .devices_of(&u.id)?
@@ -348,7 +393,10 @@ impl Center {
             })
             .count() as u64;
         r.quick_fix_credit = r.quick_fixes / 3;
-        let errors: Vec<&&&CaseView> = formal.iter().filter(|v| erroneous(v)).collect();
+        let errors: Vec<&&&CaseView> = formal
+            .iter()
+            .filter(|v| erroneous(v, &cfg.error_reasons))
+            .collect();
         for v in &errors {
             push(
                 &mut ex,
@@ -377,19 +425,25 @@ impl Center {
         subclasses.sort();
         subclasses.dedup();
         r.subclasses = subclasses.len() as u64;
-        if r.event_share.rate.is_some_and(|x| x > QUOTA_EVENT_SHARE) {
+        if r.event_share
+            .rate
+            .is_some_and(|x| x > cfg.quotas.event_share_max)
+        {
             r.quota_breaches.push(format!(
                 "events are {:.1}% of formal cases (at most 80%)",
                 r.event_share.rate.unwrap_or(0.0) * 100.0
             ));
         }
-        if r.subclasses < QUOTA_SUBCLASSES {
+        if r.subclasses < cfg.quotas.subclasses_min {
             r.quota_breaches.push(format!(
-                "{} distinct subclasses reported (at least {QUOTA_SUBCLASSES})",
-                r.subclasses
+                "{} distinct subclasses reported (at least {})",
+                r.subclasses, cfg.quotas.subclasses_min
             ));
         }
-        if r.error_rate.rate.is_some_and(|x| x >= QUOTA_ERROR_RATE) {
+        if r.error_rate
+            .rate
+            .is_some_and(|x| x >= cfg.quotas.error_rate_max)
+        {
             r.quota_breaches.push(format!(
                 "error rate {:.1}% (below 4%)",
                 r.error_rate.rate.unwrap_or(0.0) * 100.0
@@ -413,9 +467,9 @@ impl Center {
                     return false;
                 };
                 c == &f.category
-                    && p.pos.distance_m(f.pos) <= MISS_RADIUS_M
+                    && p.pos.distance_m(f.pos) <= cfg.miss.radius_m
                     && o.reported_at.millis() <= f.at.millis()
-                    && f.at.millis() - o.reported_at.millis() <= MISS_LOOKBACK_MS
+                    && f.at.millis() - o.reported_at.millis() <= cfg.miss.lookback_hours * 3_600_000
             });
             if !matched {
                 missed += 1;
@@ -454,7 +508,37 @@ impl Center {
             }
         }
         (r.timeliness, r.verify_on_time, r.check_on_time) = (all, verify, check);
-        (r.composite, r.grade) = composite(&r);
+        (r.composite, r.grade) = composite(&r, &cfg.weights);
+        let d = &cfg.deductions;
+        let allowed_errors = (cfg.quotas.error_rate_max * r.error_rate.d as f64).floor() as u64;
+        let items = [
+            (
+                "uncovered_windows",
+                (r.coverage.d - r.coverage.n) as f64 * d.per_uncovered_window,
+            ),
+            (
+                "late_tasks",
+                (r.timeliness.d - r.timeliness.n) as f64 * d.per_late_task,
+            ),
+            (
+                "errors_above_threshold",
+                r.error_rate.n.saturating_sub(allowed_errors) as f64 * d.per_error_above_threshold,
+            ),
+            (
+                "missed_findings",
+                r.miss_rate.n as f64 * d.per_missed_finding,
+            ),
+            (
+                "attendance_faults",
+                (r.late_starts + r.early_leaves + r.absent_halves) as f64 * d.per_attendance_fault,
+            ),
+            (
+                "off_post_events",
+                r.off_post_events as f64 * d.per_off_post_event,
+            ),
+        ];
+        r.deductions = items.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        r.deductions_total = items.iter().map(|(_, v)| v).sum();
         if q.explain {
             r.explain = Some(ex);
         }
@@ -502,13 +586,13 @@ fn push(ex: &mut Value, key: &str, item: Value) {
 
 /// DOMAIN's composite with default weights; a rate with nothing to count
 /// counts as perfect (no tasks due: nothing late).
-fn composite(r: &Report) -> (f64, char) {
+fn composite(r: &Report, w: &super::city_config::Weights) -> (f64, char) {
     let or = |x: Rate, d: f64| x.rate.unwrap_or(d);
     let score = 100.0
-        * (0.4 * or(r.valid_report_rate, 0.0)
-            + 0.2 * (1.0 - or(r.miss_rate, 0.0))
-            + 0.2 * or(r.verify_on_time, 1.0)
-            + 0.2 * or(r.check_on_time, 1.0));
+        * (w.valid * or(r.valid_report_rate, 0.0)
+            + w.miss * (1.0 - or(r.miss_rate, 0.0))
+            + w.verify * or(r.verify_on_time, 1.0)
+            + w.check * or(r.check_on_time, 1.0));
     let score = (score * 100.0).round() / 100.0;
     (score, grade(score))
 }

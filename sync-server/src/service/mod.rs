@@ -4,6 +4,7 @@
 mod assessment;
 mod authorize;
 mod center;
+mod city_config;
 mod enrolment;
 mod flags;
 mod review;
@@ -18,6 +19,7 @@ use crate::storage::{Principal, Storage, StorageError};
 
 pub use assessment::{NewFinding, Rate, Report, ReportQuery};
 pub use center::{CaseRow, NewUserRequest, NewUserResponse, PhotoFile, UserRow};
+pub use city_config::{CityConfig, ConfigVersion};
 pub use flags::{Duplicate, Flag, ShiftRow};
 pub use review::{Action, DecisionRequest, NewTaskRequest, TaskStatusRow};
 pub use surveys::{NewSurveyRequest, SurveyReport};

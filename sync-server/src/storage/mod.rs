@@ -165,6 +165,10 @@ pub trait Storage: Send + Sync {
 
     // Special surveys.
     fn create_survey(&self, survey: &Survey) -> Result<()>;
+    /// The city configuration in force: (version, TOML).
+    fn config(&self) -> Result<Option<(u64, String)>>;
+    /// Stores a new version; returns its number.
+    fn set_config(&self, toml: &str, by_user: &str) -> Result<u64>;
     fn add_finding(&self, finding: &ExternalFinding) -> Result<()>;
     fn findings(&self) -> Result<Vec<ExternalFinding>>;
     fn surveys(&self) -> Result<Vec<Survey>>;

@@ -136,6 +136,15 @@ impl SqliteStorage {
             tx.pragma_update(None, "user_version", 4)?;
             tx.commit()?;
         }
+        if version < 5 {
+            // 5: the city's assessment configuration, every version kept.
+            let tx = center.transaction()?;
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS config_versions (version INTEGER PRIMARY KEY, toml TEXT NOT NULL, by_user TEXT NOT NULL, created_ms INTEGER NOT NULL)",
+            )?;
+            tx.pragma_update(None, "user_version", 5)?;
+            tx.commit()?;
+        }
         Ok(SqliteStorage {
             changes: Mutex::new(store),
             center: Mutex::new(center),
@@ -489,6 +498,30 @@ impl Storage for SqliteStorage {
             ],
         )?;
         Ok(())
+    }
+
+    fn config(&self) -> Result<Option<(u64, String)>> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT version, toml FROM config_versions ORDER BY version DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    fn set_config(&self, toml: &str, by_user: &str) -> Result<u64> {
+        let db = self.db();
+        db.execute(
+            "INSERT INTO config_versions (version, toml, by_user, created_ms) VALUES ((SELECT COALESCE(MAX(version), 0) + 1 FROM config_versions), ?1, ?2, ?3)",
+            params![toml, by_user, now_ms()],
+        )?;
+        Ok(
+            db.query_row("SELECT MAX(version) FROM config_versions", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64,
+        )
     }
 
     fn add_finding(&self, f: &ExternalFinding) -> Result<()> {

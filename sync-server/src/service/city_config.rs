@@ -1,0 +1,252 @@
+//! The city's assessment configuration: versioned on the server, edited as
+//! TOML (`field center config show|set|import`). Every figure of a report is
+//! computed with the version in force when it is asked for.
+
+use std::collections::BTreeMap;
+
+use field_core::assess::AssessmentRules;
+use serde::{Deserialize, Serialize};
+
+use super::{Center, Result, ServiceError, invalid};
+use crate::storage::Principal;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MissRules {
+    pub radius_m: f64,
+    pub lookback_hours: i64,
+}
+
+impl Default for MissRules {
+    fn default() -> MissRules {
+        MissRules {
+            radius_m: 50.0,
+            lookback_hours: 4,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Weights {
+    pub valid: f64,
+    pub miss: f64,
+    pub verify: f64,
+    pub check: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Weights {
+        Weights {
+            valid: 0.4,
+            miss: 0.2,
+            verify: 0.2,
+            check: 0.2,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Quotas {
+    pub event_share_max: f64,
+    pub subclasses_min: u64,
+    pub error_rate_max: f64,
+}
+
+impl Default for Quotas {
+    fn default() -> Quotas {
+        Quotas {
+            event_share_max: 0.8,
+            subclasses_min: 104,
+            error_rate_max: 0.04,
+        }
+    }
+}
+
+/// Yuan deducted per fault (the rule table).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Deductions {
+    pub per_uncovered_window: f64,
+    pub per_late_task: f64,
+    pub per_error_above_threshold: f64,
+    pub per_missed_finding: f64,
+    pub per_attendance_fault: f64,
+    pub per_off_post_event: f64,
+}
+
+impl Default for Deductions {
+    fn default() -> Deductions {
+        Deductions {
+            per_uncovered_window: 2.0,
+            per_late_task: 10.0,
+            per_error_above_threshold: 20.0,
+            per_missed_finding: 20.0,
+            per_attendance_fault: 50.0,
+            per_off_post_event: 100.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CityConfig {
+    pub patrol: AssessmentRules,
+    pub miss: MissRules,
+    /// Reject reasons that count against the collector.
+    pub error_reasons: Vec<String>,
+    pub weights: Weights,
+    pub quotas: Quotas,
+    pub deductions: Deductions,
+    /// Each company's quarterly contract fee, in yuan.
+    pub fees: BTreeMap<String, f64>,
+}
+
+impl Default for CityConfig {
+    fn default() -> CityConfig {
+        CityConfig {
+            patrol: AssessmentRules::default(),
+            miss: MissRules::default(),
+            error_reasons: [
+                "wrong_category",
+                "wrong_location",
+                "duplicate",
+                "false_report",
+                "bad_photo",
+                "other",
+            ]
+            .map(String::from)
+            .to_vec(),
+            weights: Weights::default(),
+            quotas: Quotas::default(),
+            deductions: Deductions::default(),
+            fees: BTreeMap::new(),
+        }
+    }
+}
+
+/// A stored version.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConfigVersion {
+    pub version: u64,
+    pub toml: String,
+    pub config: CityConfig,
+}
+
+impl CityConfig {
+    pub fn from_toml(text: &str) -> Result<CityConfig> {
+        let c: CityConfig = toml::from_str(text).map_err(|e| invalid("config", e.to_string()))?;
+        c.patrol.tz().map_err(ServiceError::from)?;
+        let w = &c.weights;
+        if ((w.valid + w.miss + w.verify + w.check) - 1.0).abs() > 1e-9 {
+            return Err(invalid("weights", "must add up to 1"));
+        }
+        Ok(c)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+impl Center {
+    /// The configuration in force (defaults until the city sets one).
+    pub fn city_config(&self) -> Result<ConfigVersion> {
+        Ok(match self.storage.config()? {
+            Some((version, text)) => ConfigVersion {
+                version,
+                config: CityConfig::from_toml(&text)?,
+                toml: text,
+            },
+            None => {
+                let config = CityConfig {
+                    patrol: AssessmentRules {
+                        timezone: self.rules.timezone.clone(),
+                        ..AssessmentRules::default()
+                    },
+                    ..CityConfig::default()
+                };
+                ConfigVersion {
+                    version: 0,
+                    toml: config.to_toml(),
+                    config,
+                }
+            }
+        })
+    }
+
+    pub fn show_config(&self, p: &Principal) -> Result<ConfigVersion> {
+        self.require_staff(p)?;
+        self.city_config()
+    }
+
+    /// Stores a new version from TOML (all of it), after checking it.
+    pub fn import_config(&self, p: &Principal, text: &str) -> Result<ConfigVersion> {
+        self.require_staff(p)?;
+        let config = CityConfig::from_toml(text)?;
+        let version = self.storage.set_config(&config.to_toml(), &p.user.id)?;
+        Ok(ConfigVersion {
+            version,
+            toml: config.to_toml(),
+            config,
+        })
+    }
+
+    /// Sets one dotted key (`patrol.patrol_start`, `fees.公司A`) to a TOML value.
+    pub fn set_config(&self, p: &Principal, key: &str, value: &str) -> Result<ConfigVersion> {
+        self.require_staff(p)?;
+        let current = self.city_config()?;
+        let mut table: toml::Table =
+            toml::from_str(&current.toml).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|t| t.get("v").cloned())
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        let mut parts: Vec<&str> = key.split('.').collect();
+        let last = parts
+            .pop()
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| invalid("key", "is empty"))?;
+        let mut at = &mut table;
+        for part in parts {
+            at = at
+                .entry(part.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| invalid("key", format!("`{part}` is not a table")))?;
+        }
+        at.insert(last.to_string(), parsed);
+        self.import_config(
+            p,
+            &toml::to_string(&table).map_err(|e| ServiceError::Internal(e.to_string()))?,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_round_trips_through_toml() {
+        let text = CityConfig::default().to_toml();
+        assert!(text.contains("patrol_start"), "{text}");
+        assert_eq!(CityConfig::from_toml(&text).unwrap(), CityConfig::default());
+    }
+
+    #[test]
+    fn bad_weights_and_zones_are_refused() {
+        let mut c = CityConfig::default();
+        c.weights.valid = 0.5;
+        assert!(
+            CityConfig::from_toml(&c.to_toml())
+                .unwrap_err()
+                .to_string()
+                .contains("add up to 1")
+        );
+        c.weights.valid = 0.4;
+        c.patrol.timezone = "Mars/Olympus".into();
+        assert!(CityConfig::from_toml(&c.to_toml()).is_err());
+    }
+}
