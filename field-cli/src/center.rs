@@ -428,6 +428,20 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             }
             out.show(&reports, report_table)
         }
+        CenterCmd::Map {
+            collector,
+            day,
+            out: path,
+        } => {
+            let svg = t.get_bytes(&format!("/v1/center/map?collector={collector}&day={day}"))?;
+            crate::device::write_atomically(&path, &svg)?;
+            out.show(&json!({ "file": path, "bytes": svg.len() }), |_| {
+                format!(
+                    "coverage map of {collector} on {day} written to {}",
+                    path.display()
+                )
+            })
+        }
         CenterCmd::Config(cmd) => {
             let r: Value = match cmd {
                 ConfigCmd::Show => t.call::<(), _>("GET", "/v1/center/config", None)?,

@@ -131,6 +131,16 @@ pub enum CenterCmd {
     /// Special surveys: create, list, report.
     #[command(subcommand)]
     Survey(CenterSurveyCmd),
+    /// A collector's day as an SVG map: cells coloured by covered share, the track over them.
+    Map {
+        #[arg(long)]
+        collector: String,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        day: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// The city's assessment configuration (versioned TOML).
     #[command(subcommand)]
     Config(ConfigCmd),

@@ -9,8 +9,8 @@ use field_core::sync::http::HttpTransport;
 use field_core::sync::protocol::EnrollRequest;
 use serde_json::{Value, json};
 use sync_server::config::Limits;
-use sync_server::service::{Center, system_clock, tokens};
-use sync_server::storage::{Role, Storage, sqlite::SqliteStorage};
+use sync_server::service::{Center, ensure_admin, system_clock};
+use sync_server::storage::sqlite::SqliteStorage;
 
 /// A server on loopback, stopped when dropped.
 pub struct Loopback {
@@ -30,10 +30,9 @@ impl Drop for Loopback {
 }
 
 pub fn start_server(dir: &std::path::Path) -> Result<Loopback> {
-    let storage = Arc::new(SqliteStorage::open(&dir.join("server"))?);
-    let admin_user = storage.create_user("admin", Role::Admin, None, &[])?;
-    let admin = tokens::new_token();
-    storage.add_user_token(&tokens::hash(&admin), &admin_user.id)?;
+    let storage = Arc::new(SqliteStorage::open(dir)?);
+    let admin =
+        ensure_admin(storage.as_ref(), dir)?.context("the data directory already has an admin")?;
     let center = Center::new(storage.clone(), Limits::default(), system_clock());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

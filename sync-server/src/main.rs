@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use sync_server::config::FileConfig;
-use sync_server::service::{Center, system_clock, tokens};
-use sync_server::storage::{Role, Storage, sqlite::SqliteStorage};
+use sync_server::service::{Center, ensure_admin, system_clock};
+use sync_server::storage::sqlite::SqliteStorage;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,30 +25,6 @@ struct Args {
     /// TOML file with `data`, `listen` and `[limits]`.
     #[arg(long, env = "SYNC_SERVER_CONFIG")]
     config: Option<PathBuf>,
-}
-
-/// On first start: an admin user and token, written to DIR/admin.token (0600).
-fn ensure_admin(storage: &dyn Storage, dir: &std::path::Path) -> anyhow::Result<()> {
-    if storage.users()?.iter().any(|u| u.role == Role::Admin) {
-        return Ok(());
-    }
-    let admin = storage.create_user("admin", Role::Admin, None, &[])?;
-    let token = tokens::new_token();
-    storage.add_user_token(&tokens::hash(&token), &admin.id)?;
-    let path = dir.join("admin.token");
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        writeln!(f, "{token}")?;
-    }
-    eprintln!("admin token written to {}", path.display());
-    Ok(())
 }
 
 #[tokio::main]
@@ -75,7 +51,12 @@ async fn main() -> anyhow::Result<()> {
     let storage = Arc::new(
         SqliteStorage::open(&data).with_context(|| format!("opening {}", data.display()))?,
     );
-    ensure_admin(storage.as_ref(), &data)?;
+    if ensure_admin(storage.as_ref(), &data)?.is_some() {
+        eprintln!(
+            "admin token written to {}",
+            data.join("admin.token").display()
+        );
+    }
     let center = Center::new(storage, file.limits, system_clock()).with_rules(file.review);
     let listener = tokio::net::TcpListener::bind(listen)
         .await

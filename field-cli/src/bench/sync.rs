@@ -165,7 +165,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub fn run(dir: &std::path::Path, devices: usize, history: usize) -> Result<Vec<SyncRow>> {
-    let lb = start_server(dir)?;
+    let lb = start_server(&dir.join("server"))?;
     let grid = GridSpec {
         west: 120.2,
         north: 30.2,

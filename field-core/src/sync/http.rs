@@ -115,6 +115,12 @@ impl HttpTransport {
             .map_err(|e| TransportError::Unreachable(format!("unreadable answer from {path}: {e}")))
     }
 
+    /// A GET whose answer is not JSON (a photo, an SVG map): the bytes.
+    pub fn get_bytes(&mut self, path: &str) -> Result<Vec<u8>, TransportError> {
+        let req = self.client.get(format!("{}{path}", self.base));
+        self.send(req, 0)
+    }
+
     pub fn enroll(&mut self, req: &EnrollRequest) -> Result<EnrollResponse, TransportError> {
         self.call("POST", "/v1/enroll", Some(req))
     }

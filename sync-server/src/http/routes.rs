@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/shifts", get(shifts))
         .route("/v1/center/findings", post(add_finding))
         .route("/v1/center/report", get(report))
+        .route("/v1/center/map", get(coverage_map))
         .route("/v1/center/config", get(config_show).put(config_import))
         .route("/v1/center/config/set", post(config_set))
         .route("/v1/center/surveys", post(create_survey).get(survey_list))
@@ -435,4 +436,29 @@ async fn config_set(
     Ok(Json(
         blocking(move || c.set_config(&p, &req.key, &req.value)).await?,
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MapQuery {
+    collector: String,
+    day: String,
+}
+
+async fn coverage_map(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    query: Result<Query<MapQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(q) = query?;
+    let c = s.center.clone();
+    let svg = blocking(move || c.coverage_map(&p, &q.collector, &q.day)).await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "image/svg+xml; charset=utf-8",
+        )],
+        svg,
+    )
+        .into_response())
 }

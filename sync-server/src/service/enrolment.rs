@@ -35,3 +35,32 @@ impl Center {
         })
     }
 }
+
+/// On a fresh data directory: an admin user and token, the token written
+/// to `DIR/admin.token` (mode 0600). Returns the token when one was made.
+pub fn ensure_admin(
+    storage: &dyn crate::storage::Storage,
+    dir: &std::path::Path,
+) -> Result<Option<String>> {
+    use crate::storage::Role;
+    if storage.users()?.iter().any(|u| u.role == Role::Admin) {
+        return Ok(None);
+    }
+    let admin = storage.create_user("admin", Role::Admin, None, &[])?;
+    let token = tokens::new_token();
+    storage.add_user_token(&tokens::hash(&token), &admin.id)?;
+    let path = dir.join("admin.token");
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        writeln!(f, "{token}")
+    };
+    write()
+        .map_err(|e| super::ServiceError::Internal(format!("writing {}: {e}", path.display())))?;
+    Ok(Some(token))
+}
