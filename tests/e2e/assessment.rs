@@ -199,6 +199,30 @@ fn a_collectors_day_adds_up_by_hand() {
         .json();
     assert_eq!(quarter[0]["days"], 92);
 
+    let map = staff.home().join("map.svg");
+    staff.ok(&[
+        "center",
+        "map",
+        "--collector",
+        "王",
+        "--day",
+        "2025-11-26",
+        "--out",
+        map.to_str().unwrap(),
+    ]);
+    let svg = std::fs::read_to_string(&map).unwrap();
+    assert_eq!(
+        svg.matches("class=\"cell\"").count(),
+        3,
+        "the three assigned cells"
+    );
+    assert_eq!(
+        svg.matches("data-covered=\"0.000\"").count(),
+        3,
+        "nothing covered without a track"
+    );
+    assert!(!svg.contains("class=\"track\""), "no track to draw");
+
     let csv = staff
         .ok(&[
             "center",
