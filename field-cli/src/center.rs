@@ -133,6 +133,29 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
                 )
             })
         }
+        CenterCmd::Collector(CollectorCmd::Assign { name, cells, from }) => {
+            let r: Value = t.call(
+                "POST",
+                "/v1/center/assignments",
+                Some(&json!({ "collector": name, "cells": cells, "from": from })),
+            )?;
+            out.show(&r, |r| {
+                let rows = r
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|x| {
+                                vec![
+                                    x[0].as_str().unwrap_or_default().to_string(),
+                                    cell_list(&x[1]),
+                                ]
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default();
+                table(&["FROM", "CELLS"], &rows)
+            })
+        }
         CenterCmd::Collector(CollectorCmd::List) => {
             let users: Value = t.call::<(), _>("GET", "/v1/center/users?role=collector", None)?;
             out.show(&users, users_table)

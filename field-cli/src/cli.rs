@@ -188,6 +188,15 @@ pub enum CollectorCmd {
     Code {
         name_or_id: String,
     },
+    /// Cells a collector covers from a date (a past day is assessed on that day's cells).
+    Assign {
+        name: String,
+        #[arg(long, value_delimiter = ',', required = true)]
+        cells: Vec<String>,
+        /// First day (YYYY-MM-DD).
+        #[arg(long)]
+        from: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -424,3 +424,87 @@ fn the_citys_configuration_is_versioned_and_shapes_the_report() {
         424000.0 - deductions
     );
 }
+
+#[test]
+fn a_collector_who_changes_cells_mid_month_is_assessed_on_each_days_cells() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    server.add_user("郑", "collector", &["330109001001001"]);
+    let staff = server.enrolled_device(&server.add_user("考核", "reviewer", &[]));
+    // Red 001 (13 windows a day) until the 15th, yellow 002 (7 a day) from the 16th.
+    staff.ok(&[
+        "center",
+        "collector",
+        "assign",
+        "郑",
+        "--cells",
+        "330109001001001",
+        "--from",
+        "2025-11-01",
+    ]);
+    let history = staff
+        .ok(&[
+            "center",
+            "collector",
+            "assign",
+            "郑",
+            "--cells",
+            "330109001001002",
+            "--from",
+            "2025-11-16",
+            "--json",
+        ])
+        .json();
+    assert_eq!(history.as_array().unwrap().len(), 2);
+    let month = staff
+        .ok(&[
+            "center",
+            "report",
+            "--period",
+            "2025-11",
+            "--collector",
+            "郑",
+            "--json",
+        ])
+        .json();
+    assert_eq!(rate(&month[0], "coverage"), (0, 15 * 13 + 15 * 7));
+    let before = staff
+        .ok(&[
+            "center",
+            "report",
+            "--period",
+            "2025-11-10",
+            "--collector",
+            "郑",
+            "--json",
+        ])
+        .json();
+    assert_eq!(rate(&before[0], "coverage"), (0, 13));
+    let after = staff
+        .ok(&[
+            "center",
+            "report",
+            "--period",
+            "2025-11-20",
+            "--collector",
+            "郑",
+            "--json",
+        ])
+        .json();
+    assert_eq!(rate(&after[0], "coverage"), (0, 7));
+    let bad = staff.run(&[
+        "center",
+        "collector",
+        "assign",
+        "郑",
+        "--cells",
+        "999",
+        "--from",
+        "2025-12-01",
+    ]);
+    assert!(
+        !bad.ok && bad.stderr.contains("not a cell"),
+        "{}",
+        bad.stderr
+    );
+}

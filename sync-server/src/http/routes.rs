@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/findings", post(add_finding))
         .route("/v1/center/report", get(report))
         .route("/v1/center/map", get(coverage_map))
+        .route("/v1/center/assignments", post(assign))
         .route("/v1/center/config", get(config_show).put(config_import))
         .route("/v1/center/config/set", post(config_set))
         .route("/v1/center/surveys", post(create_survey).get(survey_list))
@@ -461,4 +462,13 @@ async fn coverage_map(
         svg,
     )
         .into_response())
+}
+
+async fn assign(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<crate::service::AssignRequest>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.assign(&p, req)).await?))
 }

@@ -285,12 +285,21 @@ impl Center {
             .into_iter()
             .map(|d| d.actor)
             .collect();
-        let mine: Vec<field_core::model::Cell> = grid
-            .iter()
-            .filter(|c| u.cells.iter().any(|x| x == c.code.as_str()))
-            .cloned()
-            .collect();
-        let index = CellIndex::new(mine.clone());
+        // The cells in force on a day: the latest assignment from on or
+        // before it, else the user's current cells.
+        let assignments = self.storage.assignments(&u.id)?;
+        let cells_on = |d: NaiveDate| -> Vec<field_core::model::Cell> {
+            let codes = assignments
+                .iter()
+                .rev()
+                .find(|(from, _)| *from <= d)
+                .map(|(_, c)| c)
+                .unwrap_or(&u.cells);
+            grid.iter()
+                .filter(|c| codes.iter().any(|x| x == c.code.as_str()))
+                .cloned()
+                .collect()
+        };
         let first = rules.patrol_day(days[0])?;
         let last = rules.patrol_day(*days.last().expect("a period has days"))?;
         let day_start = first.start_ms - 8 * 3_600_000;
@@ -315,6 +324,8 @@ impl Center {
         let (mut covered, mut required) = (0u64, 0u64);
         for d in days {
             let day = rules.patrol_day(*d)?;
+            let mine = cells_on(*d);
+            let index = CellIndex::new(mine.clone());
             let mut points = Vec::new();
             for a in &actors {
                 points.extend(self.storage.track_between(
@@ -455,7 +466,8 @@ impl Center {
         for f in findings.iter().filter(|f| {
             f.at.millis() >= day_start && f.at.millis() <= day_end && in_period(f.at.millis())
         }) {
-            let Some(cell) = index.locate(f.pos) else {
+            let on_day = CellIndex::new(cells_on(rules.local_date(f.at.millis())?));
+            let Some(cell) = on_day.locate(f.pos) else {
                 continue;
             };
             let day = rules.patrol_day(rules.local_date(f.at.millis())?)?;
@@ -607,4 +619,57 @@ pub struct NewFinding {
     pub at: String,
     #[serde(default)]
     pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRequest {
+    pub collector: String,
+    pub cells: Vec<String>,
+    /// First local day the cells are covered (YYYY-MM-DD).
+    pub from: NaiveDate,
+}
+
+impl Center {
+    /// Assigns cells to a collector from a date; from today or earlier it
+    /// also becomes what the collector's devices pull.
+    pub fn assign(
+        &self,
+        p: &Principal,
+        req: AssignRequest,
+    ) -> Result<Vec<(NaiveDate, Vec<String>)>> {
+        self.require_staff(p)?;
+        let user = self
+            .storage
+            .users()?
+            .into_iter()
+            .find(|u| {
+                u.role == Role::Collector && (u.id == req.collector || u.name == req.collector)
+            })
+            .ok_or_else(|| invalid("collector", format!("no collector `{}`", req.collector)))?;
+        let known = self.all_cells()?;
+        if let Some(bad) = req.cells.iter().find(|c| !known.contains(c)) {
+            return Err(invalid(
+                "cells",
+                format!("{bad} is not a cell of the imported grid"),
+            ));
+        }
+        self.storage
+            .set_assignment(&user.id, &req.cells, req.from)?;
+        let today = self
+            .city_config()?
+            .config
+            .patrol
+            .local_date(self.now_ms())?;
+        if let Some((_, cells)) = self
+            .storage
+            .assignments(&user.id)?
+            .into_iter()
+            .rev()
+            .find(|(from, _)| *from <= today)
+        {
+            self.storage.set_user_cells(&user.id, &cells)?;
+        }
+        Ok(self.storage.assignments(&user.id)?)
+    }
 }

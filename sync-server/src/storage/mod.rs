@@ -165,6 +165,17 @@ pub trait Storage: Send + Sync {
 
     // Special surveys.
     fn create_survey(&self, survey: &Survey) -> Result<()>;
+    /// Records that `user_id` covers `cells` from `from` (a local date).
+    fn set_assignment(
+        &self,
+        user_id: &str,
+        cells: &[String],
+        from: chrono::NaiveDate,
+    ) -> Result<()>;
+    /// A user's assignments, oldest first.
+    fn assignments(&self, user_id: &str) -> Result<Vec<(chrono::NaiveDate, Vec<String>)>>;
+    /// The cells a user covers now (what pulls are scoped by).
+    fn set_user_cells(&self, user_id: &str, cells: &[String]) -> Result<()>;
     /// The city configuration in force: (version, TOML).
     fn config(&self) -> Result<Option<(u64, String)>>;
     /// Stores a new version; returns its number.

@@ -145,6 +145,15 @@ impl SqliteStorage {
             tx.pragma_update(None, "user_version", 5)?;
             tx.commit()?;
         }
+        if version < 6 {
+            // 6: assignments over time (a past day is assessed on that day's cells).
+            let tx = center.transaction()?;
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS assignments (user_id TEXT NOT NULL REFERENCES users (id), from_date TEXT NOT NULL, cells TEXT NOT NULL, PRIMARY KEY (user_id, from_date))",
+            )?;
+            tx.pragma_update(None, "user_version", 6)?;
+            tx.commit()?;
+        }
         Ok(SqliteStorage {
             changes: Mutex::new(store),
             center: Mutex::new(center),
@@ -496,6 +505,52 @@ impl Storage for SqliteStorage {
                 serde_json::to_string(survey).unwrap_or_default(),
                 now_ms()
             ],
+        )?;
+        Ok(())
+    }
+
+    fn set_assignment(
+        &self,
+        user_id: &str,
+        cells: &[String],
+        from: chrono::NaiveDate,
+    ) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO assignments (user_id, from_date, cells) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user_id, from_date) DO UPDATE SET cells = excluded.cells",
+            params![
+                user_id,
+                from.to_string(),
+                serde_json::to_string(cells).unwrap_or_default()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn assignments(&self, user_id: &str) -> Result<Vec<(chrono::NaiveDate, Vec<String>)>> {
+        let db = self.db();
+        let mut stmt = db.prepare_cached(
+            "SELECT from_date, cells FROM assignments WHERE user_id = ?1 ORDER BY from_date",
+        )?;
+        let rows = stmt.query_map([user_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (from, cells) = row?;
+            let from = from.parse().map_err(|_| StorageError::Invalid {
+                field: "from_date".into(),
+                reason: from.clone(),
+            })?;
+            out.push((from, serde_json::from_str(&cells).unwrap_or_default()));
+        }
+        Ok(out)
+    }
+
+    fn set_user_cells(&self, user_id: &str, cells: &[String]) -> Result<()> {
+        self.db().execute(
+            "UPDATE users SET cells = ?1 WHERE id = ?2",
+            params![serde_json::to_string(cells).unwrap_or_default(), user_id],
         )?;
         Ok(())
     }
