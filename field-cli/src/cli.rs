@@ -356,6 +356,8 @@ pub enum FindingCmd {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Bulk import from CSV with a header: source,category,lon,lat,at[,note] (all or nothing).
+    Import { file: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]

@@ -100,7 +100,30 @@ fn a_collectors_day_adds_up_by_hand() {
     finding(&staff, "SJ0102", "120.260916", "30.1895", "10:30:00");
     finding(&staff, "SJ0102", "120.261124", "30.1895", "10:30:00");
     finding(&staff, "SJ0201", "120.2605", "30.1895", "08:30:00");
-    finding(&staff, "SJ0201", "120.2625", "30.1875", "10:00:00");
+    // The fourth, outside the cells, comes by CSV with a bad file refused whole first.
+    let bad = staff.file("bad.csv", "source,category,lon,lat,at\ncitizen,SJ0201,120.2625,30.1875,2025-11-26T10:00:00+08:00\nmedia,SJ9999,120.26,30.18,2025-11-26T10:00:00+08:00\n".as_bytes());
+    let refused = staff.run(&["center", "finding", "import", bad.to_str().unwrap()]);
+    assert!(
+        !refused.ok && refused.stderr.contains("rows[1].category"),
+        "{}",
+        refused.stderr
+    );
+    let good = staff.file("good.csv", "source,category,lon,lat,at,note\ncitizen,SJ0201,120.2625,30.1875,2025-11-26T10:00:00+08:00,12345 hotline\n".as_bytes());
+    assert_eq!(
+        staff
+            .ok(&[
+                "center",
+                "finding",
+                "import",
+                good.to_str().unwrap(),
+                "--json"
+            ])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     let reports = staff
         .ok(&[

@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/tasks", post(create_task).get(task_list))
         .route("/v1/center/shifts", get(shifts))
         .route("/v1/center/findings", post(add_finding))
+        .route("/v1/center/findings/bulk", post(add_findings))
         .route("/v1/center/report", get(report))
         .route("/v1/center/map", get(coverage_map))
         .route("/v1/center/assignments", post(assign))
@@ -471,4 +472,16 @@ async fn assign(
 ) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
     Ok(Json(blocking(move || c.assign(&p, req)).await?))
+}
+
+async fn add_findings(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(rows): ApiJson<Vec<crate::service::NewFinding>>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok((
+        StatusCode::CREATED,
+        Json(blocking(move || c.add_findings(&p, rows)).await?),
+    ))
 }

@@ -557,8 +557,39 @@ impl Center {
         Ok(r)
     }
 
+    /// Adds many findings: all of them, or none when one is bad (its row named).
+    pub fn add_findings(
+        &self,
+        p: &Principal,
+        rows: Vec<NewFinding>,
+    ) -> Result<Vec<ExternalFinding>> {
+        self.require_staff(p)?;
+        let checked = rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| {
+                self.check_finding(f).map_err(|e| match e {
+                    ServiceError::Invalid { field, reason } => {
+                        invalid(format!("rows[{i}].{field}"), reason)
+                    }
+                    other => other,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for f in &checked {
+            self.storage.add_finding(f)?;
+        }
+        Ok(checked)
+    }
+
     pub fn add_finding(&self, p: &Principal, f: NewFinding) -> Result<ExternalFinding> {
         self.require_staff(p)?;
+        let finding = self.check_finding(f)?;
+        self.storage.add_finding(&finding)?;
+        Ok(finding)
+    }
+
+    fn check_finding(&self, f: NewFinding) -> Result<ExternalFinding> {
         if !matches!(
             f.source,
             CaseSource::CenterCheck
@@ -581,7 +612,6 @@ impl Center {
             at: Timestamp::parse("at", &f.at)?,
             note: f.note,
         };
-        self.storage.add_finding(&finding)?;
         Ok(finding)
     }
 }
