@@ -55,7 +55,7 @@ pub struct CaseEditRequest {
 }
 
 /// One line of `field case list`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CaseSummary {
     pub id: CaseId,
     pub status: Vec<Status>,
@@ -86,6 +86,35 @@ pub struct HistoryEntry {
     pub current: Vec<String>,
     /// Fields this change wrote that a later write overwrote.
     pub overwritten: Vec<String>,
+}
+
+impl CaseSummary {
+    /// The summary of a case view; `photos_missing` is what the caller's
+    /// photo storage lacks (a device's table, a server's blob files).
+    pub fn of(v: &CaseView, catalog: &crate::model::Catalog, photos_missing: usize) -> CaseSummary {
+        CaseSummary {
+            id: v.id,
+            status: v.statuses(),
+            conflict: v.in_conflict(),
+            source: v.origin.as_ref().map(|o| o.source),
+            category_name: v
+                .category
+                .as_ref()
+                .and_then(|c| catalog.get(c))
+                .map(|e| format!("{} ({})", e.name_zh, e.name_en)),
+            category: v.category.as_ref().map(|c| c.to_string()),
+            cell: v
+                .placement
+                .as_ref()
+                .and_then(|p| p.cell.as_ref())
+                .map(|c| c.to_string()),
+            description: v.description.clone(),
+            reported_at: v.origin.as_ref().map(|o| o.reported_at),
+            collector: v.origin.as_ref().map(|o| o.collector.clone()),
+            photos: v.photos.len(),
+            photos_missing,
+        }
+    }
 }
 
 impl Store {
@@ -401,28 +430,7 @@ impl Store {
                 missing += 1;
             }
         }
-        Ok(CaseSummary {
-            id: v.id,
-            status: v.statuses(),
-            conflict: v.in_conflict(),
-            source: v.origin.as_ref().map(|o| o.source),
-            category_name: v
-                .category
-                .as_ref()
-                .and_then(|c| self.catalog.get(c))
-                .map(|e| format!("{} ({})", e.name_zh, e.name_en)),
-            category: v.category.as_ref().map(|c| c.to_string()),
-            cell: v
-                .placement
-                .as_ref()
-                .and_then(|p| p.cell.as_ref())
-                .map(|c| c.to_string()),
-            description: v.description.clone(),
-            reported_at: v.origin.as_ref().map(|o| o.reported_at),
-            collector: v.origin.as_ref().map(|o| o.collector.clone()),
-            photos: v.photos.len(),
-            photos_missing: missing,
-        })
+        Ok(CaseSummary::of(v, &self.catalog, missing))
     }
 
     /// Every change that touched a case, oldest first by HLC, each marked

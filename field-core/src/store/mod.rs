@@ -29,7 +29,7 @@ pub use cases::{CaseEditRequest, CaseSummary, Decision, HistoryEntry, NewCase, S
 pub use digest::DigestReport;
 pub use exchange::ImportSummary;
 pub use grid::GridSummary;
-pub use schema::STORE_VERSION;
+pub use schema::{STORE_VERSION, apply_migrations};
 pub use sync_state::{PullPage, SyncSettings, SyncStatus};
 pub use tasks::TaskRow;
 pub use tracks::{StoredPoint, TrackSummary};

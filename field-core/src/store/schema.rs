@@ -132,14 +132,22 @@ pub const STORE_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the store up to [`STORE_VERSION`]; refuses a store from a newer build.
 pub fn migrate(conn: &mut Connection) -> Result<()> {
+    apply_migrations(conn, MIGRATIONS)
+}
+
+/// Runs the `migrations` a database has not had yet, each in one
+/// transaction with its version bump (`PRAGMA user_version` = how many
+/// ran). Refuses a database written by a newer build. Any SQLite file of the
+/// product migrates this way.
+pub fn apply_migrations(conn: &mut Connection, migrations: &[&str]) -> Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if current > STORE_VERSION {
+    if current > migrations.len() as i64 {
         return Err(crate::Error::SchemaTooNew {
             found: current as u32,
-            supported: STORE_VERSION as u32,
+            supported: migrations.len() as u32,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    for (i, sql) in migrations.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;

@@ -2,7 +2,7 @@
 //! list them, revoke devices, load the grid and catalog, look at cases.
 
 use field_core::crdt::CaseView;
-use field_core::model::{ActorId, CaseId, CaseSource, Catalog, Status, Timestamp};
+use field_core::model::{ActorId, CaseId, Catalog, Status, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::enrolment::{CODE_LIFETIME_MS, user_info};
@@ -43,19 +43,10 @@ pub struct UserRow {
 /// A case as the review queue lists it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CaseRow {
-    pub id: CaseId,
-    pub status: Vec<Status>,
-    pub conflict: bool,
-    pub source: Option<CaseSource>,
-    pub category: Option<String>,
-    pub cell: Option<String>,
-    pub description: Option<String>,
-    pub collector: Option<String>,
+    #[serde(flatten)]
+    pub summary: field_core::store::CaseSummary,
     pub reporter: Option<ActorId>,
-    pub reported_at: Option<Timestamp>,
-    pub photos: usize,
     /// Photos cited but not yet uploaded: the case is not complete.
-    pub photos_missing: usize,
     pub photos_pending: bool,
     /// Fraud signals for the reviewer to judge, with evidence.
     pub flags: Vec<super::Flag>,
@@ -179,22 +170,8 @@ impl Center {
             }
         }
         Ok(CaseRow {
-            id: v.id,
-            status: v.statuses(),
-            conflict: v.in_conflict(),
-            source: v.origin.as_ref().map(|o| o.source),
-            category: v.category.as_ref().map(|c| c.to_string()),
-            cell: v
-                .placement
-                .as_ref()
-                .and_then(|p| p.cell.as_ref())
-                .map(|c| c.to_string()),
-            description: v.description.clone(),
-            collector: v.origin.as_ref().map(|o| o.collector.clone()),
+            summary: field_core::store::CaseSummary::of(v, &ev.catalog, missing),
             reporter: v.origin.as_ref().map(|o| o.reporter),
-            reported_at: v.origin.as_ref().map(|o| o.reported_at),
-            photos: v.photos.len(),
-            photos_missing: missing,
             photos_pending: missing > 0,
             flags: self.case_flags(v, ev)?,
             likely_duplicates: self.likely_duplicates(v, ev),
@@ -204,7 +181,7 @@ impl Center {
     pub fn case_list(&self, p: &Principal, status: Option<Status>) -> Result<Vec<CaseRow>> {
         self.require_staff(p)?;
         let all = self.storage.cases()?;
-        let ev = super::flags::Evidence::of(&all);
+        let ev = super::flags::Evidence::of(&all, self.storage.catalog()?);
         let mut out = Vec::new();
         for v in &all {
             if v.origin.is_none() || status.is_some_and(|s| !v.statuses().contains(&s)) {
@@ -221,7 +198,7 @@ impl Center {
             .storage
             .case(id)?
             .ok_or_else(|| ServiceError::NotFound(format!("case {id}")))?;
-        let ev = super::flags::Evidence::of(&self.storage.cases()?);
+        let ev = super::flags::Evidence::of(&self.storage.cases()?, self.storage.catalog()?);
         let row = self.row(&view, &ev)?;
         let history = self.storage.case_history(id)?;
         Ok(serde_json::json!({ "case": view, "summary": row, "history": history }))

@@ -46,6 +46,7 @@ pub struct ShiftRow {
 
 /// Indexes over all cases, built once per queue listing.
 pub(super) struct Evidence {
+    pub(super) catalog: field_core::model::Catalog,
     photo_cases: HashMap<PhotoHash, Vec<CaseId>>,
     open: Vec<(CaseId, String, LonLat)>,
 }
@@ -57,7 +58,7 @@ fn is_open(v: &CaseView) -> bool {
 }
 
 impl Evidence {
-    pub(super) fn of(cases: &[CaseView]) -> Evidence {
+    pub(super) fn of(cases: &[CaseView], catalog: field_core::model::Catalog) -> Evidence {
         let mut photo_cases: HashMap<PhotoHash, Vec<CaseId>> = HashMap::new();
         let mut open = Vec::new();
         for v in cases {
@@ -72,7 +73,11 @@ impl Evidence {
                 open.push((v.id, c.to_string(), p.pos));
             }
         }
-        Evidence { photo_cases, open }
+        Evidence {
+            catalog,
+            photo_cases,
+            open,
+        }
     }
 }
 

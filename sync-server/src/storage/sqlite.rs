@@ -19,7 +19,11 @@ use sha2::{Digest, Sha256};
 use super::blobs::BlobDir;
 use super::{Device, Principal, Result, Role, Storage, StorageError, User};
 
-const CENTER_SCHEMA: &str = r#"
+/// Migrations of `center.db`, in order; index + 1 is the version each
+/// brings it to.
+const CENTER_MIGRATIONS: &[&str] = &[
+    // 1: users, devices, tokens, enrolment codes.
+    r#"
 CREATE TABLE users (
     id         TEXT PRIMARY KEY,
     name       TEXT NOT NULL,
@@ -46,7 +50,19 @@ CREATE TABLE enrolments (
     expires_ms INTEGER NOT NULL,
     used_ms    INTEGER
 );
-"#;
+"#,
+    // 2: staff decisions made over HTTP are written as the staff member's
+    // own actor, minted once.
+    "ALTER TABLE users ADD COLUMN actor BLOB",
+    // 3: special surveys.
+    "CREATE TABLE surveys (id TEXT PRIMARY KEY, body TEXT NOT NULL, created_ms INTEGER NOT NULL)",
+    // 4: external findings (the miss rate).
+    "CREATE TABLE findings (id TEXT PRIMARY KEY, body TEXT NOT NULL, at_ms INTEGER NOT NULL)",
+    // 5: the city's assessment configuration, every version kept.
+    "CREATE TABLE config_versions (version INTEGER PRIMARY KEY, toml TEXT NOT NULL, by_user TEXT NOT NULL, created_ms INTEGER NOT NULL)",
+    // 6: assignments over time (a past day is assessed on that day's cells).
+    "CREATE TABLE assignments (user_id TEXT NOT NULL REFERENCES users (id), from_date TEXT NOT NULL, cells TEXT NOT NULL, PRIMARY KEY (user_id, from_date))",
+];
 
 pub struct SqliteStorage {
     changes: Mutex<Store>,
@@ -107,53 +123,7 @@ impl SqliteStorage {
         center.pragma_update(None, "synchronous", "NORMAL")?;
         center.pragma_update(None, "foreign_keys", "ON")?;
         center.busy_timeout(std::time::Duration::from_secs(10))?;
-        let version: i64 = center.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version == 0 {
-            let tx = center.transaction()?;
-            tx.execute_batch(CENTER_SCHEMA)?;
-            tx.pragma_update(None, "user_version", 1)?;
-            tx.commit()?;
-        }
-        if version < 2 {
-            // 2: staff decisions made over HTTP are written as the staff
-            // member's own actor, minted once.
-            let tx = center.transaction()?;
-            tx.execute_batch("ALTER TABLE users ADD COLUMN actor BLOB")?;
-            tx.pragma_update(None, "user_version", 2)?;
-            tx.commit()?;
-        }
-        if version < 3 {
-            // 3: special surveys.
-            let tx = center.transaction()?;
-            tx.execute_batch("CREATE TABLE IF NOT EXISTS surveys (id TEXT PRIMARY KEY, body TEXT NOT NULL, created_ms INTEGER NOT NULL)")?;
-            tx.pragma_update(None, "user_version", 3)?;
-            tx.commit()?;
-        }
-        if version < 4 {
-            // 4: external findings (the miss rate).
-            let tx = center.transaction()?;
-            tx.execute_batch("CREATE TABLE IF NOT EXISTS findings (id TEXT PRIMARY KEY, body TEXT NOT NULL, at_ms INTEGER NOT NULL)")?;
-            tx.pragma_update(None, "user_version", 4)?;
-            tx.commit()?;
-        }
-        if version < 5 {
-            // 5: the city's assessment configuration, every version kept.
-            let tx = center.transaction()?;
-            tx.execute_batch(
-                "CREATE TABLE IF NOT EXISTS config_versions (version INTEGER PRIMARY KEY, toml TEXT NOT NULL, by_user TEXT NOT NULL, created_ms INTEGER NOT NULL)",
-            )?;
-            tx.pragma_update(None, "user_version", 5)?;
-            tx.commit()?;
-        }
-        if version < 6 {
-            // 6: assignments over time (a past day is assessed on that day's cells).
-            let tx = center.transaction()?;
-            tx.execute_batch(
-                "CREATE TABLE IF NOT EXISTS assignments (user_id TEXT NOT NULL REFERENCES users (id), from_date TEXT NOT NULL, cells TEXT NOT NULL, PRIMARY KEY (user_id, from_date))",
-            )?;
-            tx.pragma_update(None, "user_version", 6)?;
-            tx.commit()?;
-        }
+        field_core::store::apply_migrations(&mut center, CENTER_MIGRATIONS)?;
         Ok(SqliteStorage {
             changes: Mutex::new(store),
             center: Mutex::new(center),
