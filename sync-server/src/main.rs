@@ -17,14 +17,27 @@ use sync_server::storage::sqlite::SqliteStorage;
 )]
 struct Args {
     /// Data directory (SQLite files and photo blobs). Default ./server-data.
-    #[arg(long, env = "SYNC_SERVER_DATA")]
+    #[arg(long, env = "SYNC_SERVER_DATA", global = true)]
     data: Option<PathBuf>,
     /// Address to listen on. Default 127.0.0.1:8080; port 0 picks a free one.
     #[arg(long, env = "SYNC_SERVER_LISTEN")]
     listen: Option<std::net::SocketAddr>,
-    /// TOML file with `data`, `listen` and `[limits]`.
-    #[arg(long, env = "SYNC_SERVER_CONFIG")]
+    /// TOML file with `data`, `listen`, `[limits]` and `[review]`.
+    #[arg(long, env = "SYNC_SERVER_CONFIG", global = true)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    job: Option<Job>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Job {
+    /// Roll up a finished day (default: yesterday) and every day late data
+    /// made stale, then exit. Run it nightly (cron, a systemd timer).
+    Nightly {
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        day: Option<chrono::NaiveDate>,
+    },
 }
 
 #[tokio::main]
@@ -58,6 +71,11 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let center = Center::new(storage, file.limits, system_clock()).with_rules(file.review);
+    if let Some(Job::Nightly { day }) = args.job {
+        let summary = center.nightly(day).map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("{}", serde_json::to_string(&summary)?);
+        return Ok(());
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

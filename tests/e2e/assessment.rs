@@ -531,3 +531,69 @@ fn a_collector_who_changes_cells_mid_month_is_assessed_on_each_days_cells() {
         bad.stderr
     );
 }
+
+#[test]
+fn the_nightly_rollup_serves_long_periods_and_late_data_refreshes_it() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("钱", "collector", &["330109001001001"]));
+    let staff = server.enrolled_device(&server.add_user("考核", "reviewer", &[]));
+    d.ok(&["sync"]);
+    report(&d, 1, "SJ0201", "120.2605", "30.1895", "09:00:00", &[]);
+    d.ok(&["sync"]);
+    let nightly = |extra: &[&str]| -> Value {
+        let mut cmd = std::process::Command::new(field_e2e::server_bin());
+        cmd.args(["nightly", "--data", server.data.to_str().unwrap()])
+            .args(extra);
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let run = nightly(&["--day", "2025-11-26"]);
+    assert_eq!(run["days"][0], "2025-11-26");
+    let month = || {
+        staff
+            .ok(&[
+                "center",
+                "report",
+                "--period",
+                "2025-11",
+                "--collector",
+                "钱",
+                "--json",
+            ])
+            .json()[0]
+            .clone()
+    };
+    let m = month();
+    assert_eq!(
+        m["days_from_rollups"], 1,
+        "the rolled-up day is read, not recomputed"
+    );
+    assert_eq!(rate(&m, "valid_report_rate"), (0, 1));
+
+    // A late sync for that day: its rollup is stale and the day is computed live.
+    report(&d, 2, "SJ0102", "120.2605", "30.1895", "10:00:00", &[]);
+    d.ok(&["sync"]);
+    let m = month();
+    assert_eq!(m["days_from_rollups"], 0);
+    assert_eq!(rate(&m, "valid_report_rate"), (0, 2));
+
+    // The next nightly run recomputes the stale day.
+    let run = nightly(&[]);
+    assert!(
+        run["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == "2025-11-26"),
+        "{run}"
+    );
+    let m = month();
+    assert_eq!(m["days_from_rollups"], 1);
+    assert_eq!(rate(&m, "valid_report_rate"), (0, 2));
+}

@@ -85,6 +85,12 @@ pub struct Report {
     pub subclasses: u64,
     /// Monthly quotas not met in this period.
     pub quota_breaches: Vec<String>,
+    /// The subclasses behind `subclasses` (distinct counts do not add up).
+    #[serde(default)]
+    pub subclass_codes: Vec<String>,
+    /// Days of the period read from nightly rollups (the rest computed live).
+    #[serde(default)]
+    pub days_from_rollups: u32,
     /// Deductions by the city's rule table, in yuan.
     pub deductions: BTreeMap<String, f64>,
     pub deductions_total: f64,
@@ -129,6 +135,116 @@ fn period_days(period: &str) -> Result<Vec<NaiveDate>> {
         .iter_days()
         .take_while(|d| d.month() == first.month())
         .collect())
+}
+
+/// The figures derived from the counts: subclasses, quota breaches,
+/// composite and grade, deductions. One place, for a day, a period, a company.
+fn finish(r: &mut Report, cfg: &CityConfig) {
+    r.subclass_codes.sort();
+    r.subclass_codes.dedup();
+    r.subclasses = r.subclass_codes.len() as u64;
+    r.quick_fix_credit = r.quick_fixes / 3;
+    r.quota_breaches.clear();
+    if r.event_share
+        .rate
+        .is_some_and(|x| x > cfg.quotas.event_share_max)
+    {
+        r.quota_breaches.push(format!(
+            "events are {:.1}% of formal cases (at most {:.0}%)",
+            r.event_share.rate.unwrap_or(0.0) * 100.0,
+            cfg.quotas.event_share_max * 100.0
+        ));
+    }
+    if r.subclasses < cfg.quotas.subclasses_min {
+        r.quota_breaches.push(format!(
+            "{} distinct subclasses reported (at least {})",
+            r.subclasses, cfg.quotas.subclasses_min
+        ));
+    }
+    if r.error_rate
+        .rate
+        .is_some_and(|x| x >= cfg.quotas.error_rate_max)
+    {
+        r.quota_breaches.push(format!(
+            "error rate {:.1}% (below {:.0}%)",
+            r.error_rate.rate.unwrap_or(0.0) * 100.0,
+            cfg.quotas.error_rate_max * 100.0
+        ));
+    }
+    (r.composite, r.grade) = composite(r, &cfg.weights);
+    let d = &cfg.deductions;
+    let allowed_errors = (cfg.quotas.error_rate_max * r.error_rate.d as f64).floor() as u64;
+    let items = [
+        (
+            "uncovered_windows",
+            (r.coverage.d - r.coverage.n) as f64 * d.per_uncovered_window,
+        ),
+        (
+            "late_tasks",
+            (r.timeliness.d - r.timeliness.n) as f64 * d.per_late_task,
+        ),
+        (
+            "errors_above_threshold",
+            r.error_rate.n.saturating_sub(allowed_errors) as f64 * d.per_error_above_threshold,
+        ),
+        (
+            "missed_findings",
+            r.miss_rate.n as f64 * d.per_missed_finding,
+        ),
+        (
+            "attendance_faults",
+            (r.late_starts + r.early_leaves + r.absent_halves) as f64 * d.per_attendance_fault,
+        ),
+        (
+            "off_post_events",
+            r.off_post_events as f64 * d.per_off_post_event,
+        ),
+    ];
+    r.deductions = items.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    r.deductions_total = items.iter().map(|(_, v)| v).sum();
+}
+
+/// Adds up reports (days of a period, collectors of a company) and derives
+/// the rest from the sums; explain lists are concatenated.
+fn combine(parts: &[Report], who: &str, period: &str, cfg: &CityConfig) -> Report {
+    let mut t = Report {
+        who: who.to_string(),
+        period: period.to_string(),
+        ..Report::default()
+    };
+    let mut explain: Option<Value> = None;
+    for r in parts {
+        t.coverage = t.coverage.add(r.coverage);
+        t.timeliness = t.timeliness.add(r.timeliness);
+        t.verify_on_time = t.verify_on_time.add(r.verify_on_time);
+        t.check_on_time = t.check_on_time.add(r.check_on_time);
+        t.error_rate = t.error_rate.add(r.error_rate);
+        t.miss_rate = t.miss_rate.add(r.miss_rate);
+        t.valid_report_rate = t.valid_report_rate.add(r.valid_report_rate);
+        t.event_share = t.event_share.add(r.event_share);
+        t.cases_reported += r.cases_reported;
+        t.quick_fixes += r.quick_fixes;
+        t.late_starts += r.late_starts;
+        t.early_leaves += r.early_leaves;
+        t.absent_halves += r.absent_halves;
+        t.off_post_events += r.off_post_events;
+        t.subclass_codes.extend(r.subclass_codes.iter().cloned());
+        t.days_from_rollups += r.days_from_rollups;
+        if let Some(ex) = &r.explain {
+            let acc = explain.get_or_insert_with(|| json!({}));
+            for (k, v) in ex.as_object().into_iter().flatten() {
+                let list = acc[k.as_str()].as_array().cloned().unwrap_or_default();
+                acc[k.as_str()] = Value::Array(
+                    list.into_iter()
+                        .chain(v.as_array().cloned().unwrap_or_default())
+                        .collect(),
+                );
+            }
+        }
+    }
+    t.explain = explain;
+    finish(&mut t, cfg);
+    t
 }
 
 /// `YYYY-Qn` → (year, n).
@@ -207,46 +323,46 @@ impl Center {
         let findings = self.storage.findings()?;
         let mut reports = Vec::new();
         for u in &users {
-            reports.push(self.collector_report(
-                u,
-                &q,
-                &days,
-                &cfg.config,
-                &grid,
-                &cases,
-                &findings,
-            )?);
+            let live = |d: &[NaiveDate]| {
+                self.collector_report(u, &q, d, &cfg.config, &grid, &cases, &findings)
+            };
+            if days.len() == 1 {
+                reports.push(live(&days)?);
+                continue;
+            }
+            let dirty = self.storage.dirty_days()?;
+            let mut per_day = Vec::with_capacity(days.len());
+            let mut from_rollups = 0;
+            for d in &days {
+                let stored = if dirty.contains(d) {
+                    None
+                } else {
+                    self.storage.rollup(*d, &u.id)?
+                };
+                match stored.and_then(|json: String| serde_json::from_str::<Report>(&json).ok()) {
+                    Some(r) => {
+                        from_rollups += 1;
+                        per_day.push(r);
+                    }
+                    None => per_day.push(live(std::slice::from_ref(d))?),
+                }
+            }
+            let mut r = combine(&per_day, &u.name, &q.period, &cfg.config);
+            r.days = days.len() as u32;
+            r.days_from_rollups = from_rollups;
+            if !q.explain {
+                r.explain = None;
+            }
+            reports.push(r);
         }
         if let Some(company) = &q.company {
-            let mut total = Report {
-                who: format!("company {company}"),
-                period: q.period.clone(),
-                days: days.len() as u32,
-                ..Report::default()
-            };
-            for r in &reports {
-                total.coverage = total.coverage.add(r.coverage);
-                total.timeliness = total.timeliness.add(r.timeliness);
-                total.verify_on_time = total.verify_on_time.add(r.verify_on_time);
-                total.check_on_time = total.check_on_time.add(r.check_on_time);
-                total.error_rate = total.error_rate.add(r.error_rate);
-                total.miss_rate = total.miss_rate.add(r.miss_rate);
-                total.valid_report_rate = total.valid_report_rate.add(r.valid_report_rate);
-                total.cases_reported += r.cases_reported;
-                total.quick_fixes += r.quick_fixes;
-                total.quick_fix_credit += r.quick_fix_credit;
-                total.late_starts += r.late_starts;
-                total.early_leaves += r.early_leaves;
-                total.absent_halves += r.absent_halves;
-                total.off_post_events += r.off_post_events;
-            }
-            (total.composite, total.grade) = composite(&total, &cfg.config.weights);
-            for r in &reports {
-                for (k, v) in &r.deductions {
-                    *total.deductions.entry(k.clone()).or_default() += v;
-                }
-                total.deductions_total += r.deductions_total;
-            }
+            let mut total = combine(
+                &reports,
+                &format!("company {company}"),
+                &q.period,
+                &cfg.config,
+            );
+            total.days = days.len() as u32;
             if let (Some((year, quarter)), Some(fee)) =
                 (quarter_of(&q.period), cfg.config.fees.get(company))
             {
@@ -435,31 +551,7 @@ impl Center {
             .collect();
         subclasses.sort();
         subclasses.dedup();
-        r.subclasses = subclasses.len() as u64;
-        if r.event_share
-            .rate
-            .is_some_and(|x| x > cfg.quotas.event_share_max)
-        {
-            r.quota_breaches.push(format!(
-                "events are {:.1}% of formal cases (at most 80%)",
-                r.event_share.rate.unwrap_or(0.0) * 100.0
-            ));
-        }
-        if r.subclasses < cfg.quotas.subclasses_min {
-            r.quota_breaches.push(format!(
-                "{} distinct subclasses reported (at least {})",
-                r.subclasses, cfg.quotas.subclasses_min
-            ));
-        }
-        if r.error_rate
-            .rate
-            .is_some_and(|x| x >= cfg.quotas.error_rate_max)
-        {
-            r.quota_breaches.push(format!(
-                "error rate {:.1}% (below 4%)",
-                r.error_rate.rate.unwrap_or(0.0) * 100.0
-            ));
-        }
+        r.subclass_codes = subclasses;
 
         // Misses: external findings in the collector's cells during patrol hours.
         let mut missed = 0u64;
@@ -520,37 +612,7 @@ impl Center {
             }
         }
         (r.timeliness, r.verify_on_time, r.check_on_time) = (all, verify, check);
-        (r.composite, r.grade) = composite(&r, &cfg.weights);
-        let d = &cfg.deductions;
-        let allowed_errors = (cfg.quotas.error_rate_max * r.error_rate.d as f64).floor() as u64;
-        let items = [
-            (
-                "uncovered_windows",
-                (r.coverage.d - r.coverage.n) as f64 * d.per_uncovered_window,
-            ),
-            (
-                "late_tasks",
-                (r.timeliness.d - r.timeliness.n) as f64 * d.per_late_task,
-            ),
-            (
-                "errors_above_threshold",
-                r.error_rate.n.saturating_sub(allowed_errors) as f64 * d.per_error_above_threshold,
-            ),
-            (
-                "missed_findings",
-                r.miss_rate.n as f64 * d.per_missed_finding,
-            ),
-            (
-                "attendance_faults",
-                (r.late_starts + r.early_leaves + r.absent_halves) as f64 * d.per_attendance_fault,
-            ),
-            (
-                "off_post_events",
-                r.off_post_events as f64 * d.per_off_post_event,
-            ),
-        ];
-        r.deductions = items.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-        r.deductions_total = items.iter().map(|(_, v)| v).sum();
+        finish(&mut r, cfg);
         if q.explain {
             r.explain = Some(ex);
         }
@@ -701,5 +763,93 @@ impl Center {
             self.storage.set_user_cells(&user.id, &cells)?;
         }
         Ok(self.storage.assignments(&user.id)?)
+    }
+}
+
+/// What a nightly run did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NightlySummary {
+    pub days: Vec<NaiveDate>,
+    pub reports: usize,
+}
+
+impl Center {
+    /// The nightly job: rolls up `day` (default: yesterday in the city's
+    /// zone) and every day late data made stale, for every collector.
+    pub fn nightly(&self, day: Option<NaiveDate>) -> Result<NightlySummary> {
+        let cfg = self.city_config()?;
+        let rules = &cfg.config.patrol;
+        let today = rules.local_date(self.now_ms())?;
+        let mut days = self.storage.dirty_days()?;
+        days.push(day.unwrap_or_else(|| today.pred_opt().unwrap_or(today)));
+        days.sort();
+        days.dedup();
+        days.retain(|d| *d < today);
+        let grid = match self.storage.grid()? {
+            Some((_, g)) => field_core::import::parse_grid(&g.to_string(), &Default::default())?,
+            None => Vec::new(),
+        };
+        let cases = self.storage.cases()?;
+        let findings = self.storage.findings()?;
+        let users: Vec<User> = self
+            .storage
+            .users()?
+            .into_iter()
+            .filter(|u| u.role == Role::Collector)
+            .collect();
+        let mut reports = 0;
+        for d in &days {
+            // Cleared first: data arriving while the day is computed marks it again.
+            self.storage.clear_dirty(*d)?;
+            let q = ReportQuery {
+                period: d.to_string(),
+                collector: None,
+                company: None,
+                explain: true,
+            };
+            for u in &users {
+                let r = self.collector_report(
+                    u,
+                    &q,
+                    std::slice::from_ref(d),
+                    &cfg.config,
+                    &grid,
+                    &cases,
+                    &findings,
+                )?;
+                let json =
+                    serde_json::to_string(&r).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                self.storage.put_rollup(*d, &u.id, &json)?;
+                reports += 1;
+            }
+        }
+        Ok(NightlySummary { days, reports })
+    }
+
+    /// The local days a change's data belongs to (its rollups go stale).
+    pub(super) fn days_touched(
+        rules: &field_core::assess::AssessmentRules,
+        change: &field_core::crdt::Change,
+    ) -> Vec<NaiveDate> {
+        use field_core::crdt::Op;
+        let times: Vec<i64> = match &change.op {
+            Op::TrackAppend(b) => b
+                .decode()
+                .map(|pts| pts.iter().map(|(_, p)| p.at.millis()).collect())
+                .unwrap_or_default(),
+            Op::CaseReport(r) => vec![r.origin.reported_at.millis()],
+            Op::ShiftMark(m) => vec![m.at.millis()],
+            Op::TaskAnswer(a) => vec![a.answered_at.millis()],
+            Op::TaskAssign(t) => vec![t.due_at.millis()],
+            Op::StatusSet(s) => vec![s.at.millis()],
+            Op::CaseEdit(_) => vec![change.hlc.physical_ms() as i64],
+        };
+        let mut days: Vec<NaiveDate> = times
+            .into_iter()
+            .filter_map(|t| rules.local_date(t).ok())
+            .collect();
+        days.sort();
+        days.dedup();
+        days
     }
 }

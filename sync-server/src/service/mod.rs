@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::config::{Limits, ReviewRules};
 use crate::storage::{Principal, Storage, StorageError};
 
-pub use assessment::{AssignRequest, NewFinding, Rate, Report, ReportQuery};
+pub use assessment::{AssignRequest, NewFinding, NightlySummary, Rate, Report, ReportQuery};
 pub use center::{CaseRow, NewUserRequest, NewUserResponse, PhotoFile, UserRow};
 pub use city_config::{CityConfig, ConfigVersion};
 pub use enrolment::ensure_admin;

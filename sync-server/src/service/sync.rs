@@ -76,7 +76,16 @@ impl Center {
                 }
             }
         }
+        let rules = self.city_config()?.config.patrol;
+        let mut touched: Vec<chrono::NaiveDate> = admitted
+            .iter()
+            .flat_map(|c| Center::days_touched(&rules, c))
+            .collect();
+        touched.sort();
+        touched.dedup();
         let judged = self.storage.apply(admitted)?;
+        // Late data: the rollups of the days it belongs to are stale.
+        self.storage.mark_dirty(&touched)?;
         for (i, (id, judgement)) in admitted_at.into_iter().zip(judged) {
             let (outcome, code, reason) = match judgement {
                 Judgement::Applied => (PushOutcome::Accepted, None, None),

@@ -174,6 +174,13 @@ pub trait Storage: Send + Sync {
     ) -> Result<()>;
     /// A user's assignments, oldest first.
     fn assignments(&self, user_id: &str) -> Result<Vec<(chrono::NaiveDate, Vec<String>)>>;
+    /// Nightly rollups: one day's report of one user, as JSON.
+    fn put_rollup(&self, day: chrono::NaiveDate, user_id: &str, report: &str) -> Result<()>;
+    fn rollup(&self, day: chrono::NaiveDate, user_id: &str) -> Result<Option<String>>;
+    /// Days whose data changed after their rollup (late syncs).
+    fn mark_dirty(&self, days: &[chrono::NaiveDate]) -> Result<()>;
+    fn dirty_days(&self) -> Result<Vec<chrono::NaiveDate>>;
+    fn clear_dirty(&self, day: chrono::NaiveDate) -> Result<()>;
     /// The cells a user covers now (what pulls are scoped by).
     fn set_user_cells(&self, user_id: &str, cells: &[String]) -> Result<()>;
     /// The city configuration in force: (version, TOML).

@@ -62,6 +62,9 @@ CREATE TABLE enrolments (
     "CREATE TABLE config_versions (version INTEGER PRIMARY KEY, toml TEXT NOT NULL, by_user TEXT NOT NULL, created_ms INTEGER NOT NULL)",
     // 6: assignments over time (a past day is assessed on that day's cells).
     "CREATE TABLE assignments (user_id TEXT NOT NULL REFERENCES users (id), from_date TEXT NOT NULL, cells TEXT NOT NULL, PRIMARY KEY (user_id, from_date))",
+    // 7: nightly rollups, and the days late data made stale.
+    "CREATE TABLE rollups (day TEXT NOT NULL, user_id TEXT NOT NULL, report TEXT NOT NULL, computed_ms INTEGER NOT NULL, PRIMARY KEY (day, user_id));
+     CREATE TABLE dirty_days (day TEXT PRIMARY KEY, since_ms INTEGER NOT NULL);",
 ];
 
 pub struct SqliteStorage {
@@ -515,6 +518,52 @@ impl Storage for SqliteStorage {
             out.push((from, serde_json::from_str(&cells).unwrap_or_default()));
         }
         Ok(out)
+    }
+
+    fn put_rollup(&self, day: chrono::NaiveDate, user_id: &str, report: &str) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO rollups (day, user_id, report, computed_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (day, user_id) DO UPDATE SET report = excluded.report, computed_ms = excluded.computed_ms",
+            params![day.to_string(), user_id, report, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    fn rollup(&self, day: chrono::NaiveDate, user_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT report FROM rollups WHERE day = ?1 AND user_id = ?2",
+                params![day.to_string(), user_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn mark_dirty(&self, days: &[chrono::NaiveDate]) -> Result<()> {
+        let db = self.db();
+        for d in days {
+            db.execute(
+                "INSERT OR IGNORE INTO dirty_days (day, since_ms) VALUES (?1, ?2)",
+                params![d.to_string(), now_ms()],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn dirty_days(&self) -> Result<Vec<chrono::NaiveDate>> {
+        let db = self.db();
+        let mut stmt = db.prepare_cached("SELECT day FROM dirty_days ORDER BY day")?;
+        let days: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(days.iter().filter_map(|d| d.parse().ok()).collect())
+    }
+
+    fn clear_dirty(&self, day: chrono::NaiveDate) -> Result<()> {
+        self.db()
+            .execute("DELETE FROM dirty_days WHERE day = ?1", [day.to_string()])?;
+        Ok(())
     }
 
     fn set_user_cells(&self, user_id: &str, cells: &[String]) -> Result<()> {
