@@ -490,6 +490,18 @@ pub enum ChangesCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
+    /// The assessment of a generated city month (50 collectors, 2,500 cells,
+    /// points every 5 s in patrol hours) from the server store, against a
+    /// plain scan of the same points; then one day's rollup refreshed after a late sync.
+    Assess {
+        #[arg(long, default_value_t = 50)]
+        collectors: usize,
+        #[arg(long, default_value_t = 30)]
+        days: usize,
+        /// Seconds between points.
+        #[arg(long, default_value_t = 5)]
+        every: i64,
+    },
     /// Sync against a real server on loopback: a collector-day from scratch,
     /// a no-op sync, a 1-case sync over small and large histories, and many
     /// devices at once.

@@ -1,6 +1,7 @@
 //! `field bench …`: measurements printed as a table, each against a
 //! baseline measured in the same run (the ratio is the figure).
 
+mod assess;
 mod store;
 mod sync;
 
@@ -77,6 +78,20 @@ pub fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
                     ],
                     &body,
                 )
+            })
+        }
+        BenchCmd::Assess {
+            collectors,
+            days,
+            every,
+        } => {
+            let rows = assess::run(dir.path(), collectors, days, every)?;
+            out.show(&rows, |rows| {
+                let body = rows
+                    .iter()
+                    .map(|r| vec![r.measure.clone(), r.value.clone(), r.note.clone()])
+                    .collect::<Vec<_>>();
+                table(&["MEASURE", "VALUE", "NOTE"], &body)
             })
         }
         BenchCmd::Sync { devices, history } => {

@@ -27,7 +27,7 @@ pub struct SyncRow {
     pub figures: Value,
 }
 
-fn row(measure: &str, value: String, note: String, figures: Value) -> SyncRow {
+pub fn row(measure: &str, value: String, note: String, figures: Value) -> SyncRow {
     SyncRow {
         measure: measure.into(),
         value,

@@ -7,7 +7,7 @@
 //! for the window in which the track is inside. Points less accurate than
 //! `max_accuracy_m` are ignored.
 
-use geo::{BooleanOps, BoundingRect, Coord, Intersects, LineString, MultiLineString};
+use geo::{BooleanOps, BoundingRect, Coord, Intersects, IsConvex, LineString, MultiLineString};
 use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
 use serde::Serialize;
 
@@ -79,21 +79,47 @@ pub fn coverage(
             }
         }
     };
-    for p in &usable {
-        let q = AABB::from_point([p.pos.lon(), p.pos.lat()]);
-        for e in tree.locate_in_envelope_intersecting(&q) {
-            if cells[e.data].geometry.intersects(&p.pos.to_point()) {
-                mark(e.data, p.at.millis(), p.at.millis());
-            }
+    // Each point's cell, found once. A segment whose ends lie in the same
+    // convex cell lies inside it: its whole time span counts for that cell.
+    // Only segments that change cell (a few in a hundred on a real walk) are
+    // clipped against the cells they cross.
+    let convex: Vec<bool> = cells
+        .iter()
+        .map(|c| {
+            c.geometry.0.len() == 1
+                && c.geometry.0[0].interiors().is_empty()
+                && c.geometry.0[0].exterior().is_convex()
+        })
+        .collect();
+    let cell_of: Vec<Option<usize>> = usable
+        .iter()
+        .map(|p| {
+            let q = AABB::from_point([p.pos.lon(), p.pos.lat()]);
+            tree.locate_in_envelope_intersecting(&q)
+                .map(|e| e.data)
+                .filter(|&i| cells[i].geometry.intersects(&p.pos.to_point()))
+                .min()
+        })
+        .collect();
+    for (p, cell) in usable.iter().zip(&cell_of) {
+        if let Some(i) = cell {
+            mark(*i, p.at.millis(), p.at.millis());
         }
     }
-    for pair in usable.windows(2) {
+    for (k, pair) in usable.windows(2).enumerate() {
         let (a, b) = (pair[0], pair[1]);
         let (ta, tb) = (a.at.millis(), b.at.millis());
-        if tb - ta > rules.max_gap_s * 1000
-            || tb <= ta
-            || (a.pos.lon(), a.pos.lat()) == (b.pos.lon(), b.pos.lat())
+        if tb - ta > rules.max_gap_s * 1000 || tb <= ta {
+            continue;
+        }
+        if let (Some(i), Some(j)) = (cell_of[k], cell_of[k + 1])
+            && i == j
+            && convex[i]
         {
+            mark(i, ta, tb);
+            continue;
+        }
+        if (a.pos.lon(), a.pos.lat()) == (b.pos.lon(), b.pos.lat()) {
             continue;
         }
         let (ca, cb) = (

@@ -315,17 +315,10 @@ impl Center {
             return Err(ServiceError::NotFound("no collector matches".into()));
         }
         let cfg = self.city_config()?;
-        let grid = match self.storage.grid()? {
-            Some((_, g)) => field_core::import::parse_grid(&g.to_string(), &Default::default())?,
-            None => Vec::new(),
-        };
-        let cases = self.storage.cases()?;
-        let findings = self.storage.findings()?;
+        let inp = self.inputs(cfg.config.clone())?;
         let mut reports = Vec::new();
         for u in &users {
-            let live = |d: &[NaiveDate]| {
-                self.collector_report(u, &q, d, &cfg.config, &grid, &cases, &findings)
-            };
+            let live = |d: &[NaiveDate]| self.collector_report(u, &q, d, &inp);
             if days.len() == 1 {
                 reports.push(live(&days)?);
                 continue;
@@ -389,11 +382,9 @@ impl Center {
         u: &User,
         q: &ReportQuery,
         days: &[NaiveDate],
-        cfg: &CityConfig,
-        grid: &[field_core::model::Cell],
-        cases: &[CaseView],
-        findings: &[ExternalFinding],
+        inp: &Inputs,
     ) -> Result<Report> {
+        let (cfg, grid, cases, findings) = (&inp.cfg, &inp.grid, &inp.cases, &inp.findings);
         let rules = &cfg.patrol;
         let actors: Vec<ActorId> = self
             .storage
@@ -430,12 +421,11 @@ impl Center {
         let mut ex = json!({ "uncovered_windows": [], "late_tasks": [], "erroneous_cases": [], "missed_findings": [], "attendance_faults": [], "off_post": [] });
 
         // Coverage, attendance and off post, day by day.
-        let marks: Vec<field_core::model::ShiftMark> = self
-            .storage
-            .shift_marks()?
-            .into_iter()
+        let marks: Vec<field_core::model::ShiftMark> = inp
+            .marks
+            .iter()
             .filter(|(a, _)| actors.contains(a))
-            .map(|(_, m)| m)
+            .map(|(_, m)| m.clone())
             .collect();
         let (mut covered, mut required) = (0u64, 0u64);
         for d in days {
@@ -534,7 +524,7 @@ impl Center {
         r.error_rate = Rate::of(errors.len() as u64, formal.len() as u64);
         let registered_n = formal.iter().filter(|v| registered(v)).count() as u64;
         r.valid_report_rate = Rate::of(registered_n, formal.len() as u64);
-        let catalog = self.storage.catalog()?;
+        let catalog = &inp.catalog;
         let events = formal
             .iter()
             .filter(|v| {
@@ -766,6 +756,34 @@ impl Center {
     }
 }
 
+/// Everything a report reads that does not depend on the collector or the
+/// day, read once per report or nightly run.
+struct Inputs {
+    cfg: CityConfig,
+    grid: Vec<field_core::model::Cell>,
+    cases: Vec<CaseView>,
+    findings: Vec<ExternalFinding>,
+    marks: Vec<(ActorId, field_core::model::ShiftMark)>,
+    catalog: field_core::model::Catalog,
+}
+
+impl Center {
+    fn inputs(&self, cfg: CityConfig) -> Result<Inputs> {
+        let grid = match self.storage.grid()? {
+            Some((_, g)) => field_core::import::parse_grid(&g.to_string(), &Default::default())?,
+            None => Vec::new(),
+        };
+        Ok(Inputs {
+            cfg,
+            grid,
+            cases: self.storage.cases()?,
+            findings: self.storage.findings()?,
+            marks: self.storage.shift_marks()?,
+            catalog: self.storage.catalog()?,
+        })
+    }
+}
+
 /// What a nightly run did.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NightlySummary {
@@ -785,12 +803,7 @@ impl Center {
         days.sort();
         days.dedup();
         days.retain(|d| *d < today);
-        let grid = match self.storage.grid()? {
-            Some((_, g)) => field_core::import::parse_grid(&g.to_string(), &Default::default())?,
-            None => Vec::new(),
-        };
-        let cases = self.storage.cases()?;
-        let findings = self.storage.findings()?;
+        let inp = self.inputs(cfg.config.clone())?;
         let users: Vec<User> = self
             .storage
             .users()?
@@ -808,15 +821,7 @@ impl Center {
                 explain: true,
             };
             for u in &users {
-                let r = self.collector_report(
-                    u,
-                    &q,
-                    std::slice::from_ref(d),
-                    &cfg.config,
-                    &grid,
-                    &cases,
-                    &findings,
-                )?;
+                let r = self.collector_report(u, &q, std::slice::from_ref(d), &inp)?;
                 let json =
                     serde_json::to_string(&r).map_err(|e| ServiceError::Internal(e.to_string()))?;
                 self.storage.put_rollup(*d, &u.id, &json)?;

@@ -1,0 +1,208 @@
+//! `field bench assess`: a generated city month assessed from the server
+//! store — 50 collectors over 2,500 cells of ~100 m, a point every 5 s in
+//! patrol hours (~14 million points), each collector walking the streets of
+//! their own 50-cell block — against a plain scan of the same points read in
+//! the same run. Then the time to refresh one day's rollup after a late sync.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use field_core::crdt::{CHANGE_SCHEMA, Change, Hlc, Op, TrackBatch};
+use field_core::model::{LonLat, Timestamp, TrackPoint};
+use serde_json::json;
+use sync_server::config::Limits;
+use sync_server::service::{Center, ReportQuery, ensure_admin, system_clock, tokens};
+use sync_server::storage::{Role, Storage, sqlite::SqliteStorage};
+
+use super::sync::{SyncRow, row};
+use crate::simulate::{GridSpec, patrol_walk};
+
+/// Peak resident memory of this process so far, in MB (Linux).
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+pub fn run(
+    dir: &std::path::Path,
+    collectors: usize,
+    days: usize,
+    every: i64,
+) -> Result<Vec<SyncRow>> {
+    let data = dir.join("server");
+    let storage = Arc::new(SqliteStorage::open(&data)?);
+    let admin_token = ensure_admin(storage.as_ref(), &data)?.unwrap_or_default();
+    let center = Center::new(storage.clone(), Limits::default(), system_clock());
+    let admin = center.authenticate(Some(&admin_token))?;
+    let city = GridSpec {
+        west: 120.20,
+        north: 30.25,
+        rows: 50,
+        cols: 50,
+        cell_m: 100.0,
+    };
+    center.import_grid(&admin, &city.to_geojson())?;
+
+    // 50 blocks of 5 × 10 cells, one collector each.
+    let started = Instant::now();
+    let mut points_total = 0usize;
+    let mut actors = Vec::new();
+    for k in 0..collectors {
+        let (br, bc) = ((k / 5) * 5, (k % 5) * 10);
+        let cells: Vec<String> = (br..br + 5)
+            .flat_map(|r| (bc..bc + 10).map(move |c| (r, c)))
+            .filter(|(r, c)| *r < city.rows && *c < city.cols)
+            .map(|(r, c)| city.code(r, c))
+            .collect();
+        let user =
+            storage.create_user(&format!("collector-{k:02}"), Role::Collector, None, &cells)?;
+        let code = tokens::new_enrolment_code();
+        storage.add_enrolment(&tokens::hash_code(&code), &user.id, i64::MAX)?;
+        let actor = uuid::Uuid::from_u128(0xa55e_0000 + k as u128);
+        storage.redeem_enrolment(
+            &tokens::hash_code(&code),
+            actor,
+            None,
+            &tokens::hash(&tokens::new_token()),
+            0,
+        )?;
+        let (west, north) = city.node(br, bc);
+        let block = GridSpec {
+            west,
+            north,
+            rows: 5,
+            cols: 10,
+            cell_m: city.cell_m,
+        };
+        let mut rng = fastrand::Rng::with_seed(k as u64);
+        let mut counter = 0u64;
+        let mut seq = 0u64;
+        for day in 0..days {
+            let date = format!("2026-10-{:02}", day + 1);
+            let start = Timestamp::parse("start", &format!("{date}T07:15:00+08:00"))?;
+            let end = Timestamp::parse("end", &format!("{date}T20:15:00+08:00"))?;
+            let walk = patrol_walk(&block, start, end, every, &mut rng);
+            points_total += walk.len();
+            let changes: Vec<Change> = walk
+                .chunks(2000)
+                .map(|chunk| {
+                    counter += 1;
+                    let batch = TrackBatch::encode(seq, chunk);
+                    seq += chunk.len() as u64;
+                    Change {
+                        schema: CHANGE_SCHEMA,
+                        actor,
+                        counter,
+                        hlc: Hlc::new(chunk[0].at.millis() as u64, 0),
+                        op: Op::TrackAppend(batch),
+                    }
+                })
+                .collect();
+            storage.apply(changes)?;
+        }
+        actors.push((actor, counter, seq));
+    }
+    let load = started.elapsed().as_secs_f64();
+
+    // Baseline: read every point once, as plainly as SQLite allows.
+    let started = Instant::now();
+    let conn = rusqlite::Connection::open(data.join("changes.db"))?;
+    let mut sum = 0.0;
+    let mut n = 0usize;
+    {
+        let mut stmt = conn.prepare("SELECT t_ms, lon, lat, accuracy_m FROM track_points")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            sum += r.get::<_, f64>(1)?
+                + r.get::<_, f64>(2)?
+                + r.get::<_, i64>(0)? as f64
+                + r.get::<_, Option<f64>>(3)?.unwrap_or(0.0);
+            n += 1;
+        }
+    }
+    let scan = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        n == points_total && sum.is_finite(),
+        "scanned {n} of {points_total} points"
+    );
+
+    let started = Instant::now();
+    let reports = center.report(
+        &admin,
+        ReportQuery {
+            period: "2026-10".into(),
+            collector: None,
+            company: None,
+            explain: false,
+        },
+    )?;
+    let assess = started.elapsed().as_secs_f64();
+    let covered: u64 = reports.iter().map(|r| r.coverage.n).sum();
+    let required: u64 = reports.iter().map(|r| r.coverage.d).sum();
+
+    // One late point for a past day, then that day's rollup refreshed.
+    center.nightly(Some(
+        chrono::NaiveDate::from_ymd_opt(2026, 10, 15).expect("valid"),
+    ))?;
+    let (actor, counter, seq) = actors[0];
+    let late = TrackPoint::new(
+        Timestamp::parse("at", "2026-10-15T12:00:00+08:00")?,
+        LonLat::new(120.2005, 30.2495)?,
+        Some(5.0),
+        None,
+    )?;
+    let change = Change {
+        schema: CHANGE_SCHEMA,
+        actor,
+        counter: counter + 1,
+        hlc: Hlc::new(late.at.millis() as u64 + 1, 0),
+        op: Op::TrackAppend(TrackBatch::encode(seq, &[late])),
+    };
+    storage.mark_dirty(&[chrono::NaiveDate::from_ymd_opt(2026, 10, 15).expect("valid")])?;
+    storage.apply(vec![change])?;
+    let started = Instant::now();
+    let refreshed = center.nightly(Some(
+        chrono::NaiveDate::from_ymd_opt(2026, 10, 15).expect("valid"),
+    ))?;
+    let refresh = started.elapsed().as_secs_f64();
+
+    Ok(vec![
+        row(
+            "city month generated and stored",
+            format!("{points_total} points"),
+            format!("{collectors} collectors × {days} days, 2,500 cells; {load:.1} s"),
+            json!({ "points": points_total, "seconds": load }),
+        ),
+        row(
+            "plain scan of the points",
+            format!("{scan:.2} s"),
+            "SELECT of every point, summed".into(),
+            json!({ "seconds": scan }),
+        ),
+        row(
+            "month assessment, all collectors",
+            format!("{assess:.2} s"),
+            format!(
+                "{:.2}× the plain scan; {covered}/{required} windows covered; peak RSS {:.0} MB",
+                assess / scan,
+                peak_rss_mb()
+            ),
+            json!({ "seconds": assess, "ratio_to_scan": assess / scan, "peak_rss_mb": peak_rss_mb(), "covered": covered, "required": required }),
+        ),
+        row(
+            "one day's rollup refreshed after a late sync",
+            format!("{refresh:.2} s"),
+            format!("{} collector reports recomputed", refreshed.reports),
+            json!({ "seconds": refresh, "reports": refreshed.reports }),
+        ),
+    ])
+}
