@@ -597,3 +597,86 @@ fn the_nightly_rollup_serves_long_periods_and_late_data_refreshes_it() {
     assert_eq!(m["days_from_rollups"], 1);
     assert_eq!(rate(&m, "valid_report_rate"), (0, 2));
 }
+
+#[test]
+fn every_reject_reason_counts_as_an_error_but_out_of_scope() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("冯", "collector", &["330109001001001"]));
+    let staff = server.enrolled_device(&server.add_user("考核", "reviewer", &[]));
+    d.ok(&["sync"]);
+    let reasons = [
+        "wrong_category",
+        "wrong_location",
+        "duplicate",
+        "false_report",
+        "out_of_scope",
+        "bad_photo",
+        "other",
+    ];
+    let ids: Vec<String> = (0..reasons.len())
+        .map(|i| {
+            report(
+                &d,
+                40 + i as u32,
+                "SJ0201",
+                "120.2605",
+                "30.1895",
+                "09:00:00",
+                &[],
+            )
+        })
+        .collect();
+    d.ok(&["sync"]);
+    for (id, reason) in ids.iter().zip(reasons) {
+        let mut args = vec!["center", "case", "reject", id.as_str(), "--reason", reason];
+        if reason == "other" {
+            args.extend(["--text", "blurred and off the street"]);
+        }
+        staff.ok(&args);
+    }
+    let r = &staff
+        .ok(&[
+            "center",
+            "report",
+            "--period",
+            "2025-11-26",
+            "--collector",
+            "冯",
+            "--explain",
+            "--json",
+        ])
+        .json()[0];
+    assert_eq!(rate(r, "error_rate"), (6, 7));
+    let counted: Vec<&str> = r["explain"]["erroneous_cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"]["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        !counted.contains(&"out_of_scope") && counted.len() == 6,
+        "{counted:?}"
+    );
+    assert_eq!(rate(r, "valid_report_rate"), (0, 7));
+    // The city may decide that bad photos are not the collector's fault either.
+    staff.ok(&[
+        "center",
+        "config",
+        "set",
+        "error_reasons",
+        r#"["wrong_category", "wrong_location", "duplicate", "false_report", "other"]"#,
+    ]);
+    let r = &staff
+        .ok(&[
+            "center",
+            "report",
+            "--period",
+            "2025-11-26",
+            "--collector",
+            "冯",
+            "--json",
+        ])
+        .json()[0];
+    assert_eq!(rate(r, "error_rate"), (5, 7));
+}
