@@ -25,11 +25,84 @@ pub struct CoverageWindow {
     pub first_seen_ms: Option<i64>,
 }
 
+type CellTree = RTree<GeomWithData<Rectangle<[f64; 2]>, usize>>;
+
+/// A day's usable points (accuracy within the rule), in time order, each
+/// with the index of the cell it lies in: located once, used by coverage
+/// and off-post alike.
+pub struct LocatedTrack<'a> {
+    pub points: Vec<&'a TrackPoint>,
+    pub cell_of: Vec<Option<usize>>,
+    tree: CellTree,
+    convex: Vec<bool>,
+}
+
+/// Locates `points` (any order) in `cells`. A point on a shared edge
+/// belongs to the cell listed first.
+pub fn locate<'a>(
+    cells: &[Cell],
+    points: &'a [TrackPoint],
+    rules: &AssessmentRules,
+) -> LocatedTrack<'a> {
+    let tree: CellTree = RTree::bulk_load(
+        cells
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let r = c.geometry.bounding_rect()?;
+                Some(GeomWithData::new(
+                    Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
+                    i,
+                ))
+            })
+            .collect(),
+    );
+    let mut usable: Vec<&TrackPoint> = points
+        .iter()
+        .filter(|p| p.accuracy_m.is_none_or(|a| a <= rules.max_accuracy_m))
+        .collect();
+    usable.sort_by_key(|p| p.at);
+    let cell_of = usable
+        .iter()
+        .map(|p| {
+            let q = AABB::from_point([p.pos.lon(), p.pos.lat()]);
+            tree.locate_in_envelope_intersecting(&q)
+                .map(|e| e.data)
+                .filter(|&i| cells[i].geometry.intersects(&p.pos.to_point()))
+                .min()
+        })
+        .collect();
+    let convex = cells
+        .iter()
+        .map(|c| {
+            c.geometry.0.len() == 1
+                && c.geometry.0[0].interiors().is_empty()
+                && c.geometry.0[0].exterior().is_convex()
+        })
+        .collect();
+    LocatedTrack {
+        points: usable,
+        cell_of,
+        tree,
+        convex,
+    }
+}
+
 /// The windows of `cells` on `day`, marked from `points` (any order).
 pub fn coverage(
     cells: &[Cell],
     day: &PatrolDay,
     points: &[TrackPoint],
+    rules: &AssessmentRules,
+) -> Vec<CoverageWindow> {
+    coverage_of(cells, day, &locate(cells, points, rules), rules)
+}
+
+/// [`coverage`] of a track already located in the same `cells`.
+pub fn coverage_of(
+    cells: &[Cell],
+    day: &PatrolDay,
+    track: &LocatedTrack<'_>,
     rules: &AssessmentRules,
 ) -> Vec<CoverageWindow> {
     let mut windows: Vec<Vec<CoverageWindow>> = cells
@@ -52,24 +125,8 @@ pub fn coverage(
             out
         })
         .collect();
-    let tree: RTree<GeomWithData<Rectangle<[f64; 2]>, usize>> = RTree::bulk_load(
-        cells
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                let r = c.geometry.bounding_rect()?;
-                Some(GeomWithData::new(
-                    Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
-                    i,
-                ))
-            })
-            .collect(),
-    );
-    let mut usable: Vec<&TrackPoint> = points
-        .iter()
-        .filter(|p| p.accuracy_m.is_none_or(|a| a <= rules.max_accuracy_m))
-        .collect();
-    usable.sort_by_key(|p| p.at);
+    let (tree, usable, cell_of, convex) =
+        (&track.tree, &track.points, &track.cell_of, &track.convex);
     let mut mark = |cell: usize, from: i64, to: i64| {
         for w in windows[cell].iter_mut() {
             if w.start_ms < to.max(from + 1) && from < w.end_ms {
@@ -79,29 +136,11 @@ pub fn coverage(
             }
         }
     };
-    // Each point's cell, found once. A segment whose ends lie in the same
-    // convex cell lies inside it: its whole time span counts for that cell.
-    // Only segments that change cell (a few in a hundred on a real walk) are
-    // clipped against the cells they cross.
-    let convex: Vec<bool> = cells
-        .iter()
-        .map(|c| {
-            c.geometry.0.len() == 1
-                && c.geometry.0[0].interiors().is_empty()
-                && c.geometry.0[0].exterior().is_convex()
-        })
-        .collect();
-    let cell_of: Vec<Option<usize>> = usable
-        .iter()
-        .map(|p| {
-            let q = AABB::from_point([p.pos.lon(), p.pos.lat()]);
-            tree.locate_in_envelope_intersecting(&q)
-                .map(|e| e.data)
-                .filter(|&i| cells[i].geometry.intersects(&p.pos.to_point()))
-                .min()
-        })
-        .collect();
-    for (p, cell) in usable.iter().zip(&cell_of) {
+    // A segment whose ends lie in the same convex cell lies inside it: its
+    // whole time span counts for that cell. Only segments that change cell
+    // (a few in a hundred on a real walk) are clipped against the cells
+    // they cross.
+    for (p, cell) in usable.iter().zip(cell_of) {
         if let Some(i) = cell {
             mark(*i, p.at.millis(), p.at.millis());
         }

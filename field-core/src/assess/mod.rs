@@ -12,6 +12,6 @@ pub mod offpost;
 pub mod rules;
 
 pub use attendance::{AttendanceFault, attendance};
-pub use coverage::{CoverageWindow, coverage};
-pub use offpost::{OffPostStretch, off_post};
+pub use coverage::{CoverageWindow, LocatedTrack, coverage, coverage_of, locate};
+pub use offpost::{OffPostStretch, off_post, off_post_of};
 pub use rules::{AssessmentRules, PatrolDay};

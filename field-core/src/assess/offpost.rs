@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::coverage::LocatedTrack;
 use super::rules::{AssessmentRules, PatrolDay};
 use crate::geo::CellIndex;
 use crate::model::{LonLat, TrackPoint};
@@ -26,12 +27,19 @@ pub fn off_post(
     points: &[TrackPoint],
     rules: &AssessmentRules,
 ) -> Vec<OffPostStretch> {
-    let mut usable: Vec<&TrackPoint> = points
-        .iter()
-        .filter(|p| p.accuracy_m.is_none_or(|a| a <= rules.max_accuracy_m))
-        .filter(|p| (day.start_ms..=day.end_ms).contains(&p.at.millis()))
-        .collect();
-    usable.sort_by_key(|p| p.at);
+    off_post_of(
+        day,
+        &super::coverage::locate(assigned.cells(), points, rules),
+        rules,
+    )
+}
+
+/// [`off_post`] of a track already located in the assigned cells.
+pub fn off_post_of(
+    day: &PatrolDay,
+    track: &LocatedTrack<'_>,
+    rules: &AssessmentRules,
+) -> Vec<OffPostStretch> {
     let limit = rules.off_post_minutes * 60_000;
     let mut out = Vec::new();
     let mut last_in = day.start_ms;
@@ -48,8 +56,11 @@ pub fn off_post(
         }
         outside.clear();
     };
-    for p in usable {
-        if assigned.locate(p.pos).is_some() {
+    for (p, cell) in track.points.iter().zip(&track.cell_of) {
+        if !(day.start_ms..=day.end_ms).contains(&p.at.millis()) {
+            continue;
+        }
+        if cell.is_some() {
             close(last_in, p.at.millis(), &mut outside);
             last_in = p.at.millis();
         } else {

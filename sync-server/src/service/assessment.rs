@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDate};
-use field_core::assess::{attendance, coverage, off_post};
+use field_core::assess::{attendance, coverage_of, locate, off_post_of};
 use field_core::crdt::CaseView;
 use field_core::geo::CellIndex;
 use field_core::model::{
@@ -395,17 +395,24 @@ impl Center {
         // The cells in force on a day: the latest assignment from on or
         // before it, else the user's current cells.
         let assignments = self.storage.assignments(&u.id)?;
-        let cells_on = |d: NaiveDate| -> Vec<field_core::model::Cell> {
-            let codes = assignments
-                .iter()
-                .rev()
-                .find(|(from, _)| *from <= d)
-                .map(|(_, c)| c)
-                .unwrap_or(&u.cells);
+        let cells_of = |codes: &[String]| -> Vec<field_core::model::Cell> {
             grid.iter()
                 .filter(|c| codes.iter().any(|x| x == c.code.as_str()))
                 .cloned()
                 .collect()
+        };
+        let by_assignment: Vec<(NaiveDate, Vec<field_core::model::Cell>)> = assignments
+            .iter()
+            .map(|(from, codes)| (*from, cells_of(codes)))
+            .collect();
+        let current = cells_of(&u.cells);
+        let cells_on = |d: NaiveDate| -> &Vec<field_core::model::Cell> {
+            by_assignment
+                .iter()
+                .rev()
+                .find(|(from, _)| *from <= d)
+                .map(|(_, c)| c)
+                .unwrap_or(&current)
         };
         let first = rules.patrol_day(days[0])?;
         let last = rules.patrol_day(*days.last().expect("a period has days"))?;
@@ -431,7 +438,6 @@ impl Center {
         for d in days {
             let day = rules.patrol_day(*d)?;
             let mine = cells_on(*d);
-            let index = CellIndex::new(mine.clone());
             let mut points = Vec::new();
             for a in &actors {
                 points.extend(self.storage.track_between(
@@ -440,7 +446,8 @@ impl Center {
                     day.end_ms + 3_600_000,
                 )?);
             }
-            for w in coverage(&mine, &day, &points, rules) {
+            let track = locate(mine, &points, rules);
+            for w in coverage_of(mine, &day, &track, rules) {
                 required += 1;
                 if w.covered {
                     covered += 1;
@@ -470,7 +477,7 @@ impl Center {
                 );
             }
             if !mine.is_empty() {
-                for s in off_post(&index, &day, &points, rules) {
+                for s in off_post_of(&day, &track, rules) {
                     r.off_post_events += 1;
                     push(
                         &mut ex,
@@ -548,7 +555,7 @@ impl Center {
         for f in findings.iter().filter(|f| {
             f.at.millis() >= day_start && f.at.millis() <= day_end && in_period(f.at.millis())
         }) {
-            let on_day = CellIndex::new(cells_on(rules.local_date(f.at.millis())?));
+            let on_day = CellIndex::new(cells_on(rules.local_date(f.at.millis())?).clone());
             let Some(cell) = on_day.locate(f.pos) else {
                 continue;
             };
