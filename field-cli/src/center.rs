@@ -122,7 +122,7 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
         CenterCmd::Collector(CollectorCmd::Code { name_or_id }) => {
             let r: Value = t.call::<(), _>(
                 "POST",
-                &format!("/v1/center/users/{name_or_id}/codes"),
+                &format!("/v1/center/users/{}/codes", enc(&name_or_id)),
                 None,
             )?;
             out.show(&r, |r| {
@@ -165,8 +165,11 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             out.show(&users, users_table)
         }
         CenterCmd::Device(DeviceCmd::Revoke { actor }) => {
-            let r: Value =
-                t.call::<(), _>("POST", &format!("/v1/center/devices/{actor}/revoke"), None)?;
+            let r: Value = t.call::<(), _>(
+                "POST",
+                &format!("/v1/center/devices/{}/revoke", enc(&actor)),
+                None,
+            )?;
             out.show(&r, |_| format!("device {actor} revoked"))
         }
         CenterCmd::Grid(CenterImportCmd::Import { file }) => {
@@ -195,7 +198,7 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
         }
         CenterCmd::Case(CenterCaseCmd::List { status }) => {
             let path = match &status {
-                Some(s) => format!("/v1/center/cases?status={s}"),
+                Some(s) => format!("/v1/center/cases?status={}", enc(s)),
                 None => "/v1/center/cases".to_string(),
             };
             let cases: Value = t.call::<(), _>("GET", &path, None)?;
@@ -321,7 +324,7 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
         }
         CenterCmd::Task(CenterTaskCmd::List { to }) => {
             let path = match &to {
-                Some(who) => format!("/v1/center/tasks?to={who}"),
+                Some(who) => format!("/v1/center/tasks?to={}", enc(who)),
                 None => "/v1/center/tasks".to_string(),
             };
             let tasks: Value = t.call::<(), _>("GET", &path, None)?;
@@ -393,8 +396,11 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             out.show(&r, |r| serde_json::to_string_pretty(r).unwrap_or_default())
         }
         CenterCmd::Survey(CenterSurveyCmd::Report { id }) => {
-            let r: Value =
-                t.call::<(), _>("GET", &format!("/v1/center/surveys/{id}/report"), None)?;
+            let r: Value = t.call::<(), _>(
+                "GET",
+                &format!("/v1/center/surveys/{}/report", enc(&id)),
+                None,
+            )?;
             out.show(&r, |r| {
                 let mut text = format!(
                     "survey {} ({}): {} cases\n",
@@ -464,12 +470,15 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             csv,
             explain,
         } => {
-            let mut path = format!("/v1/center/report?period={period}&explain={explain}");
+            let mut path = format!(
+                "/v1/center/report?period={}&explain={explain}",
+                enc(&period)
+            );
             if let Some(c) = &collector {
-                path.push_str(&format!("&collector={c}"));
+                path.push_str(&format!("&collector={}", enc(c)));
             }
             if let Some(c) = &company {
-                path.push_str(&format!("&company={c}"));
+                path.push_str(&format!("&company={}", enc(c)));
             }
             let reports: Value = t.call::<(), _>("GET", &path, None)?;
             if csv && !out.is_json() {
@@ -483,7 +492,11 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             day,
             out: path,
         } => {
-            let svg = t.get_bytes(&format!("/v1/center/map?collector={collector}&day={day}"))?;
+            let svg = t.get_bytes(&format!(
+                "/v1/center/map?collector={}&day={}",
+                enc(&collector),
+                enc(&day)
+            ))?;
             crate::device::write_atomically(&path, &svg)?;
             out.show(&json!({ "file": path, "bytes": svg.len() }), |_| {
                 format!(
@@ -686,4 +699,12 @@ fn report_csv(reports: &Value) -> String {
         ));
     }
     lines.join("\n")
+}
+
+/// Percent-encodes a value for a path segment or a query (names and
+/// companies are free text).
+fn enc(v: &str) -> String {
+    form_urlencoded::byte_serialize(v.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
