@@ -125,8 +125,6 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX tasks_by_user ON tasks (to_user);
     "#,
-    // 5: the assessment reads a device's points by time, day by day.
-    "CREATE INDEX track_by_time ON track_points (actor, t_ms)",
 ];
 
 /// The schema version this build creates.

@@ -121,6 +121,7 @@ impl SqliteStorage {
             drop(Store::init(&changes_path, "city-center")?);
         }
         let store = Store::open_with_clock(&changes_path, clock)?;
+        store.index_tracks_by_time()?;
         let mut center = Connection::open(dir.join("center.db"))?;
         center.pragma_update(None, "journal_mode", "WAL")?;
         center.pragma_update(None, "synchronous", "NORMAL")?;
