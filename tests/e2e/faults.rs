@@ -8,20 +8,8 @@ use std::time::Duration;
 use field_core::model::PhotoHash;
 use field_e2e::proxy::{Direction, Proxy};
 use field_e2e::server::Server;
-use field_e2e::{Device, gpx_track, grid_geojson};
+use field_e2e::{CELLS, Device, gpx_track, grid_geojson};
 use serde_json::Value;
-
-const CELLS: [&str; 9] = [
-    "330109001001001",
-    "330109001001002",
-    "330109001001003",
-    "330109001001004",
-    "330109001001005",
-    "330109001001006",
-    "330109001001007",
-    "330109001001008",
-    "330109001001009",
-];
 
 /// A ~300 KB PNG of noise (incompressible): uploads in two chunks.
 fn big_png(seed: u32) -> Vec<u8> {

@@ -10,20 +10,8 @@ use field_core::sync::protocol::{
     PROTOCOL_VERSION, PullRequest, PushOutcome, SyncRequest, SyncResponse,
 };
 use field_e2e::server::Server;
-use field_e2e::{Device, grid_geojson, png};
+use field_e2e::{CELLS, Device, grid_geojson, png};
 use serde_json::{Value, json};
-
-const CELLS: [&str; 9] = [
-    "330109001001001",
-    "330109001001002",
-    "330109001001003",
-    "330109001001004",
-    "330109001001005",
-    "330109001001006",
-    "330109001001007",
-    "330109001001008",
-    "330109001001009",
-];
 
 struct Center {
     server: Server,

@@ -7,20 +7,8 @@ use field_core::sync::client::TransportError;
 use field_core::sync::http::HttpTransport;
 use field_core::sync::protocol::{PROTOCOL_VERSION, PullRequest, SyncRequest, SyncResponse};
 use field_e2e::server::Server;
-use field_e2e::{Device, grid_geojson, png};
+use field_e2e::{CELLS, Device, grid_geojson, png};
 use serde_json::Value;
-
-const CELLS: [&str; 9] = [
-    "330109001001001",
-    "330109001001002",
-    "330109001001003",
-    "330109001001004",
-    "330109001001005",
-    "330109001001006",
-    "330109001001007",
-    "330109001001008",
-    "330109001001009",
-];
 
 fn report(d: &Device, seed: u32, lon: &str, desc: &str) -> String {
     let p = d.file(&format!("p{seed}.png"), &png(seed));

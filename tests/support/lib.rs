@@ -146,6 +146,19 @@ pub fn png(seed: u32) -> Vec<u8> {
     out
 }
 
+/// The codes of [`grid_geojson`]'s cells, west→east, north→south.
+pub const CELLS: [&str; 9] = [
+    "330109001001001",
+    "330109001001002",
+    "330109001001003",
+    "330109001001004",
+    "330109001001005",
+    "330109001001006",
+    "330109001001007",
+    "330109001001008",
+    "330109001001009",
+];
+
 /// A 3×3 grid of ~100 m cells at Xiaoshan, codes 330109001001001..009,
 /// as GeoJSON text; `overlap` shifts the last cell onto its neighbour.
 pub fn grid_geojson(overlap: bool) -> String {

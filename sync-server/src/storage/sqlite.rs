@@ -142,6 +142,24 @@ impl SqliteStorage {
         self.changes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Rows whose one column is a JSON document of `T`.
+    fn json_rows<T: serde::de::DeserializeOwned>(&self, sql: &str, what: &str) -> Result<Vec<T>> {
+        let db = self.db();
+        let mut stmt = db.prepare_cached(sql)?;
+        let bodies: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        bodies
+            .iter()
+            .map(|b| {
+                serde_json::from_str(b).map_err(|e| StorageError::Invalid {
+                    field: what.into(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.center.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -612,37 +630,11 @@ impl Storage for SqliteStorage {
     }
 
     fn findings(&self) -> Result<Vec<ExternalFinding>> {
-        let db = self.db();
-        let mut stmt = db.prepare("SELECT body FROM findings ORDER BY at_ms, id")?;
-        let bodies: Vec<String> = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        bodies
-            .iter()
-            .map(|b| {
-                serde_json::from_str(b).map_err(|e| StorageError::Invalid {
-                    field: "finding".into(),
-                    reason: e.to_string(),
-                })
-            })
-            .collect()
+        self.json_rows("SELECT body FROM findings ORDER BY at_ms, id", "finding")
     }
 
     fn surveys(&self) -> Result<Vec<Survey>> {
-        let db = self.db();
-        let mut stmt = db.prepare("SELECT body FROM surveys ORDER BY created_ms, id")?;
-        let bodies: Vec<String> = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        bodies
-            .iter()
-            .map(|b| {
-                serde_json::from_str(b).map_err(|e| StorageError::Invalid {
-                    field: "survey".into(),
-                    reason: e.to_string(),
-                })
-            })
-            .collect()
+        self.json_rows("SELECT body FROM surveys ORDER BY created_ms, id", "survey")
     }
 
     fn track_between(&self, actor: ActorId, from_ms: i64, to_ms: i64) -> Result<Vec<TrackPoint>> {
