@@ -4,6 +4,7 @@
 mod assessment;
 mod bad_input;
 mod bundles;
+mod console;
 mod crash;
 mod device_flow;
 mod faults;

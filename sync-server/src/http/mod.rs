@@ -3,6 +3,7 @@
 //! thread (SQLite), and serialise; nothing else.
 
 mod auth;
+mod console;
 mod error;
 mod routes;
 
@@ -18,11 +19,15 @@ pub use error::AppError;
 #[derive(Clone)]
 pub struct AppState {
     pub center: Center,
+    pub sessions: console::Sessions,
 }
 
 /// The whole API as a router (tests can drive it without a socket).
 pub fn app(center: Center) -> Router {
-    routes::router(AppState { center })
+    routes::router(AppState {
+        center,
+        sessions: console::Sessions::default(),
+    })
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.

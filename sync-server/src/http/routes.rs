@@ -91,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/digest", get(digest))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .merge(photos)
+        .merge(super::console::router())
         .fallback(|| async {
             AppError::new(StatusCode::NOT_FOUND, "not_found", None, "no such endpoint")
         })
@@ -321,7 +322,12 @@ async fn serve_photo(
 ) -> Result<Response, AppError> {
     let c = s.center.clone();
     let file = blocking(move || c.photo(&p, &hash, thumb)).await?;
-    Ok((
+    Ok(photo_response(file))
+}
+
+/// A stored photo as a response, with its type and a long cache life.
+pub(super) fn photo_response(file: crate::service::PhotoFile) -> Response {
+    (
         [
             (axum::http::header::CONTENT_TYPE, file.mime),
             // Content-addressed: the bytes behind a name never change.
@@ -332,7 +338,7 @@ async fn serve_photo(
         ],
         file.bytes,
     )
-        .into_response())
+        .into_response()
 }
 
 #[derive(Deserialize)]

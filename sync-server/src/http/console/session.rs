@@ -1,0 +1,145 @@
+//! Where a console request is authenticated: a signed-in reviewer holds an
+//! HttpOnly, SameSite=Strict session cookie; every form that changes state
+//! carries the session's CSRF token, and a cross-site `Origin` is refused.
+//! Sessions live in memory: a restarted server asks staff to sign in again.
+//! The session keeps the bearer token it was opened with, so a revoked
+//! token ends its sessions at the next request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::header::{COOKIE, HOST, ORIGIN};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::http::AppState;
+use crate::service::tokens;
+use crate::storage::Principal;
+
+pub const COOKIE_NAME: &str = "fc_session";
+const LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+struct Session {
+    bearer: String,
+    csrf: String,
+    expires: Instant,
+}
+
+/// The open console sessions.
+#[derive(Clone, Default)]
+pub struct Sessions {
+    inner: Arc<Mutex<HashMap<String, Session>>>,
+}
+
+impl Sessions {
+    /// Opens a session for a bearer token already checked to be staff;
+    /// returns the session id for the cookie.
+    pub fn open(&self, bearer: &str) -> String {
+        let id = tokens::new_token();
+        let session = Session {
+            bearer: bearer.to_string(),
+            csrf: tokens::new_token(),
+            expires: Instant::now() + LIFETIME,
+        };
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, s| s.expires > Instant::now());
+        map.insert(id.clone(), session);
+        id
+    }
+
+    pub fn close(&self, id: &str) {
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(id);
+    }
+
+    fn lookup(&self, id: &str) -> Option<(String, String)> {
+        let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(id)
+            .filter(|s| s.expires > Instant::now())
+            .map(|s| (s.bearer.clone(), s.csrf.clone()))
+    }
+}
+
+/// The `Set-Cookie` value that opens (or, with `None`, clears) a session.
+pub fn cookie(id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!(
+            "{COOKIE_NAME}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
+            LIFETIME.as_secs()
+        ),
+        None => format!("{COOKIE_NAME}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0"),
+    }
+}
+
+fn session_id(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE_NAME)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A signed-in member of the center's staff.
+pub struct Staff {
+    pub principal: Principal,
+    pub session: String,
+    pub csrf: String,
+}
+
+impl Staff {
+    /// Refuses a state-changing request whose form token is not this
+    /// session's.
+    pub fn check_csrf(&self, sent: &str) -> bool {
+        !sent.is_empty() && constant_time_eq(sent.as_bytes(), self.csrf.as_bytes())
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A request from another site (its `Origin` names a host other than
+/// ours) is refused outright, before any session is looked at.
+pub fn cross_site(parts: &Parts) -> bool {
+    let Some(origin) = parts.headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = parts.headers.get(HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    origin_host != host
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Staff, Response> {
+        let to_sign_in = || Redirect::to("/console/sign-in").into_response();
+        let id = session_id(parts).ok_or_else(to_sign_in)?;
+        let (bearer, csrf) = state.sessions.lookup(&id).ok_or_else(to_sign_in)?;
+        let center = state.center.clone();
+        let principal = tokio::task::spawn_blocking(move || center.authenticate(Some(&bearer)))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .filter(|p| p.user.role.is_staff());
+        match principal {
+            Some(principal) => Ok(Staff {
+                principal,
+                session: id,
+                csrf,
+            }),
+            None => {
+                state.sessions.close(&id);
+                Err(to_sign_in())
+            }
+        }
+    }
+}
