@@ -2,73 +2,32 @@
 //! queue and its filters, review actions from forms, forgery protection,
 //! and collector text rendered as text.
 
-use std::io::{Read, Write};
-
+use field_e2e::raw_http::{Reply, exchange};
 use field_e2e::server::Server;
 use field_e2e::{grid_geojson, png};
 
 const TOP_ROW: [&str; 3] = ["330109001001001", "330109001001002", "330109001001003"];
 
-struct Reply {
+/// A request as a browser sends it; the body as text.
+fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)], form: &str) -> Page {
+    let r = exchange(base, method, path, headers, form);
+    Page {
+        status: r.status,
+        body: r.text(),
+        reply: r,
+    }
+}
+
+struct Page {
     status: u16,
-    head: String,
     body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-}
-
-/// One HTTP/1.1 exchange by hand, so that redirects and cookies are seen
-/// exactly as a browser would receive them.
-fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let addr = base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if method == "POST" {
-        req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
-        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let status = head[9..12].parse().unwrap();
-    Reply {
-        status,
-        head,
-        body: String::from_utf8_lossy(&buf[split + 4..]).to_string(),
-    }
+    reply: Reply,
 }
 
 fn form(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            let v: String = v
-                .bytes()
-                .map(|b| match b {
-                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect();
-            format!("{k}={v}")
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 fn csrf_of(page: &str) -> String {
@@ -123,7 +82,11 @@ fn reviewer_signs_in_filters_and_decides_and_collector_text_stays_text() {
     ] {
         let r = http(base, "GET", path, &[], "");
         assert_eq!(r.status, 303, "{path}");
-        assert_eq!(r.header("location"), Some("/console/sign-in"), "{path}");
+        assert_eq!(
+            r.reply.header("location"),
+            Some("/console/sign-in"),
+            "{path}"
+        );
     }
 
     // A collector's token does not open the console.
@@ -135,7 +98,7 @@ fn reviewer_signs_in_filters_and_decides_and_collector_text_stays_text() {
         &form(&[("token", &d.token())]),
     );
     assert_eq!(r.status, 403);
-    assert!(r.header("set-cookie").is_none());
+    assert!(r.reply.header("set-cookie").is_none());
     assert!(r.body.contains("reviewers and admins"), "{}", r.body);
 
     // A reviewer's does, with an HttpOnly, SameSite cookie.
@@ -146,8 +109,9 @@ fn reviewer_signs_in_filters_and_decides_and_collector_text_stays_text() {
         &[],
         &form(&[("token", &reviewer.token())]),
     );
-    assert_eq!(r.status, 303, "{}", r.head);
+    assert_eq!(r.status, 303, "{}", r.reply.head);
     let set = r
+        .reply
         .header("set-cookie")
         .expect("a session cookie")
         .to_string();
@@ -296,7 +260,12 @@ fn reviewer_signs_in_filters_and_decides_and_collector_text_stays_text() {
         "",
     );
     assert_eq!(t.status, 200);
-    assert!(t.header("content-type").unwrap().starts_with("image/"));
+    assert!(
+        t.reply
+            .header("content-type")
+            .unwrap()
+            .starts_with("image/")
+    );
 
     // Signing out ends the session.
     let r = http(

@@ -538,21 +538,13 @@ fn who_may_do_what_in_the_workflow() {
     );
 }
 
-/// A GET with a bearer token, by hand: content type and body bytes.
+/// A GET with a bearer token: content type and body bytes.
 fn raw_get(base: &str, token: &str, path: &str) -> (String, Vec<u8>) {
-    use std::io::{Read, Write};
-    let addr = base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let mime = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-type: "))
-        .unwrap_or_default()
-        .to_string();
-    (mime, buf[split + 4..].to_vec())
+    let bearer = format!("Bearer {token}");
+    let r = field_e2e::raw_http::exchange(base, "GET", path, &[("Authorization", &bearer)], "");
+    assert_eq!(r.status, 200, "{}", r.head);
+    (
+        r.header("content-type").unwrap_or_default().to_string(),
+        r.body,
+    )
 }

@@ -206,6 +206,7 @@ fn time_rfc3339(unix: i64) -> String {
 }
 
 pub mod proxy;
+pub mod raw_http;
 pub mod schemas;
 pub mod server;
 

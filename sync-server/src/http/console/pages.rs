@@ -10,7 +10,8 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 
 use super::session::{self, Staff};
-use crate::http::AppState;
+use crate::http::routes::blocking;
+use crate::http::{AppError, AppState};
 use crate::service::{Action, CaseRow, DecisionRequest, ReportQuery, ServiceError};
 
 const PAGE_SIZE: usize = 50;
@@ -56,21 +57,13 @@ fn error_page(staff: Option<&Staff>, status: StatusCode, message: &str) -> Respo
         .into_response()
 }
 
-fn service_error(staff: &Staff, e: ServiceError) -> Response {
-    let e = crate::http::AppError::from(e);
+fn service_error(staff: &Staff, e: impl Into<AppError>) -> Response {
+    let e: AppError = e.into();
     let message = match &e.body.field {
         Some(field) => format!("{field}: {}", e.body.reason),
         None => e.body.reason.clone(),
     };
     error_page(Some(staff), e.status, &message)
-}
-
-async fn run<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
-) -> Result<T, ServiceError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(ServiceError::Internal(format!("request failed: {e}"))))
 }
 
 pub async fn home() -> Redirect {
@@ -108,7 +101,7 @@ pub async fn sign_in(State(s): State<AppState>, parts: Parts, Form(f): Form<Sign
     let center = s.center.clone();
     let token = f.token.trim().to_string();
     let bearer = token.clone();
-    let who = run(move || center.authenticate(Some(&bearer))).await;
+    let who = blocking(move || center.authenticate(Some(&bearer))).await;
     match who {
         Ok(p) if p.user.role.is_staff() => {
             let id = s.sessions.open(&token);
@@ -264,12 +257,12 @@ pub async fn queue(
     } else {
         match Status::parse("status", &q.status) {
             Ok(st) => Some(st),
-            Err(e) => return service_error(&staff, e.into()),
+            Err(e) => return service_error(&staff, ServiceError::from(e)),
         }
     };
     let center = s.center.clone();
     let p = staff.principal.clone();
-    let rows = match run(move || center.case_list(&p, status)).await {
+    let rows = match blocking(move || center.case_list(&p, status)).await {
         Ok(rows) => rows,
         Err(e) => return service_error(&staff, e),
     };
@@ -329,7 +322,7 @@ pub async fn queue(
 }
 
 fn parse_id(staff: &Staff, id: &str) -> Result<CaseId, Box<Response>> {
-    CaseId::parse("id", id).map_err(|e| Box::new(service_error(staff, e.into())))
+    CaseId::parse("id", id).map_err(|e| Box::new(service_error(staff, ServiceError::from(e))))
 }
 
 pub async fn case_page(
@@ -343,7 +336,7 @@ pub async fn case_page(
     };
     let center = s.center.clone();
     let p = staff.principal.clone();
-    let v = match run(move || center.case_show(&p, id)).await {
+    let v = match blocking(move || center.case_show(&p, id)).await {
         Ok(v) => v,
         Err(e) => return service_error(&staff, e),
     };
@@ -482,7 +475,7 @@ pub async fn decide(
     };
     let center = s.center.clone();
     let p = staff.principal.clone();
-    match run(move || center.decide(&p, id, req)).await {
+    match blocking(move || center.decide(&p, id, req)).await {
         Ok(_) => Redirect::to(&format!("/console/cases/{id}")).into_response(),
         Err(e) => service_error(&staff, e),
     }
@@ -491,7 +484,7 @@ pub async fn decide(
 pub async fn thumb(State(s): State<AppState>, staff: Staff, Path(hash): Path<String>) -> Response {
     let center = s.center.clone();
     let p = staff.principal.clone();
-    match run(move || center.photo(&p, &hash, true)).await {
+    match blocking(move || center.photo(&p, &hash, true)).await {
         Ok(file) => crate::http::routes::photo_response(file),
         Err(e) => service_error(&staff, e),
     }
@@ -517,7 +510,7 @@ pub async fn map(
         let center = s.center.clone();
         let p = staff.principal.clone();
         let (c, d) = (q.collector.clone(), q.day.clone());
-        match run(move || center.coverage_map(&p, &c, &d)).await {
+        match blocking(move || center.coverage_map(&p, &c, &d)).await {
             Ok(svg) => Some(svg),
             Err(e) => return service_error(&staff, e),
         }
@@ -570,7 +563,7 @@ pub async fn report(
             company: Some(q.company.clone()).filter(|c| !c.is_empty()),
             explain: true,
         };
-        match run(move || center.report(&p, rq)).await {
+        match blocking(move || center.report(&p, rq)).await {
             Ok(r) => r,
             Err(e) => return service_error(&staff, e),
         }

@@ -15,6 +15,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::http::AppState;
+use crate::http::routes::blocking;
 use crate::service::tokens;
 use crate::storage::Principal;
 
@@ -125,10 +126,9 @@ impl FromRequestParts<AppState> for Staff {
         let id = session_id(parts).ok_or_else(to_sign_in)?;
         let (bearer, csrf) = state.sessions.lookup(&id).ok_or_else(to_sign_in)?;
         let center = state.center.clone();
-        let principal = tokio::task::spawn_blocking(move || center.authenticate(Some(&bearer)))
+        let principal = blocking(move || center.authenticate(Some(&bearer)))
             .await
             .ok()
-            .and_then(Result::ok)
             .filter(|p| p.user.role.is_staff());
         match principal {
             Some(principal) => Ok(Staff {
