@@ -143,6 +143,7 @@ pub fn run(
             collector: None,
             company: None,
             explain: false,
+            daily: false,
         },
     )?;
     let assess = started.elapsed().as_secs_f64();

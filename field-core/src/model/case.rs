@@ -33,6 +33,16 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in workflow order.
+    pub const ALL: [Status; 6] = [
+        Status::Reported,
+        Status::Registered,
+        Status::Rejected,
+        Status::Dispatched,
+        Status::Handled,
+        Status::Closed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Reported => "reported",

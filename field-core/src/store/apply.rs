@@ -115,7 +115,7 @@ pub(super) fn load_case(tx: &rusqlite::Connection, id: CaseId) -> Result<Option<
     bytes.map(|b| CaseState::from_cbor(&b)).transpose()
 }
 
-fn save_case(
+pub(super) fn save_case(
     tx: &Connection,
     id: CaseId,
     state: &CaseState,
@@ -128,12 +128,15 @@ fn save_case(
         .map(|s| s.as_str())
         .collect::<Vec<_>>()
         .join("|");
+    let pos = view.placement.as_ref().map(|p| p.pos);
     tx.prepare_cached(
-        "INSERT INTO cases (id, state, status, conflict, category, cell, reporter, reported_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO cases (id, state, status, conflict, category, cell, reporter, reported_at,
+                            collector, lon, lat)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (id) DO UPDATE SET state = excluded.state, status = excluded.status,
            conflict = excluded.conflict, category = excluded.category, cell = excluded.cell,
-           reporter = excluded.reporter, reported_at = excluded.reported_at",
+           reporter = excluded.reporter, reported_at = excluded.reported_at,
+           collector = excluded.collector, lon = excluded.lon, lat = excluded.lat",
     )?
     .execute(params![
         id.to_string(),
@@ -149,7 +152,17 @@ fn save_case(
         }),
         view.origin.as_ref().map(|o| o.reporter.as_bytes().to_vec()),
         view.origin.as_ref().map(|o| o.reported_at.millis()),
+        view.origin.as_ref().map(|o| o.collector.as_str()),
+        pos.map(|p| p.lon()),
+        pos.map(|p| p.lat()),
     ])?;
+    tx.prepare_cached("DELETE FROM case_photos WHERE case_id = ?1")?
+        .execute([id.to_string()])?;
+    let mut add =
+        tx.prepare_cached("INSERT OR IGNORE INTO case_photos (hash, case_id) VALUES (?1, ?2)")?;
+    for p in &view.photos {
+        add.execute(params![p.hash.as_str(), id.to_string()])?;
+    }
     Ok(())
 }
 

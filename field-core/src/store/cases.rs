@@ -522,3 +522,41 @@ fn written_fields(op: &Op) -> Vec<String> {
     }
     out
 }
+
+/// Fills the case projections a store written by an older build lacks
+/// (collector, position, cited photos), once, in one transaction. The
+/// merged states are read, never changed.
+pub(super) fn reproject_cases(conn: &mut rusqlite::Connection) -> Result<()> {
+    use super::schema::CASE_PROJECTION_VERSION;
+    if super::get_meta(conn, "case_projection")?.as_deref() == Some(CASE_PROJECTION_VERSION) {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let rows: Vec<(String, Vec<u8>)> = tx
+        .prepare("SELECT id, state FROM cases")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, bytes) in rows {
+        let case = CaseId::parse("case", &id).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let view = CaseState::from_cbor(&bytes)?.view(case);
+        let pos = view.placement.as_ref().map(|p| p.pos);
+        tx.execute(
+            "UPDATE cases SET collector = ?2, lon = ?3, lat = ?4 WHERE id = ?1",
+            rusqlite::params![
+                id,
+                view.origin.as_ref().map(|o| o.collector.as_str()),
+                pos.map(|p| p.lon()),
+                pos.map(|p| p.lat()),
+            ],
+        )?;
+        for p in &view.photos {
+            tx.execute(
+                "INSERT OR IGNORE INTO case_photos (hash, case_id) VALUES (?1, ?2)",
+                rusqlite::params![p.hash.as_str(), id],
+            )?;
+        }
+    }
+    super::set_meta(&tx, "case_projection", CASE_PROJECTION_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}

@@ -4,6 +4,7 @@
 //! action.
 
 mod apply;
+mod case_query;
 mod cases;
 mod digest;
 mod exchange;
@@ -25,6 +26,7 @@ use crate::geo::CellIndex;
 use crate::model::{ActorId, Catalog, CellCodePattern};
 
 pub use apply::{ApplySummary, Judgement};
+pub use case_query::{CasePage, CaseQuery};
 pub use cases::{CaseEditRequest, CaseSummary, Decision, HistoryEntry, NewCase, SeenStatus};
 pub use digest::DigestReport;
 pub use exchange::ImportSummary;
@@ -130,7 +132,8 @@ impl Store {
         if !path.exists() {
             return Err(Error::NotInitialised(path.display().to_string()));
         }
-        let conn = open_connection(path)?;
+        let mut conn = open_connection(path)?;
+        cases::reproject_cases(&mut conn)?;
         let actor_text = get_meta(&conn, "actor")?
             .ok_or_else(|| Error::NotInitialised(path.display().to_string()))?;
         let actor =

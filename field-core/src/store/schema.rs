@@ -125,7 +125,28 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX tasks_by_user ON tasks (to_user);
     "#,
+    // 5: the review queue pages through a city's cases with filters, and
+    // the flags it shows look up photo reuse and nearby open cases: more
+    // projections of the merged state (filled for older stores on open,
+    // see `Store::reproject_cases`).
+    r#"
+    ALTER TABLE cases ADD COLUMN collector TEXT;
+    ALTER TABLE cases ADD COLUMN lon REAL;
+    ALTER TABLE cases ADD COLUMN lat REAL;
+    CREATE INDEX cases_by_time ON cases (reported_at, id);
+    CREATE INDEX cases_by_category ON cases (category, lat);
+    CREATE TABLE case_photos (
+        hash    TEXT NOT NULL,
+        case_id TEXT NOT NULL,
+        PRIMARY KEY (hash, case_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX case_photos_by_case ON case_photos (case_id);
+    "#,
 ];
+
+/// The store version whose case projections (the `cases` columns beside
+/// `state`, and `case_photos`) every case has; older ones are rewritten on open.
+pub const CASE_PROJECTION_VERSION: &str = "5";
 
 /// The schema version this build creates.
 pub const STORE_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use field_core::model::{CaseId, Status};
+use field_core::model::CaseId;
 use field_core::sync::protocol::{EnrollRequest, PhotosNeededRequest, SyncRequest};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -14,7 +14,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::auth::Auth;
 use super::{AppError, AppState};
-use crate::service::{DecisionRequest, NewTaskRequest, NewUserRequest, ServiceError};
+use crate::service::{DecisionRequest, NewTaskRequest, NewUserRequest, QueueFilter, ServiceError};
 use crate::storage::Role;
 
 /// Runs service code (SQLite, file I/O) off the async workers.
@@ -221,25 +221,17 @@ async fn import_catalog(
     Ok(Json(blocking(move || c.import_catalog(&p, &text)).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CaseQuery {
-    status: Option<String>,
-}
-
+/// The review queue as JSON: an array of rows (one page when `limit` is
+/// given), the number matching in all in `x-total-count`.
 async fn case_list(
     State(s): State<AppState>,
     Auth(p): Auth,
-    query: Result<Query<CaseQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<QueueFilter>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, AppError> {
     let Query(q) = query?;
-    let status = q
-        .status
-        .map(|t| Status::parse("status", &t))
-        .transpose()
-        .map_err(|e| AppError::from(ServiceError::from(e)))?;
     let c = s.center.clone();
-    Ok(Json(blocking(move || c.case_list(&p, status)).await?))
+    let page = blocking(move || c.queue(&p, &q)).await?;
+    Ok(([("x-total-count", page.total.to_string())], Json(page.rows)))
 }
 
 async fn case_show(

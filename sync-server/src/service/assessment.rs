@@ -54,6 +54,52 @@ pub struct ReportQuery {
     pub company: Option<String>,
     #[serde(default)]
     pub explain: bool,
+    /// Also give the four rates of each day of the period (for charts).
+    #[serde(default)]
+    pub daily: bool,
+}
+
+/// The four rates of one day, for a period's chart.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DayRates {
+    pub day: NaiveDate,
+    pub coverage: Rate,
+    pub miss_rate: Rate,
+    pub timeliness: Rate,
+    pub error_rate: Rate,
+}
+
+impl DayRates {
+    fn of(day: NaiveDate, r: &Report) -> DayRates {
+        DayRates {
+            day,
+            coverage: r.coverage,
+            miss_rate: r.miss_rate,
+            timeliness: r.timeliness,
+            error_rate: r.error_rate,
+        }
+    }
+
+    /// Several collectors' same day, pooled (numerators and denominators add).
+    fn pool(series: &[Vec<DayRates>]) -> Vec<DayRates> {
+        let Some(first) = series.first() else {
+            return Vec::new();
+        };
+        (0..first.len())
+            .map(|i| {
+                let mut d = first[i].clone();
+                for s in &series[1..] {
+                    if let Some(o) = s.get(i) {
+                        d.coverage = d.coverage.add(o.coverage);
+                        d.miss_rate = d.miss_rate.add(o.miss_rate);
+                        d.timeliness = d.timeliness.add(o.timeliness);
+                        d.error_rate = d.error_rate.add(o.error_rate);
+                    }
+                }
+                d
+            })
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -100,6 +146,9 @@ pub struct Report {
     pub settlement: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<Value>,
+    /// Each day's four rates, when asked for (`daily`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub daily: Vec<DayRates>,
 }
 
 /// The days of a period: `YYYY-MM-DD`, `YYYY-Www` (ISO week), `YYYY-MM`, `YYYY-Qn`.
@@ -320,7 +369,11 @@ impl Center {
         for u in &users {
             let live = |d: &[NaiveDate]| self.collector_report(u, &q, d, &inp);
             if days.len() == 1 {
-                reports.push(live(&days)?);
+                let mut r = live(&days)?;
+                if q.daily {
+                    r.daily = vec![DayRates::of(days[0], &r)];
+                }
+                reports.push(r);
                 continue;
             }
             let dirty = self.storage.dirty_days()?;
@@ -341,6 +394,13 @@ impl Center {
                 }
             }
             let mut r = combine(&per_day, &u.name, &q.period, &cfg.config);
+            if q.daily {
+                r.daily = days
+                    .iter()
+                    .zip(&per_day)
+                    .map(|(d, r)| DayRates::of(*d, r))
+                    .collect();
+            }
             r.days = days.len() as u32;
             r.days_from_rollups = from_rollups;
             if !q.explain {
@@ -356,6 +416,10 @@ impl Center {
                 &cfg.config,
             );
             total.days = days.len() as u32;
+            if q.daily {
+                let series: Vec<Vec<DayRates>> = reports.iter().map(|r| r.daily.clone()).collect();
+                total.daily = DayRates::pool(&series);
+            }
             if let (Some((year, quarter)), Some(fee)) =
                 (quarter_of(&q.period), cfg.config.fees.get(company))
             {
@@ -392,8 +456,8 @@ impl Center {
             .into_iter()
             .map(|d| d.actor)
             .collect();
-        // The cells in force on a day: the latest assignment from on or
-        // before it, else the user's current cells.
+        // The cells in force on a day (see `cells_in_force`), located once
+        // per assignment.
         let assignments = self.storage.assignments(&u.id)?;
         let cells_of = |codes: &[String]| -> Vec<field_core::model::Cell> {
             grid.iter()
@@ -826,6 +890,7 @@ impl Center {
                 collector: None,
                 company: None,
                 explain: true,
+                daily: false,
             };
             for u in &users {
                 let r = self.collector_report(u, &q, std::slice::from_ref(d), &inp)?;
@@ -863,5 +928,31 @@ impl Center {
         days.sort();
         days.dedup();
         days
+    }
+}
+
+/// The cell codes in force for a user on a day: the latest assignment
+/// from on or before it, else the user's current cells.
+pub(super) fn cells_in_force<'a>(
+    assignments: &'a [(NaiveDate, Vec<String>)],
+    current: &'a [String],
+    day: NaiveDate,
+) -> &'a [String] {
+    assignments
+        .iter()
+        .rev()
+        .find(|(from, _)| *from <= day)
+        .map(|(_, c)| c.as_slice())
+        .unwrap_or(current)
+}
+
+impl Center {
+    /// Today in the city's time zone.
+    pub fn today(&self) -> Result<NaiveDate> {
+        Ok(self
+            .city_config()?
+            .config
+            .patrol
+            .local_date(self.now_ms())?)
     }
 }

@@ -1,8 +1,7 @@
 //! What center staff do over the API: add users (with an enrolment code),
 //! list them, revoke devices, load the grid and catalog, look at cases.
 
-use field_core::crdt::CaseView;
-use field_core::model::{ActorId, CaseId, Catalog, Status, Timestamp};
+use field_core::model::{ActorId, CaseId, Catalog, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::enrolment::{CODE_LIFETIME_MS, user_info};
@@ -38,20 +37,6 @@ pub struct UserRow {
     #[serde(flatten)]
     pub user: field_core::sync::protocol::UserInfo,
     pub devices: Vec<Device>,
-}
-
-/// A case as the review queue lists it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CaseRow {
-    #[serde(flatten)]
-    pub summary: field_core::store::CaseSummary,
-    pub reporter: Option<ActorId>,
-    /// Photos cited but not yet uploaded: the case is not complete.
-    pub photos_pending: bool,
-    /// Fraud signals for the reviewer to judge, with evidence.
-    pub flags: Vec<super::Flag>,
-    /// Open cases of the same subclass close by.
-    pub likely_duplicates: Vec<super::Duplicate>,
 }
 
 impl Center {
@@ -162,44 +147,14 @@ impl Center {
         Ok(serde_json::json!({ "version": version, "subclasses": n }))
     }
 
-    fn row(&self, v: &CaseView, ev: &super::flags::Evidence) -> Result<CaseRow> {
-        let mut missing = 0;
-        for photo in &v.photos {
-            if !self.storage.blob_exists(&photo.hash)? {
-                missing += 1;
-            }
-        }
-        Ok(CaseRow {
-            summary: field_core::store::CaseSummary::of(v, &ev.catalog, missing),
-            reporter: v.origin.as_ref().map(|o| o.reporter),
-            photos_pending: missing > 0,
-            flags: self.case_flags(v, ev)?,
-            likely_duplicates: self.likely_duplicates(v, ev),
-        })
-    }
-
-    pub fn case_list(&self, p: &Principal, status: Option<Status>) -> Result<Vec<CaseRow>> {
-        self.require_staff(p)?;
-        let all = self.storage.cases()?;
-        let ev = super::flags::Evidence::of(&all, self.storage.catalog()?);
-        let mut out = Vec::new();
-        for v in &all {
-            if v.origin.is_none() || status.is_some_and(|s| !v.statuses().contains(&s)) {
-                continue;
-            }
-            out.push(self.row(v, &ev)?);
-        }
-        Ok(out)
-    }
-
     pub fn case_show(&self, p: &Principal, id: CaseId) -> Result<serde_json::Value> {
         self.require_staff(p)?;
         let view = self
             .storage
             .case(id)?
             .ok_or_else(|| ServiceError::NotFound(format!("case {id}")))?;
-        let ev = super::flags::Evidence::of(&self.storage.cases()?, self.storage.catalog()?);
-        let row = self.row(&view, &ev)?;
+        let catalog = self.storage.catalog()?;
+        let row = self.row(&view, &catalog)?;
         let history = self.storage.case_history(id)?;
         Ok(serde_json::json!({ "case": view, "summary": row, "history": history }))
     }

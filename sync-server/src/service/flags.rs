@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, TimeZone};
 use field_core::crdt::CaseView;
-use field_core::model::{ActorId, CaseId, LonLat, PhotoHash, Status, Timestamp, TrackPoint};
+use field_core::model::{ActorId, CaseId, LonLat, PhotoHash, Timestamp, TrackPoint};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -44,43 +44,6 @@ pub struct ShiftRow {
     pub flags: Vec<Flag>,
 }
 
-/// Indexes over all cases, built once per queue listing.
-pub(super) struct Evidence {
-    pub(super) catalog: field_core::model::Catalog,
-    photo_cases: HashMap<PhotoHash, Vec<CaseId>>,
-    open: Vec<(CaseId, String, LonLat)>,
-}
-
-fn is_open(v: &CaseView) -> bool {
-    !v.statuses()
-        .iter()
-        .any(|s| matches!(s, Status::Closed | Status::Rejected))
-}
-
-impl Evidence {
-    pub(super) fn of(cases: &[CaseView], catalog: field_core::model::Catalog) -> Evidence {
-        let mut photo_cases: HashMap<PhotoHash, Vec<CaseId>> = HashMap::new();
-        let mut open = Vec::new();
-        for v in cases {
-            let mut hashes: Vec<&PhotoHash> = v.photos.iter().map(|p| &p.hash).collect();
-            hashes.dedup();
-            for h in hashes {
-                photo_cases.entry(h.clone()).or_default().push(v.id);
-            }
-            if let (Some(c), Some(p)) = (&v.category, &v.placement)
-                && is_open(v)
-            {
-                open.push((v.id, c.to_string(), p.pos));
-            }
-        }
-        Evidence {
-            catalog,
-            photo_cases,
-            open,
-        }
-    }
-}
-
 /// Where the track says the reporter was at `t`: interpolated between the
 /// last usable point before and the first after (or the nearer alone).
 fn position_at(points: &[TrackPoint], t: i64) -> Option<(LonLat, i64)> {
@@ -104,18 +67,22 @@ fn position_at(points: &[TrackPoint], t: i64) -> Option<(LonLat, i64)> {
 }
 
 impl Center {
-    pub(super) fn case_flags(&self, v: &CaseView, ev: &Evidence) -> Result<Vec<Flag>> {
+    pub(super) fn case_flags(&self, v: &CaseView) -> Result<Vec<Flag>> {
         let mut flags = Vec::new();
-        for p in &v.photos {
-            let others: Vec<&CaseId> = ev
-                .photo_cases
-                .get(&p.hash)
-                .map(|c| c.iter().filter(|id| **id != v.id).collect())
-                .unwrap_or_default();
+        let mut hashes: Vec<&PhotoHash> = v.photos.iter().map(|p| &p.hash).collect();
+        hashes.sort();
+        hashes.dedup();
+        for hash in hashes {
+            let others: Vec<CaseId> = self
+                .storage
+                .cases_citing(hash)?
+                .into_iter()
+                .filter(|id| *id != v.id)
+                .collect();
             if !others.is_empty() {
                 flags.push(Flag {
                     kind: "reused_photo".into(),
-                    evidence: json!({ "photo": p.hash, "other_cases": others }),
+                    evidence: json!({ "photo": hash, "other_cases": others }),
                 });
             }
         }
@@ -171,22 +138,20 @@ impl Center {
             .map(|t| t.timestamp_millis())
     }
 
-    pub(super) fn likely_duplicates(&self, v: &CaseView, ev: &Evidence) -> Vec<Duplicate> {
+    pub(super) fn likely_duplicates(&self, v: &CaseView) -> Result<Vec<Duplicate>> {
         let (Some(cat), Some(place)) = (&v.category, &v.placement) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
-        let mut out: Vec<Duplicate> = ev
-            .open
-            .iter()
-            .filter(|(id, c, _)| *id != v.id && c == cat.as_str())
-            .map(|(id, _, pos)| Duplicate {
-                id: *id,
-                distance_m: place.pos.distance_m(*pos).round(),
+        Ok(self
+            .storage
+            .open_cases_near(cat.as_str(), place.pos, self.rules.duplicate_radius_m)?
+            .into_iter()
+            .filter(|(id, _)| *id != v.id)
+            .map(|(id, d)| Duplicate {
+                id,
+                distance_m: d.round(),
             })
-            .filter(|d| d.distance_m <= self.rules.duplicate_radius_m)
-            .collect();
-        out.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m));
-        out
+            .collect())
     }
 
     /// Test cases (shift marks), flagged when sent from outside the

@@ -135,3 +135,165 @@ impl Center {
         Ok(svg)
     }
 }
+
+/// Track points closer together in time than this stay one line; a longer
+/// silence starts a new one (no straight line drawn across a gap).
+const TRACK_BREAK_MS: i64 = 5 * 60_000;
+/// Douglas–Peucker tolerance for drawn tracks, in degrees (≈1 m): a street
+/// walk keeps its shape with a fraction of its points.
+const TRACK_SIMPLIFY_DEG: f64 = 0.00001;
+
+/// How the city map colours its cells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapColour {
+    /// Share of the day's windows covered, red through green.
+    Coverage,
+    /// The cell's zone.
+    Zone,
+}
+
+fn zone_colour(zone: &str) -> &'static str {
+    match zone {
+        "red" => "#e06666",
+        "yellow" => "#f1c232",
+        _ => "#6fa8dc",
+    }
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+impl Center {
+    /// The city on one day as a GeoJSON FeatureCollection the console
+    /// draws without tiles: every cell (layer `cell`, with its zone, the
+    /// day's covered and total windows and the fill colour), each
+    /// collector's track (layer `track`, simplified, split at silences)
+    /// and the cases reported that day (layer `case`).
+    pub fn city_map(
+        &self,
+        p: &Principal,
+        day: &str,
+        collector: Option<&str>,
+        colour_by: MapColour,
+    ) -> Result<serde_json::Value> {
+        use geo::Simplify;
+        use serde_json::json;
+        self.require_staff(p)?;
+        let day: NaiveDate = day
+            .parse()
+            .map_err(|_| super::invalid("day", format!("`{day}` is not YYYY-MM-DD")))?;
+        let cfg = self.city_config()?.config;
+        let patrol = cfg.patrol.patrol_day(day)?;
+        let Some((_, grid_json)) = self.storage.grid()? else {
+            return Err(super::invalid("grid", "no grid imported yet"));
+        };
+        let grid = field_core::import::parse_grid(&grid_json.to_string(), &Default::default())?;
+        let collectors: Vec<_> = self
+            .storage
+            .users()?
+            .into_iter()
+            .filter(|u| u.role == Role::Collector)
+            .filter(|u| collector.is_none_or(|c| u.id == c || u.name == c))
+            .collect();
+        if let Some(c) = collector
+            && collectors.is_empty()
+        {
+            return Err(ServiceError::NotFound(format!("collector {c}")));
+        }
+        // Windows per cell, summed over the collectors patrolling it that day.
+        let mut windows: std::collections::HashMap<String, (usize, usize)> = Default::default();
+        let mut features = Vec::new();
+        for u in &collectors {
+            let assignments = self.storage.assignments(&u.id)?;
+            let codes = super::assessment::cells_in_force(&assignments, &u.cells, day);
+            let cells: Vec<_> = grid
+                .iter()
+                .filter(|c| codes.iter().any(|x| x == c.code.as_str()))
+                .cloned()
+                .collect();
+            let mut points = Vec::new();
+            for d in self.storage.devices_of(&u.id)? {
+                points.extend(self.storage.track_between(
+                    d.actor,
+                    patrol.start_ms,
+                    patrol.end_ms,
+                )?);
+            }
+            points.sort_by_key(|p| p.at);
+            for w in coverage(&cells, &patrol, &points, &cfg.patrol) {
+                let e = windows.entry(w.cell).or_default();
+                e.0 += usize::from(w.covered);
+                e.1 += 1;
+            }
+            let mut lines = Vec::new();
+            for run in points.chunk_by(|a, b| b.at.millis() - a.at.millis() <= TRACK_BREAK_MS) {
+                let line: geo::LineString<f64> =
+                    run.iter().map(|p| (p.pos.lon(), p.pos.lat())).collect();
+                let line = line.simplify(TRACK_SIMPLIFY_DEG);
+                if line.0.len() >= 2 {
+                    lines.push(
+                        line.0
+                            .iter()
+                            .map(|c| [round6(c.x), round6(c.y)])
+                            .collect::<Vec<_>>(),
+                    );
+                }
+            }
+            if !lines.is_empty() {
+                features.push(json!({
+                    "type": "Feature",
+                    "geometry": { "type": "MultiLineString", "coordinates": lines },
+                    "properties": { "layer": "track", "collector": u.name, "points": points.len() },
+                }));
+            }
+        }
+        let mut out = Vec::with_capacity(grid.len() + features.len());
+        for f in grid_json["features"].as_array().into_iter().flatten() {
+            let code = f["properties"]["code"].as_str().unwrap_or_default();
+            let zone = f["properties"]["zone"].as_str().unwrap_or("blue");
+            let (covered, total) = windows.get(code).copied().unwrap_or((0, 0));
+            let fill = match colour_by {
+                MapColour::Zone => zone_colour(zone).to_string(),
+                MapColour::Coverage if total == 0 => "#dddddd".to_string(),
+                MapColour::Coverage => colour(covered as f64 / total as f64),
+            };
+            out.push(json!({
+                "type": "Feature",
+                "geometry": f["geometry"],
+                "properties": {
+                    "layer": "cell", "code": code, "zone": zone,
+                    "name": f["properties"]["name"],
+                    "covered": covered, "windows": total, "fill": fill,
+                },
+            }));
+        }
+        out.extend(features);
+        let cases = self.storage.case_page(&field_core::store::CaseQuery {
+            reported_between: Some((patrol.start_ms, patrol.end_ms)),
+            collector: collector
+                .and_then(|_| collectors.first())
+                .map(|u| u.name.clone()),
+            ..Default::default()
+        })?;
+        for v in &cases.cases {
+            let Some(place) = &v.placement else { continue };
+            out.push(json!({
+                "type": "Feature",
+                "geometry": { "type": "Point", "coordinates": [round6(place.pos.lon()), round6(place.pos.lat())] },
+                "properties": {
+                    "layer": "case", "id": v.id,
+                    "status": v.statuses().iter().map(|s| s.as_str()).collect::<Vec<_>>().join("|"),
+                    "category": v.category.as_ref().map(|c| c.to_string()),
+                    "collector": v.origin.as_ref().map(|o| o.collector.clone()),
+                },
+            }));
+        }
+        Ok(json!({
+            "type": "FeatureCollection",
+            "day": day.to_string(),
+            "colour_by": match colour_by { MapColour::Coverage => "coverage", MapColour::Zone => "zone" },
+            "features": out,
+        }))
+    }
+}

@@ -8,6 +8,7 @@ mod city_config;
 mod enrolment;
 mod flags;
 mod map;
+mod queue;
 mod review;
 mod surveys;
 mod sync;
@@ -18,11 +19,15 @@ use std::sync::Arc;
 use crate::config::{Limits, ReviewRules};
 use crate::storage::{Principal, Storage, StorageError};
 
-pub use assessment::{AssignRequest, NewFinding, NightlySummary, Rate, Report, ReportQuery};
-pub use center::{CaseRow, NewUserRequest, NewUserResponse, PhotoFile, UserRow};
+pub use assessment::{
+    AssignRequest, DayRates, NewFinding, NightlySummary, Rate, Report, ReportQuery,
+};
+pub use center::{NewUserRequest, NewUserResponse, PhotoFile, UserRow};
 pub use city_config::{CityConfig, ConfigVersion};
 pub use enrolment::ensure_admin;
 pub use flags::{Duplicate, Flag, ShiftRow};
+pub use map::MapColour;
+pub use queue::{CaseRow, FLAG_KINDS, QueueFilter, QueuePage};
 pub use review::{Action, DecisionRequest, NewTaskRequest, TaskStatusRow};
 pub use surveys::{NewSurveyRequest, SurveyReport};
 

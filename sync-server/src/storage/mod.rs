@@ -6,9 +6,11 @@ pub mod blobs;
 pub mod sqlite;
 
 use field_core::crdt::{CaseView, Change, ChangeId};
-use field_core::model::{ActorId, CaseId, Catalog, Cell, PhotoHash};
+use field_core::model::{ActorId, CaseId, Catalog, Cell, LonLat, PhotoHash};
 use field_core::model::{ExternalFinding, ShiftMark, Survey, TaskSpec, TrackPoint};
-use field_core::store::{Decision, DigestReport, HistoryEntry, Judgement, PullPage, TaskRow};
+use field_core::store::{
+    CasePage, CaseQuery, Decision, DigestReport, HistoryEntry, Judgement, PullPage, TaskRow,
+};
 use field_core::sync::protocol::ChunkAck;
 use serde::{Deserialize, Serialize};
 
@@ -119,6 +121,17 @@ pub trait Storage: Send + Sync {
     fn apply(&self, changes: Vec<Change>) -> Result<Vec<(ChangeId, Judgement)>>;
     fn case(&self, id: CaseId) -> Result<Option<CaseView>>;
     fn cases(&self) -> Result<Vec<CaseView>>;
+    /// A filtered page of reported cases, newest first, and the matching count.
+    fn case_page(&self, q: &CaseQuery) -> Result<CasePage>;
+    /// The cases citing a photo.
+    fn cases_citing(&self, hash: &PhotoHash) -> Result<Vec<CaseId>>;
+    /// Open cases of a subclass within `radius_m`, nearest first, with distances.
+    fn open_cases_near(
+        &self,
+        category: &str,
+        pos: LonLat,
+        radius_m: f64,
+    ) -> Result<Vec<(CaseId, f64)>>;
     fn case_history(&self, id: CaseId) -> Result<Vec<HistoryEntry>>;
     fn pull(
         &self,

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use field_core::crdt::{CaseView, Change, ChangeId};
-use field_core::model::{ActorId, CaseId, Catalog, Cell, PhotoHash};
+use field_core::model::{ActorId, CaseId, Catalog, Cell, LonLat, PhotoHash};
 use field_core::model::{ExternalFinding, ShiftMark, Survey, TaskSpec, TrackPoint};
 use field_core::store::{
-    Decision, DigestReport, HistoryEntry, Judgement, PullPage, Store, TaskRow,
+    CasePage, CaseQuery, Decision, DigestReport, HistoryEntry, Judgement, PullPage, Store, TaskRow,
 };
 use field_core::sync::protocol::ChunkAck;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -359,6 +359,23 @@ impl Storage for SqliteStorage {
 
     fn cases(&self) -> Result<Vec<CaseView>> {
         Ok(self.store().cases()?)
+    }
+
+    fn case_page(&self, q: &CaseQuery) -> Result<CasePage> {
+        Ok(self.store().case_page(q)?)
+    }
+
+    fn cases_citing(&self, hash: &PhotoHash) -> Result<Vec<CaseId>> {
+        Ok(self.store().cases_citing(hash)?)
+    }
+
+    fn open_cases_near(
+        &self,
+        category: &str,
+        pos: LonLat,
+        radius_m: f64,
+    ) -> Result<Vec<(CaseId, f64)>> {
+        Ok(self.store().open_cases_near(category, pos, radius_m)?)
     }
 
     fn case_history(&self, id: CaseId) -> Result<Vec<HistoryEntry>> {

@@ -1,0 +1,107 @@
+// Draws the city map from the GeoJSON at the script's data-src: cells,
+// tracks and case markers as SVG, projected equirectangularly around the
+// grid's mean latitude. No tiles, nothing from the internet. Every text
+// comes in through textContent, never as markup.
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  var svg = document.getElementById("map");
+  var status = document.getElementById("map-status");
+  var NS = "http://www.w3.org/2000/svg";
+  var SIZE = 900, MARGIN = 10;
+
+  function el(name, attrs, parent) {
+    var e = document.createElementNS(NS, name);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  function titled(e, text) {
+    el("title", {}, e).textContent = text;
+    return e;
+  }
+  function eachPosition(geometry, f) {
+    var c = geometry.coordinates;
+    switch (geometry.type) {
+      case "Point": f(c); break;
+      case "LineString": case "MultiPoint": c.forEach(f); break;
+      case "Polygon": case "MultiLineString": c.forEach(function (r) { r.forEach(f); }); break;
+      case "MultiPolygon": c.forEach(function (p) { p.forEach(function (r) { r.forEach(f); }); }); break;
+    }
+  }
+  function rings(geometry) {
+    if (geometry.type === "Polygon") return geometry.coordinates;
+    if (geometry.type === "MultiPolygon") return [].concat.apply([], geometry.coordinates);
+    return [];
+  }
+
+  fetch(script.dataset.src, { credentials: "same-origin" })
+    .then(function (r) {
+      if (!r.ok) return r.json().then(function (b) { throw new Error((b.field ? b.field + ": " : "") + b.reason); });
+      return r.json();
+    })
+    .then(function (fc) {
+      var cells = fc.features.filter(function (f) { return f.properties.layer === "cell"; });
+      var tracks = fc.features.filter(function (f) { return f.properties.layer === "track"; });
+      var cases = fc.features.filter(function (f) { return f.properties.layer === "case"; });
+      var minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
+      cells.forEach(function (f) {
+        eachPosition(f.geometry, function (p) {
+          minX = Math.min(minX, p[0]); maxX = Math.max(maxX, p[0]);
+          minY = Math.min(minY, p[1]); maxY = Math.max(maxY, p[1]);
+        });
+      });
+      var k = Math.cos(((minY + maxY) / 2) * Math.PI / 180);
+      var scale = (SIZE - 2 * MARGIN) / Math.max((maxX - minX) * k, maxY - minY, 1e-9);
+      function x(p) { return (MARGIN + (p[0] - minX) * k * scale).toFixed(1); }
+      function y(p) { return (MARGIN + (maxY - p[1]) * scale).toFixed(1); }
+      function path(ringsList) {
+        return ringsList.map(function (r) {
+          return "M" + r.map(function (p) { return x(p) + "," + y(p); }).join("L") + "Z";
+        }).join("");
+      }
+      var gCells = el("g", { id: "cells" }, svg);
+      cells.forEach(function (f) {
+        var p = f.properties;
+        var e = el("path", {
+          "class": "cell", "data-code": p.code, "data-zone": p.zone,
+          "data-covered": p.covered, "data-windows": p.windows,
+          d: path(rings(f.geometry)), fill: p.fill, "fill-opacity": "0.65",
+          stroke: "#555", "stroke-width": "0.5"
+        }, gCells);
+        titled(e, p.code + " · " + p.zone + (p.name ? " · " + p.name : "") +
+          " · " + p.covered + "/" + p.windows + " windows covered");
+      });
+      var gTracks = el("g", { id: "tracks" }, svg);
+      tracks.forEach(function (f, i) {
+        var hue = (i * 137) % 360;
+        var d = f.geometry.coordinates.map(function (line) {
+          return "M" + line.map(function (p) { return x(p) + "," + y(p); }).join("L");
+        }).join("");
+        var e = el("path", {
+          "class": "track", "data-collector": f.properties.collector, d: d, fill: "none",
+          stroke: "hsl(" + hue + ",70%,35%)", "stroke-width": "1.5"
+        }, gTracks);
+        titled(e, f.properties.collector + " · " + f.properties.points + " points");
+      });
+      var gCases = el("g", { id: "cases" }, svg);
+      cases.forEach(function (f) {
+        var p = f.properties;
+        var a = el("a", { href: "/console/cases/" + encodeURIComponent(p.id) }, gCases);
+        var c = el("circle", {
+          "class": "case", "data-case": p.id, "data-status": p.status,
+          cx: x(f.geometry.coordinates), cy: y(f.geometry.coordinates), r: 4,
+          fill: "#fff", stroke: "#c00", "stroke-width": 2
+        }, a);
+        titled(c, (p.category || "") + " · " + p.status + " · " + (p.collector || ""));
+      });
+      status.textContent = cells.length + " cells · " + tracks.length + " tracks · " +
+        cases.length + " cases · " + fc.day;
+      svg.setAttribute("data-ready", "1");
+    })
+    .catch(function (e) {
+      status.textContent = "map: " + e.message;
+      status.className = "error";
+      svg.setAttribute("data-ready", "error");
+    });
+})();

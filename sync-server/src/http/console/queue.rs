@@ -1,0 +1,151 @@
+//! The review queue page: filters, one page of 50 cases with a thumbnail,
+//! status, flags and a register button each, and links through the pages.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use field_core::model::Status;
+use maud::html;
+use serde::Deserialize;
+
+use super::layout::{error_page, page, service_error};
+use super::session::Staff;
+use crate::http::AppState;
+use crate::http::routes::blocking;
+use crate::service::{CaseRow, FLAG_KINDS, QueueFilter};
+
+pub const PAGE_SIZE: usize = 50;
+
+#[derive(Deserialize, Default)]
+pub struct QueueQuery {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    cell: String,
+    #[serde(default)]
+    collector: String,
+    #[serde(default)]
+    flag: String,
+    #[serde(default)]
+    page: usize,
+}
+
+impl QueueQuery {
+    fn filter(&self) -> QueueFilter {
+        let some = |s: &str| Some(s.to_string()).filter(|s| !s.trim().is_empty());
+        QueueFilter {
+            status: some(&self.status),
+            category: some(&self.category),
+            cell: some(&self.cell),
+            collector: some(&self.collector),
+            flag: some(&self.flag),
+            offset: self.page * PAGE_SIZE,
+            limit: PAGE_SIZE,
+        }
+    }
+
+    fn link(&self, page: usize) -> String {
+        let q = [
+            ("status", self.status.as_str()),
+            ("category", &self.category),
+            ("cell", &self.cell),
+            ("collector", &self.collector),
+            ("flag", &self.flag),
+        ];
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in q.iter().filter(|(_, v)| !v.is_empty()) {
+            out.append_pair(k, v);
+        }
+        out.append_pair("page", &page.to_string());
+        format!("/console/queue?{}", out.finish())
+    }
+}
+
+fn statuses(row: &CaseRow) -> String {
+    row.summary
+        .status
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+pub async fn queue(
+    State(s): State<AppState>,
+    staff: Staff,
+    query: Result<Query<QueueQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return error_page(
+            Some(&staff),
+            StatusCode::BAD_REQUEST,
+            "page: the address's filters could not be read",
+        );
+    };
+    let center = s.center.clone();
+    let p = staff.principal.clone();
+    let filter = q.filter();
+    let found = match blocking(move || center.queue(&p, &filter)).await {
+        Ok(found) => found,
+        Err(e) => return service_error(&staff, e),
+    };
+    let pages = found.total.div_ceil(PAGE_SIZE).max(1);
+    let page_no = q.page;
+    let body = html! {
+        form #filters method="get" action="/console/queue" {
+            label { "Status " select name="status" {
+                option value="" { "any" }
+                @for st in Status::ALL { option value=(st.as_str()) selected[q.status == st.as_str()] { (st.as_str()) } }
+            } } " "
+            label { "Category " input name="category" size="8" value=(q.category) placeholder="BJ01"; } " "
+            label { "Cell " input name="cell" size="16" value=(q.cell); } " "
+            label { "Collector " input name="collector" size="10" value=(q.collector); } " "
+            label { "Flag " select name="flag" {
+                option value="" { "—" }
+                @for f in ["any", "conflict"].into_iter().chain(FLAG_KINDS) { option value=(f) selected[q.flag == f] { (f) } }
+            } } " "
+            button #filter type="submit" { "Filter" }
+        }
+        p #count { (found.total) " cases · page " (page_no + 1) " of " (pages) }
+        table #queue {
+            tr { th { "Case" } th { "Photo" } th { "Status" } th { "Category" } th { "Cell" } th { "Collector" }
+                 th { "Reported" } th { "Description" } th { "Flags" } th { "Act" } }
+            @for row in &found.rows {
+                @let id = row.summary.id.to_string();
+                tr data-case=(id) {
+                    td { a href={ "/console/cases/" (id) } { (id.get(..8).unwrap_or(&id)) } }
+                    td {
+                        @if row.photos_pending { "pending" }
+                        @else if let Some(hash) = row.photo_hashes.first() {
+                            img.thumb loading="lazy" src={ "/console/photos/" (hash) "/thumb" } alt="photo";
+                        }
+                        @if row.summary.photos > 1 { " +" (row.summary.photos - 1) }
+                    }
+                    td.status { (statuses(row)) @if row.summary.conflict { " " span.conflict { "conflict" } } }
+                    td { (row.summary.category.as_deref().unwrap_or("")) " " (row.summary.category_name.as_deref().unwrap_or("")) }
+                    td { (row.summary.cell.as_deref().unwrap_or("")) }
+                    td { (row.summary.collector.as_deref().unwrap_or("")) }
+                    td { (row.summary.reported_at.map(|t| t.to_string()).unwrap_or_default()) }
+                    td.desc { (row.summary.description.as_deref().unwrap_or("")) }
+                    td { @for f in &row.flags { span.flag { (f.kind) } " " }
+                         @if !row.likely_duplicates.is_empty() { span.flag { "duplicate?" } } }
+                    td { @if row.summary.status.contains(&Status::Reported) {
+                        form.inline method="post" action={ "/console/cases/" (id) "/decide" } {
+                            input type="hidden" name="csrf" value=(staff.csrf);
+                            input type="hidden" name="action" value="register";
+                            input type="hidden" name="back" value=(q.link(page_no));
+                            button.register type="submit" { "Register" }
+                        }
+                    } }
+                }
+            }
+        }
+        p {
+            @if page_no > 0 { a #prev href=(q.link(page_no - 1)) { "← previous" } " " }
+            @if page_no + 1 < pages { a #next href=(q.link(page_no + 1)) { "next →" } }
+        }
+    };
+    page("Review queue", Some(&staff), body).into_response()
+}

@@ -1,0 +1,103 @@
+//! Signing in with a reviewer's token, and out.
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::layout::{error_page, page};
+use super::session::{self, Staff};
+use crate::http::AppState;
+use crate::http::routes::blocking;
+
+pub async fn home() -> Redirect {
+    Redirect::to("/console/queue")
+}
+
+pub async fn sign_in_form() -> Markup {
+    sign_in_page(None)
+}
+
+fn sign_in_page(error: Option<&str>) -> Markup {
+    page(
+        "Sign in",
+        None,
+        html! {
+            @if let Some(e) = error { p.error { (e) } }
+            form method="post" action="/console/sign-in" {
+                label { "Reviewer token " input type="password" name="token" autocomplete="off" required; }
+                " "
+                button type="submit" { "Sign in" }
+            }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct SignIn {
+    token: String,
+}
+
+pub async fn sign_in(State(s): State<AppState>, parts: Parts, Form(f): Form<SignIn>) -> Response {
+    if session::cross_site(&parts) {
+        return error_page(None, StatusCode::FORBIDDEN, "cross-site request refused");
+    }
+    let center = s.center.clone();
+    let token = f.token.trim().to_string();
+    let bearer = token.clone();
+    let who = blocking(move || center.authenticate(Some(&bearer))).await;
+    match who {
+        Ok(p) if p.user.role.is_staff() => {
+            let id = s.sessions.open(&token);
+            (
+                [(header::SET_COOKIE, session::cookie(Some(&id)))],
+                Redirect::to("/console/queue"),
+            )
+                .into_response()
+        }
+        Ok(p) => (
+            StatusCode::FORBIDDEN,
+            sign_in_page(Some(&format!(
+                "{} is a {}: the console is for reviewers and admins",
+                p.user.name,
+                p.user.role.as_str()
+            ))),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::UNAUTHORIZED,
+            sign_in_page(Some("unknown or revoked token")),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn sign_out(
+    State(s): State<AppState>,
+    staff: Staff,
+    parts: Parts,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if session::cross_site(&parts) || !staff.check_csrf(&f.csrf) {
+        return error_page(
+            Some(&staff),
+            StatusCode::FORBIDDEN,
+            "cross-site request refused",
+        );
+    }
+    s.sessions.close(&staff.session);
+    (
+        [(header::SET_COOKIE, session::cookie(None))],
+        Redirect::to("/console/sign-in"),
+    )
+        .into_response()
+}
