@@ -10,7 +10,7 @@ use crate::http::AppError;
 const STYLE: &str = "body{font-family:sans-serif;margin:0}nav{background:#234;padding:.5em 1em}\
 nav a,nav button{color:#fff;margin-right:1em;background:none;border:0;cursor:pointer;font:inherit}\
 main{padding:1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .5em;\
-text-align:left;vertical-align:top}.error{color:#a00}.flag{background:#fdd;padding:0 .3em}\
+text-align:left;vertical-align:top}p.error{color:#a00}.flag{background:#fdd;padding:0 .3em}\
 .conflict{background:#fc6;padding:0 .3em}img.thumb{max-height:80px}form.inline{display:inline}";
 
 pub(super) fn page(title: &str, staff: Option<&Staff>, body: Markup) -> Markup {

@@ -83,7 +83,7 @@ fn chart(daily: &[DayRates]) -> Markup {
             }
             @for (i, d) in daily.iter().enumerate() {
                 @if daily.len() <= 12 || i % 5 == 0 || i + 1 == daily.len() {
-                    text x=(x(i) - 8.0) y=(h - 6.0) { (d.day.format("%m-%d").to_string()) }
+                    text x=((x(i) - 8.0).min(w - 32.0)) y=(h - 6.0) { (d.day.format("%m-%d").to_string()) }
                 }
             }
             @for (s, runs) in &lines {
