@@ -87,6 +87,14 @@ pub enum Command {
         /// Keep the demo's homes in this directory instead of a temporary one.
         #[arg(long)]
         keep: Option<PathBuf>,
+        /// Keep the server (and its web console) running until Ctrl-C; the
+        /// default when standard output is a terminal.
+        #[arg(long, conflicts_with = "no_serve")]
+        serve: bool,
+        /// Exit as soon as the day is assessed (the default when output is
+        /// piped or --json).
+        #[arg(long)]
+        no_serve: bool,
     },
     /// Benchmarks that print a table.
     #[command(subcommand)]
@@ -501,6 +509,15 @@ pub enum BenchCmd {
         /// Seconds between points.
         #[arg(long, default_value_t = 5)]
         every: i64,
+    },
+    /// The web console at a city's scale over real HTTP: the review queue
+    /// over 100,000 cases (pages, filters) and the map of 2,500 cells with
+    /// 50 collectors' tracks of a day.
+    Console {
+        #[arg(long, default_value_t = 100_000)]
+        cases: usize,
+        #[arg(long, default_value_t = 50)]
+        collectors: usize,
     },
     /// Sync against a real server on loopback: a collector-day from scratch,
     /// a no-op sync, a 1-case sync over small and large histories, and many

@@ -97,7 +97,7 @@ fn exchange(from: &Store, to: &mut Store, dir: &Path, name: &str) -> Result<serd
     )
 }
 
-pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
+pub fn run(keep: Option<PathBuf>, serve: bool, out: &Output) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let root = match &keep {
         Some(dir) => {
@@ -378,8 +378,10 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
         &format!("/v1/center/report?period={}", demo.day),
         None,
     )?;
+    let console = format!("{}/console/map?day={}", lb.url, demo.day);
     let result = json!({
         "server": lb.url,
+        "console": console,
         "root": root,
         "steps": log,
         "center_cases": cases,
@@ -411,6 +413,11 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
             ));
         }
         text.push_str(&format!("\nthe day's assessment ({}):\n{}\n", demo.day, crate::center::report_table(&assessment)));
+        text.push_str(&format!(
+            "\nweb console: {console}\n  sign in with the admin token {} (also in {})\n",
+            lb.admin,
+            root.join("server").join("admin.token").display()
+        ));
         if keep.is_some() {
             text.push_str(&format!(
                 "kept in {}: restart the center with `sync-server --data {}`, explore a handset with `field --home {} case list`\n",
@@ -423,6 +430,10 @@ pub fn run(keep: Option<PathBuf>, out: &Output) -> Result<()> {
     })?;
     if !ok {
         bail!("the handsets and the server did not converge");
+    }
+    if serve {
+        eprintln!("serving the console until Ctrl-C (`field demo --no-serve` exits at once)");
+        lb.serve_until_interrupted()?;
     }
     Ok(())
 }

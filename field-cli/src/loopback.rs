@@ -17,7 +17,7 @@ pub struct Loopback {
     pub url: String,
     pub storage: Arc<SqliteStorage>,
     pub admin: String,
-    _rt: tokio::runtime::Runtime,
+    rt: tokio::runtime::Runtime,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -26,6 +26,14 @@ impl Drop for Loopback {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
+    }
+}
+
+impl Loopback {
+    /// Keeps serving until the user presses Ctrl-C (or SIGINT arrives).
+    pub fn serve_until_interrupted(&self) -> Result<()> {
+        self.rt.block_on(tokio::signal::ctrl_c())?;
+        Ok(())
     }
 }
 
@@ -48,7 +56,7 @@ pub fn start_server(dir: &std::path::Path) -> Result<Loopback> {
         url,
         storage,
         admin,
-        _rt: rt,
+        rt,
         stop: Some(stop),
     })
 }

@@ -43,7 +43,15 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Center(c) => center::run(&args.home, c, &out),
         Command::Task(cmd) => device::task(&args.home, cmd, &out),
         Command::Survey(cli::SurveyCmd::List) => device::surveys(&args.home, &out),
-        Command::Demo { keep } => demo::run(keep, &out),
+        Command::Demo {
+            keep,
+            serve,
+            no_serve,
+        } => {
+            use std::io::IsTerminal;
+            let serve = serve || (!no_serve && !out.is_json() && std::io::stdout().is_terminal());
+            demo::run(keep, serve, &out)
+        }
         Command::Bench(cmd) => bench::run(cmd, &out),
     }
 }

@@ -82,9 +82,13 @@ fn reviewer_signs_in_filters_and_decides_and_collector_text_stays_text() {
     ] {
         let r = http(base, "GET", path, &[], "");
         assert_eq!(r.status, 303, "{path}");
+        // To sign in, then back to the page asked for.
+        let next = form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", path)
+            .finish();
         assert_eq!(
             r.reply.header("location"),
-            Some("/console/sign-in"),
+            Some(format!("/console/sign-in?{next}").as_str()),
             "{path}"
         );
     }
@@ -278,4 +282,152 @@ fn reviewer_signs_in_filters_and_decides_and_collector_text_stays_text() {
     assert_eq!(r.status, 303);
     let r = http(base, "GET", "/console/queue", &with, "");
     assert_eq!(r.status, 303);
+}
+
+fn api_json(base: &str, token: &str, path: &str) -> (u16, Option<String>, serde_json::Value) {
+    let auth = format!("Bearer {token}");
+    let r = exchange(base, "GET", path, &[("Authorization", &auth)], "");
+    let total = r.header("x-total-count").map(String::from);
+    let body = serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
+    (r.status, total, body)
+}
+
+#[test]
+fn the_api_pages_and_filters_the_queue_and_gives_the_city_as_geojson() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("钱", "collector", &TOP_ROW));
+    let reviewer = server.enrolled_device(&server.add_user("审核", "reviewer", &[]));
+    let gpx = d.file("day.gpx", field_e2e::gpx_track(2000).as_bytes());
+    d.ok(&["track", "import", gpx.to_str().unwrap()]);
+    let shared = d.file("shared.png", &png(1));
+    let own = d.file("own.png", &png(2));
+    let mut ids = Vec::new();
+    for (category, lon, at, photo) in [
+        ("BJ0101", "120.2605", "09:00:00", &shared),
+        ("SJ0201", "120.2615", "09:10:00", &own),
+        ("BJ0102", "120.2625", "09:20:00", &shared),
+    ] {
+        let at = format!("2025-11-26T{at}+08:00");
+        let id = d
+            .ok(&[
+                "case",
+                "report",
+                "--category",
+                category,
+                "--lon",
+                lon,
+                "--lat",
+                "30.1895",
+                "--desc",
+                "x",
+                "--photo",
+                photo.to_str().unwrap(),
+                "--at",
+                &at,
+            ])
+            .stdout
+            .trim()
+            .to_string();
+        ids.push(id);
+    }
+    d.ok(&["sync"]);
+    let (base, token) = (server.url.as_str(), reviewer.token());
+    let ids_of = |rows: &serde_json::Value| -> Vec<String> {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // Pages, newest first, with the total in a header.
+    let (status, total, rows) = api_json(base, &token, "/v1/center/cases?limit=2");
+    assert_eq!((status, total.as_deref()), (200, Some("3")));
+    assert_eq!(ids_of(&rows), vec![ids[2].clone(), ids[1].clone()]);
+    let (_, _, rows) = api_json(base, &token, "/v1/center/cases?limit=2&offset=2");
+    assert_eq!(ids_of(&rows), vec![ids[0].clone()]);
+    // A major class by prefix; a flag computed from the evidence.
+    let (_, total, rows) = api_json(base, &token, "/v1/center/cases?category=BJ01");
+    assert_eq!(total.as_deref(), Some("2"));
+    assert_eq!(ids_of(&rows), vec![ids[2].clone(), ids[0].clone()]);
+    let (_, total, rows) = api_json(base, &token, "/v1/center/cases?flag=reused_photo");
+    assert_eq!(total.as_deref(), Some("2"));
+    assert_eq!(rows[0]["flags"][0]["evidence"]["other_cases_total"], 1);
+    assert_eq!(
+        rows[0]["flags"][0]["evidence"]["other_cases"][0],
+        ids[0].as_str()
+    );
+    let (status, _, err) = api_json(base, &token, "/v1/center/cases?flag=bogus");
+    assert_eq!((status, err["field"].as_str()), (400, Some("flag")));
+    // A collector is not staff.
+    let (status, _, _) = api_json(base, &d.token(), "/v1/center/cases");
+    assert_eq!(status, 403);
+
+    // The city on the day: 9 cells, the walked row covered, one simplified
+    // track, three cases.
+    let (status, _, fc) = api_json(base, &token, "/v1/center/city-map?day=2025-11-26");
+    assert_eq!(status, 200, "{fc}");
+    let layer = |fc: &serde_json::Value, l: &str| -> Vec<serde_json::Value> {
+        fc["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["properties"]["layer"] == l)
+            .cloned()
+            .collect()
+    };
+    let cells = layer(&fc, "cell");
+    assert_eq!(cells.len(), 9);
+    let walked = cells
+        .iter()
+        .find(|c| c["properties"]["code"] == TOP_ROW[0])
+        .unwrap();
+    assert!(walked["properties"]["covered"].as_u64().unwrap() > 0);
+    let unassigned = cells
+        .iter()
+        .find(|c| c["properties"]["code"] == "330109001001009")
+        .unwrap();
+    assert_eq!(unassigned["properties"]["windows"], 0);
+    let tracks = layer(&fc, "track");
+    assert_eq!(tracks.len(), 1);
+    assert_eq!(tracks[0]["properties"]["points"], 2000);
+    let drawn: usize = tracks[0]["geometry"]["coordinates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_array().unwrap().len())
+        .sum();
+    assert!((2..2000).contains(&drawn), "simplified to {drawn} points");
+    assert_eq!(layer(&fc, "case").len(), 3);
+    let (_, _, by_zone) = api_json(
+        base,
+        &token,
+        "/v1/center/city-map?day=2025-11-26&colour=zone",
+    );
+    let red = layer(&by_zone, "cell")
+        .into_iter()
+        .find(|c| c["properties"]["zone"] == "red")
+        .unwrap();
+    assert_eq!(red["properties"]["fill"], "#e06666");
+    let (status, _, err) = api_json(
+        base,
+        &token,
+        "/v1/center/city-map?day=2025-11-26&colour=pink",
+    );
+    assert_eq!((status, err["field"].as_str()), (400, Some("colour")));
+
+    // A month's report with each day's rates: only the walked day has coverage.
+    let (status, _, reports) = api_json(
+        base,
+        &token,
+        "/v1/center/report?period=2025-11&collector=%E9%92%B1&daily=true",
+    );
+    assert_eq!(status, 200, "{reports}");
+    let daily = reports[0]["daily"].as_array().unwrap();
+    assert_eq!(daily.len(), 30);
+    for d in daily {
+        let covered = d["coverage"]["n"].as_u64().unwrap();
+        assert_eq!(covered > 0, d["day"] == "2025-11-26", "{d}");
+    }
 }

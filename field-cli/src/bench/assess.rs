@@ -9,17 +9,16 @@ use std::time::Instant;
 
 use anyhow::Result;
 use field_core::crdt::{CHANGE_SCHEMA, Change, Hlc, Op, TrackBatch};
-use field_core::model::{LonLat, Timestamp, TrackPoint};
+use field_core::model::{ActorId, LonLat, Timestamp, TrackPoint};
 use serde_json::json;
 use sync_server::config::Limits;
-use sync_server::service::{Center, ReportQuery, ensure_admin, system_clock, tokens};
-use sync_server::storage::{Role, Storage, sqlite::SqliteStorage};
+use sync_server::service::{Center, ReportQuery, ensure_admin, system_clock};
+use sync_server::storage::{Storage, sqlite::SqliteStorage};
 
 use super::sync::{SyncRow, row};
-use crate::simulate::{GridSpec, patrol_walk};
 
 /// Peak resident memory of this process so far, in MB (Linux).
-fn peak_rss_mb() -> f64 {
+pub(super) fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -43,74 +42,15 @@ pub fn run(
     let admin_token = ensure_admin(storage.as_ref(), &data)?.unwrap_or_default();
     let center = Center::new(storage.clone(), Limits::default(), system_clock());
     let admin = center.authenticate(Some(&admin_token))?;
-    let city = GridSpec {
-        west: 120.20,
-        north: 30.25,
-        rows: 50,
-        cols: 50,
-        cell_m: 100.0,
-    };
-    center.import_grid(&admin, &city.to_geojson())?;
-
-    // 50 blocks of 5 × 10 cells, one collector each.
     let started = Instant::now();
-    let mut points_total = 0usize;
-    let mut actors = Vec::new();
-    for k in 0..collectors {
-        let (br, bc) = ((k / 5) * 5, (k % 5) * 10);
-        let cells: Vec<String> = (br..br + 5)
-            .flat_map(|r| (bc..bc + 10).map(move |c| (r, c)))
-            .filter(|(r, c)| *r < city.rows && *c < city.cols)
-            .map(|(r, c)| city.code(r, c))
-            .collect();
-        let user =
-            storage.create_user(&format!("collector-{k:02}"), Role::Collector, None, &cells)?;
-        let code = tokens::new_enrolment_code();
-        storage.add_enrolment(&tokens::hash_code(&code), &user.id, i64::MAX)?;
-        let actor = uuid::Uuid::from_u128(0xa55e_0000 + k as u128);
-        storage.redeem_enrolment(
-            &tokens::hash_code(&code),
-            actor,
-            None,
-            &tokens::hash(&tokens::new_token()),
-            0,
-        )?;
-        let (west, north) = city.node(br, bc);
-        let block = GridSpec {
-            west,
-            north,
-            rows: 5,
-            cols: 10,
-            cell_m: city.cell_m,
-        };
-        let mut rng = fastrand::Rng::with_seed(k as u64);
-        let mut counter = 0u64;
-        let mut seq = 0u64;
-        for day in 0..days {
-            let date = format!("2026-10-{:02}", day + 1);
-            let start = Timestamp::parse("start", &format!("{date}T07:15:00+08:00"))?;
-            let end = Timestamp::parse("end", &format!("{date}T20:15:00+08:00"))?;
-            let walk = patrol_walk(&block, start, end, every, &mut rng);
-            points_total += walk.len();
-            let changes: Vec<Change> = walk
-                .chunks(2000)
-                .map(|chunk| {
-                    counter += 1;
-                    let batch = TrackBatch::encode(seq, chunk);
-                    seq += chunk.len() as u64;
-                    Change {
-                        schema: CHANGE_SCHEMA,
-                        actor,
-                        counter,
-                        hlc: Hlc::new(chunk[0].at.millis() as u64, 0),
-                        op: Op::TrackAppend(batch),
-                    }
-                })
-                .collect();
-            storage.apply(changes)?;
-        }
-        actors.push((actor, counter, seq));
-    }
+    let dates: Vec<String> = (0..days).map(|d| format!("2026-10-{:02}", d + 1)).collect();
+    let city = super::city::seed(&center, &admin, storage.as_ref(), collectors, &dates, every)?;
+    let points_total = city.points;
+    let actors: Vec<(ActorId, u64, u64)> = city
+        .collectors
+        .iter()
+        .map(|c| (c.actor, c.counter, c.seq))
+        .collect();
     let load = started.elapsed().as_secs_f64();
 
     // Baseline: read every point once, as plainly as SQLite allows.

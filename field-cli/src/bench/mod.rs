@@ -2,6 +2,8 @@
 //! baseline measured in the same run (the ratio is the figure).
 
 mod assess;
+mod city;
+mod console;
 mod store;
 mod sync;
 
@@ -86,6 +88,16 @@ pub fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
             every,
         } => {
             let rows = assess::run(dir.path(), collectors, days, every)?;
+            out.show(&rows, |rows| {
+                let body = rows
+                    .iter()
+                    .map(|r| vec![r.measure.clone(), r.value.clone(), r.note.clone()])
+                    .collect::<Vec<_>>();
+                table(&["MEASURE", "VALUE", "NOTE"], &body)
+            })
+        }
+        BenchCmd::Console { cases, collectors } => {
+            let rows = console::run(dir.path(), cases, collectors)?;
             out.show(&rows, |rows| {
                 let body = rows
                     .iter()

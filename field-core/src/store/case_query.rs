@@ -252,4 +252,34 @@ mod tests {
         };
         assert_eq!(store.case_page(&none).expect("closed").total, 0);
     }
+
+    #[test]
+    fn a_store_from_before_the_projections_gets_them_on_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("d.db");
+        let mut store = Store::init(&path, "zhang").expect("init");
+        let a = report(&mut store, "BJ0101", 120.0, "a");
+        let hash = store.case(a).expect("a").photos[0].hash.clone();
+        drop(store);
+        // What a store written before version 5 holds: no projections.
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch(
+            "UPDATE cases SET collector = NULL, lon = NULL, lat = NULL;
+             DELETE FROM case_photos;
+             DELETE FROM meta WHERE key = 'case_projection';",
+        )
+        .expect("wiped");
+        drop(conn);
+        let store = Store::open(&path).expect("reopen");
+        let q = CaseQuery {
+            collector: Some("zhang".into()),
+            ..Default::default()
+        };
+        assert_eq!(store.case_page(&q).expect("page").total, 1);
+        assert_eq!(store.cases_citing(&hash).expect("citing"), vec![a]);
+        let near = store
+            .open_cases_near("BJ0101", LonLat::new(120.0, 30.0).expect("pos"), 5.0)
+            .expect("near");
+        assert_eq!(near.len(), 1);
+    }
 }

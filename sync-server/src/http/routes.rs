@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/findings/bulk", post(add_findings))
         .route("/v1/center/report", get(report))
         .route("/v1/center/map", get(coverage_map))
+        .route("/v1/center/city-map", get(city_map))
         .route("/v1/center/assignments", post(assign))
         .route("/v1/center/config", get(config_show).put(config_import))
         .route("/v1/center/config/set", post(config_set))
@@ -461,6 +462,41 @@ async fn coverage_map(
         svg,
     )
         .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CityMapQuery {
+    day: String,
+    #[serde(default)]
+    collector: Option<String>,
+    /// `coverage` (default) or `zone`.
+    #[serde(default)]
+    colour: Option<String>,
+}
+
+/// The city on a day as GeoJSON: cells, tracks, cases (what the console draws).
+async fn city_map(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    query: Result<Query<CityMapQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    let Query(q) = query?;
+    let colour = match q.colour.as_deref() {
+        None | Some("coverage") => crate::service::MapColour::Coverage,
+        Some("zone") => crate::service::MapColour::Zone,
+        Some(other) => {
+            return Err(ServiceError::Invalid {
+                field: "colour".into(),
+                reason: format!("`{other}` is not coverage or zone"),
+            }
+            .into());
+        }
+    };
+    let c = s.center.clone();
+    Ok(Json(
+        blocking(move || c.city_map(&p, &q.day, q.collector.as_deref(), colour)).await?,
+    ))
 }
 
 async fn assign(

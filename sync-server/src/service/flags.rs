@@ -19,6 +19,9 @@ use serde_json::{Value, json};
 use super::{Center, Result};
 use crate::storage::{Principal, Role};
 
+/// Other cases listed as evidence of a reused photo (the total is given too).
+const MAX_LISTED: usize = 20;
+
 /// Track points worse than this are not evidence of where anyone was.
 const USABLE_ACCURACY_M: f64 = 50.0;
 
@@ -80,9 +83,15 @@ impl Center {
                 .filter(|id| *id != v.id)
                 .collect();
             if !others.is_empty() {
+                // A photo pasted into thousands of cases must not make every
+                // row thousands of ids long: the first few, and how many.
                 flags.push(Flag {
                     kind: "reused_photo".into(),
-                    evidence: json!({ "photo": hash, "other_cases": others }),
+                    evidence: json!({
+                        "photo": hash,
+                        "other_cases": &others[..others.len().min(MAX_LISTED)],
+                        "other_cases_total": others.len(),
+                    }),
                 });
             }
         }

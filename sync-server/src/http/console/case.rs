@@ -187,7 +187,9 @@ pub async fn decide(
             // Only back into the console: never an open redirect.
             let to = f
                 .back
-                .filter(|b| b.starts_with("/console/") && !b.contains("//"))
+                .as_deref()
+                .and_then(session::console_path)
+                .map(String::from)
                 .unwrap_or_else(|| format!("/console/cases/{id}"));
             Redirect::to(&to).into_response()
         }

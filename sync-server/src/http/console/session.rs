@@ -118,11 +118,36 @@ pub fn cross_site(parts: &Parts) -> bool {
     origin_host != host
 }
 
+/// `path` when it is a console page of this server (a redirect target that
+/// cannot leave the console: no scheme, no `//` host, no backslash).
+pub fn console_path(path: &str) -> Option<&str> {
+    (path.starts_with("/console/") && !path.contains("//") && !path.contains('\\')).then_some(path)
+}
+
 impl FromRequestParts<AppState> for Staff {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Staff, Response> {
-        let to_sign_in = || Redirect::to("/console/sign-in").into_response();
+        // Back to the page asked for once signed in (pages only: not a
+        // form post, not the map's data).
+        let next = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .filter(|p| {
+                parts.method == axum::http::Method::GET && !p.starts_with("/console/map/data")
+            })
+            .and_then(|p| console_path(&p).map(String::from));
+        let to_sign_in = || match &next {
+            Some(n) => Redirect::to(&format!(
+                "/console/sign-in?{}",
+                form_urlencoded::Serializer::new(String::new())
+                    .append_pair("next", n)
+                    .finish()
+            ))
+            .into_response(),
+            None => Redirect::to("/console/sign-in").into_response(),
+        };
         let id = session_id(parts).ok_or_else(to_sign_in)?;
         let (bearer, csrf) = state.sessions.lookup(&id).ok_or_else(to_sign_in)?;
         let center = state.center.clone();

@@ -1,7 +1,7 @@
 //! Signing in with a reviewer's token, and out.
 
 use axum::Form;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -17,17 +17,28 @@ pub async fn home() -> Redirect {
     Redirect::to("/console/queue")
 }
 
-pub async fn sign_in_form() -> Markup {
-    sign_in_page(None)
+#[derive(Deserialize, Default)]
+pub struct Next {
+    #[serde(default)]
+    next: String,
 }
 
-fn sign_in_page(error: Option<&str>) -> Markup {
+pub async fn sign_in_form(
+    query: Result<Query<Next>, axum::extract::rejection::QueryRejection>,
+) -> Markup {
+    let next = query.map(|Query(n)| n.next).unwrap_or_default();
+    sign_in_page(None, &next)
+}
+
+fn sign_in_page(error: Option<&str>, next: &str) -> Markup {
+    let next = session::console_path(next).unwrap_or("/console/queue");
     page(
         "Sign in",
         None,
         html! {
             @if let Some(e) = error { p.error { (e) } }
             form method="post" action="/console/sign-in" {
+                input type="hidden" name="next" value=(next);
                 label { "Reviewer token " input type="password" name="token" autocomplete="off" required; }
                 " "
                 button type="submit" { "Sign in" }
@@ -39,6 +50,9 @@ fn sign_in_page(error: Option<&str>) -> Markup {
 #[derive(Deserialize)]
 pub struct SignIn {
     token: String,
+    /// The console page to land on.
+    #[serde(default)]
+    next: String,
 }
 
 pub async fn sign_in(State(s): State<AppState>, parts: Parts, Form(f): Form<SignIn>) -> Response {
@@ -54,22 +68,25 @@ pub async fn sign_in(State(s): State<AppState>, parts: Parts, Form(f): Form<Sign
             let id = s.sessions.open(&token);
             (
                 [(header::SET_COOKIE, session::cookie(Some(&id)))],
-                Redirect::to("/console/queue"),
+                Redirect::to(session::console_path(&f.next).unwrap_or("/console/queue")),
             )
                 .into_response()
         }
         Ok(p) => (
             StatusCode::FORBIDDEN,
-            sign_in_page(Some(&format!(
-                "{} is a {}: the console is for reviewers and admins",
-                p.user.name,
-                p.user.role.as_str()
-            ))),
+            sign_in_page(
+                Some(&format!(
+                    "{} is a {}: the console is for reviewers and admins",
+                    p.user.name,
+                    p.user.role.as_str()
+                )),
+                &f.next,
+            ),
         )
             .into_response(),
         Err(_) => (
             StatusCode::UNAUTHORIZED,
-            sign_in_page(Some("unknown or revoked token")),
+            sign_in_page(Some("unknown or revoked token"), &f.next),
         )
             .into_response(),
     }
