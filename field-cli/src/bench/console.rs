@@ -86,9 +86,9 @@ fn seed_cases(storage: &dyn Storage, city: &super::city::City, cases: usize) -> 
     let last = Timestamp::parse("last", &format!("{MAP_DAY}T08:00:00+08:00"))?.millis();
     let per = cases.div_ceil(city.collectors.len());
     for (k, c) in city.collectors.iter().enumerate() {
-        let mut counter = c.counter;
         let mut batch = Vec::with_capacity(2000);
-        for j in 0..per.min(cases - (k * per).min(cases)) {
+        let mine = per.min(cases - (k * per).min(cases));
+        for (j, counter) in (0..mine).zip(c.counter + 1..) {
             let i = k * per + j;
             let day = (j % 30) as i64;
             let at = last - day * 86_400_000 + rng.i64(0..10 * 3_600_000);
@@ -98,7 +98,6 @@ fn seed_cases(storage: &dyn Storage, city: &super::city::City, cases: usize) -> 
                 y - rng.f64() * c.block.dlat() * c.block.rows as f64,
             )?;
             let photo_seed = if i % 100 == 99 { i - 1 } else { i };
-            counter += 1;
             batch.push(Change {
                 schema: CHANGE_SCHEMA,
                 actor: c.actor,
