@@ -101,6 +101,49 @@ async fn find(c: &Client, css: &str) -> Element {
         .unwrap_or_else(|e| panic!("{css}: {e}"))
 }
 
+/// Runs `act` (a click or a submit that loads a new page) and returns once
+/// the old page is gone (its root element no longer answers) and the new one
+/// has loaded. WebDriver's own
+/// wait covers `goto`, not a navigation a form starts.
+async fn navigating<F, Fut>(c: &Client, act: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let old = c.find(Locator::Css("html")).await.expect("a page");
+    act().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match old.tag_name().await {
+            // Stale, or (mid-navigation) "node does not belong to the
+            // document": either way the old page is gone.
+            Err(_) => break,
+            Ok(_) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the page did not change"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    // Loaded: images and scripts included (the `load` event has fired).
+    until(c, "return document.readyState === 'complete'").await;
+}
+
+/// Polls a script until it returns true (20 s at most).
+async fn until(c: &Client, script: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = c.execute(script, vec![]).await;
+        if matches!(v, Ok(serde_json::Value::Bool(true))) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "never true: {script}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn text(c: &Client, css: &str) -> String {
     find(c, css).await.text().await.expect("text")
 }
@@ -210,7 +253,7 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
         .await
         .expect("form");
     form.set_by_name("token", token).await.expect("token typed");
-    form.submit().await.expect("signed in");
+    navigating(c, || async { form.submit().await.expect("signed in") }).await;
 }
 
 async fn scenario(c: &Client, w: &World) {
@@ -249,7 +292,7 @@ async fn scenario(c: &Client, w: &World) {
     form.set_by_name("cell", TOP_ROW[2])
         .await
         .expect("cell typed");
-    form.submit().await.expect("filtered");
+    navigating(c, || async { form.submit().await.expect("filtered") }).await;
     assert!(text(c, "#count").await.starts_with("1 cases"));
     let rows = c
         .find_all(Locator::Css("#queue tr[data-case]"))
@@ -263,14 +306,12 @@ async fn scenario(c: &Client, w: &World) {
     shot(c, "02-queue-filtered.png").await;
 
     // Register it from the queue row; the queue comes back with its filter.
-    find(
+    let register = find(
         c,
         &format!("tr[data-case='{}'] button.register", w.cases[2]),
     )
-    .await
-    .click()
-    .await
-    .expect("register");
+    .await;
+    navigating(c, || async { register.click().await.expect("register") }).await;
     let status = text(c, &format!("tr[data-case='{}'] td.status", w.cases[2])).await;
     assert_eq!(status, "registered");
     assert!(
@@ -286,21 +327,23 @@ async fn scenario(c: &Client, w: &World) {
     c.goto(&format!("{base}/console/cases/{}", w.cases[1]))
         .await
         .expect("case page");
+    // The case's place on the map of its day, marked.
+    find(c, "svg#map[data-ready='1']").await;
+    assert_eq!(count(c, "svg#map circle.highlight").await, 1);
     find(
         c,
-        "form#reject select[name='reason'] option[value='wrong_category']",
+        "form.reject select[name='reason'] option[value='wrong_category']",
     )
     .await
     .click()
     .await
     .expect("reason");
-    find(c, "form#reject button")
-        .await
-        .click()
-        .await
-        .expect("reject");
+    let reject = find(c, "form.reject button").await;
+    navigating(c, || async { reject.click().await.expect("reject") }).await;
     assert_eq!(text(c, "#status").await, "rejected");
     assert!(text(c, "#history").await.contains("wrong_category"));
+    // A rejected case offers no more actions.
+    assert_eq!(count(c, "p.actions form").await, 0);
     shot(c, "03-case-rejected.png").await;
 
     // The map of the day: nine cells, the collector's track, three cases.

@@ -345,6 +345,9 @@ fn the_api_pages_and_filters_the_queue_and_gives_the_city_as_geojson() {
     let (status, total, rows) = api_json(base, &token, "/v1/center/cases?limit=2");
     assert_eq!((status, total.as_deref()), (200, Some("3")));
     assert_eq!(ids_of(&rows), vec![ids[2].clone(), ids[1].clone()]);
+    // Every row has its cell, even when the device had no grid yet.
+    assert_eq!(rows[0]["cell"], TOP_ROW[2]);
+    assert_eq!(rows[1]["cell"], TOP_ROW[1]);
     let (_, _, rows) = api_json(base, &token, "/v1/center/cases?limit=2&offset=2");
     assert_eq!(ids_of(&rows), vec![ids[0].clone()]);
     // A major class by prefix; a flag computed from the evidence.

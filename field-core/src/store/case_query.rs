@@ -26,6 +26,8 @@ pub struct CaseQuery {
     pub open_only: bool,
     /// Only cases reported in `[from, to)` (UTC ms).
     pub reported_between: Option<(i64, i64)>,
+    /// Only cases citing a photo another case cites too.
+    pub sharing_a_photo: bool,
     pub offset: usize,
     /// At most this many; `0` means all.
     pub limit: usize,
@@ -65,6 +67,12 @@ impl CaseQuery {
             sql.push_str(" AND reported_at >= ? AND reported_at < ?");
             args.push(Value::Integer(from));
             args.push(Value::Integer(to));
+        }
+        if self.sharing_a_photo {
+            sql.push_str(
+                " AND id IN (SELECT case_id FROM case_photos WHERE hash IN
+                   (SELECT hash FROM case_photos GROUP BY hash HAVING count(*) > 1))",
+            );
         }
         if self.conflict_only {
             sql.push_str(" AND conflict = 1");
@@ -110,6 +118,19 @@ impl Store {
             total: total as usize,
             cases,
         })
+    }
+
+    /// The cell a case lies in as this replica located it: the report's own
+    /// cell, or the one found from its position with the grid held when it
+    /// was applied (a report made before its device had the grid has none).
+    pub fn case_cell(&self, id: CaseId) -> Result<Option<String>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .prepare_cached("SELECT cell FROM cases WHERE id = ?1")?
+            .query_row([id.to_string()], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
     }
 
     /// Every case citing a photo.

@@ -134,6 +134,7 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE cases ADD COLUMN lon REAL;
     ALTER TABLE cases ADD COLUMN lat REAL;
     CREATE INDEX cases_by_time ON cases (reported_at, id);
+    CREATE INDEX cases_by_collector ON cases (collector, reported_at);
     CREATE INDEX cases_by_category ON cases (category, lat);
     CREATE TABLE case_photos (
         hash    TEXT NOT NULL,

@@ -949,10 +949,11 @@ pub(super) fn cells_in_force<'a>(
 impl Center {
     /// Today in the city's time zone.
     pub fn today(&self) -> Result<NaiveDate> {
-        Ok(self
-            .city_config()?
-            .config
-            .patrol
-            .local_date(self.now_ms())?)
+        self.local_day(self.now_ms())
+    }
+
+    /// The city's local date of an instant (UTC ms).
+    pub fn local_day(&self, ms: i64) -> Result<NaiveDate> {
+        Ok(self.city_config()?.config.patrol.local_date(ms)?)
     }
 }

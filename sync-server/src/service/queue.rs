@@ -93,8 +93,13 @@ impl Center {
                 missing += 1;
             }
         }
+        let mut summary = field_core::store::CaseSummary::of(v, catalog, missing);
+        if summary.cell.is_none() {
+            // Reported before the device had the grid: where the server put it.
+            summary.cell = self.storage.case_cell(v.id)?;
+        }
         Ok(CaseRow {
-            summary: field_core::store::CaseSummary::of(v, catalog, missing),
+            summary,
             reporter: v.origin.as_ref().map(|o| o.reporter),
             photo_hashes: v.photos.iter().map(|p| p.hash.clone()).collect(),
             photos_pending: missing > 0,
@@ -104,9 +109,10 @@ impl Center {
     }
 
     /// The review queue, newest report first. Status, category, cell,
-    /// collector and conflicts are answered by the storage's indexes and
-    /// only the page's cases are read; a flag filter also computes the flags
-    /// of every case the other filters keep.
+    /// collector, conflicts and photo reuse are answered by the storage's
+    /// indexes and only the page's cases are read; the other flags are
+    /// evidence from tracks and photo metadata, so filtering by them
+    /// computes the flags of every case the other filters keep.
     pub fn queue(&self, p: &Principal, f: &QueueFilter) -> Result<QueuePage> {
         self.require_staff(p)?;
         let status = given(&f.status)
@@ -133,12 +139,15 @@ impl Center {
             conflict_only: flag.as_deref() == Some("conflict"),
             open_only: false,
             reported_between: None,
+            // Photo reuse is answered by the index of cited photos; the
+            // flags are still computed for the rows shown.
+            sharing_a_photo: flag.as_deref() == Some("reused_photo"),
             offset: f.offset,
             limit: f.limit,
         };
         let catalog = self.storage.catalog()?;
         let wanted = match flag.as_deref() {
-            None | Some("conflict") => None,
+            None | Some("conflict") | Some("reused_photo") => None,
             Some(k) => Some(k),
         };
         let Some(kind) = wanted else {

@@ -123,6 +123,8 @@ pub trait Storage: Send + Sync {
     fn cases(&self) -> Result<Vec<CaseView>>;
     /// A filtered page of reported cases, newest first, and the matching count.
     fn case_page(&self, q: &CaseQuery) -> Result<CasePage>;
+    /// The cell the server located a case in (its own, or from its position).
+    fn case_cell(&self, id: CaseId) -> Result<Option<String>>;
     /// The cases citing a photo.
     fn cases_citing(&self, hash: &PhotoHash) -> Result<Vec<CaseId>>;
     /// Open cases of a subclass within `radius_m`, nearest first, with distances.

@@ -365,6 +365,10 @@ impl Storage for SqliteStorage {
         Ok(self.store().case_page(q)?)
     }
 
+    fn case_cell(&self, id: CaseId) -> Result<Option<String>> {
+        Ok(self.store().case_cell(id)?)
+    }
+
     fn cases_citing(&self, hash: &PhotoHash) -> Result<Vec<CaseId>> {
         Ok(self.store().cases_citing(hash)?)
     }

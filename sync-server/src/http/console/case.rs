@@ -5,25 +5,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
-use field_core::model::CaseId;
+use field_core::model::{CaseId, Status, Timestamp};
 use maud::html;
 use serde::Deserialize;
 
+use super::actions;
 use super::layout::{error_page, page, service_error};
 use super::session::{self, Staff};
 use crate::http::AppState;
 use crate::http::routes::blocking;
 use crate::service::{Action, DecisionRequest, ServiceError};
-
-const REASONS: [&str; 7] = [
-    "wrong_category",
-    "wrong_location",
-    "duplicate",
-    "false_report",
-    "out_of_scope",
-    "bad_photo",
-    "other",
-];
 
 fn parse_id(staff: &Staff, id: &str) -> Result<CaseId, Box<Response>> {
     CaseId::parse("id", id).map_err(|e| Box::new(service_error(staff, ServiceError::from(e))))
@@ -54,6 +45,27 @@ pub async fn case_page(
         .as_array()
         .map(|a| a.iter().map(text).collect())
         .unwrap_or_default();
+    let current: Vec<Status> = statuses
+        .iter()
+        .filter_map(|t| Status::parse("status", t).ok())
+        .collect();
+    let quick_fix = summary["source"] == "quick_fix";
+    let actions = actions::allowed(&current, quick_fix);
+    // The reporter's cells, track and cases of the report's day, this one marked.
+    let reported = v["case"]["origin"]["reported_at"]
+        .as_str()
+        .and_then(|t| Timestamp::parse("reported_at", t).ok());
+    let collector = summary["collector"].as_str().map(String::from);
+    let where_ = match (reported, collector) {
+        (Some(t), Some(c)) => {
+            let center = s.center.clone();
+            blocking(move || center.local_day(t.millis()))
+                .await
+                .ok()
+                .map(|d| (d, c))
+        }
+        _ => None,
+    };
     let body = html! {
         table #case {
             tr { th { "Status" } td #status { (statuses.join(" / "))
@@ -84,31 +96,18 @@ pub async fn case_page(
             } }
         }
         h2 { "Decide" }
-        @let action = format!("/console/cases/{id}/decide");
-        form.inline method="post" action=(action) {
-            input type="hidden" name="csrf" value=(staff.csrf);
-            input type="hidden" name="action" value="register";
-            button #register type="submit" { "Register" }
+        p.actions {
+            @if actions.is_empty() { "No review action applies to this status." }
+            (actions::forms(&id.to_string(), &actions, &staff.csrf, None))
         }
-        form.inline #reject method="post" action=(action) {
-            input type="hidden" name="csrf" value=(staff.csrf);
-            input type="hidden" name="action" value="reject";
-            select name="reason" { @for r in REASONS { option value=(r) { (r) } } }
-            input name="text" placeholder="note (for other)";
-            button type="submit" { "Reject" }
-        }
-        form.inline method="post" action=(action) {
-            input type="hidden" name="csrf" value=(staff.csrf);
-            input type="hidden" name="action" value="dispatch";
-            input name="department" placeholder="department" required;
-            button type="submit" { "Dispatch" }
-        }
-        @for (a, label) in [("handled", "Handled"), ("close", "Close"), ("rework", "Rework")] {
-            form.inline method="post" action=(action) {
-                input type="hidden" name="csrf" value=(staff.csrf);
-                input type="hidden" name="action" value=(a);
-                button type="submit" { (label) }
-            }
+        @if let Some((day, collector)) = &where_ {
+            h2 { "Where" }
+            p #map-status { "drawing…" }
+            svg #map xmlns="http://www.w3.org/2000/svg" viewBox="0 0 900 900" width="450" height="450"
+                style="border:1px solid #ccc;background:#f8f8f4;overflow:hidden" {}
+            @let src = format!("/console/map/data?{}", form_urlencoded::Serializer::new(String::new())
+                .append_pair("day", &day.to_string()).append_pair("collector", collector).finish());
+            script src="/console/assets/map.js" data-src=(src) data-highlight=(id) data-fit="assigned" {}
         }
         h2 { "History" }
         table #history {

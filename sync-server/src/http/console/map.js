@@ -45,7 +45,10 @@
       var tracks = fc.features.filter(function (f) { return f.properties.layer === "track"; });
       var cases = fc.features.filter(function (f) { return f.properties.layer === "case"; });
       var minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
-      cells.forEach(function (f) {
+      // data-fit="assigned": frame the cells someone patrols that day.
+      var assigned = cells.filter(function (f) { return f.properties.windows > 0; });
+      var framed = script.dataset.fit === "assigned" && assigned.length ? assigned : cells;
+      framed.forEach(function (f) {
         eachPosition(f.geometry, function (p) {
           minX = Math.min(minX, p[0]); maxX = Math.max(maxX, p[0]);
           minY = Math.min(minY, p[1]); maxY = Math.max(maxY, p[1]);
@@ -88,10 +91,11 @@
       cases.forEach(function (f) {
         var p = f.properties;
         var a = el("a", { href: "/console/cases/" + encodeURIComponent(p.id) }, gCases);
+        var marked = p.id === script.dataset.highlight;
         var c = el("circle", {
-          "class": "case", "data-case": p.id, "data-status": p.status,
-          cx: x(f.geometry.coordinates), cy: y(f.geometry.coordinates), r: 4,
-          fill: "#fff", stroke: "#c00", "stroke-width": 2
+          "class": marked ? "case highlight" : "case", "data-case": p.id, "data-status": p.status,
+          cx: x(f.geometry.coordinates), cy: y(f.geometry.coordinates), r: marked ? 10 : 4,
+          fill: marked ? "#c00" : "#fff", stroke: "#c00", "stroke-width": 2
         }, a);
         titled(c, (p.category || "") + " · " + p.status + " · " + (p.collector || ""));
       });

@@ -5,6 +5,7 @@
 //! fetched from the internet at run time, and a Content-Security-Policy
 //! that allows only the console's own origin.
 
+mod actions;
 mod case;
 mod layout;
 mod map;

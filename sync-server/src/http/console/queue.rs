@@ -4,10 +4,11 @@
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use field_core::model::Status;
+use field_core::model::{CaseSource, Status};
 use maud::html;
 use serde::Deserialize;
 
+use super::actions;
 use super::layout::{error_page, page, service_error};
 use super::session::Staff;
 use crate::http::AppState;
@@ -93,6 +94,7 @@ pub async fn queue(
     };
     let pages = found.total.div_ceil(PAGE_SIZE).max(1);
     let page_no = q.page;
+    let back = q.link(page_no);
     let body = html! {
         form #filters method="get" action="/console/queue" {
             label { "Status " select name="status" {
@@ -131,14 +133,10 @@ pub async fn queue(
                     td.desc { (row.summary.description.as_deref().unwrap_or("")) }
                     td { @for f in &row.flags { span.flag { (f.kind) } " " }
                          @if !row.likely_duplicates.is_empty() { span.flag { "duplicate?" } } }
-                    td { @if row.summary.status.contains(&Status::Reported) {
-                        form.inline method="post" action={ "/console/cases/" (id) "/decide" } {
-                            input type="hidden" name="csrf" value=(staff.csrf);
-                            input type="hidden" name="action" value="register";
-                            input type="hidden" name="back" value=(q.link(page_no));
-                            button.register type="submit" { "Register" }
-                        }
-                    } }
+                    td.actions {
+                        @let quick_fix = row.summary.source == Some(CaseSource::QuickFix);
+                        (actions::forms(&id, &actions::allowed(&row.summary.status, quick_fix), &staff.csrf, Some(&back)))
+                    }
                 }
             }
         }
