@@ -518,6 +518,10 @@ pub enum BenchCmd {
         cases: usize,
         #[arg(long, default_value_t = 50)]
         collectors: usize,
+        /// Also time the map and the queue in headless Chromium (needs
+        /// `chromium` and `chromedriver` on PATH).
+        #[arg(long)]
+        browser: bool,
     },
     /// Sync against a real server on loopback: a collector-day from scratch,
     /// a no-op sync, a 1-case sync over small and large histories, and many

@@ -136,7 +136,12 @@ fn seed_cases(storage: &dyn Storage, city: &super::city::City, cases: usize) -> 
     Ok(())
 }
 
-pub fn run(dir: &std::path::Path, cases: usize, collectors: usize) -> Result<Vec<SyncRow>> {
+pub fn run(
+    dir: &std::path::Path,
+    cases: usize,
+    collectors: usize,
+    browser: bool,
+) -> Result<Vec<SyncRow>> {
     let data = dir.join("server");
     let lb = start_server(&data)?;
     let center = Center::new(lb.storage.clone(), Limits::default(), system_clock());
@@ -299,5 +304,56 @@ pub fn run(dir: &std::path::Path, cases: usize, collectors: usize) -> Result<Vec
         ),
         json!({ "seconds": data_secs, "bytes": geojson.len(), "cells": layer("cell"), "tracks": layer("track"), "cases": layer("case"), "drawn_points": drawn_points, "points": points, "plain_points_seconds": points_secs }),
     ));
+    if browser {
+        rows.extend(in_browser(&lb.url, &session)?);
+    }
     Ok(rows)
+}
+
+/// The map and the first queue page as a reviewer sees them: headless
+/// Chromium from the address to the drawing painted (the page's own
+/// timings split fetch from draw).
+fn in_browser(base: &str, session: &Session) -> Result<Vec<SyncRow>> {
+    let b = super::browser::Browser::start()?;
+    b.goto(&format!("{base}/console/sign-in"))?;
+    let (name, value) = session
+        .cookie
+        .split_once('=')
+        .context("a name=value cookie")?;
+    b.add_cookie(name, value)?;
+    let started = Instant::now();
+    b.goto(&format!("{base}/console/map?day={MAP_DAY}"))?;
+    let t = b.until(
+        "const s = document.querySelector('svg#map');
+         return s && s.dataset.ready === '1' ? {
+           fetch: +s.dataset.fetchMs, draw: +s.dataset.drawMs,
+           cells: document.querySelectorAll('svg#map path.cell').length,
+           tracks: document.querySelectorAll('svg#map path.track').length,
+           cases: document.querySelectorAll('svg#map circle.case').length } : null",
+    )?;
+    let wall = started.elapsed().as_secs_f64();
+    ensure!(t["cells"] == 2500, "the browser drew {} cells", t["cells"]);
+    let started = Instant::now();
+    b.goto(&format!("{base}/console/queue"))?;
+    let shown = b.until(
+        "return document.readyState === 'complete' ? document.querySelectorAll('#queue tr[data-case]').length : null",
+    )?;
+    let queue = started.elapsed().as_secs_f64();
+    Ok(vec![
+        row(
+            "map in headless Chromium, address to painted",
+            format!("{wall:.2} s"),
+            format!(
+                "{} cells, {} tracks, {} cases drawn; fetch {} ms, draw and paint {} ms",
+                t["cells"], t["tracks"], t["cases"], t["fetch"], t["draw"]
+            ),
+            json!({ "seconds": wall, "browser": t }),
+        ),
+        row(
+            "queue's first page in headless Chromium, loaded",
+            format!("{:.0} ms", queue * 1000.0),
+            format!("{shown} rows with their thumbnails requested"),
+            json!({ "seconds": queue, "rows": shown }),
+        ),
+    ])
 }

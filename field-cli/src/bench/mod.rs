@@ -2,6 +2,7 @@
 //! baseline measured in the same run (the ratio is the figure).
 
 mod assess;
+mod browser;
 mod city;
 mod console;
 mod store;
@@ -96,8 +97,12 @@ pub fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
                 table(&["MEASURE", "VALUE", "NOTE"], &body)
             })
         }
-        BenchCmd::Console { cases, collectors } => {
-            let rows = console::run(dir.path(), cases, collectors)?;
+        BenchCmd::Console {
+            cases,
+            collectors,
+            browser,
+        } => {
+            let rows = console::run(dir.path(), cases, collectors, browser)?;
             out.show(&rows, |rows| {
                 let body = rows
                     .iter()

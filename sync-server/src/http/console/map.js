@@ -8,6 +8,7 @@
   var svg = document.getElementById("map");
   var status = document.getElementById("map-status");
   var NS = "http://www.w3.org/2000/svg";
+  var started = performance.now(), fetched = 0;
   var SIZE = 900, MARGIN = 10;
 
   function el(name, attrs, parent) {
@@ -41,6 +42,7 @@
       return r.json();
     })
     .then(function (fc) {
+      fetched = performance.now();
       var cells = fc.features.filter(function (f) { return f.properties.layer === "cell"; });
       var tracks = fc.features.filter(function (f) { return f.properties.layer === "track"; });
       var cases = fc.features.filter(function (f) { return f.properties.layer === "case"; });
@@ -101,7 +103,15 @@
       });
       status.textContent = cells.length + " cells · " + tracks.length + " tracks · " +
         cases.length + " cases · " + fc.day;
-      svg.setAttribute("data-ready", "1");
+      // Ready once painted: timings (ms) for whoever measures the console.
+      requestAnimationFrame(function () {
+        requestAnimationFrame(function () {
+          var painted = performance.now();
+          svg.setAttribute("data-fetch-ms", Math.round(fetched - started));
+          svg.setAttribute("data-draw-ms", Math.round(painted - fetched));
+          svg.setAttribute("data-ready", "1");
+        });
+      });
     })
     .catch(function (e) {
       status.textContent = "map: " + e.message;
