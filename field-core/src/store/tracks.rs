@@ -1,6 +1,7 @@
 //! Track points and shift marks. Points are keyed by (author, sequence) and
 //! only ever appended.
 
+use rusqlite::OptionalExtension;
 use rusqlite::params;
 use serde::Serialize;
 
@@ -205,6 +206,58 @@ impl Store {
             )?);
         }
         Ok(out)
+    }
+
+    /// Where the track of `actor` brackets instant `t`: the last point at or
+    /// before it and the first at or after it, each within `window_ms` and
+    /// no worse than `max_accuracy_m` (two index look-ups, whatever the
+    /// track's density).
+    pub fn track_around(
+        &self,
+        actor: ActorId,
+        t: i64,
+        window_ms: i64,
+        max_accuracy_m: f64,
+    ) -> Result<(Option<TrackPoint>, Option<TrackPoint>)> {
+        let one = |sql: &str, from: i64, to: i64| -> Result<Option<TrackPoint>> {
+            let row = self
+                .conn
+                .prepare_cached(sql)?
+                .query_row(params![actor.as_bytes(), from, to, max_accuracy_m], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, f64>(1)?,
+                        r.get::<_, f64>(2)?,
+                        r.get::<_, Option<f64>>(3)?,
+                        r.get::<_, Option<f64>>(4)?,
+                    ))
+                })
+                .optional()?;
+            row.map(|(t, lon, lat, acc, speed)| {
+                TrackPoint::new(
+                    Timestamp::from_millis("t", t)?,
+                    LonLat::new(lon, lat)?,
+                    acc,
+                    speed,
+                )
+            })
+            .transpose()
+        };
+        let before = one(
+            "SELECT t_ms, lon, lat, accuracy_m, speed_mps FROM track_points
+             WHERE actor = ?1 AND t_ms BETWEEN ?2 AND ?3 AND (accuracy_m IS NULL OR accuracy_m <= ?4)
+             ORDER BY t_ms DESC LIMIT 1",
+            t - window_ms,
+            t,
+        )?;
+        let after = one(
+            "SELECT t_ms, lon, lat, accuracy_m, speed_mps FROM track_points
+             WHERE actor = ?1 AND t_ms BETWEEN ?2 AND ?3 AND (accuracy_m IS NULL OR accuracy_m <= ?4)
+             ORDER BY t_ms LIMIT 1",
+            t,
+            t + window_ms,
+        )?;
+        Ok((before, after))
     }
 
     /// Every shift mark held, oldest first.

@@ -47,15 +47,12 @@ pub struct ShiftRow {
     pub flags: Vec<Flag>,
 }
 
-/// Where the track says the reporter was at `t`: interpolated between the
-/// last usable point before and the first after (or the nearer alone).
-fn position_at(points: &[TrackPoint], t: i64) -> Option<(LonLat, i64)> {
-    let usable: Vec<&TrackPoint> = points
-        .iter()
-        .filter(|p| p.accuracy_m.is_none_or(|a| a <= USABLE_ACCURACY_M))
-        .collect();
-    let before = usable.iter().rev().find(|p| p.at.millis() <= t);
-    let after = usable.iter().find(|p| p.at.millis() >= t);
+/// Where the track says the reporter was at `t`, from the usable points
+/// bracketing it: interpolated between the two, or the one there is.
+fn position_at(
+    (before, after): (Option<TrackPoint>, Option<TrackPoint>),
+    t: i64,
+) -> Option<(LonLat, i64)> {
     match (before, after) {
         (Some(a), Some(b)) if b.at.millis() > a.at.millis() => {
             let f = (t - a.at.millis()) as f64 / (b.at.millis() - a.at.millis()) as f64;
@@ -100,10 +97,10 @@ impl Center {
         };
         let t = origin.reported_at.millis();
         let window = self.rules.track_window_s * 1000;
-        let points = self
+        let around = self
             .storage
-            .track_between(origin.reporter, t - window, t + window)?;
-        if let Some((pos, at)) = position_at(&points, t) {
+            .track_around(origin.reporter, t, window, USABLE_ACCURACY_M)?;
+        if let Some((pos, at)) = position_at(around, t) {
             let d = place.pos.distance_m(pos);
             if d > self.rules.track_distance_m {
                 flags.push(Flag {

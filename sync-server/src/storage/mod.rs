@@ -209,6 +209,15 @@ pub trait Storage: Send + Sync {
     // Evidence for the review queue.
     /// Track points of `actor` between two instants (ms).
     fn track_between(&self, actor: ActorId, from_ms: i64, to_ms: i64) -> Result<Vec<TrackPoint>>;
+    /// The usable points (accuracy ≤ `max_accuracy_m`) of `actor` bracketing
+    /// instant `t`, each within `window_ms`: (last at or before, first at or after).
+    fn track_around(
+        &self,
+        actor: ActorId,
+        t: i64,
+        window_ms: i64,
+        max_accuracy_m: f64,
+    ) -> Result<(Option<TrackPoint>, Option<TrackPoint>)>;
     /// Every shift mark (test case), with its device.
     fn shift_marks(&self) -> Result<Vec<(ActorId, ShiftMark)>>;
 }

@@ -662,6 +662,18 @@ impl Storage for SqliteStorage {
         Ok(self.store().track_between(actor, from_ms, to_ms)?)
     }
 
+    fn track_around(
+        &self,
+        actor: ActorId,
+        t: i64,
+        window_ms: i64,
+        max_accuracy_m: f64,
+    ) -> Result<(Option<TrackPoint>, Option<TrackPoint>)> {
+        Ok(self
+            .store()
+            .track_around(actor, t, window_ms, max_accuracy_m)?)
+    }
+
     fn shift_marks(&self) -> Result<Vec<(ActorId, ShiftMark)>> {
         Ok(self.store().shift_marks()?)
     }
