@@ -196,11 +196,32 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
                 )
             })
         }
-        CenterCmd::Case(CenterCaseCmd::List { status }) => {
-            let path = match &status {
-                Some(s) => format!("/v1/center/cases?status={}", enc(s)),
-                None => "/v1/center/cases".to_string(),
-            };
+        CenterCmd::Case(CenterCaseCmd::List {
+            status,
+            category,
+            cell,
+            collector,
+            flag,
+            limit,
+            offset,
+        }) => {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in [
+                ("status", &status),
+                ("category", &category),
+                ("cell", &cell),
+                ("collector", &collector),
+                ("flag", &flag),
+            ] {
+                if let Some(v) = v {
+                    q.append_pair(k, v);
+                }
+            }
+            if limit > 0 {
+                q.append_pair("limit", &limit.to_string());
+                q.append_pair("offset", &offset.to_string());
+            }
+            let path = format!("/v1/center/cases?{}", q.finish());
             let cases: Value = t.call::<(), _>("GET", &path, None)?;
             out.show(&cases, |cases| {
                 let rows = cases

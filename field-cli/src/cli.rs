@@ -234,9 +234,26 @@ pub enum CenterImportCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum CenterCaseCmd {
+    /// The review queue, newest first, with flags and likely duplicates.
     List {
         #[arg(long)]
         status: Option<String>,
+        /// A subclass code or its prefix (`BJ01`).
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long)]
+        cell: Option<String>,
+        /// The collector's name.
+        #[arg(long)]
+        collector: Option<String>,
+        /// any, conflict, reused_photo, far_from_track, exif_time, test_case_outside_cells.
+        #[arg(long)]
+        flag: Option<String>,
+        /// At most this many (0: all).
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
     },
     Show {
         id: String,

@@ -361,6 +361,22 @@ fn the_api_pages_and_filters_the_queue_and_gives_the_city_as_geojson() {
         rows[0]["flags"][0]["evidence"]["other_cases"][0],
         ids[0].as_str()
     );
+    // The same from the command line.
+    let listed = reviewer
+        .ok(&[
+            "center",
+            "case",
+            "list",
+            "--category",
+            "BJ01",
+            "--limit",
+            "1",
+            "--offset",
+            "1",
+            "--json",
+        ])
+        .json();
+    assert_eq!(ids_of(&listed), vec![ids[0].clone()]);
     let (status, _, err) = api_json(base, &token, "/v1/center/cases?flag=bogus");
     assert_eq!((status, err["field"].as_str()), (400, Some("flag")));
     // A collector is not staff.
