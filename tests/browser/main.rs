@@ -87,7 +87,22 @@ fn artefacts() -> PathBuf {
     dir
 }
 
+/// Notes how long the test has run at each step, in
+/// `target/browser-artefacts/timings.txt` (for reading a slow CI run).
+fn mark(step: &str) {
+    use std::io::Write;
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    let line = format!("{:8.2} s  {step}\n", start.elapsed().as_secs_f64());
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(artefacts().join("timings.txt"))
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+}
+
 async fn shot(c: &Client, name: &str) {
+    mark(name);
     let png = c.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
     std::fs::write(artefacts().join(name), png).expect("screenshot saved");
@@ -422,8 +437,12 @@ fn a_reviewer_works_the_console_in_headless_chromium() {
         eprintln!("SKIPPED: no chromium/chromedriver on PATH (scripts/test installs them)");
         return;
     };
+    let _ = std::fs::remove_file(artefacts().join("timings.txt"));
+    mark("start");
     let world = world();
+    mark("server, collector, track and cases ready");
     let driver = Driver::start(&driver);
+    mark("chromedriver listening");
     let profile = tempfile::tempdir().expect("profile dir");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -431,6 +450,7 @@ fn a_reviewer_works_the_console_in_headless_chromium() {
         .expect("runtime");
     rt.block_on(async {
         let c = connect(&driver, &chromium, profile.path()).await;
+        mark("browser session open");
         scenario(&c, &world).await;
         c.close().await.expect("session closed");
     });

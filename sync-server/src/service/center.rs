@@ -203,10 +203,10 @@ impl Center {
             .into_iter()
             .map(|d| d.actor)
             .collect();
-        for v in self.storage.cases()? {
-            if !v.photos.iter().any(|ph| &ph.hash == hash) {
+        for id in self.storage.cases_citing(hash)? {
+            let Some(v) = self.storage.case(id)? else {
                 continue;
-            }
+            };
             let in_cells = v
                 .placement
                 .as_ref()
