@@ -240,6 +240,26 @@ pub fn run(
         ));
     }
 
+    // A collector's month report page: the four rates, a daily chart, explain lists.
+    let month = &MAP_DAY[..7];
+    let (html, report_secs) = session.get(
+        &format!("/console/report?collector=collector-01&period={month}"),
+        3,
+    )?;
+    ensure!(
+        html.contains("id=\"chart\""),
+        "the report page has its chart"
+    );
+    rows.push(row(
+        "collector's month report page",
+        format!("{:.2} s", report_secs),
+        format!(
+            "{month}: 30 days assessed live (no nightly rollups), {cases} cases in the city; {:.0} KB of HTML",
+            html.len() as f64 / 1e3
+        ),
+        json!({ "seconds": report_secs, "bytes": html.len() }),
+    ));
+
     // The map: the page, then its GeoJSON (what the browser fetches and draws).
     let (_, page_secs) = session.get(&format!("/console/map?day={MAP_DAY}"), 3)?;
     let (geojson, data_secs) = session.get(&format!("/console/map/data?day={MAP_DAY}"), 3)?;

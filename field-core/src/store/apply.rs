@@ -357,7 +357,7 @@ impl Applier {
         loop {
             let waiting: Vec<String> = tx
                 .prepare_cached(
-                    "SELECT body FROM pending_changes WHERE case_id = ?1 ORDER BY actor, counter",
+                    "SELECT body FROM pending_changes WHERE case_id = +?1 ORDER BY actor, counter",
                 )?
                 .query_map([case.to_string()], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;

@@ -28,6 +28,11 @@ pub struct CaseQuery {
     pub reported_between: Option<(i64, i64)>,
     /// Only cases citing a photo another case cites too.
     pub sharing_a_photo: bool,
+    /// Only cases after this one in the listing's order (report time, id):
+    /// a scan resumes where its last page ended instead of skipping rows.
+    pub after: Option<(i64, CaseId)>,
+    /// Leave `CasePage::total` at 0 rather than counting the matches.
+    pub skip_count: bool,
     pub offset: usize,
     /// At most this many; `0` means all.
     pub limit: usize,
@@ -41,7 +46,9 @@ pub struct CasePage {
 }
 
 impl CaseQuery {
-    /// The WHERE clause and its parameters.
+    /// The WHERE clause and its parameters. Equalities compare with `+?`:
+    /// a bare `?` beside the ORDER BY makes SQLite re-prepare the cached
+    /// statement at every binding (see `Store::track_between`).
     fn clause(&self) -> (String, Vec<Value>) {
         let mut sql = String::from("reported_at IS NOT NULL");
         let mut args: Vec<Value> = Vec::new();
@@ -56,11 +63,11 @@ impl CaseQuery {
             args.push(Value::Text(format!("{prefix}\u{10FFFF}")));
         }
         if let Some(cell) = &self.cell {
-            sql.push_str(" AND cell = ?");
+            sql.push_str(" AND cell = +?");
             args.push(Value::Text(cell.clone()));
         }
         if let Some(c) = &self.collector {
-            sql.push_str(" AND collector = ?");
+            sql.push_str(" AND collector = +?");
             args.push(Value::Text(c.clone()));
         }
         if let Some((from, to)) = self.reported_between {
@@ -73,6 +80,11 @@ impl CaseQuery {
                 " AND id IN (SELECT case_id FROM case_photos WHERE hash IN
                    (SELECT hash FROM case_photos GROUP BY hash HAVING count(*) > 1))",
             );
+        }
+        if let Some((t, id)) = &self.after {
+            sql.push_str(" AND (reported_at, id) < (?, ?)");
+            args.push(Value::Integer(*t));
+            args.push(Value::Text(id.to_string()));
         }
         if self.conflict_only {
             sql.push_str(" AND conflict = 1");
@@ -94,11 +106,15 @@ impl Store {
     /// id), and the number matching in all. Only the page's states are decoded.
     pub fn case_page(&self, q: &CaseQuery) -> Result<CasePage> {
         let (clause, mut args) = q.clause();
-        let total: i64 = self.conn.query_row(
-            &format!("SELECT count(*) FROM cases WHERE {clause}"),
-            params_from_iter(args.iter()),
-            |r| r.get(0),
-        )?;
+        let total: i64 = if q.skip_count {
+            0
+        } else {
+            self.conn.query_row(
+                &format!("SELECT count(*) FROM cases WHERE {clause}"),
+                params_from_iter(args.iter()),
+                |r| r.get(0),
+            )?
+        };
         let limit = if q.limit == 0 { -1 } else { q.limit as i64 };
         args.push(Value::Integer(limit));
         args.push(Value::Integer(q.offset as i64));
@@ -137,7 +153,7 @@ impl Store {
     pub fn cases_citing(&self, hash: &PhotoHash) -> Result<Vec<CaseId>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT case_id FROM case_photos WHERE hash = ?1 ORDER BY case_id")?;
+            .prepare_cached("SELECT case_id FROM case_photos WHERE hash = +?1 ORDER BY case_id")?;
         let ids = stmt.query_map([hash.as_str()], |r| r.get::<_, String>(0))?;
         ids.map(|id| CaseId::parse("case", &id?).map_err(|e| Error::Corrupt(e.to_string())))
             .collect()
@@ -245,6 +261,21 @@ mod tests {
         };
         let page = store.case_page(&q).expect("page");
         assert_eq!((page.total, page.cases.len(), page.cases[0].id), (2, 1, a));
+        // Resuming after the newest gives the rest, in order, uncounted.
+        let newest = &all.cases[0];
+        let t = newest.origin.as_ref().expect("origin").reported_at.millis();
+        let rest = store
+            .case_page(&CaseQuery {
+                after: Some((t, newest.id)),
+                skip_count: true,
+                ..Default::default()
+            })
+            .expect("rest");
+        assert_eq!(rest.total, 0);
+        assert_eq!(
+            rest.cases.iter().map(|v| v.id).collect::<Vec<_>>(),
+            vec![b, a]
+        );
         let near = store
             .open_cases_near("BJ0101", LonLat::new(120.0, 30.0).expect("pos"), 30.0)
             .expect("near");

@@ -438,7 +438,7 @@ impl Store {
     pub fn case_history(&self, id: CaseId) -> Result<Vec<HistoryEntry>> {
         let state = self.case_state(id)?;
         let mut stmt = self.conn.prepare_cached(
-            "SELECT body FROM changes WHERE case_id = ?1 ORDER BY hlc, actor, counter",
+            "SELECT body FROM changes WHERE case_id = +?1 ORDER BY hlc, actor, counter",
         )?;
         let bodies = stmt
             .query_map([id.to_string()], |r| r.get::<_, String>(0))?

@@ -68,7 +68,7 @@ impl Store {
     pub fn outbox(&self, limit: usize, max_bytes: usize) -> Result<(Vec<Change>, u64)> {
         let cursor = meta_u64(&self.conn, "push_cursor")? as i64;
         let mut stmt = self.conn.prepare_cached(
-            "SELECT log_seq, body FROM changes WHERE actor = ?1 AND log_seq > ?2 ORDER BY log_seq LIMIT ?3",
+            "SELECT log_seq, body FROM changes WHERE actor = +?1 AND log_seq > ?2 ORDER BY log_seq LIMIT ?3",
         )?;
         let rows = stmt.query_map(
             params![

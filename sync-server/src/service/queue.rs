@@ -142,6 +142,8 @@ impl Center {
             // Photo reuse is answered by the index of cited photos; the
             // flags are still computed for the rows shown.
             sharing_a_photo: flag.as_deref() == Some("reused_photo"),
+            after: None,
+            skip_count: false,
             offset: f.offset,
             limit: f.limit,
         };
@@ -164,11 +166,13 @@ impl Center {
             });
         };
         // Flags are evidence computed from tracks, photos and other cases:
-        // look at every candidate, keep the page's matches, count them all.
+        // look at every candidate once, in order, resuming each chunk after
+        // the last case seen; keep the page's matches, count them all.
         let limit = if f.limit == 0 { usize::MAX } else { f.limit };
         let (mut total, mut rows) = (0, Vec::new());
         q.offset = 0;
         q.limit = FLAG_SCAN_CHUNK;
+        q.skip_count = true;
         loop {
             let chunk = self.storage.case_page(&q)?;
             for v in &chunk.cases {
@@ -181,10 +185,13 @@ impl Center {
                 }
                 total += 1;
             }
-            if chunk.cases.len() < FLAG_SCAN_CHUNK {
-                break;
+            match chunk.cases.last() {
+                Some(last) if chunk.cases.len() == FLAG_SCAN_CHUNK => {
+                    let t = last.origin.as_ref().map_or(0, |o| o.reported_at.millis());
+                    q.after = Some((t, last.id));
+                }
+                _ => break,
             }
-            q.offset += FLAG_SCAN_CHUNK;
         }
         Ok(QueuePage {
             total,

@@ -203,7 +203,7 @@ impl Storage for SqliteStorage {
 
     fn devices_of(&self, user_id: &str) -> Result<Vec<Device>> {
         let db = self.db();
-        let mut stmt = db.prepare_cached("SELECT actor, user_id, name, revoked FROM devices WHERE user_id = ?1 ORDER BY enrolled_ms")?;
+        let mut stmt = db.prepare_cached("SELECT actor, user_id, name, revoked FROM devices WHERE user_id = +?1 ORDER BY enrolled_ms")?;
         let rows = stmt.query_map([user_id], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
@@ -543,7 +543,7 @@ impl Storage for SqliteStorage {
     fn assignments(&self, user_id: &str) -> Result<Vec<(chrono::NaiveDate, Vec<String>)>> {
         let db = self.db();
         let mut stmt = db.prepare_cached(
-            "SELECT from_date, cells FROM assignments WHERE user_id = ?1 ORDER BY from_date",
+            "SELECT from_date, cells FROM assignments WHERE user_id = +?1 ORDER BY from_date",
         )?;
         let rows = stmt.query_map([user_id], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
