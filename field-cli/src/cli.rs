@@ -246,7 +246,7 @@ pub enum CenterCaseCmd {
         /// The collector's name.
         #[arg(long)]
         collector: Option<String>,
-        /// any, conflict, reused_photo, far_from_track, exif_time, test_case_outside_cells.
+        /// any, conflict, reused_photo, far_from_track, exif_time.
         #[arg(long)]
         flag: Option<String>,
         /// At most this many (0: all).

@@ -39,7 +39,7 @@ pub struct QueueFilter {
     /// The collector's name.
     #[serde(default)]
     pub collector: Option<String>,
-    /// `any`, `conflict`, or one flag kind (see [`FLAG_KINDS`]).
+    /// `any`, `conflict`, or one case flag kind (see [`FLAG_KINDS`]).
     #[serde(default)]
     pub flag: Option<String>,
     #[serde(default)]
@@ -49,13 +49,9 @@ pub struct QueueFilter {
     pub limit: usize,
 }
 
-/// The flags a case can carry.
-pub const FLAG_KINDS: [&str; 4] = [
-    "reused_photo",
-    "far_from_track",
-    "exif_time",
-    "test_case_outside_cells",
-];
+/// The flags a case can carry (a test case sent from outside its cells is
+/// flagged on the shift marks, `Center::shifts`, not in this queue).
+pub const FLAG_KINDS: [&str; 3] = ["reused_photo", "far_from_track", "exif_time"];
 
 /// One page of the queue and how many cases match in all.
 #[derive(Clone, Debug, Serialize)]
