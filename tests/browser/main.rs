@@ -308,7 +308,10 @@ async fn scenario(c: &Client, w: &World) {
         .await
         .expect("cell typed");
     navigating(c, || async { form.submit().await.expect("filtered") }).await;
-    assert!(text(c, "#count").await.starts_with("1 cases"));
+    assert!(text(c, "#count").await.starts_with("1 case ·"));
+    // Reported at 09:20 in Shanghai: shown in the city's time, not UTC.
+    let row = text(c, &format!("tr[data-case='{}']", w.cases[2])).await;
+    assert!(row.contains("2025-11-26 09:20:00"), "{row}");
     let rows = c
         .find_all(Locator::Css("#queue tr[data-case]"))
         .await

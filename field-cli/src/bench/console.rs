@@ -225,7 +225,7 @@ pub fn run(
         let count = html
             .split("<p id=\"count\">")
             .nth(1)
-            .and_then(|s| s.split(" cases").next())
+            .and_then(|s| s.split(" case").next())
             .unwrap_or("?")
             .to_string();
         rows.push(row(

@@ -952,6 +952,11 @@ impl Center {
         self.local_day(self.now_ms())
     }
 
+    /// The city's time zone (times are stored in UTC and shown in it).
+    pub fn city_tz(&self) -> Result<chrono_tz::Tz> {
+        Ok(self.city_config()?.config.patrol.tz()?)
+    }
+
     /// The city's local date of an instant (UTC ms).
     pub fn local_day(&self, ms: i64) -> Result<NaiveDate> {
         Ok(self.city_config()?.config.patrol.local_date(ms)?)

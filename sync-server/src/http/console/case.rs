@@ -10,7 +10,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::actions;
-use super::layout::{error_page, page, service_error};
+use super::layout::{error_page, local_text, page, service_error};
 use super::session::{self, Staff};
 use crate::http::AppState;
 use crate::http::routes::blocking;
@@ -31,10 +31,11 @@ pub async fn case_page(
     };
     let center = s.center.clone();
     let p = staff.principal.clone();
-    let v = match blocking(move || center.case_show(&p, id)).await {
+    let v = match blocking(move || Ok((center.case_show(&p, id)?, center.city_tz()?))).await {
         Ok(v) => v,
         Err(e) => return service_error(&staff, e),
     };
+    let (v, tz) = v;
     let summary = &v["summary"];
     let text = |x: &serde_json::Value| match x {
         serde_json::Value::String(s) => s.clone(),
@@ -74,7 +75,7 @@ pub async fn case_page(
             tr { th { "Cell" } td { (text(&summary["cell"])) } }
             tr { th { "Position" } td { (text(&v["case"]["placement"]["pos"])) } }
             tr { th { "Collector" } td { (text(&summary["collector"])) } }
-            tr { th { "Reported" } td { (text(&summary["reported_at"])) } }
+            tr { th { "Reported" } td { (local_text(&text(&summary["reported_at"]), tz)) " (" (tz.name()) ")" } }
             tr { th { "Description" } td #description { (text(&summary["description"])) } }
             tr { th { "Photos" } td {
                 @if summary["photos_pending"].as_bool() == Some(true) { "photos pending " }
@@ -113,7 +114,7 @@ pub async fn case_page(
         table #history {
             tr { th { "At" } th { "Kind" } th { "Wrote" } th { "Overwritten" } }
             @for h in v["history"].as_array().into_iter().flatten() {
-                tr { td { (text(&h["at"])) } td { (text(&h["kind"])) } td { code { (h["op"].to_string()) } }
+                tr { td { (local_text(&text(&h["at"]), tz)) } td { (text(&h["kind"])) } td { code { (h["op"].to_string()) } }
                      td { (text(&h["overwritten"])) } }
             }
         }

@@ -57,3 +57,17 @@ pub(super) fn service_error(staff: &Staff, e: impl Into<AppError>) -> Response {
     };
     error_page(Some(staff), e.status, &message)
 }
+
+/// An instant as the city reads it: local date and time in its zone.
+pub(super) fn local_time(ms: i64, tz: chrono_tz::Tz) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// [`local_time`] of an RFC 3339 text (as the JSON views carry instants).
+pub(super) fn local_text(text: &str, tz: chrono_tz::Tz) -> String {
+    field_core::model::Timestamp::parse("at", text)
+        .map(|t| local_time(t.millis(), tz))
+        .unwrap_or_else(|_| text.to_string())
+}

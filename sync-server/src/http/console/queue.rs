@@ -9,7 +9,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::actions;
-use super::layout::{error_page, page, service_error};
+use super::layout::{error_page, local_time, page, service_error};
 use super::session::Staff;
 use crate::http::AppState;
 use crate::http::routes::blocking;
@@ -88,7 +88,8 @@ pub async fn queue(
     let center = s.center.clone();
     let p = staff.principal.clone();
     let filter = q.filter();
-    let found = match blocking(move || center.queue(&p, &filter)).await {
+    let found = blocking(move || Ok((center.queue(&p, &filter)?, center.city_tz()?))).await;
+    let (found, tz) = match found {
         Ok(found) => found,
         Err(e) => return service_error(&staff, e),
     };
@@ -110,10 +111,10 @@ pub async fn queue(
             } } " "
             button #filter type="submit" { "Filter" }
         }
-        p #count { (found.total) " cases · page " (page_no + 1) " of " (pages) }
+        p #count { (found.total) @if found.total == 1 { " case" } @else { " cases" } " · page " (page_no + 1) " of " (pages) }
         table #queue {
             tr { th { "Case" } th { "Photo" } th { "Status" } th { "Category" } th { "Cell" } th { "Collector" }
-                 th { "Reported" } th { "Description" } th { "Flags" } th { "Act" } }
+                 th { "Reported (" (tz.name()) ")" } th { "Description" } th { "Flags" } th { "Act" } }
             @for row in &found.rows {
                 @let id = row.summary.id.to_string();
                 tr data-case=(id) {
@@ -129,7 +130,7 @@ pub async fn queue(
                     td { (row.summary.category.as_deref().unwrap_or("")) " " (row.summary.category_name.as_deref().unwrap_or("")) }
                     td { (row.summary.cell.as_deref().unwrap_or("")) }
                     td { (row.summary.collector.as_deref().unwrap_or("")) }
-                    td { (row.summary.reported_at.map(|t| t.to_string()).unwrap_or_default()) }
+                    td { (row.summary.reported_at.map(|t| local_time(t.millis(), tz)).unwrap_or_default()) }
                     td.desc { (row.summary.description.as_deref().unwrap_or("")) }
                     td { @for f in &row.flags { span.flag { (f.kind) } " " }
                          @if !row.likely_duplicates.is_empty() { span.flag { "duplicate?" } } }
