@@ -421,6 +421,10 @@ async fn scenario(c: &Client, w: &World) {
     }
     assert!(text(c, "section.report td.coverage").await.contains('%'));
     assert!(count(c, "svg#chart polyline.series").await >= 1);
+    // The explain lists name what counted: the rejection made above.
+    let erroneous = text(c, "table.explain[data-list='erroneous_cases']").await;
+    assert!(erroneous.contains("reason: wrong_category"), "{erroneous}");
+    assert!(erroneous.contains(&w.cases[1]), "{erroneous}");
     shot(c, "05-report.png").await;
 }
 

@@ -92,6 +92,10 @@ fn reviewer_signs_in_filters_and_decides_and_collector_text_stays_text() {
             "{path}"
         );
     }
+    // The map's data, fetched by script, is refused with a 401 it can show.
+    let r = http(base, "GET", "/console/map/data?day=2025-11-26", &[], "");
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("sign in"), "{}", r.body);
 
     // A collector's token does not open the console.
     let r = http(

@@ -104,10 +104,19 @@ fn chart(daily: &[DayRates]) -> Markup {
     }
 }
 
+/// A cell of an explain table as a reader wants it: strings bare, objects
+/// as `key: value` pairs (a rejection's `{"reason": "duplicate"}` reads
+/// `reason: duplicate`), lists comma-separated.
 fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", text(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
     }
 }

@@ -138,7 +138,17 @@ impl FromRequestParts<AppState> for Staff {
                 parts.method == axum::http::Method::GET && !p.starts_with("/console/map/data")
             })
             .and_then(|p| console_path(&p).map(String::from));
+        // The map's data is fetched by script: it gets a plain 401 to show,
+        // not a sign-in page it cannot read.
+        let data = parts.uri.path().starts_with("/console/map/data");
         let to_sign_in = || match &next {
+            _ if data => (
+                axum::http::StatusCode::UNAUTHORIZED,
+                axum::Json(
+                    serde_json::json!({ "reason": "signed out: reload the page to sign in" }),
+                ),
+            )
+                .into_response(),
             Some(n) => Redirect::to(&format!(
                 "/console/sign-in?{}",
                 form_urlencoded::Serializer::new(String::new())
