@@ -199,26 +199,7 @@ fn world() -> World {
     {
         let photo = d.file(&format!("p{i}.png"), &png(40 + i as u32));
         let at = format!("{DAY}T{at}+08:00");
-        let id = d
-            .ok(&[
-                "case",
-                "report",
-                "--category",
-                "BJ0101",
-                "--lon",
-                lon,
-                "--lat",
-                "30.1895",
-                "--desc",
-                desc,
-                "--photo",
-                photo.to_str().expect("path"),
-                "--at",
-                &at,
-            ])
-            .stdout
-            .trim()
-            .to_string();
+        let id = d.report(("BJ0101", lon, "30.1895"), desc, &photo, Some(&at));
         cases.push(id);
     }
     d.ok(&["sync"]);

@@ -50,24 +50,7 @@ fn reviewer_signs_in_filters_and_decides_and_collector_text_stays_text() {
         ("<script>alert(1)</script> lid", "120.2605"),
         ("poster", "120.2615"),
     ] {
-        let id = d
-            .ok(&[
-                "case",
-                "report",
-                "--category",
-                "BJ0101",
-                "--lon",
-                lon,
-                "--lat",
-                "30.1895",
-                "--desc",
-                desc,
-                "--photo",
-                photo.to_str().unwrap(),
-            ])
-            .stdout
-            .trim()
-            .to_string();
+        let id = d.report(("BJ0101", lon, "30.1895"), desc, &photo, None);
         ids.push(id);
     }
     d.ok(&["sync"]);
@@ -313,26 +296,7 @@ fn the_api_pages_and_filters_the_queue_and_gives_the_city_as_geojson() {
         ("BJ0102", "120.2625", "09:20:00", &shared),
     ] {
         let at = format!("2025-11-26T{at}+08:00");
-        let id = d
-            .ok(&[
-                "case",
-                "report",
-                "--category",
-                category,
-                "--lon",
-                lon,
-                "--lat",
-                "30.1895",
-                "--desc",
-                "x",
-                "--photo",
-                photo.to_str().unwrap(),
-                "--at",
-                &at,
-            ])
-            .stdout
-            .trim()
-            .to_string();
+        let id = d.report((category, lon, "30.1895"), "x", photo, Some(&at));
         ids.push(id);
     }
     d.ok(&["sync"]);

@@ -128,6 +128,36 @@ impl Device {
         std::fs::write(&p, bytes).expect("write test file");
         p
     }
+
+    /// `field case report` with one photo, at `at` (RFC 3339) or now;
+    /// returns the new case's id.
+    pub fn report(
+        &self,
+        (category, lon, lat): (&str, &str, &str),
+        desc: &str,
+        photo: &Path,
+        at: Option<&str>,
+    ) -> String {
+        let photo = photo.to_str().expect("a UTF-8 test path");
+        let mut args = vec![
+            "case",
+            "report",
+            "--category",
+            category,
+            "--lon",
+            lon,
+            "--lat",
+            lat,
+            "--desc",
+            desc,
+            "--photo",
+            photo,
+        ];
+        if let Some(at) = at {
+            args.extend(["--at", at]);
+        }
+        self.ok(&args).stdout.trim().to_string()
+    }
 }
 
 /// A real PNG with distinct bytes per seed.

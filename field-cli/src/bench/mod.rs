@@ -89,13 +89,7 @@ pub fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
             every,
         } => {
             let rows = assess::run(dir.path(), collectors, days, every)?;
-            out.show(&rows, |rows| {
-                let body = rows
-                    .iter()
-                    .map(|r| vec![r.measure.clone(), r.value.clone(), r.note.clone()])
-                    .collect::<Vec<_>>();
-                table(&["MEASURE", "VALUE", "NOTE"], &body)
-            })
+            show_measures(out, &rows)
         }
         BenchCmd::Console {
             cases,
@@ -103,23 +97,23 @@ pub fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
             browser,
         } => {
             let rows = console::run(dir.path(), cases, collectors, browser)?;
-            out.show(&rows, |rows| {
-                let body = rows
-                    .iter()
-                    .map(|r| vec![r.measure.clone(), r.value.clone(), r.note.clone()])
-                    .collect::<Vec<_>>();
-                table(&["MEASURE", "VALUE", "NOTE"], &body)
-            })
+            show_measures(out, &rows)
         }
         BenchCmd::Sync { devices, history } => {
             let rows = sync::run(dir.path(), devices, history)?;
-            out.show(&rows, |rows| {
-                let body = rows
-                    .iter()
-                    .map(|r| vec![r.measure.clone(), r.value.clone(), r.note.clone()])
-                    .collect::<Vec<_>>();
-                table(&["MEASURE", "VALUE", "NOTE"], &body)
-            })
+            show_measures(out, &rows)
         }
     }
+}
+
+/// The benches that report a measure, its value and a note (with the
+/// baseline it was set against): as a table, or JSON with `--json`.
+fn show_measures(out: &Output, rows: &[sync::SyncRow]) -> Result<()> {
+    out.show(&rows, |rows| {
+        let body = rows
+            .iter()
+            .map(|r| vec![r.measure.clone(), r.value.clone(), r.note.clone()])
+            .collect::<Vec<_>>();
+        table(&["MEASURE", "VALUE", "NOTE"], &body)
+    })
 }
