@@ -949,16 +949,15 @@ pub(super) fn cells_in_force<'a>(
 impl Center {
     /// Today in the city's time zone.
     pub fn today(&self) -> Result<NaiveDate> {
-        self.local_day(self.now_ms())
+        Ok(self
+            .city_config()?
+            .config
+            .patrol
+            .local_date(self.now_ms())?)
     }
 
     /// The city's time zone (times are stored in UTC and shown in it).
     pub fn city_tz(&self) -> Result<chrono_tz::Tz> {
         Ok(self.city_config()?.config.patrol.tz()?)
-    }
-
-    /// The city's local date of an instant (UTC ms).
-    pub fn local_day(&self, ms: i64) -> Result<NaiveDate> {
-        Ok(self.city_config()?.config.patrol.local_date(ms)?)
     }
 }

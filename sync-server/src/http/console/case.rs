@@ -57,14 +57,10 @@ pub async fn case_page(
         .as_str()
         .and_then(|t| Timestamp::parse("reported_at", t).ok());
     let collector = summary["collector"].as_str().map(String::from);
+    // The report's local day, in the zone already read for this page.
     let where_ = match (reported, collector) {
-        (Some(t), Some(c)) => {
-            let center = s.center.clone();
-            blocking(move || center.local_day(t.millis()))
-                .await
-                .ok()
-                .map(|d| (d, c))
-        }
+        (Some(t), Some(c)) => chrono::DateTime::from_timestamp_millis(t.millis())
+            .map(|at| (at.with_timezone(&tz).date_naive(), c)),
         _ => None,
     };
     let body = html! {
