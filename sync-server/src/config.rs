@@ -16,6 +16,15 @@ pub struct Limits {
     pub max_changes_per_push: usize,
     /// Largest photo chunk, in bytes.
     pub max_chunk_bytes: usize,
+    /// A client must send a request's headers within this (also the
+    /// longest an idle keep-alive connection stays open), in seconds.
+    pub header_timeout_s: u64,
+    /// A request body must arrive within this, in seconds.
+    pub body_timeout_s: u64,
+    /// A handler must answer within this, in seconds (then 408/503).
+    pub request_timeout_s: u64,
+    /// Open connections at once; further clients wait in the kernel's backlog.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -24,6 +33,10 @@ impl Default for Limits {
             max_body_bytes: 16 * 1024 * 1024,
             max_changes_per_push: field_core::sync::protocol::MAX_CHANGES_PER_PUSH,
             max_chunk_bytes: 1024 * 1024,
+            header_timeout_s: 10,
+            body_timeout_s: 60,
+            request_timeout_s: 120,
+            max_connections: 1024,
         }
     }
 }

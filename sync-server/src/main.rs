@@ -38,6 +38,12 @@ enum Job {
         #[arg(long)]
         day: Option<chrono::NaiveDate>,
     },
+    /// Print who may do what at the center (the table in API.md), then exit.
+    Policy,
+    /// Replace the admin token (a lost or leaked one) and write the new one
+    /// to DATA/admin.token; the old token stops working. Run it with the
+    /// server stopped, or use `POST /v1/center/token/rotate`.
+    RotateAdminToken,
 }
 
 #[tokio::main]
@@ -49,6 +55,10 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(Job::Policy) = args.job {
+        print!("{}", sync_server::service::authorize::table_markdown());
+        return Ok(());
+    }
     let file = match &args.config {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
@@ -61,9 +71,20 @@ async fn main() -> anyhow::Result<()> {
         .listen
         .or(file.listen)
         .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default"));
+    // One data directory, one server: the lock lives as long as the process.
+    let _lock = sync_server::storage::lock_data_dir(&data)?;
     let storage = Arc::new(
         SqliteStorage::open(&data).with_context(|| format!("opening {}", data.display()))?,
     );
+    if let Some(Job::RotateAdminToken) = args.job {
+        sync_server::service::rotate_admin_file(storage.as_ref(), &data)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        eprintln!(
+            "new admin token written to {}",
+            data.join("admin.token").display()
+        );
+        return Ok(());
+    }
     if ensure_admin(storage.as_ref(), &data)?.is_some() {
         eprintln!(
             "admin token written to {}",
@@ -83,7 +104,10 @@ async fn main() -> anyhow::Result<()> {
     println!("listening on http://{}", listener.local_addr()?);
     sync_server::run(listener, center, shutdown_signal()).await?;
     eprintln!("sync-server stopped");
-    Ok(())
+    // Work still running on blocking threads (a huge grid being checked)
+    // must not keep a stopped server alive: every write is a transaction,
+    // so leaving now loses nothing accepted.
+    std::process::exit(0)
 }
 
 async fn shutdown_signal() {

@@ -14,7 +14,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::auth::Auth;
 use super::{AppError, AppState};
-use crate::service::{DecisionRequest, NewTaskRequest, NewUserRequest, QueueFilter, ServiceError};
+use crate::service::{
+    DecisionRequest, NewTaskRequest, NewUserRequest, QueueFilter, RevokeCodesRequest, ServiceError,
+};
 use crate::storage::Role;
 
 /// Runs service code (SQLite, file I/O) off the async workers.
@@ -71,6 +73,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/photos/needed", post(photos_needed))
         .route("/v1/center/users", post(add_user).get(users))
         .route("/v1/center/users/{id}/codes", post(new_code))
+        .route("/v1/center/users/{id}/disable", post(disable_user))
+        .route("/v1/center/users/{id}/enable", post(enable_user))
+        .route("/v1/center/users/{id}/codes/revoke", post(revoke_codes))
+        .route("/v1/center/token/rotate", post(rotate_token))
+        .route("/v1/center/audit", get(audit_log))
         .route("/v1/center/devices/{actor}/revoke", post(revoke_device))
         .route("/v1/center/grid", put(import_grid))
         .route("/v1/center/catalog", put(import_catalog))
@@ -186,6 +193,65 @@ async fn users(
     let Query(q) = query?;
     let c = s.center.clone();
     Ok(Json(blocking(move || c.users(&p, q.role)).await?))
+}
+
+async fn disable_user(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.set_user_disabled(&p, &id, true)).await?))
+}
+
+async fn enable_user(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.set_user_disabled(&p, &id, false)).await?))
+}
+
+async fn revoke_codes(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, AppError> {
+    let req: RevokeCodesRequest = if body.is_empty() {
+        RevokeCodesRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| AppError::from(crate::service::invalid("body", e.to_string())))?
+    };
+    let c = s.center.clone();
+    let n = blocking(move || c.revoke_codes(&p, &id, req)).await?;
+    Ok(Json(serde_json::json!({ "revoked": n })))
+}
+
+async fn rotate_token(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.rotate_token(&p)).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<usize>,
+}
+
+async fn audit_log(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    let Query(q) = query?;
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.audit_log(&p, q.limit)).await?))
 }
 
 async fn revoke_device(

@@ -17,6 +17,7 @@ use field_core::model::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::authorize::Operation;
 use super::city_config::CityConfig;
 use super::{Center, Result, ServiceError, invalid};
 use crate::storage::{Principal, Role, User};
@@ -342,7 +343,7 @@ fn erroneous(v: &CaseView, reasons: &[String]) -> bool {
 
 impl Center {
     pub fn report(&self, p: &Principal, q: ReportQuery) -> Result<Vec<Report>> {
-        self.require_staff(p)?;
+        self.require(p, Operation::ReadCases)?;
         let days = period_days(&q.period)?;
         let users: Vec<User> = self
             .storage
@@ -686,7 +687,7 @@ impl Center {
         p: &Principal,
         rows: Vec<NewFinding>,
     ) -> Result<Vec<ExternalFinding>> {
-        self.require_staff(p)?;
+        self.require(p, Operation::Direct)?;
         let checked = rows
             .into_iter()
             .enumerate()
@@ -706,7 +707,7 @@ impl Center {
     }
 
     pub fn add_finding(&self, p: &Principal, f: NewFinding) -> Result<ExternalFinding> {
-        self.require_staff(p)?;
+        self.require(p, Operation::Direct)?;
         let finding = self.check_finding(f)?;
         self.storage.add_finding(&finding)?;
         Ok(finding)
@@ -791,7 +792,7 @@ impl Center {
         p: &Principal,
         req: AssignRequest,
     ) -> Result<Vec<(NaiveDate, Vec<String>)>> {
-        self.require_staff(p)?;
+        self.require(p, Operation::ChangeConfig)?;
         let user = self
             .storage
             .users()?
@@ -809,6 +810,12 @@ impl Center {
         }
         self.storage
             .set_assignment(&user.id, &req.cells, req.from)?;
+        self.audit(
+            p,
+            "assign",
+            &user.name,
+            format!("{} from {}", req.cells.join(","), req.from),
+        )?;
         let today = self
             .city_config()?
             .config

@@ -1,6 +1,13 @@
-//! Where a change is authorised. Every pushed change is judged here before
-//! the merge sees it; a refusal names the rule, and the other changes of
-//! the batch are judged on their own.
+//! Where every request is authorised, by what it means.
+//!
+//! Center operations: [`TABLE`] says which role may do what; every service
+//! entry point calls [`Center::require`] with its [`Operation`] and nothing
+//! else decides. `sync-server policy` prints the table (it is the one in
+//! `API.md`, checked by a test).
+//!
+//! Changes: every pushed change is judged here before the merge sees it; a
+//! refusal names the rule, and the other changes of the batch are judged on
+//! their own.
 //!
 //! Rules: a device authors only as its own actor; a collector reports cases,
 //! edits their own cases while `reported`, and appends their own track and
@@ -12,8 +19,146 @@ use std::collections::HashMap;
 use field_core::crdt::{Change, Op};
 use field_core::model::{ActorId, CaseId, Status};
 
-use super::Center;
-use crate::storage::Principal;
+use super::{Center, ServiceError};
+use crate::storage::{Principal, Role};
+
+/// What a request to the center means, whatever endpoint carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// Add a collector, or mint an enrolment code for one.
+    EnrolCollector,
+    /// Add a reviewer or admin, or mint an enrolment code for one.
+    EnrolStaff,
+    /// List users, their roles and devices.
+    ListUsers,
+    /// Disable a user, revoke unused codes, revoke a device.
+    ManageAccounts,
+    /// Replace one's own device-less token.
+    RotateOwnToken,
+    /// Read the audit log.
+    ReadAudit,
+    /// Import the grid or the category catalog.
+    ImportReference,
+    /// Change the assessment configuration or a collector's cells.
+    ChangeConfig,
+    /// Read the configuration.
+    ReadConfig,
+    /// Read cases, tasks, shifts, surveys, maps, reports and digests.
+    ReadCases,
+    /// Decide on a case (register, reject, dispatch, close, ...).
+    Decide,
+    /// Create verification and check tasks, special surveys, findings.
+    Direct,
+}
+
+/// One row of the table: the operation and whether each role may do it.
+#[derive(Clone, Copy, Debug)]
+pub struct Rule {
+    pub op: Operation,
+    pub what: &'static str,
+    pub endpoints: &'static str,
+    pub collector: bool,
+    pub reviewer: bool,
+    pub admin: bool,
+}
+
+const fn rule(
+    op: Operation,
+    what: &'static str,
+    endpoints: &'static str,
+    [collector, reviewer, admin]: [bool; 3],
+) -> Rule {
+    Rule {
+        op,
+        what,
+        endpoints,
+        collector,
+        reviewer,
+        admin,
+    }
+}
+
+const STAFF: [bool; 3] = [false, true, true];
+const ADMIN: [bool; 3] = [false, false, true];
+
+/// Who may do what at the center. Collectors act only through changes (see
+/// [`Center::authorize`]) and their own photos.
+pub const TABLE: &[Rule] = &[
+    rule(Operation::EnrolCollector, "add a collector, mint a collector's enrolment code", "POST /v1/center/users (role collector), POST /v1/center/users/{id}/codes", STAFF),
+    rule(Operation::EnrolStaff, "add a reviewer or admin, mint their enrolment code", "POST /v1/center/users (role reviewer, admin), POST /v1/center/users/{id}/codes", ADMIN),
+    rule(Operation::ListUsers, "list users, roles, devices", "GET /v1/center/users", STAFF),
+    rule(Operation::ManageAccounts, "disable a user, revoke unused codes, revoke a device", "POST /v1/center/users/{id}/disable, POST /v1/center/users/{id}/codes/revoke, POST /v1/center/devices/{actor}/revoke", ADMIN),
+    rule(Operation::RotateOwnToken, "replace one's own device-less token", "POST /v1/center/token/rotate", STAFF),
+    rule(Operation::ReadAudit, "read the audit log", "GET /v1/center/audit", ADMIN),
+    rule(Operation::ImportReference, "import the grid or the catalog", "PUT /v1/center/grid, PUT /v1/center/catalog", ADMIN),
+    rule(Operation::ChangeConfig, "change the assessment configuration or assignments", "PUT /v1/center/config, POST /v1/center/config/set, POST /v1/center/assignments", ADMIN),
+    rule(Operation::ReadConfig, "read the configuration", "GET /v1/center/config", STAFF),
+    rule(Operation::ReadCases, "read cases, tasks, shifts, surveys, maps, reports, digests", "GET /v1/center/cases[/{id}], tasks, shifts, surveys[/{id}/report], report, map, city-map, digest", STAFF),
+    rule(Operation::Decide, "decide on a case", "POST /v1/center/cases/{id}/decisions", STAFF),
+    rule(Operation::Direct, "create tasks, surveys and findings", "POST /v1/center/tasks, surveys, findings[/bulk]", STAFF),
+];
+
+impl Operation {
+    pub fn rule(self) -> &'static Rule {
+        TABLE
+            .iter()
+            .find(|r| r.op == self)
+            .expect("every operation has a row in TABLE")
+    }
+
+    pub fn allowed(self, role: Role) -> bool {
+        let r = self.rule();
+        match role {
+            Role::Collector => r.collector,
+            Role::Reviewer => r.reviewer,
+            Role::Admin => r.admin,
+        }
+    }
+
+    /// The operation of minting a code for (or creating) a user of `role`.
+    pub fn enrol(role: Role) -> Operation {
+        match role {
+            Role::Collector => Operation::EnrolCollector,
+            Role::Reviewer | Role::Admin => Operation::EnrolStaff,
+        }
+    }
+}
+
+/// The table as Markdown, as `API.md` carries it.
+pub fn table_markdown() -> String {
+    let yes = |b: bool| if b { "yes" } else { "403" };
+    let mut out = String::from(
+        "| operation | endpoints | collector | reviewer | admin |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for r in TABLE {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            r.what,
+            r.endpoints,
+            yes(r.collector),
+            yes(r.reviewer),
+            yes(r.admin)
+        ));
+    }
+    out
+}
+
+impl Center {
+    /// The one gate of every center operation.
+    pub fn require(&self, p: &Principal, op: Operation) -> Result<(), ServiceError> {
+        if op.allowed(p.user.role) {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(format!(
+                "{} is a {}: to {} needs {}",
+                p.user.name,
+                p.user.role.as_str(),
+                op.rule().what,
+                if op.rule().reviewer { "a reviewer or admin" } else { "an admin" }
+            )))
+        }
+    }
+}
 
 /// Why a change was refused, with the HTTP-like code the device sees.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 use field_core::model::{ActorId, CaseId, Catalog, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::authorize::Operation;
 use super::enrolment::{CODE_LIFETIME_MS, user_info};
 use super::{Center, Result, ServiceError, invalid, tokens};
 use crate::storage::{Device, Principal, Role};
@@ -36,17 +37,15 @@ pub struct NewUserResponse {
 pub struct UserRow {
     #[serde(flatten)]
     pub user: field_core::sync::protocol::UserInfo,
+    pub disabled: bool,
+    /// Unused, unexpired enrolment codes.
+    pub pending_codes: usize,
     pub devices: Vec<Device>,
 }
 
 impl Center {
     pub fn add_user(&self, p: &Principal, req: NewUserRequest) -> Result<NewUserResponse> {
-        self.require_staff(p)?;
-        if req.role == Role::Admin && p.user.role != Role::Admin {
-            return Err(ServiceError::Forbidden(
-                "only an admin creates admins".into(),
-            ));
-        }
+        self.require(p, Operation::enrol(req.role))?;
         if let Some((_, grid)) = self.storage.grid()? {
             let known: Vec<&str> = grid["features"]
                 .as_array()
@@ -70,6 +69,7 @@ impl Center {
         let expires = self.now_ms() + CODE_LIFETIME_MS;
         self.storage
             .add_enrolment(&tokens::hash_code(&code), &user.id, expires)?;
+        self.audit(p, "add_user", &user.name, user.role.as_str())?;
         Ok(NewUserResponse {
             user: user_info(&user),
             enrolment_code: code,
@@ -80,17 +80,13 @@ impl Center {
     /// A fresh one-time code for an existing user (a second handset, a
     /// replaced one).
     pub fn new_code(&self, p: &Principal, user_id: &str) -> Result<NewUserResponse> {
-        self.require_staff(p)?;
-        let user = self
-            .storage
-            .users()?
-            .into_iter()
-            .find(|u| u.id == user_id || u.name == user_id)
-            .ok_or_else(|| ServiceError::NotFound(format!("user {user_id}")))?;
+        let user = self.find_user(p, user_id)?;
+        self.require(p, Operation::enrol(user.role))?;
         let code = tokens::new_enrolment_code();
         let expires = self.now_ms() + CODE_LIFETIME_MS;
         self.storage
             .add_enrolment(&tokens::hash_code(&code), &user.id, expires)?;
+        self.audit(p, "mint_code", &user.name, user.role.as_str())?;
         Ok(NewUserResponse {
             user: user_info(&user),
             enrolment_code: code,
@@ -99,7 +95,7 @@ impl Center {
     }
 
     pub fn users(&self, p: &Principal, role: Option<Role>) -> Result<Vec<UserRow>> {
-        self.require_staff(p)?;
+        self.require(p, Operation::ListUsers)?;
         let mut out = Vec::new();
         for u in self.storage.users()? {
             if role.is_some_and(|r| r != u.role) {
@@ -107,6 +103,8 @@ impl Center {
             }
             out.push(UserRow {
                 user: user_info(&u),
+                disabled: u.disabled,
+                pending_codes: self.storage.pending_codes(&u.id, self.now_ms())?,
                 devices: self.storage.devices_of(&u.id)?,
             });
         }
@@ -114,16 +112,16 @@ impl Center {
     }
 
     pub fn revoke_device(&self, p: &Principal, actor: ActorId) -> Result<()> {
-        self.require_staff(p)?;
+        self.require(p, Operation::ManageAccounts)?;
         if self.storage.revoke_device(actor)? {
-            Ok(())
+            self.audit(p, "revoke_device", &actor.to_string(), "")
         } else {
             Err(ServiceError::NotFound(format!("device {actor}")))
         }
     }
 
     pub fn import_grid(&self, p: &Principal, geojson: &str) -> Result<serde_json::Value> {
-        self.require_staff(p)?;
+        self.require(p, Operation::ImportReference)?;
         let cells = field_core::import::parse_grid(geojson, &Default::default())?;
         let problems =
             field_core::geo::check_tiling(&cells, field_core::geo::tiling::DEFAULT_TOLERANCE_M2);
@@ -136,19 +134,21 @@ impl Center {
         }
         let n = cells.len();
         let version = self.storage.set_grid(cells)?;
+        self.audit(p, "import_grid", &version, format!("{n} cells"))?;
         Ok(serde_json::json!({ "cells": n, "version": version }))
     }
 
     pub fn import_catalog(&self, p: &Principal, json: &str) -> Result<serde_json::Value> {
-        self.require_staff(p)?;
+        self.require(p, Operation::ImportReference)?;
         let catalog = Catalog::from_json(json)?;
         let (version, n) = (catalog.version.clone(), catalog.len());
         self.storage.set_catalog(catalog)?;
+        self.audit(p, "import_catalog", &version, format!("{n} subclasses"))?;
         Ok(serde_json::json!({ "version": version, "subclasses": n }))
     }
 
     pub fn case_show(&self, p: &Principal, id: CaseId) -> Result<serde_json::Value> {
-        self.require_staff(p)?;
+        self.require(p, Operation::ReadCases)?;
         let view = self
             .storage
             .case(id)?
@@ -160,7 +160,7 @@ impl Center {
     }
 
     pub fn digest(&self, p: &Principal) -> Result<field_core::store::DigestReport> {
-        self.require_staff(p)?;
+        self.require(p, Operation::ReadCases)?;
         Ok(self.storage.digest()?)
     }
 }

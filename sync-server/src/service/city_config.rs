@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use field_core::assess::AssessmentRules;
 use serde::{Deserialize, Serialize};
 
+use super::authorize::Operation;
 use super::{Center, Result, ServiceError, invalid};
 use crate::storage::Principal;
 
@@ -177,15 +178,16 @@ impl Center {
     }
 
     pub fn show_config(&self, p: &Principal) -> Result<ConfigVersion> {
-        self.require_staff(p)?;
+        self.require(p, Operation::ReadConfig)?;
         self.city_config()
     }
 
     /// Stores a new version from TOML (all of it), after checking it.
     pub fn import_config(&self, p: &Principal, text: &str) -> Result<ConfigVersion> {
-        self.require_staff(p)?;
+        self.require(p, Operation::ChangeConfig)?;
         let config = CityConfig::from_toml(text)?;
         let version = self.storage.set_config(&config.to_toml(), &p.user.id)?;
+        self.audit(p, "set_config", &format!("version {version}"), "")?;
         Ok(ConfigVersion {
             version,
             toml: config.to_toml(),
@@ -195,7 +197,7 @@ impl Center {
 
     /// Sets one dotted key (`patrol.patrol_start`, `fees.公司A`) to a TOML value.
     pub fn set_config(&self, p: &Principal, key: &str, value: &str) -> Result<ConfigVersion> {
-        self.require_staff(p)?;
+        self.require(p, Operation::ChangeConfig)?;
         let current = self.city_config()?;
         let mut table: toml::Table =
             toml::from_str(&current.toml).map_err(|e| ServiceError::Internal(e.to_string()))?;

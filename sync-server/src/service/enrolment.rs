@@ -36,6 +36,35 @@ impl Center {
     }
 }
 
+/// A new token for the first admin, written over `DIR/admin.token` (0600);
+/// every other device-less token of that admin stops working.
+pub fn rotate_admin_file(storage: &dyn crate::storage::Storage, dir: &std::path::Path) -> Result<()> {
+    use crate::storage::Role;
+    let admin = storage
+        .users()?
+        .into_iter()
+        .find(|u| u.role == Role::Admin && !u.disabled)
+        .ok_or_else(|| super::ServiceError::NotFound("an enabled admin".into()))?;
+    let token = tokens::new_token();
+    storage.reset_user_tokens(&admin.id, &tokens::hash(&token))?;
+    let path = dir.join("admin.token");
+    let tmp = dir.join("admin.token.new");
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        writeln!(f, "{token}")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| super::ServiceError::Internal(format!("writing {}: {e}", path.display())))
+}
+
 /// On a fresh data directory: an admin user and token, the token written
 /// to `DIR/admin.token` (mode 0600). Returns the token when one was made.
 pub fn ensure_admin(

@@ -16,6 +16,7 @@ use field_core::model::{ActorId, CaseId, LonLat, PhotoHash, Timestamp, TrackPoin
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::authorize::Operation;
 use super::{Center, Result};
 use crate::storage::{Principal, Role};
 
@@ -163,7 +164,7 @@ impl Center {
     /// Test cases (shift marks), flagged when sent from outside the
     /// collector's assigned cells.
     pub fn shifts(&self, p: &Principal, flagged_only: bool) -> Result<Vec<ShiftRow>> {
-        self.require_staff(p)?;
+        self.require(p, Operation::ReadCases)?;
         let mut owner: HashMap<ActorId, crate::storage::User> = HashMap::new();
         for u in self
             .storage

@@ -7,6 +7,7 @@ use field_core::assess::coverage;
 use field_core::geo::tiling::outline;
 use geo::{BoundingRect, CoordsIter};
 
+use super::authorize::Operation;
 use super::{Center, Result, ServiceError};
 use crate::storage::{Principal, Role};
 
@@ -33,7 +34,7 @@ fn escape(s: &str) -> String {
 
 impl Center {
     pub fn coverage_map(&self, p: &Principal, collector: &str, day: &str) -> Result<String> {
-        self.require_staff(p)?;
+        self.require(p, Operation::ReadCases)?;
         let day: NaiveDate = day
             .parse()
             .map_err(|_| super::invalid("day", format!("`{day}` is not YYYY-MM-DD")))?;
@@ -179,7 +180,7 @@ impl Center {
     ) -> Result<serde_json::Value> {
         use geo::Simplify;
         use serde_json::json;
-        self.require_staff(p)?;
+        self.require(p, Operation::ReadCases)?;
         let day: NaiveDate = day
             .parse()
             .map_err(|_| super::invalid("day", format!("`{day}` is not YYYY-MM-DD")))?;

@@ -1,8 +1,9 @@
 //! The server's logic, free of HTTP: who may do what, and doing it.
 //! `Center` is what handlers and the simulator call.
 
+mod accounts;
 mod assessment;
-mod authorize;
+pub mod authorize;
 mod center;
 mod city_config;
 mod enrolment;
@@ -19,12 +20,13 @@ use std::sync::Arc;
 use crate::config::{Limits, ReviewRules};
 use crate::storage::{Principal, Storage, StorageError};
 
+pub use accounts::{RevokeCodesRequest, RotatedToken};
 pub use assessment::{
     AssignRequest, DayRates, NewFinding, NightlySummary, Rate, Report, ReportQuery,
 };
 pub use center::{NewUserRequest, NewUserResponse, PhotoFile, UserRow};
 pub use city_config::{CityConfig, ConfigVersion};
-pub use enrolment::ensure_admin;
+pub use enrolment::{ensure_admin, rotate_admin_file};
 pub use flags::{Duplicate, Flag, ShiftRow};
 pub use map::MapColour;
 pub use queue::{CaseRow, FLAG_KINDS, QueueFilter, QueuePage};
@@ -130,18 +132,5 @@ impl Center {
         self.storage
             .principal(&tokens::hash(token))?
             .ok_or_else(|| ServiceError::Unauthorized("unknown or revoked token".into()))
-    }
-
-    /// Center staff only.
-    fn require_staff(&self, p: &Principal) -> Result<()> {
-        if p.user.role.is_staff() {
-            Ok(())
-        } else {
-            Err(ServiceError::Forbidden(format!(
-                "{} is a {}: this needs a reviewer or admin",
-                p.user.name,
-                p.user.role.as_str()
-            )))
-        }
     }
 }

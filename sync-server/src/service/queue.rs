@@ -6,6 +6,7 @@ use field_core::model::{ActorId, Catalog, Status};
 use field_core::store::CaseQuery;
 use serde::{Deserialize, Serialize};
 
+use super::authorize::Operation;
 use super::{Center, Result, invalid};
 use crate::storage::Principal;
 
@@ -110,7 +111,7 @@ impl Center {
     /// evidence from tracks and photo metadata, so filtering by them
     /// computes the flags of every case the other filters keep.
     pub fn queue(&self, p: &Principal, f: &QueueFilter) -> Result<QueuePage> {
-        self.require_staff(p)?;
+        self.require(p, Operation::ReadCases)?;
         let status = given(&f.status)
             .map(|s| Status::parse("status", &s))
             .transpose()?;

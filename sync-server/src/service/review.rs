@@ -12,6 +12,7 @@ use field_core::model::{
 use field_core::store::{Decision, SeenStatus, TaskRow};
 use serde::{Deserialize, Serialize};
 
+use super::authorize::Operation;
 use super::{Center, Result, ServiceError, invalid};
 use crate::storage::{Principal, Role};
 
@@ -112,7 +113,7 @@ impl Center {
         id: CaseId,
         req: DecisionRequest,
     ) -> Result<serde_json::Value> {
-        self.require_staff(p)?;
+        self.require(p, Operation::Decide)?;
         let view = self
             .storage
             .case(id)?
@@ -182,7 +183,7 @@ impl Center {
     }
 
     pub fn create_task(&self, p: &Principal, req: NewTaskRequest) -> Result<TaskStatusRow> {
-        self.require_staff(p)?;
+        self.require(p, Operation::Direct)?;
         let user = self
             .storage
             .users()?
@@ -254,7 +255,7 @@ impl Center {
     }
 
     pub fn task_list(&self, p: &Principal, to: Option<&str>) -> Result<Vec<TaskStatusRow>> {
-        self.require_staff(p)?;
+        self.require(p, Operation::ReadCases)?;
         let user_id = match to {
             Some(t) => Some(
                 self.storage

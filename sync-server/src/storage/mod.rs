@@ -14,6 +14,49 @@ use field_core::store::{
 use field_core::sync::protocol::ChunkAck;
 use serde::{Deserialize, Serialize};
 
+/// Held while a server uses a data directory; dropped (and so released)
+/// when the process ends, however it ends.
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+/// Creates `dir` (0700) and takes its exclusive lock, or says who holds it.
+/// Secrets live there, so the directory and its databases are owner-only.
+pub fn lock_data_dir(dir: &std::path::Path) -> std::io::Result<DataDirLock> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let path = dir.join("server.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => {
+            use std::io::{Seek, Write};
+            file.set_len(0)?;
+            file.seek(std::io::SeekFrom::Start(0))?;
+            writeln!(file, "{}", std::process::id())?;
+            Ok(DataDirLock { _file: file })
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!(
+                    "{} is in use by another sync-server (pid {}); one data directory serves one server",
+                    dir.display(),
+                    holder.trim()
+                ),
+            ))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -71,6 +114,21 @@ pub struct User {
     pub role: Role,
     pub company: Option<String>,
     pub cells: Vec<String>,
+    /// A disabled user's tokens, sessions and codes no longer work.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// One line of the audit log: who did what to whom, and when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: field_core::model::Timestamp,
+    /// The acting user's name.
+    pub by: String,
+    pub action: String,
+    pub target: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -87,6 +145,8 @@ pub struct Device {
 pub struct Principal {
     pub user: User,
     pub device: Option<ActorId>,
+    /// The hash of the token presented (to rotate it).
+    pub token_hash: String,
 }
 
 /// Everything the server keeps.
@@ -115,6 +175,19 @@ pub trait Storage: Send + Sync {
     /// The principal a token stands for; `None` when unknown or revoked.
     fn principal(&self, token_hash: &str) -> Result<Option<Principal>>;
     fn revoke_device(&self, actor: ActorId) -> Result<bool>;
+    /// Disables (or re-enables) a user; false when no such user.
+    fn set_user_disabled(&self, user_id: &str, disabled: bool) -> Result<bool>;
+    /// Drops a user's unused enrolment codes (all, or the one hashed); how many.
+    fn revoke_codes(&self, user_id: &str, code_hash: Option<&str>) -> Result<usize>;
+    /// Unused, unexpired enrolment codes of a user.
+    fn pending_codes(&self, user_id: &str, now_ms: i64) -> Result<usize>;
+    /// Replaces a device-less token of `user_id` by a new one, atomically.
+    /// Drops every device-less token of `user_id` and adds one.
+    fn reset_user_tokens(&self, user_id: &str, new_hash: &str) -> Result<()>;
+    fn replace_user_token(&self, user_id: &str, old_hash: &str, new_hash: &str) -> Result<bool>;
+    fn audit(&self, entry: &AuditEntry) -> Result<()>;
+    /// The newest `limit` audit entries, newest first.
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>>;
     fn device(&self, actor: ActorId) -> Result<Option<Device>>;
 
     // Changes, merged by field-core; cursors are log positions.

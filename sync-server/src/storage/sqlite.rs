@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::blobs::BlobDir;
-use super::{Device, Principal, Result, Role, Storage, StorageError, User};
+use super::{AuditEntry, Device, Principal, Result, Role, Storage, StorageError, User};
 
 /// Migrations of `center.db`, in order; index + 1 is the version each
 /// brings it to.
@@ -65,7 +65,27 @@ CREATE TABLE enrolments (
     // 7: nightly rollups, and the days late data made stale.
     "CREATE TABLE rollups (day TEXT NOT NULL, user_id TEXT NOT NULL, report TEXT NOT NULL, computed_ms INTEGER NOT NULL, PRIMARY KEY (day, user_id));
      CREATE TABLE dirty_days (day TEXT PRIMARY KEY, since_ms INTEGER NOT NULL);",
+    // 8: accounts: disabled users, the audit log.
+    "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, by_user TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);",
 ];
+
+const USER_COLUMNS: &str = "id, name, role, company, cells, disabled";
+
+/// Databases hold token hashes and every case: owner-only, with their WAL
+/// and shared-memory files.
+fn owner_only(dir: &Path, names: &[&str]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for name in names {
+        for suffix in ["", "-wal", "-shm"] {
+            let path = dir.join(format!("{name}{suffix}"));
+            if path.exists() {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(())
+}
 
 pub struct SqliteStorage {
     changes: Mutex<Store>,
@@ -97,6 +117,7 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         role: Role::parse(&role).unwrap_or(Role::Collector),
         company: r.get(3)?,
         cells: serde_json::from_str(&cells).unwrap_or_default(),
+        disabled: r.get(5)?,
     })
 }
 
@@ -123,6 +144,7 @@ impl SqliteStorage {
         let store = Store::open_with_clock(&changes_path, clock)?;
         store.index_tracks_by_time()?;
         let mut center = Connection::open(dir.join("center.db"))?;
+        owner_only(dir, &["changes.db", "center.db"])?;
         center.pragma_update(None, "journal_mode", "WAL")?;
         center.pragma_update(None, "synchronous", "NORMAL")?;
         center.pragma_update(None, "foreign_keys", "ON")?;
@@ -183,6 +205,7 @@ impl Storage for SqliteStorage {
             role,
             company: company.map(str::to_string),
             cells: cells.to_vec(),
+            disabled: false,
         };
         self.db().execute(
             "INSERT INTO users (id, name, role, company, cells, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -194,7 +217,7 @@ impl Storage for SqliteStorage {
     fn users(&self) -> Result<Vec<User>> {
         let db = self.db();
         let mut stmt =
-            db.prepare("SELECT id, name, role, company, cells FROM users ORDER BY created_ms, id")?;
+            db.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_ms, id"))?;
         let users = stmt
             .query_map([], user_from_row)?
             .collect::<rusqlite::Result<_>>()?;
@@ -283,10 +306,13 @@ impl Storage for SqliteStorage {
             params![token_hash, user_id, actor.as_bytes()],
         )?;
         let user = tx.query_row(
-            "SELECT id, name, role, company, cells FROM users WHERE id = ?1",
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
             [&user_id],
             user_from_row,
         )?;
+        if user.disabled {
+            return Err(invalid("code", "this user is disabled"));
+        }
         tx.commit()?;
         Ok(user)
     }
@@ -303,16 +329,18 @@ impl Storage for SqliteStorage {
         let db = self.db();
         let row = db
             .prepare_cached(
-                "SELECT u.id, u.name, u.role, u.company, u.cells, t.actor, COALESCE(d.revoked, 0)
+                "SELECT u.id, u.name, u.role, u.company, u.cells, u.disabled, t.actor, COALESCE(d.revoked, 0)
                  FROM tokens t JOIN users u ON u.id = t.user_id LEFT JOIN devices d ON d.actor = t.actor
                  WHERE t.hash = ?1",
             )?
-            .query_row([token_hash], |r| Ok((user_from_row(r)?, r.get::<_, Option<Vec<u8>>>(5)?, r.get::<_, bool>(6)?)))
+            .query_row([token_hash], |r| Ok((user_from_row(r)?, r.get::<_, Option<Vec<u8>>>(6)?, r.get::<_, bool>(7)?)))
             .optional()?;
         match row {
             None | Some((_, _, true)) => Ok(None),
+            Some((user, _, _)) if user.disabled => Ok(None),
             Some((user, actor, false)) => Ok(Some(Principal {
                 user,
+                token_hash: token_hash.to_string(),
                 device: actor.map(|a| actor_from(&a)).transpose()?,
             })),
         }
@@ -323,6 +351,97 @@ impl Storage for SqliteStorage {
             "UPDATE devices SET revoked = 1 WHERE actor = ?1",
             [actor.as_bytes()],
         )? == 1)
+    }
+
+    fn set_user_disabled(&self, user_id: &str, disabled: bool) -> Result<bool> {
+        Ok(self.db().execute(
+            "UPDATE users SET disabled = ?2 WHERE id = ?1",
+            params![user_id, disabled],
+        )? == 1)
+    }
+
+    fn revoke_codes(&self, user_id: &str, code_hash: Option<&str>) -> Result<usize> {
+        Ok(self.db().execute(
+            "DELETE FROM enrolments WHERE user_id = ?1 AND used_ms IS NULL AND (?2 IS NULL OR code_hash = ?2)",
+            params![user_id, code_hash],
+        )?)
+    }
+
+    fn pending_codes(&self, user_id: &str, now: i64) -> Result<usize> {
+        Ok(self.db().query_row(
+            "SELECT COUNT(*) FROM enrolments WHERE user_id = ?1 AND used_ms IS NULL AND expires_ms >= ?2",
+            params![user_id, now],
+            |r| r.get::<_, i64>(0),
+        )? as usize)
+    }
+
+    fn reset_user_tokens(&self, user_id: &str, new_hash: &str) -> Result<()> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM tokens WHERE user_id = ?1 AND actor IS NULL",
+            [user_id],
+        )?;
+        tx.execute(
+            "INSERT INTO tokens (hash, user_id, actor) VALUES (?1, ?2, NULL)",
+            params![new_hash, user_id],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn replace_user_token(&self, user_id: &str, old_hash: &str, new_hash: &str) -> Result<bool> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let gone = tx.execute(
+            "DELETE FROM tokens WHERE hash = ?1 AND user_id = ?2 AND actor IS NULL",
+            params![old_hash, user_id],
+        )?;
+        if gone != 1 {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO tokens (hash, user_id, actor) VALUES (?1, ?2, NULL)",
+            params![new_hash, user_id],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn audit(&self, e: &AuditEntry) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO audit (at_ms, by_user, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![e.at.millis(), e.by, e.action, e.target, e.detail],
+        )?;
+        Ok(())
+    }
+
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+        let db = self.db();
+        let mut stmt = db.prepare_cached(
+            "SELECT at_ms, by_user, action, target, detail FROM audit ORDER BY seq DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at, by, action, target, detail) = row?;
+            out.push(AuditEntry {
+                at: field_core::model::Timestamp::from_millis("at", at)?,
+                by,
+                action,
+                target,
+                detail,
+            });
+        }
+        Ok(out)
     }
 
     fn device(&self, actor: ActorId) -> Result<Option<Device>> {
