@@ -96,12 +96,31 @@ pub fn sync(home: &Path, out: &Output) -> Result<()> {
         "round_trips": summary.round_trips,
         "seconds": started.elapsed().as_secs_f64(),
         "pending_changes": store.outbox_len()?,
+        "clock_offset_ms": summary.clock_offset_ms,
+        "clock_warning": summary.clock_warning(),
+        "reissued": summary.reissued,
+        "actor": store.actor().to_string(),
+        "photos_lost": summary.photos_lost,
     });
+    if let Some(w) = summary.clock_warning() {
+        eprintln!("warning: {w}");
+    }
+    for lost in &summary.photos_lost {
+        eprintln!("warning: photo not sent: {lost}");
+    }
     out.show(&report, |r| {
-        format!(
+        let mut line = format!(
             "pushed {} ({} refused), pulled {}, {} photos sent; {} bytes up, {} down, {} round trips, {:.2} s",
             r["pushed"], r["refused"], r["pulled"], r["photos_sent"], r["bytes_sent"], r["bytes_received"], r["round_trips"], r["seconds"].as_f64().unwrap_or_default()
-        )
+        );
+        if summary.reissued > 0 {
+            line.push_str(&format!(
+                "\n{} unsent changes re-issued as {} (this device was restored from a backup or its clock was wrong)",
+                summary.reissued,
+                r["actor"].as_str().unwrap_or_default()
+            ));
+        }
+        line
     })
 }
 

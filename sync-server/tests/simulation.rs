@@ -112,6 +112,18 @@ struct SimTransport {
 }
 
 impl Transport for SimTransport {
+    fn successor(
+        &mut self,
+        req: &field_core::sync::protocol::SuccessorRequest,
+    ) -> Result<field_core::sync::protocol::SuccessorResponse, TransportError> {
+        if self.partitioned {
+            return Err(TransportError::Unreachable("request lost".into()));
+        }
+        let center = self.net.center.borrow().clone();
+        let p = center.authenticate(Some(&self.token)).map_err(refused)?;
+        center.succeed_device(&p, req.clone()).map_err(refused)
+    }
+
     fn sync(&mut self, req: &SyncRequest) -> Result<SyncResponse, TransportError> {
         let net = &self.net;
         if self.partitioned || net.roll(10) {

@@ -389,6 +389,7 @@ fn two_reviewers_deciding_at_once_leave_a_visible_conflict_until_resolved() {
 
 fn push(t: &mut HttpTransport, change: Change) -> SyncResponse {
     let req = SyncRequest {
+        device_time_ms: None,
         protocol: PROTOCOL_VERSION,
         push: vec![change],
         pull: PullRequest::default(),

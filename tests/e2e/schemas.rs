@@ -101,6 +101,7 @@ fn real_messages_and_files_match_their_schemas() {
 
     let mut t = HttpTransport::new(&server.url, Some(token)).unwrap();
     let req = SyncRequest {
+        device_time_ms: None,
         protocol: PROTOCOL_VERSION,
         push: changes,
         pull: PullRequest::default(),
@@ -115,6 +116,7 @@ fn real_messages_and_files_match_their_schemas() {
 
     let hash = field_core::model::PhotoHash::of(&png(5));
     let needed_req = PhotosNeededRequest {
+        lost: Vec::new(),
         hashes: vec![hash.clone()],
     };
     schemas.assert_valid(

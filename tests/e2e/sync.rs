@@ -164,6 +164,7 @@ fn three_devices_converge_through_the_server_in_varied_orders() {
 
 fn push(t: &mut HttpTransport, changes: Vec<Change>) -> SyncResponse {
     let req = SyncRequest {
+        device_time_ms: None,
         protocol: PROTOCOL_VERSION,
         push: changes,
         pull: PullRequest::default(),

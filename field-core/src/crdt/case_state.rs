@@ -92,6 +92,17 @@ impl CaseState {
     }
 
     fn apply_report(&mut self, r: &CaseReport, actor: ActorId, marker: Marker) -> Result<()> {
+        // A report only creates a case: whoever holds the case keeps it, on
+        // every replica, so knowing a case's id never lets anyone take it over.
+        if let Some(o) = &self.origin.val {
+            return Err(invalid(
+                "case",
+                format!(
+                    "{} was already reported by {} ({}): a report only creates a case",
+                    r.case, o.collector, o.reporter
+                ),
+            ));
+        }
         if r.origin.reporter != actor {
             return Err(invalid(
                 "origin.reporter",

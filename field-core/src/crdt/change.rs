@@ -101,6 +101,53 @@ impl Change {
         serde_json::from_str(text).map_err(|e| invalid("change", e.to_string()))
     }
 
+    /// Refuses a change carrying more than any replica should hold: every
+    /// text and list has a byte or entry bound (`model::limits`).
+    pub fn check_bounds(&self) -> Result<()> {
+        use crate::model::limits::*;
+        let fields = |f: &CaseFields| {
+            bounded_opt(
+                "fields.description",
+                f.description.as_deref(),
+                MAX_DESCRIPTION_BYTES,
+            )
+        };
+        match &self.op {
+            Op::CaseReport(r) => {
+                bounded("origin.collector", &r.origin.collector, MAX_NAME_BYTES)?;
+                bounded_opt("origin.survey", r.origin.survey.as_deref(), MAX_NAME_BYTES)?;
+                fields(&r.fields)?;
+                bounded_len("photos", r.photos.len(), MAX_PHOTOS_PER_CHANGE)
+            }
+            Op::CaseEdit(e) => {
+                fields(&e.fields)?;
+                bounded_len("add_photos", e.add_photos.len(), MAX_PHOTOS_PER_CHANGE)?;
+                bounded_len("remove_photos", e.remove_photos.len(), MAX_PHOTOS_PER_CHANGE)?;
+                bounded_len("seen", e.seen.len(), MAX_CONTEXT_ENTRIES)
+            }
+            Op::StatusSet(s) => {
+                bounded_opt("note", s.note.as_deref(), MAX_NOTE_BYTES)?;
+                bounded_opt("department", s.department.as_deref(), MAX_NAME_BYTES)?;
+                if let Some(RejectReason::Other(text)) = &s.reason {
+                    bounded("reason.text", text, MAX_NAME_BYTES)?;
+                }
+                bounded_len("from", s.from.len(), 16)?;
+                bounded_len("context", s.context.len(), MAX_CONTEXT_ENTRIES)
+            }
+            Op::TrackAppend(b) => bounded_len("track.t", b.len(), MAX_POINTS_PER_CHANGE),
+            Op::ShiftMark(_) => Ok(()),
+            Op::TaskAssign(t) => {
+                bounded("to_user", &t.to_user, MAX_NAME_BYTES)?;
+                bounded("to_name", &t.to_name, MAX_NAME_BYTES)?;
+                bounded_opt("note", t.note.as_deref(), MAX_NOTE_BYTES)
+            }
+            Op::TaskAnswer(a) => {
+                bounded_opt("note", a.note.as_deref(), MAX_NOTE_BYTES)?;
+                bounded_len("photos", a.photos.len(), MAX_PHOTOS_PER_CHANGE)
+            }
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("changes are plain data")
     }

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod cell;
 pub mod finding;
 pub mod ids;
+pub mod limits;
 pub mod photo;
 pub mod position;
 pub mod survey;

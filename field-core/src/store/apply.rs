@@ -24,6 +24,11 @@ pub struct ApplySummary {
     /// Changes now waiting in the causal buffer (all of them, not only
     /// this batch's).
     pub buffered: usize,
+    /// Changes refused by the merge (a report of a case someone else holds,
+    /// a counter reused with other content, a malformed op), with the reason:
+    /// nothing of them was written, the others were taken.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
 }
 
 /// Applies changes inside one open transaction. Each touched case's state
@@ -166,7 +171,23 @@ pub(super) fn save_case(
     Ok(())
 }
 
-fn insert_shift(tx: &Connection, actor: ActorId, m: &ShiftMark) -> Result<()> {
+/// The body held under a change id, in the log or the causal buffer.
+fn held_body(conn: &Connection, id: ChangeId) -> Result<Option<String>> {
+    let key = params![id.actor.as_bytes(), id.counter as i64];
+    let logged: Option<String> = conn
+        .prepare_cached("SELECT body FROM changes WHERE actor = ?1 AND counter = ?2")?
+        .query_row(key, |r| r.get(0))
+        .optional()?;
+    if logged.is_some() {
+        return Ok(logged);
+    }
+    Ok(conn
+        .prepare_cached("SELECT body FROM pending_changes WHERE actor = ?1 AND counter = ?2")?
+        .query_row(key, |r| r.get(0))
+        .optional()?)
+}
+
+pub(super) fn insert_shift(tx: &Connection, actor: ActorId, m: &ShiftMark) -> Result<()> {
     tx.prepare_cached(
         "INSERT OR IGNORE INTO shift_marks (id, actor, kind, t_ms, lon, lat, cell)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -191,6 +212,10 @@ pub enum Judgement {
     Applied,
     /// Already held (in the log or the buffer): nothing done.
     Duplicate,
+    /// This (actor, counter) is held with other content: the author's
+    /// device re-issued a counter (it was restored from a backup). Nothing
+    /// done; the author must re-sign the change under a new actor.
+    Reused,
     /// Held durably in the causal buffer until an earlier change of the same
     /// case by the same author arrives.
     Buffered,
@@ -199,9 +224,9 @@ pub enum Judgement {
 }
 
 impl Store {
-    /// Applies remote changes, in any order, with duplicates, atomically:
-    /// either all are taken (applied or buffered) or, if one is malformed,
-    /// none is and the error names it.
+    /// Applies remote changes, in any order, with duplicates, in one
+    /// transaction; a change the merge refuses is listed in the summary and
+    /// the others are taken.
     pub fn apply_changes(&mut self, changes: Vec<Change>) -> Result<ApplySummary> {
         self.apply_remote(changes, |_| Ok(()))
     }
@@ -213,13 +238,17 @@ impl Store {
         changes: Vec<Change>,
         first: impl FnOnce(&Transaction) -> Result<()>,
     ) -> Result<ApplySummary> {
-        let judged = self.apply_batch(changes, first, true)?;
+        let judged = self.apply_batch(changes, first)?;
         let mut summary = ApplySummary::default();
-        for (_, j) in &judged {
+        for (id, j) in &judged {
             match j {
                 Judgement::Applied => summary.applied += 1,
                 Judgement::Duplicate => summary.duplicates += 1,
-                Judgement::Buffered | Judgement::Refused(_) => {}
+                Judgement::Buffered => {}
+                Judgement::Reused => summary.refused.push(format!(
+                    "{id}: this counter is held with other content"
+                )),
+                Judgement::Refused(why) => summary.refused.push(why.clone()),
             }
         }
         summary.buffered = self.buffered_count()? as usize;
@@ -230,14 +259,13 @@ impl Store {
     /// reported with its reason and the others still apply (the server's
     /// batch rule). One transaction; only storage failures are errors.
     pub fn apply_judged(&mut self, changes: Vec<Change>) -> Result<Vec<(ChangeId, Judgement)>> {
-        self.apply_batch(changes, |_| Ok(()), false)
+        self.apply_batch(changes, |_| Ok(()))
     }
 
     fn apply_batch(
         &mut self,
         changes: Vec<Change>,
         first: impl FnOnce(&Transaction) -> Result<()>,
-        strict: bool,
     ) -> Result<Vec<(ChangeId, Judgement)>> {
         let now = self.now_ms();
         self.load_cell_index()?;
@@ -256,7 +284,9 @@ impl Store {
                 .and_then(|()| applier.take(&tx, change));
             let judgement = match judged {
                 Ok(j) => j,
-                Err(e) if strict => return Err(e),
+                // Storage failures end the batch (nothing is committed);
+                // a change that is wrong in itself is refused alone.
+                Err(e @ (crate::Error::Sqlite(_) | crate::Error::Io { .. })) => return Err(e),
                 Err(e) => Judgement::Refused(e.to_string()),
             };
             out[i] = Some((change.id(), judgement));
@@ -268,6 +298,11 @@ impl Store {
             .into_iter()
             .map(|o| o.expect("every change judged"))
             .collect())
+    }
+
+    /// The body held under a change id, in the log or the causal buffer.
+    pub fn change_body(&self, id: ChangeId) -> Result<Option<String>> {
+        held_body(&self.conn, id)
     }
 
     /// Number of remote changes waiting in the causal buffer.
@@ -290,8 +325,13 @@ impl Store {
 impl Applier {
     /// Takes one remote change: a duplicate, ready to apply, or waiting.
     fn take(&mut self, tx: &Connection, change: &Change) -> Result<Judgement> {
-        if self.holds(tx, change)? {
-            return Ok(Judgement::Duplicate);
+        change.check_bounds()?;
+        if let Some(held) = self.held_body(tx, change)? {
+            return Ok(if held == change.to_json() {
+                Judgement::Duplicate
+            } else {
+                Judgement::Reused
+            });
         }
         if self.waits(tx, change)? {
             let inserted = tx
@@ -318,14 +358,11 @@ impl Applier {
     }
 
     fn holds(&self, tx: &Connection, change: &Change) -> Result<bool> {
-        Ok(tx
-            .prepare_cached("SELECT 1 FROM changes WHERE actor = ?1 AND counter = ?2")?
-            .query_row(
-                params![change.actor.as_bytes(), change.counter as i64],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
+        Ok(self.held_body(tx, change)?.is_some())
+    }
+
+    fn held_body(&self, tx: &Connection, change: &Change) -> Result<Option<String>> {
+        held_body(tx, change.id())
     }
 
     /// The one ordering the merge needs: an author's photo adds to a case
@@ -369,8 +406,14 @@ impl Applier {
                 }
                 tx.prepare_cached("DELETE FROM pending_changes WHERE actor = ?1 AND counter = ?2")?
                     .execute(params![change.actor.as_bytes(), change.counter as i64])?;
-                if !self.holds(tx, &change)? {
-                    self.apply_and_log(tx, &change)?;
+                if !self.holds(tx, &change)?
+                    && let Err(e) = self.apply_and_log(tx, &change)
+                {
+                    // A held change the merge refuses once its turn comes
+                    // is dropped, never left to wedge the case's buffer.
+                    if matches!(e, crate::Error::Sqlite(_) | crate::Error::Io { .. }) {
+                        return Err(e);
+                    }
                 }
                 progressed = true;
             }

@@ -10,6 +10,7 @@ mod digest;
 mod exchange;
 mod grid;
 mod photos;
+mod reissue;
 mod schema;
 mod sync_state;
 mod tasks;
@@ -29,6 +30,7 @@ pub use apply::{ApplySummary, Judgement};
 pub use case_query::{CasePage, CaseQuery};
 pub use cases::{CaseEditRequest, CaseSummary, Decision, HistoryEntry, NewCase, SeenStatus};
 pub use digest::DigestReport;
+pub use reissue::Reissue;
 pub use exchange::ImportSummary;
 pub use grid::GridSummary;
 pub use schema::{STORE_VERSION, apply_migrations};
@@ -50,6 +52,9 @@ pub struct Store {
     catalog: Catalog,
     cell_pattern: CellCodePattern,
     cell_index: Option<CellIndex>,
+    /// Server time minus this device's wall clock, measured at the last
+    /// sync: every stamp and time this device writes is corrected by it.
+    offset_ms: i64,
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
@@ -150,6 +155,9 @@ impl Store {
             Some(p) => CellCodePattern::new(&p)?,
             None => CellCodePattern::default(),
         };
+        let offset_ms = get_meta(&conn, "clock_offset_ms")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         Ok(Store {
             conn,
             path: path.to_path_buf(),
@@ -160,6 +168,7 @@ impl Store {
             catalog,
             cell_pattern,
             cell_index: None,
+            offset_ms,
         })
     }
 
@@ -205,7 +214,7 @@ impl Store {
         actor: ActorId,
         f: impl FnOnce(&mut LocalTx<'_>) -> Result<T>,
     ) -> Result<T> {
-        let now_ms = self.clock.now_ms();
+        let now_ms = self.now_ms();
         self.load_cell_index()?;
         let tx = self
             .conn
@@ -231,8 +240,28 @@ impl Store {
         Ok(out)
     }
 
+    /// The corrected wall clock: the device's, moved by the offset the
+    /// server measured.
     fn now_ms(&self) -> u64 {
+        (self.clock.now_ms() as i64).saturating_add(self.offset_ms).max(0) as u64
+    }
+
+    /// The device's own wall clock, uncorrected (what the offset is measured against).
+    pub fn device_clock_ms(&self) -> u64 {
         self.clock.now_ms()
+    }
+
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.offset_ms
+    }
+
+    /// Records the server's time seen at `device_ms` on this device's own
+    /// clock; later stamps use the corrected clock.
+    pub fn observe_server_time(&mut self, server_ms: i64, device_ms: u64) -> Result<i64> {
+        let offset = server_ms - device_ms as i64;
+        set_meta(&self.conn, "clock_offset_ms", &offset.to_string())?;
+        self.offset_ms = offset;
+        Ok(offset)
     }
 }
 

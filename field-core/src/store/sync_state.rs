@@ -11,7 +11,7 @@ use super::{ApplySummary, Store, get_meta, set_meta};
 use crate::crdt::Change;
 use crate::error::{Error, Result};
 use crate::model::{Catalog, PhotoHash, Timestamp};
-use crate::sync::protocol::{PullResponse, PushOutcome, PushResult};
+use crate::sync::protocol::{CODE_RETRY_CLOCK, PullResponse, PushOutcome, PushResult};
 
 /// The device's enrolment with a server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,6 +32,8 @@ pub struct SyncStatus {
     pub buffered_changes: u64,
     pub last_sync: Option<Timestamp>,
     pub pull_cursor: u64,
+    /// Server time minus this device's clock at the last sync (ms).
+    pub clock_offset_ms: i64,
 }
 
 fn meta_u64(conn: &rusqlite::Connection, key: &str) -> Result<u64> {
@@ -101,10 +103,34 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// Every pushed change up to log position `through` has a final
-    /// judgement: move the push cursor and remember the refusals.
-    pub fn record_push(&mut self, through: u64, results: &[PushResult]) -> Result<()> {
+    /// Every pushed change up to log position `through` has a judgement:
+    /// move the push cursor and remember the refusals. A change the server
+    /// asks to re-issue (its counter reused after a restore, or its stamp
+    /// from a clock that ran ahead) is never dropped: the cursor stops
+    /// before it and the answer says where re-issuing starts and whether the
+    /// device must re-pull its past.
+    pub fn record_push(
+        &mut self,
+        through: u64,
+        results: &[PushResult],
+    ) -> Result<Option<(u64, bool)>> {
         let now = self.now_ms() as i64;
+        let reissue_at = results
+            .iter()
+            .position(|r| r.outcome == PushOutcome::Reused || r.code == Some(CODE_RETRY_CLOCK));
+        let (results, through, redo) = match reissue_at {
+            None => (results, through, None),
+            Some(i) => {
+                let r = &results[i];
+                let seq: i64 = self.conn.query_row(
+                    "SELECT log_seq FROM changes WHERE actor = ?1 AND counter = ?2",
+                    params![r.actor.as_bytes(), r.counter as i64],
+                    |row| row.get(0),
+                )?;
+                let repull = results[i..].iter().any(|r| r.outcome == PushOutcome::Reused);
+                (&results[..i], seq as u64 - 1, Some((seq as u64, repull)))
+            }
+        };
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -116,7 +142,7 @@ impl Store {
         }
         set_meta(&tx, "push_cursor", &through.to_string())?;
         tx.commit()?;
-        Ok(())
+        Ok(redo)
     }
 
     pub fn pull_cursor(&self) -> Result<u64> {
@@ -220,6 +246,7 @@ impl Store {
                 .map(|ms| Timestamp::from_millis("last_sync", ms))
                 .transpose()?,
             pull_cursor: self.pull_cursor()?,
+            clock_offset_ms: self.clock_offset_ms(),
         })
     }
 }

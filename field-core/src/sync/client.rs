@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use super::protocol::{
     ChunkAck, MAX_CHANGES_PER_PUSH, MAX_PUSH_BYTES, PHOTO_CHUNK_BYTES, PROTOCOL_VERSION,
-    PhotosNeededRequest, PhotosNeededResponse, PullRequest, PushOutcome, SyncRequest, SyncResponse,
+    PhotosNeededRequest, PhotosNeededResponse, PullRequest, PushOutcome, SuccessorRequest,
+    SuccessorResponse, SyncRequest, SyncResponse,
 };
 use crate::model::PhotoHash;
 use crate::store::Store;
@@ -36,7 +37,14 @@ pub trait Transport {
         total: u64,
         bytes: &[u8],
     ) -> Result<ChunkAck, TransportError>;
+    /// Announces the new actor this device continues as.
+    fn successor(&mut self, req: &SuccessorRequest) -> Result<SuccessorResponse, TransportError>;
 }
+
+/// A clock further than this from the server's is worth telling the collector.
+pub const CLOCK_WARNING_MS: i64 = 5 * 60 * 1000;
+/// Re-issues one sync may do before giving up (the next sync tries again).
+const MAX_REISSUES: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -57,6 +65,29 @@ pub struct SyncSummary {
     pub photos_sent: usize,
     pub photo_bytes: u64,
     pub round_trips: usize,
+    /// Server time minus this device's clock (ms), measured at this sync.
+    pub clock_offset_ms: i64,
+    /// Changes re-issued under a new actor (restored backup, wrong clock).
+    pub reissued: usize,
+    /// Photos that could not be sent (unreadable on this device), with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub photos_lost: Vec<String>,
+}
+
+impl SyncSummary {
+    /// A warning for the collector when the device's clock is off.
+    pub fn clock_warning(&self) -> Option<String> {
+        let off = self.clock_offset_ms;
+        (off.abs() > CLOCK_WARNING_MS).then(|| {
+            let mins = off.abs() / 60_000;
+            let dir = if off > 0 { "behind" } else { "ahead of" };
+            format!(
+                "this device's clock is {}h {:02}m {dir} the server's: set it right; times are corrected meanwhile",
+                mins / 60,
+                mins % 60
+            )
+        })
+    }
 }
 
 /// Progress events for a progress bar.
@@ -76,9 +107,17 @@ pub fn sync(
 ) -> Result<SyncSummary, SyncError> {
     let mut summary = SyncSummary::default();
     let total = store.outbox_len()? as usize;
+    let mut reissues = 0;
     loop {
+        if let Some(actor) = store.successor_pending()? {
+            t.successor(&SuccessorRequest { actor })?;
+            summary.round_trips += 1;
+            store.successor_announced()?;
+        }
         let (push, through) = store.outbox(MAX_CHANGES_PER_PUSH, MAX_PUSH_BYTES)?;
+        let sent_at = store.device_clock_ms();
         let req = SyncRequest {
+            device_time_ms: Some(sent_at as i64 + store.clock_offset_ms()),
             protocol: PROTOCOL_VERSION,
             pull: PullRequest {
                 cursor: store.pull_cursor()?,
@@ -90,6 +129,12 @@ pub fn sync(
         };
         let resp = t.sync(&req)?;
         summary.round_trips += 1;
+        if resp.server_time_ms > 0 {
+            // Half the round trip is the best estimate of when it was read.
+            let mid = sent_at + store.device_clock_ms().saturating_sub(sent_at) / 2;
+            summary.clock_offset_ms = store.observe_server_time(resp.server_time_ms, mid)?;
+        }
+        let mut redo = None;
         if resp.push.len() != req.push.len() {
             return Err(SyncError::Protocol {
                 sent: req.push.len(),
@@ -97,7 +142,7 @@ pub fn sync(
             });
         }
         if !req.push.is_empty() {
-            store.record_push(through, &resp.push)?;
+            redo = store.record_push(through, &resp.push)?;
             summary.pushed += req.push.len();
             summary.refused += resp
                 .push
@@ -115,6 +160,14 @@ pub fn sync(
         progress(Progress::Pulled {
             changes: summary.pulled,
         });
+        if let Some((from, repull)) = redo {
+            if reissues == MAX_REISSUES {
+                break;
+            }
+            reissues += 1;
+            summary.reissued += store.reissue(from, repull)?.changes;
+            continue;
+        }
         if store.outbox_len()? == 0 && !more {
             break;
         }
@@ -129,18 +182,36 @@ fn upload_photos(
     summary: &mut SyncSummary,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(), SyncError> {
-    let hashes = store.photos_to_upload()?;
-    if hashes.is_empty() {
+    let offered = store.photos_to_upload()?;
+    if offered.is_empty() {
         return Ok(());
     }
+    // One unreadable photo (flash storage rots) must not stop the others:
+    // it is reported to the center as lost and the rest go up.
+    let mut readable = Vec::new();
+    let mut lost = Vec::new();
+    for h in offered {
+        match store.photo(&h) {
+            Ok(_) => readable.push(h),
+            Err(e @ crate::Error::Corrupt(_)) => {
+                summary.photos_lost.push(e.to_string());
+                lost.push(h);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let hashes = readable;
     let needed = t.photos_needed(&PhotosNeededRequest {
         hashes: hashes.clone(),
+        lost: lost.clone(),
     })?;
     summary.round_trips += 1;
     let mut bytes_total = 0;
     let mut jobs = Vec::new();
     for need in &needed.needed {
-        let bytes = store.photo(&need.hash)?;
+        let Some(bytes) = store.photo(&need.hash).ok() else {
+            continue;
+        };
         bytes_total += bytes.len() as u64 - need.received.min(bytes.len() as u64);
         jobs.push((need.hash.clone(), need.received, bytes));
     }
@@ -174,8 +245,9 @@ fn upload_photos(
         }
         summary.photos_sent += 1;
     }
-    // Everything offered is now held by the server: sent, or not needed.
-    for h in &hashes {
+    // Everything offered is now held by the server: sent, or not needed;
+    // the lost ones are known to the center and not offered again.
+    for h in hashes.iter().chain(&lost) {
         store.mark_photo_uploaded(h)?;
     }
     Ok(())

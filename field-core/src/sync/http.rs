@@ -127,6 +127,13 @@ impl HttpTransport {
 }
 
 impl Transport for HttpTransport {
+    fn successor(
+        &mut self,
+        req: &super::protocol::SuccessorRequest,
+    ) -> Result<super::protocol::SuccessorResponse, TransportError> {
+        self.call("POST", "/v1/devices/successor", Some(req))
+    }
+
     fn sync(&mut self, req: &SyncRequest) -> Result<SyncResponse, TransportError> {
         self.call("POST", "/v1/sync", Some(req))
     }

@@ -29,6 +29,33 @@ pub struct SyncRequest {
     pub protocol: u32,
     pub push: Vec<Change>,
     pub pull: PullRequest,
+    /// The device's corrected wall clock when it sent this (ms since the
+    /// epoch): the server compares it with its own and flags a wrong clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_time_ms: Option<i64>,
+}
+
+/// A pushed change refused for its time (a stamp too far ahead of the
+/// server's clock): the device keeps it and re-issues it with a corrected
+/// clock under a new actor.
+pub const CODE_RETRY_CLOCK: u16 = 425;
+/// A pushed (actor, counter) the server holds with other content: the
+/// device was restored from a backup and must re-issue under a new actor.
+pub const CODE_REUSED: u16 = 409;
+
+/// `POST /v1/devices/successor`: the device (with its current token) names
+/// the new actor it continues as; its earlier actors stay its own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuccessorRequest {
+    pub actor: ActorId,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuccessorResponse {
+    pub actor: ActorId,
+    pub previous: ActorId,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -49,9 +76,13 @@ pub struct PullRequest {
 #[serde(deny_unknown_fields)]
 pub struct SyncResponse {
     /// One result per pushed change, in the order pushed. Every result is
-    /// final: the device never needs to push that change again.
+    /// final, except `reused` and a refusal with code 425: the device
+    /// re-issues those changes under a new actor.
     pub push: Vec<PushResult>,
     pub pull: PullResponse,
+    /// The server's clock when it answered (ms since the epoch).
+    #[serde(default)]
+    pub server_time_ms: i64,
 }
 
 /// The server's judgement of one pushed change.
@@ -79,6 +110,9 @@ pub enum PushOutcome {
     Duplicate,
     /// Not stored; `reason` says why.
     Refused,
+    /// Not stored: the server holds this (actor, counter) with other
+    /// content (see [`CODE_REUSED`]).
+    Reused,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -129,6 +163,10 @@ pub struct CatalogPayload {
 #[serde(deny_unknown_fields)]
 pub struct PhotosNeededRequest {
     pub hashes: Vec<PhotoHash>,
+    /// Photos this device holds but can no longer read (their bytes no
+    /// longer match their hash): the center shows them as lost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<PhotoHash>,
 }
 
 /// Which photos the server lacks, and how much of each it already has

@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/enroll", post(enroll))
         .route("/v1/sync", post(sync))
         .route("/v1/photos/needed", post(photos_needed))
+        .route("/v1/devices/successor", post(successor))
         .route("/v1/center/users", post(add_user).get(users))
         .route("/v1/center/users/{id}/codes", post(new_code))
         .route("/v1/center/users/{id}/disable", post(disable_user))
@@ -122,6 +123,15 @@ async fn sync(
 ) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
     Ok(Json(blocking(move || c.sync(&p, req)).await?))
+}
+
+async fn successor(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<field_core::sync::protocol::SuccessorRequest>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.succeed_device(&p, req)).await?))
 }
 
 async fn photos_needed(

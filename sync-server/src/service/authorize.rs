@@ -174,6 +174,15 @@ fn forbidden(reason: impl Into<String>) -> Refusal {
     }
 }
 
+/// A refusal for time: the device keeps the change and re-issues it with a
+/// corrected clock.
+fn too_early(reason: impl Into<String>) -> Refusal {
+    Refusal {
+        code: field_core::sync::protocol::CODE_RETRY_CLOCK,
+        reason: reason.into(),
+    }
+}
+
 fn bad(reason: impl Into<String>) -> Refusal {
     Refusal {
         code: 400,
@@ -183,6 +192,10 @@ fn bad(reason: impl Into<String>) -> Refusal {
 
 /// Changes may not carry times further ahead than this.
 pub const MAX_FUTURE_MS: i64 = 24 * 3600 * 1000;
+
+/// A report's own time may run this far past its change's clock stamp
+/// (the stamp is taken as the report is saved).
+pub const REPORT_STAMP_SLACK_MS: i64 = 60 * 1000;
 
 impl Center {
     /// `earlier` holds the cases reported by changes admitted earlier in the
@@ -205,6 +218,10 @@ impl Center {
             )));
         }
         self.check_times(change)?;
+        change.check_bounds().map_err(|e| bad(e.to_string()))?;
+        if let Op::CaseReport(r) = &change.op {
+            self.check_report(p, change, r)?;
+        }
         if p.user.role.is_staff() {
             return Ok(());
         }
@@ -270,11 +287,108 @@ impl Center {
         }
     }
 
+    /// A report only creates a case, and the facts the server can know are
+    /// the server's: who reported (the authenticated device and its user),
+    /// which cell the position is in, what a collector may claim as source,
+    /// and that the report is not later than its own clock stamp.
+    fn check_report(
+        &self,
+        p: &Principal,
+        change: &Change,
+        r: &field_core::crdt::CaseReport,
+    ) -> Result<(), Refusal> {
+        use field_core::model::CaseSource;
+        let internal = |e: super::ServiceError| bad(e.to_string());
+        if let Some(view) = self.storage.case(r.case).map_err(|e| internal(e.into()))?
+            && let Some(o) = &view.origin
+            && o.reporter != change.actor
+        {
+            return Err(forbidden(format!(
+                "case {} already exists (reported by {}): a report only creates a case",
+                r.case, o.collector
+            )));
+        }
+        if r.origin.reporter != change.actor {
+            return Err(forbidden("origin.reporter: a case is reported by the pushing device"));
+        }
+        if r.origin.collector != p.user.name {
+            return Err(bad(format!(
+                "origin.collector: `{}`, but this device belongs to `{}`",
+                r.origin.collector, p.user.name
+            )));
+        }
+        let claimable = [
+            CaseSource::Collector,
+            CaseSource::QuickFix,
+            CaseSource::Survey,
+            CaseSource::Test,
+        ];
+        if !p.user.role.is_staff() && !claimable.contains(&r.origin.source) {
+            return Err(forbidden(format!(
+                "origin.source: a collector reports as collector, quick_fix or survey, not {:?}",
+                r.origin.source
+            )));
+        }
+        let stamp = change.hlc.physical_ms() as i64;
+        if r.origin.reported_at.millis() > stamp + REPORT_STAMP_SLACK_MS {
+            return Err(bad(format!(
+                "origin.reported_at: {} is later than the change's own clock stamp",
+                r.origin.reported_at
+            )));
+        }
+        if r.photos.is_empty() && r.origin.source != CaseSource::Test {
+            return Err(bad("photos: a report needs at least one photo"));
+        }
+        if let Some(category) = &r.fields.category {
+            let catalog = self.storage.catalog().map_err(|e| internal(e.into()))?;
+            if catalog.get(category).is_none() {
+                return Err(bad(format!(
+                    "fields.category: {category} is not in the catalog"
+                )));
+            }
+        }
+        if let Some(place) = &r.fields.placement
+            && self.storage.grid().map_err(|e| internal(e.into()))?.is_some()
+        {
+            let located = self
+                .storage
+                .locate_cell(place.pos)
+                .map_err(|e| internal(e.into()))?;
+            let Some(cell) = located else {
+                return Err(bad(format!(
+                    "fields.placement.pos: {} is outside the city's grid",
+                    place.pos
+                )));
+            };
+            if let Some(claimed) = &place.cell
+                && claimed.as_str() != cell
+            {
+                return Err(bad(format!(
+                    "fields.placement.cell: claims {claimed}, but the position is in {cell}"
+                )));
+            }
+            if !p.user.role.is_staff()
+                && !p.user.cells.is_empty()
+                && !p.user.cells.contains(&cell)
+            {
+                return Err(forbidden(format!(
+                    "fields.placement: cell {cell} is not one of {}'s cells",
+                    p.user.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn check_times(&self, change: &Change) -> Result<(), Refusal> {
         let limit = self.now_ms() + MAX_FUTURE_MS;
+        let now = self.now_ms();
         let late = |what: &str, ms: i64| {
             if ms > limit {
-                Err(bad(format!("{what}: more than 24 h in the future")))
+                Err(too_early(format!(
+                    "{what}: {} h ahead of the server's clock (at most 24 h): re-issue with a corrected clock",
+                    (ms - now) / 3_600_000
+                )))
             } else {
                 Ok(())
             }

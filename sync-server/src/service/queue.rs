@@ -20,6 +20,9 @@ pub struct CaseRow {
     pub photo_hashes: Vec<field_core::model::PhotoHash>,
     /// Photos cited but not yet uploaded: the case is not complete.
     pub photos_pending: bool,
+    /// Photos the reporting device can no longer read: they will not come.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub photos_lost: Vec<field_core::model::PhotoHash>,
     /// Fraud signals for the reviewer to judge, with evidence.
     pub flags: Vec<super::Flag>,
     /// Open cases of the same subclass close by.
@@ -85,9 +88,14 @@ impl Center {
         flags: Vec<super::Flag>,
     ) -> Result<CaseRow> {
         let mut missing = 0;
+        let mut lost = Vec::new();
         for photo in &v.photos {
             if !self.storage.blob_exists(&photo.hash)? {
-                missing += 1;
+                if self.storage.photo_lost(&photo.hash)? {
+                    lost.push(photo.hash.clone());
+                } else {
+                    missing += 1;
+                }
             }
         }
         let mut summary = field_core::store::CaseSummary::of(v, catalog, missing);
@@ -100,6 +108,7 @@ impl Center {
             reporter: v.origin.as_ref().map(|o| o.reporter),
             photo_hashes: v.photos.iter().map(|p| p.hash.clone()).collect(),
             photos_pending: missing > 0,
+            photos_lost: lost,
             flags,
             likely_duplicates: self.likely_duplicates(v)?,
         })

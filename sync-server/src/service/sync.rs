@@ -10,7 +10,7 @@
 use field_core::model::PhotoHash;
 use field_core::store::Judgement;
 use field_core::sync::protocol::{
-    CatalogPayload, ChunkAck, GridPayload, MAX_CHANGES_PER_PULL, PROTOCOL_VERSION, PhotoNeed,
+    CODE_REUSED, CatalogPayload, ChunkAck, GridPayload, MAX_CHANGES_PER_PULL, PROTOCOL_VERSION, PhotoNeed,
     PhotosNeededRequest, PhotosNeededResponse, PullRequest, PullResponse, PushOutcome, PushResult,
     SyncRequest, SyncResponse,
 };
@@ -42,21 +42,49 @@ impl Center {
                 self.limits.max_changes_per_push
             )));
         }
-        let push = self.push(p, req.push)?;
+        let skew_ms = req.device_time_ms.map(|t| self.now_ms() - t);
+        let push = self.push(p, req.push, skew_ms)?;
         let pull = self.pull(p, device, &req.pull)?;
-        Ok(SyncResponse { push, pull })
+        Ok(SyncResponse {
+            push,
+            pull,
+            server_time_ms: self.now_ms(),
+        })
     }
 
     fn push(
         &self,
         p: &Principal,
         changes: Vec<field_core::crdt::Change>,
+        skew_ms: Option<i64>,
     ) -> Result<Vec<PushResult>> {
         let mut results: Vec<Option<PushResult>> = vec![None; changes.len()];
         let mut admitted = Vec::new();
         let mut admitted_at = Vec::new();
         let mut reported = std::collections::HashMap::new();
+        // An actor whose counter came back with other content: everything
+        // after it in the batch is from the same restored lineage.
+        let mut restored = std::collections::HashSet::new();
         for (i, change) in changes.into_iter().enumerate() {
+            let reused = restored.contains(&change.actor)
+                || self
+                    .storage
+                    .held_change(change.id())?
+                    .is_some_and(|held| held != change.to_json());
+            if reused {
+                restored.insert(change.actor);
+                results[i] = Some(PushResult {
+                    actor: change.actor,
+                    counter: change.counter,
+                    outcome: PushOutcome::Reused,
+                    code: Some(CODE_REUSED),
+                    reason: Some(format!(
+                        "{} is held here with other content: this device was restored from a backup; re-issue under a new actor",
+                        change.id()
+                    )),
+                });
+                continue;
+            }
             match self.authorize(p, &change, &reported) {
                 Ok(()) => {
                     if let field_core::crdt::Op::CaseReport(r) = &change.op {
@@ -83,7 +111,15 @@ impl Center {
             .collect();
         touched.sort();
         touched.dedup();
+        let receipts: Vec<(field_core::model::CaseId, i64)> = admitted
+            .iter()
+            .filter_map(|c| match &c.op {
+                field_core::crdt::Op::CaseReport(r) => Some((r.case, skew_ms.unwrap_or(0))),
+                _ => None,
+            })
+            .collect();
         let judged = self.storage.apply(admitted)?;
+        self.storage.record_report_skews(&receipts)?;
         // Late data: the rollups of the days it belongs to are stale.
         self.storage.mark_dirty(&touched)?;
         for (i, (id, judgement)) in admitted_at.into_iter().zip(judged) {
@@ -91,6 +127,11 @@ impl Center {
                 Judgement::Applied => (PushOutcome::Accepted, None, None),
                 Judgement::Buffered => (PushOutcome::Held, None, None),
                 Judgement::Duplicate => (PushOutcome::Duplicate, None, None),
+                Judgement::Reused => (
+                    PushOutcome::Reused,
+                    Some(CODE_REUSED),
+                    Some(format!("{id} is held here with other content")),
+                ),
                 Judgement::Refused(why) => (PushOutcome::Refused, Some(400), Some(why)),
             };
             results[i] = Some(PushResult {
@@ -202,6 +243,16 @@ impl Center {
                 req.hashes.len()
             )));
         }
+        if req.lost.len() > MAX_HASHES_PER_QUESTION {
+            return Err(ServiceError::TooLarge(format!(
+                "lost: {} listed, at most {MAX_HASHES_PER_QUESTION}",
+                req.lost.len()
+            )));
+        }
+        if !req.lost.is_empty() {
+            self.storage
+                .mark_photos_lost(&req.lost, p.device.unwrap_or_default(), self.now_ms())?;
+        }
         let mut needed = Vec::new();
         for hash in req.hashes {
             if !self.storage.blob_exists(&hash)? {
@@ -232,6 +283,40 @@ impl Center {
             )));
         }
         Ok(self.storage.blob_append(&hash, offset, total, bytes)?)
+    }
+}
+
+impl Center {
+    /// A device continues as a new actor (restored from a backup, or
+    /// re-issuing changes stamped by a wrong clock): its token moves to the
+    /// new actor; the old one stays the user's, so its changes stay theirs.
+    pub fn succeed_device(
+        &self,
+        p: &Principal,
+        req: field_core::sync::protocol::SuccessorRequest,
+    ) -> Result<field_core::sync::protocol::SuccessorResponse> {
+        let previous = p.device.ok_or_else(|| {
+            ServiceError::Forbidden("this token has no device: enrol a device first".into())
+        })?;
+        if previous == req.actor {
+            // Announced before; the answer was lost.
+            return Ok(field_core::sync::protocol::SuccessorResponse {
+                actor: req.actor,
+                previous,
+            });
+        }
+        if self.storage.device(req.actor)?.is_some() {
+            return Err(invalid(
+                "actor",
+                "is already a device here: mint a fresh actor id",
+            ));
+        }
+        self.storage
+            .succeed_device(previous, req.actor, &p.token_hash, self.now_ms())?;
+        Ok(field_core::sync::protocol::SuccessorResponse {
+            actor: req.actor,
+            previous,
+        })
     }
 }
 

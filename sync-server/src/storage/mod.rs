@@ -190,7 +190,22 @@ pub trait Storage: Send + Sync {
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>>;
     fn device(&self, actor: ActorId) -> Result<Option<Device>>;
 
+    /// Registers `next` as the device `previous` continues as (same user),
+    /// moving the token presented to it; `previous` stays the user's.
+    fn succeed_device(&self, previous: ActorId, next: ActorId, token_hash: &str, now_ms: i64) -> Result<()>;
+
     // Changes, merged by field-core; cursors are log positions.
+    /// The body held under a change id (log or causal buffer).
+    fn held_change(&self, id: ChangeId) -> Result<Option<String>>;
+    /// The cell a position is in, by the grid held.
+    fn locate_cell(&self, pos: LonLat) -> Result<Option<String>>;
+    /// The device clock offset (server − device, ms) measured when each
+    /// case's report arrived.
+    fn record_report_skews(&self, reports: &[(CaseId, i64)]) -> Result<()>;
+    fn report_skew(&self, case: CaseId) -> Result<Option<i64>>;
+    /// Photos a device reported it can no longer read.
+    fn mark_photos_lost(&self, hashes: &[PhotoHash], by: ActorId, now_ms: i64) -> Result<()>;
+    fn photo_lost(&self, hash: &PhotoHash) -> Result<bool>;
     fn apply(&self, changes: Vec<Change>) -> Result<Vec<(ChangeId, Judgement)>>;
     fn case(&self, id: CaseId) -> Result<Option<CaseView>>;
     fn cases(&self) -> Result<Vec<CaseView>>;

@@ -67,7 +67,10 @@ CREATE TABLE enrolments (
      CREATE TABLE dirty_days (day TEXT PRIMARY KEY, since_ms INTEGER NOT NULL);",
     // 8: accounts: disabled users, the audit log.
     "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
-     CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, by_user TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);",
+     CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, by_user TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);
+     ALTER TABLE devices ADD COLUMN successor_of BLOB;
+     CREATE TABLE report_skews (case_id TEXT PRIMARY KEY, skew_ms INTEGER NOT NULL);
+     CREATE TABLE photos_lost (hash TEXT PRIMARY KEY, actor BLOB NOT NULL, at_ms INTEGER NOT NULL);",
 ];
 
 const USER_COLUMNS: &str = "id, name, role, company, cells, disabled";
@@ -462,6 +465,86 @@ impl Storage for SqliteStorage {
             name,
             revoked,
         }))
+    }
+
+    fn succeed_device(&self, previous: ActorId, next: ActorId, token_hash: &str, now: i64) -> Result<()> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (user_id, name): (String, Option<String>) = tx.query_row(
+            "SELECT user_id, name FROM devices WHERE actor = ?1",
+            [previous.as_bytes()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        tx.execute(
+            "INSERT INTO devices (actor, user_id, name, enrolled_ms, successor_of) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![next.as_bytes(), user_id, name, now, previous.as_bytes()],
+        )?;
+        let moved = tx.execute(
+            "UPDATE tokens SET actor = ?1 WHERE hash = ?2 AND actor = ?3",
+            params![next.as_bytes(), token_hash, previous.as_bytes()],
+        )?;
+        if moved != 1 {
+            return Err(invalid("token", "does not belong to this device"));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn held_change(&self, id: ChangeId) -> Result<Option<String>> {
+        Ok(self.store().change_body(id)?)
+    }
+
+    fn locate_cell(&self, pos: LonLat) -> Result<Option<String>> {
+        Ok(self.store().locate_cell(pos)?.map(|c| c.to_string()))
+    }
+
+    fn record_report_skews(&self, reports: &[(CaseId, i64)]) -> Result<()> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        for (case, skew) in reports {
+            tx.execute(
+                "INSERT OR IGNORE INTO report_skews (case_id, skew_ms) VALUES (?1, ?2)",
+                params![case.to_string(), skew],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn mark_photos_lost(&self, hashes: &[PhotoHash], by: ActorId, now: i64) -> Result<()> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        for h in hashes {
+            tx.execute(
+                "INSERT OR IGNORE INTO photos_lost (hash, actor, at_ms) VALUES (?1, ?2, ?3)",
+                params![h.as_str(), by.as_bytes(), now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn photo_lost(&self, hash: &PhotoHash) -> Result<bool> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT 1 FROM photos_lost WHERE hash = ?1",
+                [hash.as_str()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    fn report_skew(&self, case: CaseId) -> Result<Option<i64>> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT skew_ms FROM report_skews WHERE case_id = ?1",
+                [case.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     fn apply(&self, changes: Vec<Change>) -> Result<Vec<(ChangeId, Judgement)>> {
