@@ -56,6 +56,9 @@ pub struct ReviewRules {
     pub track_window_s: i64,
     /// A photo whose EXIF time is further than this from the report time is flagged.
     pub exif_minutes: i64,
+    /// A report from a device whose clock was further than this from the
+    /// server's when it arrived is flagged (`device_clock`).
+    pub clock_skew_minutes: i64,
 }
 
 impl Default for ReviewRules {
@@ -66,6 +69,7 @@ impl Default for ReviewRules {
             track_distance_m: 200.0,
             track_window_s: 300,
             exif_minutes: 30,
+            clock_skew_minutes: 30,
         }
     }
 }

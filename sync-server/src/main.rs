@@ -72,7 +72,11 @@ async fn main() -> anyhow::Result<()> {
         .or(file.listen)
         .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default"));
     // One data directory, one server: the lock lives as long as the process.
-    let _lock = sync_server::storage::lock_data_dir(&data)?;
+    // The nightly job runs beside a serving server (SQLite takes turns).
+    let _lock = match args.job {
+        Some(Job::Nightly { .. }) => None,
+        _ => Some(sync_server::storage::lock_data_dir(&data)?),
+    };
     let storage = Arc::new(
         SqliteStorage::open(&data).with_context(|| format!("opening {}", data.display()))?,
     );

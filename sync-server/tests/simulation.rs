@@ -336,7 +336,8 @@ fn run_seed(seed: u64) -> Result<(), String> {
                     pos,
                     description: format!("report {seq}"),
                     photos: vec![png(photo_seed)],
-                    at: Some(device_now),
+                    // The device's own (corrected) clock, as `field case report` does.
+                    at: None,
                     quick_fix_after: None,
                     survey: None,
                 };

@@ -68,7 +68,7 @@ fn a_collectors_day_adds_up_by_hand() {
         "collector",
         &["330109001001001", "330109001001002", "330109001001003"],
     ));
-    let staff = server.enrolled_device(&server.add_user("考核", "reviewer", &[]));
+    let staff = server.enrolled_device(&server.add_user("考核", "admin", &[]));
     d.ok(&["sync"]);
     let c1 = report(&d, 1, "SJ0201", "120.2605", "30.1895", "09:00:00", &[]);
     let c2 = report(&d, 2, "SJ0201", "120.2615", "30.1895", "09:10:00", &[]);
@@ -269,7 +269,7 @@ fn tasks_on_time_late_and_never_answered() {
     let server = Server::start();
     server.import_grid(&grid_geojson(false));
     let d = server.enrolled_device(&server.add_user("李", "collector", &["330109001001001"]));
-    let staff = server.enrolled_device(&server.add_user("考核", "reviewer", &[]));
+    let staff = server.enrolled_device(&server.add_user("考核", "admin", &[]));
     for _ in 0..3 {
         staff.ok(&[
             "center", "task", "create", "--kind", "verify", "--lon", "120.2605", "--lat",
@@ -357,7 +357,7 @@ fn the_citys_configuration_is_versioned_and_shapes_the_report() {
     let server = Server::start();
     server.import_grid(&grid_geojson(false));
     let d = server.enrolled_device(&server.add_user("周", "collector", &["330109001001001"]));
-    let staff = server.enrolled_device(&server.add_user("考核", "reviewer", &[]));
+    let staff = server.enrolled_device(&server.add_user("考核", "admin", &[]));
     // The collector's company, for the settlement.
     let _: Value = server
         .admin()
@@ -453,7 +453,7 @@ fn a_collector_who_changes_cells_mid_month_is_assessed_on_each_days_cells() {
     let server = Server::start();
     server.import_grid(&grid_geojson(false));
     server.add_user("郑", "collector", &["330109001001001"]);
-    let staff = server.enrolled_device(&server.add_user("考核", "reviewer", &[]));
+    let staff = server.enrolled_device(&server.add_user("考核", "admin", &[]));
     // Red 001 (13 windows a day) until the 15th, yellow 002 (7 a day) from the 16th.
     staff.ok(&[
         "center",
@@ -537,7 +537,7 @@ fn the_nightly_rollup_serves_long_periods_and_late_data_refreshes_it() {
     let server = Server::start();
     server.import_grid(&grid_geojson(false));
     let d = server.enrolled_device(&server.add_user("钱", "collector", &["330109001001001"]));
-    let staff = server.enrolled_device(&server.add_user("考核", "reviewer", &[]));
+    let staff = server.enrolled_device(&server.add_user("考核", "admin", &[]));
     d.ok(&["sync"]);
     report(&d, 1, "SJ0201", "120.2605", "30.1895", "09:00:00", &[]);
     d.ok(&["sync"]);
@@ -603,7 +603,7 @@ fn every_reject_reason_counts_as_an_error_but_out_of_scope() {
     let server = Server::start();
     server.import_grid(&grid_geojson(false));
     let d = server.enrolled_device(&server.add_user("冯", "collector", &["330109001001001"]));
-    let staff = server.enrolled_device(&server.add_user("考核", "reviewer", &[]));
+    let staff = server.enrolled_device(&server.add_user("考核", "admin", &[]));
     d.ok(&["sync"]);
     let reasons = [
         "wrong_category",

@@ -110,6 +110,14 @@ fn real_messages_and_files_match_their_schemas() {
     let resp: Value = t.call("POST", "/v1/sync", Some(&req)).unwrap();
     schemas.assert_valid("sync-response", &resp);
     assert!(
+        resp["push"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["outcome"] == "accepted"),
+        "{resp}"
+    );
+    assert!(
         resp["pull"]["grid"].is_object(),
         "the first pull carries the grid"
     );

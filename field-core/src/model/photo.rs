@@ -67,6 +67,10 @@ pub struct PhotoInfo {
 
 /// Checks that `bytes` are a non-empty JPEG, PNG, WebP or HEIF image with
 /// readable dimensions, and names it.
+/// Most pixels a photo may have: a 64-megapixel phone camera fits, a
+/// decompression bomb (a tiny file claiming 13000×13000) does not.
+pub const MAX_PHOTO_PIXELS: u64 = 64_000_000;
+
 pub fn inspect_photo(field: &str, bytes: &[u8]) -> Result<PhotoInfo> {
     use imagesize::ImageType;
     if bytes.is_empty() {
@@ -94,6 +98,18 @@ pub fn inspect_photo(field: &str, bytes: &[u8]) -> Result<PhotoInfo> {
         .map_err(|e| invalid(field, format!("image header is unreadable: {e}")))?;
     if size.width == 0 || size.height == 0 {
         return Err(invalid(field, "image has no pixels (0 width or height)"));
+    }
+    let pixels = size.width as u64 * size.height as u64;
+    if pixels > MAX_PHOTO_PIXELS {
+        return Err(invalid(
+            field,
+            format!(
+                "{}×{} pixels is over the limit of {} megapixels",
+                size.width,
+                size.height,
+                MAX_PHOTO_PIXELS / 1_000_000
+            ),
+        ));
     }
     Ok(PhotoInfo {
         hash: PhotoHash::of(bytes),

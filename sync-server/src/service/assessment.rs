@@ -792,7 +792,7 @@ impl Center {
         p: &Principal,
         req: AssignRequest,
     ) -> Result<Vec<(NaiveDate, Vec<String>)>> {
-        self.require(p, Operation::ChangeConfig)?;
+        self.require(p, Operation::Assign)?;
         let user = self
             .storage
             .users()?

@@ -39,8 +39,10 @@ pub enum Operation {
     ReadAudit,
     /// Import the grid or the category catalog.
     ImportReference,
-    /// Change the assessment configuration or a collector's cells.
+    /// Change the assessment configuration.
     ChangeConfig,
+    /// Assign cells to a collector from a date.
+    Assign,
     /// Read the configuration.
     ReadConfig,
     /// Read cases, tasks, shifts, surveys, maps, reports and digests.
@@ -91,7 +93,8 @@ pub const TABLE: &[Rule] = &[
     rule(Operation::RotateOwnToken, "replace one's own device-less token", "POST /v1/center/token/rotate", STAFF),
     rule(Operation::ReadAudit, "read the audit log", "GET /v1/center/audit", ADMIN),
     rule(Operation::ImportReference, "import the grid or the catalog", "PUT /v1/center/grid, PUT /v1/center/catalog", ADMIN),
-    rule(Operation::ChangeConfig, "change the assessment configuration or assignments", "PUT /v1/center/config, POST /v1/center/config/set, POST /v1/center/assignments", ADMIN),
+    rule(Operation::ChangeConfig, "change the assessment configuration", "PUT /v1/center/config, POST /v1/center/config/set", ADMIN),
+    rule(Operation::Assign, "assign cells to a collector", "POST /v1/center/assignments", STAFF),
     rule(Operation::ReadConfig, "read the configuration", "GET /v1/center/config", STAFF),
     rule(Operation::ReadCases, "read cases, tasks, shifts, surveys, maps, reports, digests", "GET /v1/center/cases[/{id}], tasks, shifts, surveys[/{id}/report], report, map, city-map, digest", STAFF),
     rule(Operation::Decide, "decide on a case", "POST /v1/center/cases/{id}/decisions", STAFF),
@@ -311,9 +314,18 @@ impl Center {
         if r.origin.reporter != change.actor {
             return Err(forbidden("origin.reporter: a case is reported by the pushing device"));
         }
-        if r.origin.collector != p.user.name {
-            return Err(bad(format!(
-                "origin.collector: `{}`, but this device belongs to `{}`",
+        // A handset used before its enrolment reported under the name it
+        // was set up with; naming another user is impersonation.
+        if r.origin.collector != p.user.name
+            && self
+                .storage
+                .users()
+                .map_err(|e| internal(e.into()))?
+                .iter()
+                .any(|u| u.name == r.origin.collector)
+        {
+            return Err(forbidden(format!(
+                "origin.collector: `{}` is another user; this device belongs to `{}`",
                 r.origin.collector, p.user.name
             )));
         }
@@ -367,15 +379,8 @@ impl Center {
                     "fields.placement.cell: claims {claimed}, but the position is in {cell}"
                 )));
             }
-            if !p.user.role.is_staff()
-                && !p.user.cells.is_empty()
-                && !p.user.cells.contains(&cell)
-            {
-                return Err(forbidden(format!(
-                    "fields.placement: cell {cell} is not one of {}'s cells",
-                    p.user.name
-                )));
-            }
+            // A report outside the collector's cells is kept and flagged
+            // (`outside_cells`): collectors report what they pass.
         }
         Ok(())
     }

@@ -96,6 +96,32 @@ impl Center {
         let (Some(origin), Some(place)) = (&v.origin, &v.placement) else {
             return Ok(flags);
         };
+        if let Some(skew) = self.storage.report_skew(v.id)?
+            && skew.abs() > self.rules.clock_skew_minutes * 60_000
+        {
+            flags.push(Flag {
+                kind: "device_clock".into(),
+                evidence: json!({
+                    "offset_minutes": skew / 60_000,
+                    "limit_minutes": self.rules.clock_skew_minutes,
+                    "meaning": "the reporting device's clock was this far behind the server's (negative: ahead) when the report arrived; its times are doubtful",
+                }),
+            });
+        }
+        let cell = match place.cell.as_ref() {
+            Some(c) => Some(c.to_string()),
+            None => self.storage.case_cell(v.id)?,
+        };
+        if let (Some(cell), Some(device)) = (cell, self.storage.device(origin.reporter)?)
+            && let Some(user) = self.storage.users()?.into_iter().find(|u| u.id == device.user_id)
+            && user.role == Role::Collector
+            && !user.cells.contains(&cell)
+        {
+            flags.push(Flag {
+                kind: "outside_cells".into(),
+                evidence: json!({ "cell": cell, "collector_cells": user.cells }),
+            });
+        }
         let t = origin.reported_at.millis();
         let window = self.rules.track_window_s * 1000;
         let around = self

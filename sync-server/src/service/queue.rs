@@ -55,7 +55,13 @@ pub struct QueueFilter {
 
 /// The flags a case can carry (a test case sent from outside its cells is
 /// flagged on the shift marks, `Center::shifts`, not in this queue).
-pub const FLAG_KINDS: [&str; 3] = ["reused_photo", "far_from_track", "exif_time"];
+pub const FLAG_KINDS: [&str; 5] = [
+    "reused_photo",
+    "far_from_track",
+    "exif_time",
+    "outside_cells",
+    "device_clock",
+];
 
 /// One page of the queue and how many cases match in all.
 #[derive(Clone, Debug, Serialize)]

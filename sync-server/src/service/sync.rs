@@ -255,7 +255,9 @@ impl Center {
         }
         let mut needed = Vec::new();
         for hash in req.hashes {
-            if !self.storage.blob_exists(&hash)? {
+            // A photo no held change cites (removed from its case before it
+            // went up) is not wanted: the device stops offering it.
+            if !self.storage.blob_exists(&hash)? && self.photo_is_cited(&hash)? {
                 let received = self.storage.blob_received(&hash)?;
                 needed.push(PhotoNeed { hash, received });
             }
@@ -275,6 +277,11 @@ impl Center {
             ServiceError::Forbidden("only an enrolled device uploads photos".into())
         })?;
         let hash = PhotoHash::parse("hash", hash)?;
+        if !self.photo_is_cited(&hash)? {
+            return Err(ServiceError::Forbidden(format!(
+                "photo {hash} is cited by no case or task answer held here: push the change first"
+            )));
+        }
         if bytes.len() > self.limits.max_chunk_bytes {
             return Err(ServiceError::TooLarge(format!(
                 "chunk of {} bytes, at most {}",
@@ -287,6 +294,18 @@ impl Center {
 }
 
 impl Center {
+    /// Photos are stored only for a case or a task answer that cites them.
+    fn photo_is_cited(&self, hash: &PhotoHash) -> Result<bool> {
+        if !self.storage.cases_citing(hash)?.is_empty() {
+            return Ok(true);
+        }
+        Ok(self
+            .storage
+            .tasks(None)?
+            .iter()
+            .any(|t| t.task.answer.as_ref().is_some_and(|a| a.photos.contains(hash))))
+    }
+
     /// A device continues as a new actor (restored from a backup, or
     /// re-issuing changes stamped by a wrong clock): its token moves to the
     /// new actor; the old one stays the user's, so its changes stay theirs.

@@ -15,6 +15,43 @@ use super::{Result, StorageError};
 
 pub struct BlobDir {
     root: PathBuf,
+    /// Chunk writes and the final check-and-rename, one at a time: two
+    /// uploads of the same photo must not interleave their appends.
+    writes: std::sync::Mutex<()>,
+    decodes: DecodeGate,
+}
+
+/// Image decodes at once: each may take up to [`DECODE_BUDGET_BYTES`].
+pub const MAX_CONCURRENT_DECODES: usize = 2;
+/// Memory one decode may allocate.
+pub const DECODE_BUDGET_BYTES: u64 = 256 * 1024 * 1024;
+
+/// A counting gate (a blocking semaphore) for the decoding threads.
+#[derive(Default)]
+struct DecodeGate {
+    busy: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+impl DecodeGate {
+    fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        while *busy >= MAX_CONCURRENT_DECODES {
+            busy = self.freed.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        *busy += 1;
+        drop(busy);
+        struct Release<'a>(&'a DecodeGate);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                let mut busy = self.0.busy.lock().unwrap_or_else(|p| p.into_inner());
+                *busy -= 1;
+                self.0.freed.notify_one();
+            }
+        }
+        let _release = Release(self);
+        f()
+    }
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> StorageError {
@@ -29,6 +66,8 @@ impl BlobDir {
         fs::create_dir_all(root.join("partial"))?;
         Ok(BlobDir {
             root: root.to_path_buf(),
+            writes: std::sync::Mutex::new(()),
+            decodes: DecodeGate::default(),
         })
     }
 
@@ -65,6 +104,7 @@ impl BlobDir {
         total: u64,
         bytes: &[u8],
     ) -> Result<ChunkAck> {
+        let _one_writer = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         if total == 0 || total > MAX_PHOTO_BYTES as u64 {
             return Err(invalid(
                 "total",
@@ -149,9 +189,21 @@ impl BlobDir {
             return Ok(bytes);
         }
         let original = self.read(hash)?;
-        let image = image::load_from_memory(&original)
-            .map_err(|e| invalid("photo", format!("cannot decode {hash}: {e}")))?;
-        let thumb = image.thumbnail(THUMB_SIDE, THUMB_SIDE).to_rgb8();
+        // Refused before decoding: a header claiming more pixels than the
+        // budget (a photo stored before the upload check existed).
+        inspect_photo("photo", &original).map_err(|e| invalid("photo", e.to_string()))?;
+        let thumb = self.decodes.run(|| {
+            let mut reader = image::ImageReader::new(std::io::Cursor::new(&original))
+                .with_guessed_format()
+                .map_err(|e| invalid("photo", format!("cannot read {hash}: {e}")))?;
+            let mut limits = image::Limits::default();
+            limits.max_alloc = Some(DECODE_BUDGET_BYTES);
+            reader.limits(limits);
+            let image = reader
+                .decode()
+                .map_err(|e| invalid("photo", format!("cannot decode {hash}: {e}")))?;
+            Ok::<_, StorageError>(image.thumbnail(THUMB_SIDE, THUMB_SIDE).to_rgb8())
+        })?;
         let mut out = std::io::Cursor::new(Vec::new());
         thumb
             .write_to(&mut out, image::ImageFormat::Jpeg)
