@@ -18,7 +18,18 @@ pub fn store_path(home: &Path) -> PathBuf {
 }
 
 pub fn open(home: &Path) -> Result<Store> {
-    Ok(Store::open(&store_path(home))?)
+    // FIELD_DEVICE_CLOCK_SKEW_MS makes this handset's clock run that far
+    // from the system's: how a phone with a wrong clock is reproduced.
+    let skew: i64 = std::env::var("FIELD_DEVICE_CLOCK_SKEW_MS")
+        .ok()
+        .map(|v| v.parse())
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("FIELD_DEVICE_CLOCK_SKEW_MS: {e}"))?
+        .unwrap_or(0);
+    Ok(Store::open_with_clock(
+        &store_path(home),
+        Box::new(field_core::crdt::SkewedClock(skew)),
+    )?)
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {

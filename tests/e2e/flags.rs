@@ -190,8 +190,10 @@ fn each_signal_raises_exactly_its_flag_with_evidence() {
     }
 
     let f = row(&far);
-    assert_eq!(kinds(&f), vec!["far_from_track"], "{f}");
-    let distance = f["flags"][0]["evidence"]["distance_m"].as_f64().unwrap();
+    // Reported in a cell that is not the collector's: flagged too.
+    assert_eq!(kinds(&f), vec!["outside_cells", "far_from_track"], "{f}");
+    assert_eq!(f["flags"][0]["evidence"]["cell"], "330109001001009");
+    let distance = f["flags"][1]["evidence"]["distance_m"].as_f64().unwrap();
     assert!(distance > 200.0 && distance < 400.0, "{distance}");
 
     let o = row(&old);

@@ -11,5 +11,6 @@ mod faults;
 mod flags;
 mod review;
 mod schemas;
+mod security;
 mod surveys;
 mod sync;

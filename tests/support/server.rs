@@ -27,9 +27,24 @@ impl Server {
         s
     }
 
+    /// Starts a server on a fresh data directory with a TOML configuration.
+    pub fn start_with_config(toml: &str) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("server.toml");
+        std::fs::write(&config, toml).expect("config written");
+        let data = dir.path().join("data");
+        let mut s = Server::spawn(&data, "127.0.0.1:0", &["--config", config.to_str().expect("utf-8")]);
+        s._dir = Some(dir);
+        s
+    }
+
     /// Starts a server on `data`, listening on `listen`; returns once it
     /// has printed the address it listens on.
     pub fn start_on(data: &Path, listen: &str) -> Server {
+        Server::spawn(data, listen, &[])
+    }
+
+    fn spawn(data: &Path, listen: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(server_bin())
             .args([
                 "--data",
@@ -37,6 +52,7 @@ impl Server {
                 "--listen",
                 listen,
             ])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -69,6 +69,17 @@ impl Clock for SystemClock {
     }
 }
 
+/// The system clock moved by a fixed offset: a handset whose clock is set
+/// wrong (tests reproduce one with it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SkewedClock(pub i64);
+
+impl Clock for SkewedClock {
+    fn now_ms(&self) -> u64 {
+        (SystemClock.now_ms() as i64).saturating_add(self.0).max(0) as u64
+    }
+}
+
 /// A clock moved by hand (also backwards): tests and simulations.
 #[derive(Clone, Debug, Default)]
 pub struct ManualClock(std::sync::Arc<std::sync::atomic::AtomicU64>);

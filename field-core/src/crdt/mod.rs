@@ -11,5 +11,5 @@ pub use case_state::{CaseState, CaseView};
 pub use change::{
     CHANGE_SCHEMA, CaseEdit, CaseReport, Change, ChangeId, Op, StatusSet, TrackBatch,
 };
-pub use hlc::{Clock, Hlc, HlcGenerator, ManualClock, SystemClock};
+pub use hlc::{Clock, Hlc, HlcGenerator, ManualClock, SkewedClock, SystemClock};
 pub use task_state::{TaskState, TaskView};

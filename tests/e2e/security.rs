@@ -1,0 +1,362 @@
+//! Hold the line: a real server on loopback, tried as a hostile collector, a
+//! careless admin and a reviewer with ambitions would (issue 10).
+
+use std::io::Read;
+
+use field_core::crdt::{Change, Op};
+use field_core::sync::client::TransportError;
+use field_core::sync::http::HttpTransport;
+use field_core::sync::protocol::{PROTOCOL_VERSION, PullRequest, SyncRequest, SyncResponse};
+use field_e2e::server::Server;
+use field_e2e::{CELLS, Device, grid_geojson, png};
+use serde_json::{Value, json};
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// The HTTP status a call answers (2xx as 200).
+fn status(t: &mut HttpTransport, method: &str, path: &str, body: Option<Value>) -> u16 {
+    match t.call::<Value, Value>(method, path, body.as_ref()) {
+        Ok(_) => 200,
+        Err(TransportError::Refused { status, .. }) => status,
+        Err(e) => panic!("{method} {path}: {e}"),
+    }
+}
+
+fn client(server: &Server, token: String) -> HttpTransport {
+    HttpTransport::new(&server.url, Some(token)).expect("client")
+}
+
+fn push(t: &mut HttpTransport, changes: Vec<Change>) -> SyncResponse {
+    let req = SyncRequest {
+        device_time_ms: None,
+        protocol: PROTOCOL_VERSION,
+        push: changes,
+        pull: PullRequest::default(),
+    };
+    t.call("POST", "/v1/sync", Some(&req)).expect("sync answers")
+}
+
+/// The device's own changes not yet sent, as it would push them.
+fn outbox(d: &Device) -> Vec<Change> {
+    let path = d.home().join("out.json");
+    d.ok(&["changes", "export", "--out", path.to_str().unwrap()]);
+    let bundle: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    serde_json::from_value(bundle["changes"].clone()).unwrap()
+}
+
+fn report(d: &Device, seed: u32, desc: &str) -> String {
+    let photo = d.file(&format!("p{seed}.png"), &png(seed));
+    d.report(("BJ0101", "120.2605", "30.1895"), desc, &photo, None)
+}
+
+fn cases_on_server(server: &Server) -> Vec<Value> {
+    server
+        .admin()
+        .call::<(), Value>("GET", "/v1/center/cases", None)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn every_role_meets_the_authorisation_table_row_by_row() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let collector = server.enrolled_device(&server.add_user("c", "collector", &CELLS[..3]));
+    let reviewer = server.enrolled_device(&server.add_user("r", "reviewer", &[]));
+    let mut c = client(&server, collector.token());
+    let mut r = client(&server, reviewer.token());
+    let mut a = server.admin();
+    let grid = grid_geojson(false);
+    // (method, path, body, collector, reviewer, admin): 200 allowed, 403 not.
+    let rows: Vec<(&str, String, Option<Value>, [u16; 3])> = vec![
+        ("GET", "/v1/center/users".into(), None, [403, 200, 200]),
+        ("POST", "/v1/center/users".into(), Some(json!({"name": "c2", "role": "collector"})), [403, 200, 200]),
+        ("POST", "/v1/center/users".into(), Some(json!({"name": "r2", "role": "reviewer"})), [403, 403, 200]),
+        ("POST", "/v1/center/users".into(), Some(json!({"name": "a2", "role": "admin"})), [403, 403, 200]),
+        ("POST", "/v1/center/users/admin/codes".into(), None, [403, 403, 200]),
+        ("POST", "/v1/center/users/c/codes".into(), None, [403, 200, 200]),
+        ("GET", "/v1/center/audit".into(), None, [403, 403, 200]),
+        ("POST", "/v1/center/users/c/codes/revoke".into(), None, [403, 403, 200]),
+        ("GET", "/v1/center/config".into(), None, [403, 200, 200]),
+        ("POST", "/v1/center/config/set".into(), Some(json!({"key": "fees.一公司", "value": "1000"})), [403, 403, 200]),
+        ("GET", "/v1/center/cases".into(), None, [403, 200, 200]),
+        ("GET", "/v1/center/tasks".into(), None, [403, 200, 200]),
+        ("GET", "/v1/center/digest".into(), None, [403, 200, 200]),
+        ("GET", "/v1/center/shifts".into(), None, [403, 200, 200]),
+    ];
+    for (method, path, body, want) in &rows {
+        for (who, t, expect) in [("collector", &mut c, want[0]), ("reviewer", &mut r, want[1]), ("admin", &mut a, want[2])] {
+            let got = status(t, method, path, body.clone());
+            let got = if got == 201 { 200 } else { got };
+            assert_eq!(got, expect, "{who}: {method} {path}");
+        }
+    }
+    // Reference data and device management: admins only.
+    for t in [&mut c, &mut r] {
+        let refused = t.call_raw::<Value>("PUT", "/v1/center/grid", "application/geo+json", grid.clone().into_bytes());
+        assert!(matches!(refused, Err(TransportError::Refused { status: 403, .. })), "{refused:?}");
+    }
+    let actor = collector.actor();
+    assert_eq!(status(&mut r, "POST", &format!("/v1/center/devices/{actor}/revoke"), None), 403);
+    assert_eq!(status(&mut r, "POST", "/v1/center/users/c/disable", None), 403);
+
+    // The table the code enforces is the one API.md shows.
+    let out = std::process::Command::new(field_e2e::server_bin()).arg("policy").output().unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    let api = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../sync-server/API.md")).unwrap();
+    assert!(api.contains(table.trim()), "API.md lacks the table `sync-server policy` prints:\n{table}");
+}
+
+#[test]
+fn a_disabled_user_and_a_rotated_token_stop_working_and_the_audit_log_says_who() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("c", "collector", &CELLS[..3]));
+    let mut c = client(&server, d.token());
+    assert_eq!(status(&mut c, "POST", "/v1/sync", Some(json!({"protocol": 1, "push": [], "pull": {"cursor": 0}}))), 200);
+    let mut a = server.admin();
+    // An unused code is revoked and can no longer enrol.
+    let code = server.new_code("c");
+    assert_eq!(status(&mut a, "POST", "/v1/center/users/c/codes/revoke", None), 200);
+    let late = Device::init("late");
+    let r = late.run(&["enroll", "--server", &server.url, "--code", &code]);
+    assert!(!r.ok && r.stderr.contains("unknown enrolment code"), "{}", r.stderr);
+    // Disabled: the device token ends at once.
+    assert_eq!(status(&mut a, "POST", "/v1/center/users/c/disable", None), 200);
+    assert_eq!(status(&mut c, "POST", "/v1/sync", Some(json!({"protocol": 1, "push": [], "pull": {"cursor": 0}}))), 401);
+    // The last admin cannot lock everyone out.
+    assert_eq!(status(&mut a, "POST", "/v1/center/users/admin/disable", None), 403);
+    // Rotation: the new token works, the old one is gone.
+    let rotated: Value = a.call::<(), Value>("POST", "/v1/center/token/rotate", None).unwrap();
+    let fresh = rotated["token"].as_str().unwrap().to_string();
+    assert_eq!(status(&mut a, "GET", "/v1/center/users", None), 401);
+    let mut a2 = client(&server, fresh);
+    let audit: Value = a2.call::<(), Value>("GET", "/v1/center/audit", None).unwrap();
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for want in ["import_grid", "add_user", "mint_code", "revoke_codes", "disable_user", "rotate_token"] {
+        assert!(actions.contains(&want), "{want} missing from {actions:?}");
+    }
+    assert!(audit.as_array().unwrap().iter().all(|e| e["by"] == "admin"));
+}
+
+#[test]
+fn a_report_only_creates_a_case_and_the_server_decides_its_facts() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let owner = server.enrolled_device(&server.add_user("owner", "collector", &CELLS[..3]));
+    let thief = server.enrolled_device(&server.add_user("thief", "collector", &CELLS[..3]));
+    let id = report(&owner, 1, "broken cover");
+    owner.ok(&["sync"]);
+    let thief_actor: uuid::Uuid = thief.actor().parse().unwrap();
+    // The thief's own next change, reusing the owner's case id.
+    let mut forged = outbox(&owner).into_iter().find(|c| matches!(c.op, Op::CaseReport(_))).unwrap();
+    forged.actor = thief_actor;
+    forged.counter = 1;
+    if let Op::CaseReport(r) = &mut forged.op {
+        r.origin.reporter = thief_actor;
+        r.origin.collector = "thief".into();
+        r.fields.description = Some("mine now".into());
+    }
+    let mut t = client(&server, thief.token());
+    for round in 0..2 {
+        let resp = push(&mut t, vec![forged.clone()]);
+        assert_eq!(resp.push[0].code, Some(403), "round {round}: {:?}", resp.push[0]);
+        assert!(resp.push[0].reason.as_deref().unwrap().contains("a report only creates a case"));
+        let case: Value = server.admin().call::<(), Value>("GET", &format!("/v1/center/cases/{id}"), None).unwrap();
+        assert_eq!(case["case"]["description"], "broken cover");
+        assert_eq!(case["case"]["origin"]["collector"], "owner");
+        // Registered, it is still not anyone else's.
+        if round == 0 {
+            server.admin().call::<Value, Value>("POST", &format!("/v1/center/cases/{id}/decisions"), Some(&json!({"action": "register"}))).unwrap();
+        }
+    }
+
+    // Facts a device may not claim: another user's name, a source only the
+    // center has, a report time later than its own stamp, a wrong cell.
+    let fresh = server.enrolled_device(&server.add_user("honest", "collector", &CELLS[..3]));
+    report(&fresh, 2, "a real one");
+    let base = outbox(&fresh).into_iter().find(|c| matches!(c.op, Op::CaseReport(_))).unwrap();
+    let mut t = client(&server, fresh.token());
+    let variants: Vec<(&str, Box<dyn Fn(&mut field_core::crdt::CaseReport, &mut Change)>)> = vec![
+        ("origin.collector", Box::new(|r, _| r.origin.collector = "owner".into())),
+        ("origin.source", Box::new(|r, _| r.origin.source = field_core::model::CaseSource::Leader)),
+        ("origin.reported_at", Box::new(|r, c| {
+            r.origin.reported_at = field_core::model::Timestamp::from_millis("at", c.hlc.physical_ms() as i64 + DAY_MS / 2).unwrap()
+        })),
+        ("fields.placement.cell", Box::new(|r, _| {
+            if let Some(p) = &mut r.fields.placement {
+                p.cell = Some(field_core::model::CellCodePattern::default().parse("cell", "330109001001009").unwrap());
+            }
+        })),
+        ("fields.description", Box::new(|r, _| r.fields.description = Some("长".repeat(4000)))),
+        ("photos", Box::new(|r, _| r.photos.clear())),
+    ];
+    for (field, mutate) in variants {
+        let mut c = base.clone();
+        let mut op = match &c.op { Op::CaseReport(r) => r.clone(), _ => unreachable!() };
+        mutate(&mut op, &mut c);
+        c.op = Op::CaseReport(op);
+        let resp = push(&mut t, vec![c]);
+        let reason = resp.push[0].reason.clone().unwrap_or_default();
+        assert!(resp.push[0].code.is_some() && reason.contains(field), "{field}: {:?}", resp.push[0]);
+    }
+    // The honest original still goes through afterwards: nothing was held.
+    let resp = push(&mut t, vec![base]);
+    assert_eq!(resp.push[0].outcome, field_core::sync::protocol::PushOutcome::Accepted, "{:?}", resp.push[0]);
+}
+
+#[test]
+fn a_restored_handset_loses_nothing() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("wang", "collector", &CELLS[..3]));
+    d.ok(&["sync"]);
+    let backup = d.home().join("backup.db");
+    let db = d.home().join("device.db");
+    d.ok(&["status"]); // every connection closed: the WAL is checkpointed
+    std::fs::copy(&db, &backup).unwrap();
+    let a = report(&d, 11, "case A");
+    d.ok(&["sync"]);
+    // Restore the backup (as a phone restore would).
+    for ext in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(d.home().join(format!("device.db{ext}")));
+    }
+    std::fs::copy(&backup, &db).unwrap();
+    let b = report(&d, 12, "case B");
+    let out = d.ok(&["sync"]);
+    assert!(out.stdout.contains("re-issued"), "{}", out.stdout);
+    d.ok(&["sync"]);
+    let on_server: Vec<String> = cases_on_server(&server).iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+    assert!(on_server.contains(&a) && on_server.contains(&b), "server has {on_server:?}");
+    let on_device: Vec<String> = d.ok(&["case", "list", "--json"]).json().as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+    assert!(on_device.contains(&a) && on_device.contains(&b), "device has {on_device:?}");
+    let s = d.status();
+    assert_eq!((s["pending_changes"].as_u64(), s["refused_changes"].as_u64()), (Some(0), Some(0)), "{s}");
+    // B's photo came too, and B is the same user's.
+    let row = cases_on_server(&server).into_iter().find(|c| c["id"] == b.as_str()).unwrap();
+    assert_eq!((row["photos_pending"].as_bool(), row["collector"].as_str()), (Some(false), Some("wang")), "{row}");
+}
+
+fn skewed(d: &Device, skew_ms: i64, args: &[&str]) -> std::process::Output {
+    let out = d.command(args).env("FIELD_DEVICE_CLOCK_SKEW_MS", skew_ms.to_string()).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+#[test]
+fn a_wrong_clock_loses_nothing_and_is_flagged() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("li", "collector", &CELLS[..3]));
+    // Three days ahead, offline; then the clock is put right and another report follows.
+    let photo = d.file("f.png", &png(31));
+    let p = photo.to_str().unwrap();
+    let args = ["case", "report", "--category", "BJ0101", "--lon", "120.2605", "--lat", "30.1895", "--desc", "from the future", "--photo", p];
+    let ahead = String::from_utf8(skewed(&d, 3 * DAY_MS, &args).stdout).unwrap().trim().to_string();
+    let now = report(&d, 32, "after the fix");
+    let out = d.ok(&["sync", "--json"]).json();
+    assert!(out["reissued"].as_u64().unwrap() >= 2, "{out}");
+    let ids: Vec<String> = cases_on_server(&server).iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+    assert!(ids.contains(&ahead) && ids.contains(&now), "{ids:?}");
+    let s = d.status();
+    assert_eq!((s["pending_changes"].as_u64(), s["refused_changes"].as_u64()), (Some(0), Some(0)), "{s}");
+
+    // 400 days behind: accepted, the collector warned, the reviewer told.
+    let e = server.enrolled_device(&server.add_user("zhou", "collector", &CELLS[..3]));
+    let behind = -400 * DAY_MS;
+    let photo = e.file("g.png", &png(33));
+    let args = ["case", "report", "--category", "BJ0101", "--lon", "120.2605", "--lat", "30.1895", "--desc", "a year ago?", "--photo", photo.to_str().unwrap()];
+    let old = String::from_utf8(skewed(&e, behind, &args).stdout).unwrap().trim().to_string();
+    let sync = skewed(&e, behind, &["sync"]);
+    assert!(String::from_utf8_lossy(&sync.stderr).contains("clock is"), "{}", String::from_utf8_lossy(&sync.stderr));
+    let row = cases_on_server(&server).into_iter().find(|c| c["id"] == old.as_str()).expect("accepted");
+    let flags: Vec<&str> = row["flags"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert!(flags.contains(&"device_clock"), "{row}");
+    // Its later reports are stamped by the corrected clock.
+    let st = skewed(&e, behind, &["status", "--json"]);
+    let st: Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert!(st["clock_offset_ms"].as_i64().unwrap() > 399 * DAY_MS, "{st}");
+}
+
+#[test]
+fn one_unreadable_photo_does_not_stop_the_others() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("qian", "collector", &CELLS[..3]));
+    let rotten = report(&d, 41, "rotten photo");
+    let healthy = report(&d, 42, "healthy photo");
+    // Flash rot: the first photo's bytes change under its hash.
+    let conn = rusqlite::Connection::open(d.home().join("device.db")).unwrap();
+    let hash = field_core::model::PhotoHash::of(&png(41));
+    conn.execute("UPDATE photos SET data = ?1 WHERE hash = ?2", rusqlite::params![png(99), hash.as_str()]).unwrap();
+    drop(conn);
+    let first = d.run(&["sync"]);
+    assert!(first.ok, "{}", first.stderr);
+    assert!(first.stderr.contains("no longer matches its hash"), "{}", first.stderr);
+    d.ok(&["sync"]);
+    let rows = cases_on_server(&server);
+    let row = |id: &str| rows.iter().find(|c| c["id"] == id).unwrap().clone();
+    assert_eq!(row(&healthy)["photos_pending"], false);
+    assert_eq!(row(&rotten)["photos_lost"][0], hash.as_str());
+    assert_eq!(d.status()["pending_photos"], 0);
+}
+
+#[test]
+fn a_decompression_bomb_is_refused_with_the_reason() {
+    // A real JPEG whose header is patched to claim 13000×13000 pixels.
+    let img = image::RgbImage::from_fn(16, 16, |x, y| image::Rgb([x as u8, y as u8, 7]));
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut jpeg, image::ImageFormat::Jpeg).unwrap();
+    let mut bytes = jpeg.into_inner();
+    let sof = bytes.windows(2).position(|w| w == [0xFF, 0xC0]).expect("baseline SOF0");
+    bytes[sof + 5..sof + 7].copy_from_slice(&13000u16.to_be_bytes());
+    bytes[sof + 7..sof + 9].copy_from_slice(&13000u16.to_be_bytes());
+    assert!(bytes.len() < 1000);
+    let err = field_core::model::photo::inspect_photo("photo", &bytes).unwrap_err().to_string();
+    assert!(err.contains("13000×13000") && err.contains("megapixels"), "{err}");
+    let d = Device::init("bomb");
+    let path = d.file("bomb.jpg", &bytes);
+    let r = d.run(&["case", "report", "--category", "BJ0101", "--lon", "120.2605", "--lat", "30.1895", "--desc", "x", "--photo", path.to_str().unwrap()]);
+    assert!(!r.ok && r.stderr.contains("megapixels"), "{}", r.stderr);
+}
+
+#[test]
+fn idle_connections_are_closed_and_a_second_server_is_refused() {
+    let server = Server::start_with_config("[limits]\nheader_timeout_s = 1\n");
+    let mut idle = std::net::TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let mut buf = [0u8; 64];
+    // The server closes a connection that sends nothing (EOF, or a 408 then EOF).
+    let mut got = Vec::new();
+    loop {
+        match idle.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("the idle connection stayed open: {e}"),
+        }
+    }
+    // One data directory, one server.
+    let out = std::process::Command::new(field_e2e::server_bin())
+        .args(["--data", server.data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another sync-server"), "{}", String::from_utf8_lossy(&out.stderr));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&server.data), 0o700);
+    for f in ["center.db", "changes.db", "admin.token"] {
+        assert_eq!(mode(&server.data.join(f)), 0o600, "{f}");
+    }
+}
+
+#[test]
+fn sigterm_stops_the_server() {
+    let mut server = Server::start();
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
