@@ -17,7 +17,7 @@ use clap::Parser;
 fn main() {
     let args = cli::Cli::parse();
     if let Err(e) = run(args) {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", output::printable(&format!("{e:#}")));
         std::process::exit(1);
     }
 }

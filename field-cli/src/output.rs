@@ -25,7 +25,7 @@ impl Output {
         if self.json {
             println!("{}", serde_json::to_string_pretty(value)?);
         } else {
-            let text = human(value);
+            let text = printable(&human(value));
             if !text.is_empty() {
                 println!("{}", text.trim_end());
             }
@@ -65,4 +65,30 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = vec![line(headers.iter().map(|h| h.to_string()).collect())];
     out.extend(rows.iter().map(|r| line(r.clone())));
     out.join("\n")
+}
+
+/// Text safe for a terminal: control characters a collector or a server
+/// could have typed (escape sequences that move the cursor, rewrite the
+/// title, clear the screen) are shown as `\u{..}` instead of obeyed.
+/// Newlines and tabs stay.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escape_sequences_are_shown_not_obeyed() {
+        let shown = super::printable("井盖\u{1b}]0;owned\u{7}\u{1b}[2J\r\nnext\tline\u{9b}31m");
+        assert!(!shown.chars().any(|c| c.is_control() && c != '\n' && c != '\t'), "{shown}");
+        assert_eq!(shown, "井盖\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{d}\nnext\tline\\u{9b}31m");
+    }
 }

@@ -103,10 +103,10 @@ pub fn sync(home: &Path, out: &Output) -> Result<()> {
         "photos_lost": summary.photos_lost,
     });
     if let Some(w) = summary.clock_warning() {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", crate::output::printable(&w));
     }
     for lost in &summary.photos_lost {
-        eprintln!("warning: photo not sent: {lost}");
+        eprintln!("warning: photo not sent: {}", crate::output::printable(lost));
     }
     out.show(&report, |r| {
         let mut line = format!(

@@ -360,3 +360,59 @@ fn sigterm_stops_the_server() {
     let status = server.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn one_unreadable_change_is_refused_alone() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("sun", "collector", &CELLS[..3]));
+    report(&d, 51, "good one");
+    let good = outbox(&d);
+    let mut bad = serde_json::to_value(&good[0]).unwrap();
+    bad["counter"] = json!(good.len() as u64 + 1);
+    bad["op"]["fields"]["category"] = json!("not a code");
+    let mut body = json!({"protocol": 1, "push": good, "pull": {"cursor": 0}});
+    body["push"].as_array_mut().unwrap().push(bad);
+    let mut t = client(&server, d.token());
+    let resp: Value = t.call("POST", "/v1/sync", Some(&body)).unwrap();
+    let push = resp["push"].as_array().unwrap();
+    assert!(push[..push.len() - 1].iter().all(|r| r["outcome"] == "accepted"), "{resp}");
+    let last = &push[push.len() - 1];
+    assert_eq!((last["outcome"].as_str(), last["code"].as_u64()), (Some("refused"), Some(400)), "{last}");
+    assert!(last["reason"].as_str().unwrap().contains(&format!("push[{}]", push.len() - 1)), "{last}");
+}
+
+#[test]
+fn a_grid_too_detailed_is_refused_naming_the_cell() {
+    let server = Server::start();
+    let ring: Vec<[f64; 2]> = (0..60_000)
+        .map(|i| {
+            let a = i as f64 / 60_000.0 * std::f64::consts::TAU;
+            [120.26 + 0.001 * a.cos(), 30.19 + 0.001 * a.sin()]
+        })
+        .chain(std::iter::once([120.261, 30.19]))
+        .collect();
+    let grid = json!({"type": "FeatureCollection", "features": [{"type": "Feature",
+        "properties": {"code": "330109001001001", "zone": "red"},
+        "geometry": {"type": "Polygon", "coordinates": [ring]}}]});
+    let refused = server.admin().call_raw::<Value>("PUT", "/v1/center/grid", "application/geo+json", grid.to_string().into_bytes());
+    match refused {
+        Err(TransportError::Refused { status: 400, reason }) => {
+            assert!(reason.contains("330109001001001") && reason.contains("vertices"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_line_break_in_the_sign_in_target_cannot_break_the_answer() {
+    let server = Server::start();
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", &server.admin_token())
+        .append_pair("next", "/console/queue\r\nSet-Cookie: evil=1")
+        .finish();
+    let r = field_e2e::raw_http::exchange(&server.url, "POST", "/console/sign-in", &[], &form);
+    assert_eq!(r.status, 303, "{}", r.head);
+    assert_eq!(r.header("location"), Some("/console/queue"));
+    assert!(!r.head.contains("evil"), "{}", r.head);
+}

@@ -4,6 +4,7 @@
 
 pub mod cell_index;
 pub mod tiling;
+pub mod validity;
 
 pub use cell_index::CellIndex;
 pub use tiling::{TilingProblem, check_tiling};

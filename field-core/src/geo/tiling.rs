@@ -7,7 +7,7 @@
 
 use geo::{
     Area, BooleanOps, BoundingRect, Distance, Euclidean, Intersects, MultiPolygon, Polygon,
-    Validation, unary_union,
+    unary_union,
 };
 use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
 
@@ -56,14 +56,42 @@ fn envelope(
         .map(|r| Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]))
 }
 
+/// The check gave up at its deadline (a grid too detailed to check in time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the grid could not be checked within {0:?}: simplify its cells")]
+pub struct TimedOut(pub std::time::Duration);
+
 /// Checks validity, overlaps and holes; returns every problem found.
 pub fn check_tiling(cells: &[Cell], tolerance_m2: f64) -> Vec<TilingProblem> {
+    match check_tiling_within(cells, tolerance_m2, None) {
+        Ok(problems) => problems,
+        Err(TimedOut(_)) => unreachable!("no deadline was set"),
+    }
+}
+
+/// [`check_tiling`] that gives up after `budget`: every step is O(n log n)
+/// in the vertices, and the work stops at the deadline instead of holding a
+/// core (a server checks imports with one).
+pub fn check_tiling_within(
+    cells: &[Cell],
+    tolerance_m2: f64,
+    budget: Option<std::time::Duration>,
+) -> Result<Vec<TilingProblem>, TimedOut> {
+    let started = std::time::Instant::now();
+    let mut alive = || budget.is_none_or(|b| started.elapsed() < b);
+    let late = || TimedOut(budget.unwrap_or_default());
     let mut problems = Vec::new();
     for c in cells {
-        if let Err(e) = c.geometry.check_validation() {
+        if !alive() {
+            return Err(late());
+        }
+        if let Err(e) = super::validity::check_geometry(&c.geometry, &mut alive) {
+            if !alive() {
+                return Err(late());
+            }
             problems.push(TilingProblem::Invalid {
                 cell: c.code.to_string(),
-                reason: e.to_string(),
+                reason: e.0,
             });
         } else if c.geometry.unsigned_area() == 0.0 {
             problems.push(TilingProblem::Invalid {
@@ -74,7 +102,7 @@ pub fn check_tiling(cells: &[Cell], tolerance_m2: f64) -> Vec<TilingProblem> {
     }
     if !problems.is_empty() {
         // Boolean operations on invalid polygons are meaningless.
-        return problems;
+        return Ok(problems);
     }
     let tree: RTree<Entry> = RTree::bulk_load(
         cells
@@ -83,14 +111,26 @@ pub fn check_tiling(cells: &[Cell], tolerance_m2: f64) -> Vec<TilingProblem> {
             .filter_map(|(i, c)| envelope(&c.geometry).map(|r| GeomWithData::new(r, i)))
             .collect(),
     );
-    problems.extend(overlaps(cells, &tree, tolerance_m2));
+    problems.extend(overlaps(cells, &tree, tolerance_m2, &mut alive).ok_or_else(late)?);
+    if !alive() {
+        return Err(late());
+    }
     problems.extend(holes(cells, &tree, tolerance_m2));
-    problems
+    Ok(problems)
 }
 
-fn overlaps(cells: &[Cell], tree: &RTree<Entry>, tolerance_m2: f64) -> Vec<TilingProblem> {
+/// `None` when `alive` said stop.
+fn overlaps(
+    cells: &[Cell],
+    tree: &RTree<Entry>,
+    tolerance_m2: f64,
+    alive: &mut dyn FnMut() -> bool,
+) -> Option<Vec<TilingProblem>> {
     let mut out = Vec::new();
     for (a, b) in tree.intersection_candidates_with_other_tree(tree) {
+        if !alive() {
+            return None;
+        }
         let (i, j) = (a.data, b.data);
         if i >= j || !cells[i].geometry.intersects(&cells[j].geometry) {
             continue;
@@ -107,7 +147,7 @@ fn overlaps(cells: &[Cell], tree: &RTree<Entry>, tolerance_m2: f64) -> Vec<Tilin
         }
     }
     out.sort_by(|p, q| format!("{p}").cmp(&format!("{q}")));
-    out
+    Some(out)
 }
 
 fn ordered(a: &str, b: &str) -> (String, String) {
@@ -223,5 +263,49 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod detailed {
+    use super::*;
+    use crate::model::{CellCodePattern, Zone};
+    use geo::{LineString, Polygon};
+
+    /// Two cells sharing a zig-zag edge of `n` vertices.
+    pub(crate) fn detailed_pair(n: usize) -> Vec<Cell> {
+        let edge: Vec<(f64, f64)> = (0..=n)
+            .map(|i| {
+                let y = 30.0 + 0.01 * i as f64 / n as f64;
+                let x = 120.005 + if i % 2 == 0 { 0.0 } else { 0.00001 };
+                (x, y)
+            })
+            .collect();
+        let mut left = vec![(120.0, 30.0)];
+        left.extend(edge.iter().copied());
+        left.push((120.0, 30.01));
+        left.push((120.0, 30.0));
+        let mut right: Vec<(f64, f64)> = edge.iter().rev().copied().collect();
+        right.insert(0, (120.01, 30.01));
+        right.push((120.01, 30.0));
+        right.push((120.01, 30.01));
+        let mk = |code: &str, pts: Vec<(f64, f64)>| {
+            Cell::new(
+                CellCodePattern::default().parse("code", code).unwrap(),
+                Zone::Red,
+                None,
+                MultiPolygon(vec![Polygon::new(LineString::from(pts), vec![])]),
+            )
+        };
+        vec![mk("330109001001001", left), mk("330109001001002", right)]
+    }
+
+    #[test]
+    fn a_detailed_shared_edge_tiles_and_a_deadline_stops_the_check() {
+        // 40,000 vertices took geo's quadratic validation over 30 s.
+        let cells = detailed_pair(40_000);
+        assert_eq!(check_tiling(&cells, DEFAULT_TOLERANCE_M2), vec![]);
+        let stopped = check_tiling_within(&cells, DEFAULT_TOLERANCE_M2, Some(std::time::Duration::ZERO));
+        assert_eq!(stopped, Err(TimedOut(std::time::Duration::ZERO)));
     }
 }

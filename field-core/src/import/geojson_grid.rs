@@ -98,6 +98,21 @@ fn to_multipolygon(field: &str, g: &Geometry) -> Result<MultiPolygon<f64>> {
     Ok(mp)
 }
 
+/// Most vertices one cell may have (a street-accurate cell has hundreds).
+pub const MAX_VERTICES_PER_CELL: usize = 50_000;
+/// Most vertices in a whole grid.
+pub const MAX_VERTICES_PER_GRID: usize = 2_000_000;
+/// Most cells in a grid.
+pub const MAX_CELLS_PER_GRID: usize = 200_000;
+/// Bytes of a cell's name.
+pub const MAX_CELL_NAME_BYTES: usize = 256;
+
+fn vertices(mp: &MultiPolygon<f64>) -> usize {
+    mp.0.iter()
+        .map(|p| p.exterior().0.len() + p.interiors().iter().map(|r| r.0.len()).sum::<usize>())
+        .sum()
+}
+
 /// Parses a grid file into cells; the tiling check is separate
 /// ([`crate::geo::check_tiling`]). Errors name the feature and property.
 pub fn parse_grid(text: &str, pattern: &CellCodePattern) -> Result<Vec<Cell>> {
@@ -113,7 +128,14 @@ pub fn parse_grid(text: &str, pattern: &CellCodePattern) -> Result<Vec<Cell>> {
             "is empty: a grid needs at least one cell",
         ));
     }
+    if fc.features.len() > MAX_CELLS_PER_GRID {
+        return Err(invalid(
+            "grid.features",
+            format!("{} cells, at most {MAX_CELLS_PER_GRID}", fc.features.len()),
+        ));
+    }
     let mut seen = BTreeSet::new();
+    let mut total = 0usize;
     let mut cells = Vec::with_capacity(fc.features.len());
     for (i, f) in fc.features.iter().enumerate() {
         let at = |name: &str| format!("features[{i}].{name}");
@@ -138,11 +160,28 @@ pub fn parse_grid(text: &str, pattern: &CellCodePattern) -> Result<Vec<Cell>> {
             text_prop("zone")?.ok_or_else(|| invalid(at("properties.zone"), "missing"))?;
         let zone = Zone::parse(&at("properties.zone"), zone_text)?;
         let name = text_prop("name")?.map(str::to_string);
+        if let Some(n) = &name {
+            crate::model::limits::bounded(&at("properties.name"), n, MAX_CELL_NAME_BYTES)?;
+        }
         let geometry = f
             .geometry
             .as_ref()
             .ok_or_else(|| invalid(at("geometry"), "missing"))
             .and_then(|g| to_multipolygon(&at("geometry"), g))?;
+        let n = vertices(&geometry);
+        if n > MAX_VERTICES_PER_CELL {
+            return Err(invalid(
+                at("geometry"),
+                format!("cell {code} has {n} vertices, at most {MAX_VERTICES_PER_CELL}: simplify it"),
+            ));
+        }
+        total += n;
+        if total > MAX_VERTICES_PER_GRID {
+            return Err(invalid(
+                "grid",
+                format!("more than {MAX_VERTICES_PER_GRID} vertices in all: simplify the cells"),
+            ));
+        }
         if !seen.insert(code.clone()) {
             return Err(invalid(
                 at("properties.code"),

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use field_core::model::CaseId;
-use field_core::sync::protocol::{EnrollRequest, PhotosNeededRequest, SyncRequest};
+use field_core::sync::protocol::{EnrollRequest, PhotosNeededRequest};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -119,10 +119,10 @@ async fn enroll(
 async fn sync(
     State(s): State<AppState>,
     Auth(p): Auth,
-    ApiJson(req): ApiJson<SyncRequest>,
+    ApiJson(req): ApiJson<crate::service::SyncWire>,
 ) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
-    Ok(Json(blocking(move || c.sync(&p, req)).await?))
+    Ok(Json(blocking(move || c.sync_wire(&p, req)).await?))
 }
 
 async fn successor(

@@ -43,6 +43,9 @@ pub struct UserRow {
     pub devices: Vec<Device>,
 }
 
+/// How long a grid import may spend checking that the cells tile.
+pub const GRID_CHECK_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Center {
     pub fn add_user(&self, p: &Principal, req: NewUserRequest) -> Result<NewUserResponse> {
         self.require(p, Operation::enrol(req.role))?;
@@ -123,8 +126,12 @@ impl Center {
     pub fn import_grid(&self, p: &Principal, geojson: &str) -> Result<serde_json::Value> {
         self.require(p, Operation::ImportReference)?;
         let cells = field_core::import::parse_grid(geojson, &Default::default())?;
-        let problems =
-            field_core::geo::check_tiling(&cells, field_core::geo::tiling::DEFAULT_TOLERANCE_M2);
+        let problems = field_core::geo::tiling::check_tiling_within(
+            &cells,
+            field_core::geo::tiling::DEFAULT_TOLERANCE_M2,
+            Some(GRID_CHECK_BUDGET),
+        )
+        .map_err(|e| invalid("grid", e.to_string()))?;
         if !problems.is_empty() {
             let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             return Err(invalid(

@@ -207,16 +207,21 @@ impl Center {
             let Some(user) = owner.get(&device) else {
                 continue;
             };
-            let inside = mark
-                .cell
+            // The cell is the server's fact, located from the position; the
+            // device's claim is only shown beside it.
+            let located = match mark.pos {
+                Some(pos) => self.storage.locate_cell(pos)?,
+                None => None,
+            };
+            let inside = located
                 .as_ref()
-                .is_some_and(|c| user.cells.iter().any(|x| x == c.as_str()));
+                .is_some_and(|c| user.cells.iter().any(|x| x == c));
             let flags = if inside {
                 Vec::new()
             } else {
                 vec![Flag {
                     kind: "test_case_outside_cells".into(),
-                    evidence: json!({ "cell": mark.cell, "position": mark.pos, "at": mark.at, "assigned_cells": user.cells }),
+                    evidence: json!({ "cell": located, "claimed_cell": mark.cell, "position": mark.pos, "at": mark.at, "assigned_cells": user.cells }),
                 }]
             };
             if flagged_only && flags.is_empty() {

@@ -32,6 +32,7 @@ pub use map::MapColour;
 pub use queue::{CaseRow, FLAG_KINDS, QueueFilter, QueuePage};
 pub use review::{Action, DecisionRequest, NewTaskRequest, TaskStatusRow};
 pub use surveys::{NewSurveyRequest, SurveyReport};
+pub use sync::SyncWire;
 
 /// Every way a request can fail, each with its HTTP meaning.
 #[derive(Debug, thiserror::Error)]

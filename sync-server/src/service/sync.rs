@@ -21,7 +21,78 @@ use crate::storage::Principal;
 /// Most hashes one "which photos do you need" question may list.
 pub const MAX_HASHES_PER_QUESTION: usize = 5000;
 
+/// A sync request as it arrives: each pushed change still raw, so that one
+/// unreadable change is refused alone instead of failing the batch.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncWire {
+    pub protocol: u32,
+    pub push: Vec<Box<serde_json::value::RawValue>>,
+    pub pull: field_core::sync::protocol::PullRequest,
+    #[serde(default)]
+    pub device_time_ms: Option<i64>,
+}
+
+impl SyncWire {
+    /// Reads each change; a change whose id cannot even be read fails the
+    /// request (there is nothing to answer it by), naming its position.
+    pub fn read(self) -> Result<(SyncRequest, Vec<Option<PushResult>>)> {
+        #[derive(serde::Deserialize)]
+        struct Id {
+            actor: field_core::model::ActorId,
+            counter: u64,
+        }
+        let mut push = Vec::with_capacity(self.push.len());
+        let mut unreadable = Vec::with_capacity(self.push.len());
+        for (i, raw) in self.push.iter().enumerate() {
+            match field_core::crdt::Change::from_json(raw.get()) {
+                Ok(c) => {
+                    push.push(c);
+                    unreadable.push(None);
+                }
+                Err(e) => {
+                    let id: Id = serde_json::from_str(raw.get()).map_err(|_| {
+                        invalid(format!("push[{i}]"), format!("{e}; and no actor and counter to refuse it by"))
+                    })?;
+                    unreadable.push(Some(PushResult {
+                        actor: id.actor,
+                        counter: id.counter,
+                        outcome: PushOutcome::Refused,
+                        code: Some(400),
+                        reason: Some(format!("push[{i}]: {e}")),
+                    }));
+                }
+            }
+        }
+        Ok((
+            SyncRequest {
+                protocol: self.protocol,
+                push,
+                pull: self.pull,
+                device_time_ms: self.device_time_ms,
+            },
+            unreadable,
+        ))
+    }
+}
+
 impl Center {
+    /// A sync as the HTTP layer receives it: unreadable changes are refused
+    /// in place, the others judged as usual.
+    pub fn sync_wire(&self, p: &Principal, wire: SyncWire) -> Result<SyncResponse> {
+        let (req, unreadable) = wire.read()?;
+        let mut resp = self.sync(p, req)?;
+        if unreadable.iter().any(Option::is_some) {
+            let mut judged = std::mem::take(&mut resp.push).into_iter();
+            resp.push = unreadable
+                .into_iter()
+                .map(|u| u.or_else(|| judged.next()))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| ServiceError::Internal("a pushed change went unjudged".into()))?;
+        }
+        Ok(resp)
+    }
+
     pub fn sync(&self, p: &Principal, req: SyncRequest) -> Result<SyncResponse> {
         if req.protocol > PROTOCOL_VERSION {
             return Err(invalid(

@@ -120,8 +120,16 @@ pub fn cross_site(parts: &Parts) -> bool {
 
 /// `path` when it is a console page of this server (a redirect target that
 /// cannot leave the console: no scheme, no `//` host, no backslash).
+/// `path` when it is a console page safe to redirect to: ours, no other
+/// host, and nothing that cannot go in a `Location` header (a CR/LF there
+/// would fail the response after the session cookie was made).
 pub fn console_path(path: &str) -> Option<&str> {
-    (path.starts_with("/console/") && !path.contains("//") && !path.contains('\\')).then_some(path)
+    (path.starts_with("/console/")
+        && !path.contains("//")
+        && !path.contains('\\')
+        && path.len() <= 2048
+        && path.bytes().all(|b| b.is_ascii_graphic()))
+    .then_some(path)
 }
 
 impl FromRequestParts<AppState> for Staff {
