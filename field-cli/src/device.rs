@@ -403,10 +403,14 @@ pub fn changes(home: &Path, cmd: ChangesCmd, out: &Output) -> Result<()> {
             let bundle = Bundle::from_json(&read_text(&file)?)?;
             let summary = store.import_bundle(&bundle)?;
             out.show(&summary, |s| {
-                format!(
+                let mut text = format!(
                     "{} changes applied, {} already held, {} waiting for earlier changes; {} photos received",
                     s.changes.applied, s.changes.duplicates, s.changes.buffered, s.photos_received
-                )
+                );
+                for why in &s.changes.refused {
+                    text.push_str(&format!("\nrefused: {why}"));
+                }
+                text
             })
         }
     }

@@ -242,3 +242,82 @@ proptest! {
         prop_assert_eq!(world.stores[1].digest().unwrap(), before);
     }
 }
+
+/// A hostile report: another actor's change reusing an existing case's id,
+/// with its own author, text and a stamp earlier or later than the original.
+fn hostile(original: &Change, thief: uuid::Uuid, counter: u64, hlc_shift: i64) -> Change {
+    let mut c = original.clone();
+    c.actor = thief;
+    c.counter = counter;
+    let physical = (c.hlc.physical_ms() as i64 + hlc_shift).max(1) as u64;
+    c.hlc = field_core::crdt::Hlc::new(physical, 0);
+    if let field_core::crdt::Op::CaseReport(r) = &mut c.op {
+        r.origin.reporter = thief;
+        r.origin.collector = "thief".into();
+        r.fields.description = Some("stolen".into());
+    }
+    c
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Knowing a case's id never lets anyone take it over: on every replica
+    /// that holds the case, in any delivery order, a second report of it is
+    /// refused and the case stays exactly the owner's.
+    #[test]
+    fn no_report_takes_over_a_case_on_any_replica(
+        reports in 1usize..4,
+        edits in prop::collection::vec((0usize..4, any::<u16>()), 0..6),
+        shifts in prop::collection::vec(-100_000i64..100_000, 1..4),
+        seed in any::<u64>(),
+    ) {
+        let mut world = World::new(1);
+        for i in 0..reports {
+            world.run(Action::Report { r: 0, seed: 1000 + i as u32 });
+        }
+        for (case, text) in edits {
+            world.run(Action::EditDesc { r: 0, case, text });
+        }
+        let owner = world.bundle_of(0);
+        let originals: Vec<&Change> = owner
+            .changes
+            .iter()
+            .filter(|c| matches!(c.op, field_core::crdt::Op::CaseReport(_)))
+            .collect();
+        let thief = uuid::Uuid::from_u128(0xbad);
+        let forged: Vec<Change> = shifts
+            .iter()
+            .enumerate()
+            .map(|(i, s)| hostile(originals[i % originals.len()], thief, i as u64 + 1, *s))
+            .collect();
+
+        // Delivery: the owner's changes shuffled, each forgery somewhere
+        // after the report it copies.
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut order = owner.changes.clone();
+        rng.shuffle(&mut order);
+        for f in &forged {
+            let at = order.iter().position(|c| c.case_id() == f.case_id() && matches!(c.op, field_core::crdt::Op::CaseReport(_))).unwrap();
+            let pos = rng.usize(at + 1..=order.len());
+            order.insert(pos, f.clone());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut observer = Store::init(&dir.path().join("o.db"), "observer").unwrap();
+        let mut refused = 0;
+        for chunk in order.chunks(rng.usize(1..5)) {
+            let b = Bundle::new(uuid::Uuid::nil(), 0, chunk.to_vec(), owner.photos.clone());
+            refused += observer.import_bundle(&b).unwrap().changes.refused.len();
+        }
+        prop_assert_eq!(refused, forged.len());
+        prop_assert_eq!(observer.buffered_count().unwrap(), 0);
+        prop_assert_eq!(
+            observer.digest_report().unwrap().cases,
+            world.stores[0].digest_report().unwrap().cases,
+            "a forged report changed a case"
+        );
+        // And the owner's own replica refuses them too.
+        let s = world.stores[0].apply_changes(forged.clone()).unwrap();
+        prop_assert_eq!(s.refused.len(), forged.len());
+    }
+}

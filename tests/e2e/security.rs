@@ -416,3 +416,78 @@ fn a_line_break_in_the_sign_in_target_cannot_break_the_answer() {
     assert_eq!(r.header("location"), Some("/console/queue"));
     assert!(!r.head.contains("evil"), "{}", r.head);
 }
+
+/// The server's peak resident memory so far (VmHWM), in bytes.
+fn peak_memory(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+#[test]
+fn twenty_thumbnails_of_a_huge_photo_stay_within_the_decode_budget() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("wu", "collector", &CELLS[..3]));
+    // 49 megapixels (under the 64 MP limit): 147 MB once decoded, a few
+    // hundred KB as a JPEG.
+    let img = image::RgbImage::from_fn(7000, 7000, |x, y| image::Rgb([(x / 700) as u8 * 20, (y / 700) as u8 * 20, 90]));
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut jpeg, image::ImageFormat::Jpeg).unwrap();
+    drop(img);
+    let bytes = jpeg.into_inner();
+    let hash = field_core::model::PhotoHash::of(&bytes);
+    let photo = d.file("huge.jpg", &bytes);
+    d.report(("BJ0101", "120.2605", "30.1895"), "huge photo", &photo, None);
+    d.ok(&["sync"]);
+    let before = peak_memory(server.child.id());
+    let token = server.admin_token();
+    let auth = format!("Bearer {token}");
+    let threads: Vec<_> = (0..20)
+        .map(|_| {
+            let (url, auth, path) = (server.url.clone(), auth.clone(), format!("/v1/photos/{hash}/thumb"));
+            std::thread::spawn(move || field_e2e::raw_http::exchange(&url, "GET", &path, &[("Authorization", &auth)], "").status)
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 200);
+    }
+    let peak = peak_memory(server.child.id());
+    // Unbounded, twenty decodes at once need ~3 GB; two at a time ~0.4 GB.
+    eprintln!("peak {} MB (before {} MB)", peak >> 20, before >> 20);
+    assert!(peak < 1 << 30, "peak {} MB (before {} MB)", peak >> 20, before >> 20);
+}
+
+#[test]
+fn a_forged_report_in_a_bundle_is_refused_by_the_device_that_imports_it() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let owner = server.enrolled_device(&server.add_user("owner", "collector", &CELLS[..3]));
+    let thief = server.enrolled_device(&server.add_user("thief", "collector", &CELLS[..3]));
+    let friend = server.enrolled_device(&server.add_user("friend", "collector", &CELLS[..3]));
+    let id = report(&owner, 61, "the owner's words");
+    owner.ok(&["sync"]);
+    thief.ok(&["sync"]); // the case reaches the thief through the pull of its cells
+    // The thief's bundle: everything it holds, plus a report reusing the id.
+    let path = thief.home().join("all.json");
+    thief.ok(&["changes", "export", "--out", path.to_str().unwrap()]);
+    let mut bundle: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let original = bundle["changes"].as_array().unwrap().iter()
+        .find(|c| c["op"]["type"] == "case_report" && c["op"]["case"] == id.as_str()).unwrap().clone();
+    let mut forged = original.clone();
+    let thief_actor = thief.actor();
+    forged["actor"] = json!(thief_actor);
+    forged["counter"] = json!(1);
+    forged["hlc"] = json!(original["hlc"].as_u64().unwrap() - 1_000_000); // "earlier" than the owner
+    forged["op"]["origin"]["reporter"] = json!(thief_actor);
+    forged["op"]["origin"]["collector"] = json!("thief");
+    forged["op"]["fields"]["description"] = json!("stolen");
+    bundle["changes"].as_array_mut().unwrap().push(forged);
+    std::fs::write(&path, bundle.to_string()).unwrap();
+    for d in [&friend, &owner] {
+        let r = d.ok(&["changes", "import", path.to_str().unwrap()]);
+        assert!(r.stdout.contains("a report only creates a case"), "{}", r.stdout);
+        let case = d.ok(&["case", "show", &id, "--json"]).json();
+        assert_eq!(case["case"]["description"], "the owner's words", "{case}");
+    }
+}

@@ -269,8 +269,11 @@ impl Store {
     ) -> Result<Vec<(ChangeId, Judgement)>> {
         let now = self.now_ms();
         self.load_cell_index()?;
-        let mut order: Vec<usize> = (0..changes.len()).collect();
-        order.sort_by_key(|&i| (changes[i].actor, changes[i].counter));
+        // Delivery order, never re-sorted: the merge commutes for honest
+        // changes, and of two reports of one case the one delivered first
+        // (the one the sender held first) keeps it — sorting by actor would
+        // let a forger pick an actor id that sorts ahead of the owner's.
+        let order = 0..changes.len();
         let mut out: Vec<Option<(ChangeId, Judgement)>> = vec![None; changes.len()];
         let tx = self
             .conn

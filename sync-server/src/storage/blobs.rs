@@ -183,16 +183,22 @@ pub const THUMB_SIDE: u32 = 256;
 
 impl BlobDir {
     /// A JPEG thumbnail of a complete photo, made once and kept beside it.
+    /// Decoding is bounded: a header over the pixel budget is refused before
+    /// any decode, each decode may allocate at most [`DECODE_BUDGET_BYTES`],
+    /// and at most [`MAX_CONCURRENT_DECODES`] run at once (the queue page
+    /// asks for fifty thumbnails at a time).
     pub fn thumbnail(&self, hash: &PhotoHash) -> Result<Vec<u8>> {
         let path = self.root.join("thumbs").join(format!("{hash}.jpg"));
         if let Ok(bytes) = fs::read(&path) {
             return Ok(bytes);
         }
         let original = self.read(hash)?;
-        // Refused before decoding: a header claiming more pixels than the
-        // budget (a photo stored before the upload check existed).
         inspect_photo("photo", &original).map_err(|e| invalid("photo", e.to_string()))?;
-        let thumb = self.decodes.run(|| {
+        self.decodes.run(|| {
+            // Made by another request while this one waited its turn.
+            if let Ok(bytes) = fs::read(&path) {
+                return Ok(bytes);
+            }
             let mut reader = image::ImageReader::new(std::io::Cursor::new(&original))
                 .with_guessed_format()
                 .map_err(|e| invalid("photo", format!("cannot read {hash}: {e}")))?;
@@ -202,18 +208,21 @@ impl BlobDir {
             let image = reader
                 .decode()
                 .map_err(|e| invalid("photo", format!("cannot decode {hash}: {e}")))?;
-            Ok::<_, StorageError>(image.thumbnail(THUMB_SIDE, THUMB_SIDE).to_rgb8())
-        })?;
-        let mut out = std::io::Cursor::new(Vec::new());
-        thumb
-            .write_to(&mut out, image::ImageFormat::Jpeg)
-            .map_err(|e| invalid("photo", format!("cannot encode a thumbnail of {hash}: {e}")))?;
-        let bytes = out.into_inner();
-        fs::create_dir_all(self.root.join("thumbs"))?;
-        let tmp = path.with_extension("jpg.part");
-        fs::write(&tmp, &bytes)?;
-        fs::rename(&tmp, &path)?;
-        Ok(bytes)
+            let thumb = image.thumbnail(THUMB_SIDE, THUMB_SIDE).to_rgb8();
+            drop(image);
+            let mut out = std::io::Cursor::new(Vec::new());
+            thumb
+                .write_to(&mut out, image::ImageFormat::Jpeg)
+                .map_err(|e| {
+                    invalid("photo", format!("cannot encode a thumbnail of {hash}: {e}"))
+                })?;
+            let bytes = out.into_inner();
+            fs::create_dir_all(self.root.join("thumbs"))?;
+            let tmp = path.with_extension(format!("{}.part", uuid::Uuid::new_v4()));
+            fs::write(&tmp, &bytes)?;
+            fs::rename(&tmp, &path)?;
+            Ok(bytes)
+        })
     }
 }
 
@@ -255,7 +264,7 @@ impl BlobDir {
             })
             .unwrap_or_default();
         fs::create_dir_all(self.root.join("exif"))?;
-        let tmp = path.with_extension("json.part");
+        let tmp = path.with_extension(format!("{}.part", uuid::Uuid::new_v4()));
         fs::write(&tmp, serde_json::to_vec(&found).unwrap_or_default())?;
         fs::rename(&tmp, &path)?;
         Ok(found)
