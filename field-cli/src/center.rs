@@ -458,24 +458,10 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             })
         }
         CenterCmd::Finding(FindingCmd::Import { file }) => {
-            let mut reader = csv::Reader::from_path(&file)
+            let f = std::fs::File::open(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let mut rows = Vec::new();
-            for (i, record) in reader
-                .deserialize::<std::collections::BTreeMap<String, String>>()
-                .enumerate()
-            {
-                let r = record.with_context(|| format!("{} row {}", file.display(), i + 2))?;
-                let num = |k: &str| -> Result<f64> {
-                    r.get(k)
-                        .ok_or_else(|| anyhow!("row {}: missing {k}", i + 2))?
-                        .trim()
-                        .parse()
-                        .map_err(|_| anyhow!("row {}: {k} is not a number", i + 2))
-                };
-                let text = |k: &str| r.get(k).cloned().unwrap_or_default();
-                rows.push(json!({ "source": text("source"), "category": text("category"), "lon": num("lon")?, "lat": num("lat")?, "at": text("at"), "note": r.get("note").filter(|n| !n.is_empty()) }));
-            }
+            let rows = crate::findings_csv::read(f)
+                .with_context(|| format!("{}", file.display()))?;
             let r: Value = t.call("POST", "/v1/center/findings/bulk", Some(&rows))?;
             out.show(&r, |r| {
                 format!(

@@ -296,6 +296,7 @@ impl LocalTx<'_> {
             hlc: self.hlc.tick(self.now_ms),
             op,
         };
+        change.check_bounds()?;
         self.applier.apply_and_log(&self.tx, &change)?;
         self.next_counter += 1;
         Ok(change)

@@ -688,6 +688,12 @@ impl Center {
         rows: Vec<NewFinding>,
     ) -> Result<Vec<ExternalFinding>> {
         self.require(p, Operation::Direct)?;
+        if rows.len() > MAX_FINDINGS_PER_IMPORT {
+            return Err(ServiceError::TooLarge(format!(
+                "rows: {}, at most {MAX_FINDINGS_PER_IMPORT} per import",
+                rows.len()
+            )));
+        }
         let checked = rows
             .into_iter()
             .enumerate()
@@ -714,6 +720,10 @@ impl Center {
     }
 
     fn check_finding(&self, f: NewFinding) -> Result<ExternalFinding> {
+        use field_core::model::limits::{MAX_NAME_BYTES, MAX_NOTE_BYTES, bounded, bounded_opt};
+        bounded_opt("note", f.note.as_deref(), MAX_NOTE_BYTES)?;
+        bounded("category", &f.category, MAX_NAME_BYTES)?;
+        bounded("at", &f.at, MAX_NAME_BYTES)?;
         if !matches!(
             f.source,
             CaseSource::CenterCheck
@@ -762,6 +772,9 @@ fn composite(r: &Report, w: &super::city_config::Weights) -> (f64, char) {
     let score = (score * 100.0).round() / 100.0;
     (score, grade(score))
 }
+
+/// Most findings one bulk import may carry.
+pub const MAX_FINDINGS_PER_IMPORT: usize = 100_000;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -251,4 +251,26 @@ mod tests {
         c.patrol.timezone = "Mars/Olympus".into();
         assert!(CityConfig::from_toml(&c.to_toml()).is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, failure_persistence: None, ..Default::default() })]
+
+        /// Any edit of a valid configuration is read or refused with a
+        /// message, never a panic; what is read round-trips.
+        #[test]
+        fn edited_toml_is_read_or_refused_clearly(
+            at in 0usize..4000,
+            cut in 0usize..30,
+            junk in "[a-z0-9 =.\\[\\]\"\n#-]{0,30}",
+        ) {
+            let mut text = CityConfig::default().to_toml();
+            let at = text.char_indices().map(|(i, _)| i).nth(at % text.chars().count()).unwrap_or(0);
+            let end = text[at..].char_indices().map(|(i, _)| at + i).nth(cut).unwrap_or(text.len());
+            text.replace_range(at..end, &junk);
+            match CityConfig::from_toml(&text) {
+                Ok(c) => proptest::prop_assert_eq!(CityConfig::from_toml(&c.to_toml()).unwrap(), c),
+                Err(e) => proptest::prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
 }

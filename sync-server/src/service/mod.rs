@@ -22,7 +22,7 @@ use crate::storage::{Principal, Storage, StorageError};
 
 pub use accounts::{RevokeCodesRequest, RotatedToken};
 pub use assessment::{
-    AssignRequest, DayRates, NewFinding, NightlySummary, Rate, Report, ReportQuery,
+    AssignRequest, MAX_FINDINGS_PER_IMPORT, DayRates, NewFinding, NightlySummary, Rate, Report, ReportQuery,
 };
 pub use center::{NewUserRequest, NewUserResponse, PhotoFile, UserRow};
 pub use city_config::{CityConfig, ConfigVersion};

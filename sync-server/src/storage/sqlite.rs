@@ -202,6 +202,10 @@ impl Storage for SqliteStorage {
         if name.is_empty() {
             return Err(invalid("name", "is empty"));
         }
+        use field_core::model::limits::{MAX_NAME_BYTES, bounded, bounded_len, bounded_opt};
+        bounded("name", name, MAX_NAME_BYTES)?;
+        bounded_opt("company", company, MAX_NAME_BYTES)?;
+        bounded_len("cells", cells.len(), 100_000)?;
         let user = User {
             id: uuid::Uuid::new_v4().to_string(),
             name: name.to_string(),
