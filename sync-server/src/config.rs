@@ -25,6 +25,8 @@ pub struct Limits {
     pub request_timeout_s: u64,
     /// Open connections at once; further clients wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Photo bytes one device may upload per day (UTC).
+    pub max_photo_bytes_per_device_day: u64,
 }
 
 impl Default for Limits {
@@ -37,6 +39,7 @@ impl Default for Limits {
             body_timeout_s: 60,
             request_timeout_s: 120,
             max_connections: 1024,
+            max_photo_bytes_per_device_day: 2 * 1024 * 1024 * 1024,
         }
     }
 }

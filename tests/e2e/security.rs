@@ -491,3 +491,95 @@ fn a_forged_report_in_a_bundle_is_refused_by_the_device_that_imports_it() {
         assert_eq!(case["case"]["description"], "the owner's words", "{case}");
     }
 }
+
+/// Signs in to the console with `token`; the session cookie.
+fn console_session(server: &Server, token: &str) -> String {
+    let form = form_urlencoded::Serializer::new(String::new()).append_pair("token", token).finish();
+    let r = field_e2e::raw_http::exchange(&server.url, "POST", "/console/sign-in", &[], &form);
+    assert_eq!(r.status, 303, "{}", r.head);
+    r.header("set-cookie").unwrap().split(';').next().unwrap().to_string()
+}
+
+#[test]
+fn the_console_shows_admins_the_audit_log_and_reviewers_not() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let reviewer = server.enrolled_device(&server.add_user("审核员", "reviewer", &[]));
+    let admin = console_session(&server, &server.admin_token());
+    let r = field_e2e::raw_http::exchange(&server.url, "GET", "/console/accounts", &[("Cookie", &admin)], "");
+    assert_eq!(r.status, 200);
+    let page = r.text();
+    assert!(page.contains("Audit log") && page.contains("import_grid") && page.contains("审核员"), "{page}");
+    let theirs = console_session(&server, &reviewer.token());
+    let r = field_e2e::raw_http::exchange(&server.url, "GET", "/console/accounts", &[("Cookie", &theirs)], "");
+    assert_eq!(r.status, 403, "{}", r.text());
+    // Disabling the reviewer ends their console session at once.
+    server.admin().call::<(), Value>("POST", "/v1/center/users/审核员/disable", None).unwrap();
+    let r = field_e2e::raw_http::exchange(&server.url, "GET", "/console/queue", &[("Cookie", &theirs)], "");
+    assert_eq!(r.status, 303, "{}", r.head);
+}
+
+/// Reports a case with a fresh photo, pushes the report alone, then PUTs the
+/// whole photo three times at once; the three replies.
+fn three_uploads_at_once(server: &Server, d: &Device, t: &mut HttpTransport, seed: u32) -> Vec<String> {
+    let bytes = png(seed);
+    let hash = field_core::model::PhotoHash::of(&bytes);
+    let photo = d.file(&format!("c{seed}.png"), &bytes);
+    d.report(("BJ0101", "120.2605", "30.1895"), "concurrent", &photo, None);
+    let pending: Vec<Change> = outbox(d).into_iter().filter(|c| c.case_id().is_some()).collect();
+    push(t, pending);
+    let auth = format!("Bearer {}", d.token());
+    let path = format!("/v1/photos/{hash}?offset=0&total={}", bytes.len());
+    let threads: Vec<_> = (0..3)
+        .map(|_| {
+            let (url, auth, path, body) = (server.url.clone(), auth.clone(), path.clone(), bytes.clone());
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let addr = url.trim_start_matches("http://").to_string();
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                write!(s, "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+                s.write_all(&body).unwrap();
+                let mut reply = String::new();
+                s.read_to_string(&mut reply).unwrap();
+                reply
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+#[test]
+fn concurrent_uploads_of_one_photo_all_succeed() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("he", "collector", &CELLS[..3]));
+    let mut t = client(&server, d.token());
+    for trial in 0..20u32 {
+        for r in three_uploads_at_once(&server, &d, &mut t, 700 + trial) {
+            assert!(r.starts_with("HTTP/1.1 200"), "trial {trial}: {r}");
+        }
+    }
+    assert!(cases_on_server(&server).iter().all(|c| c["photos_pending"] == false));
+}
+
+#[test]
+fn each_device_has_a_daily_photo_budget() {
+    let server = Server::start_with_config("[limits]\nmax_photo_bytes_per_device_day = 400\n");
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("he", "collector", &CELLS[..3]));
+    let mut t = client(&server, d.token());
+    let mut sent = 0;
+    for trial in 0..12u32 {
+        let replies = three_uploads_at_once(&server, &d, &mut t, 800 + trial);
+        sent += png(800 + trial).len();
+        if sent <= 400 {
+            // Three uploads of one photo are charged once.
+            assert!(replies.iter().all(|r| r.starts_with("HTTP/1.1 200")), "trial {trial}: {replies:?}");
+        } else {
+            assert!(replies.iter().all(|r| r.starts_with("HTTP/1.1 413")), "{replies:?}");
+            assert!(replies[0].contains("photos today"), "{replies:?}");
+            return;
+        }
+    }
+    panic!("the budget of 400 bytes was never reached");
+}

@@ -96,6 +96,9 @@ pub struct Center {
     limits: Limits,
     rules: ReviewRules,
     clock: WallClock,
+    /// Photo chunks are charged and stored one at a time, so concurrent
+    /// uploads of one photo are charged once.
+    uploads: Arc<std::sync::Mutex<()>>,
 }
 
 impl Center {
@@ -105,6 +108,7 @@ impl Center {
             limits,
             rules: ReviewRules::default(),
             clock,
+            uploads: Arc::default(),
         }
     }
 

@@ -344,7 +344,7 @@ impl Center {
         total: u64,
         bytes: &[u8],
     ) -> Result<ChunkAck> {
-        p.device.ok_or_else(|| {
+        let device = p.device.ok_or_else(|| {
             ServiceError::Forbidden("only an enrolled device uploads photos".into())
         })?;
         let hash = PhotoHash::parse("hash", hash)?;
@@ -358,6 +358,23 @@ impl Center {
                 "chunk of {} bytes, at most {}",
                 bytes.len(),
                 self.limits.max_chunk_bytes
+            )));
+        }
+        let _one_at_a_time = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
+        // Charged only for bytes at the offset held (a resent chunk is
+        // answered without being stored again).
+        if offset == self.storage.blob_received(&hash)?
+            && !self.storage.blob_exists(&hash)?
+            && !self.storage.charge_photo_bytes(
+                device,
+                self.now_ms().div_euclid(24 * 3600 * 1000),
+                bytes.len() as u64,
+                self.limits.max_photo_bytes_per_device_day,
+            )?
+        {
+            return Err(ServiceError::TooLarge(format!(
+                "this device has uploaded {} MiB of photos today, the most a device may",
+                self.limits.max_photo_bytes_per_device_day >> 20
             )));
         }
         Ok(self.storage.blob_append(&hash, offset, total, bytes)?)

@@ -21,6 +21,9 @@ pub struct BlobDir {
     decodes: DecodeGate,
 }
 
+/// How long an interrupted upload is kept for the device to resume.
+pub const PARTIAL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// Image decodes at once: each may take up to [`DECODE_BUDGET_BYTES`].
 pub const MAX_CONCURRENT_DECODES: usize = 2;
 /// Memory one decode may allocate.
@@ -64,6 +67,13 @@ fn invalid(field: &str, reason: impl Into<String>) -> StorageError {
 impl BlobDir {
     pub fn open(root: &Path) -> Result<BlobDir> {
         fs::create_dir_all(root.join("partial"))?;
+        // Uploads abandoned for a week are not coming back.
+        let stale = std::time::SystemTime::now() - PARTIAL_LIFETIME;
+        for entry in fs::read_dir(root.join("partial"))?.flatten() {
+            if entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < stale) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
         Ok(BlobDir {
             root: root.to_path_buf(),
             writes: std::sync::Mutex::new(()),

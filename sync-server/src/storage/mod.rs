@@ -206,6 +206,9 @@ pub trait Storage: Send + Sync {
     /// Photos a device reported it can no longer read.
     fn mark_photos_lost(&self, hashes: &[PhotoHash], by: ActorId, now_ms: i64) -> Result<()>;
     fn photo_lost(&self, hash: &PhotoHash) -> Result<bool>;
+    /// Adds `bytes` to what `device` uploaded on `day` (days since the
+    /// epoch) if that stays within `cap`; false (nothing added) otherwise.
+    fn charge_photo_bytes(&self, device: ActorId, day: i64, bytes: u64, cap: u64) -> Result<bool>;
     fn apply(&self, changes: Vec<Change>) -> Result<Vec<(ChangeId, Judgement)>>;
     fn case(&self, id: CaseId) -> Result<Option<CaseView>>;
     fn cases(&self) -> Result<Vec<CaseView>>;

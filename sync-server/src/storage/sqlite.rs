@@ -70,7 +70,8 @@ CREATE TABLE enrolments (
      CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, by_user TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);
      ALTER TABLE devices ADD COLUMN successor_of BLOB;
      CREATE TABLE report_skews (case_id TEXT PRIMARY KEY, skew_ms INTEGER NOT NULL);
-     CREATE TABLE photos_lost (hash TEXT PRIMARY KEY, actor BLOB NOT NULL, at_ms INTEGER NOT NULL);",
+     CREATE TABLE photos_lost (hash TEXT PRIMARY KEY, actor BLOB NOT NULL, at_ms INTEGER NOT NULL);
+     CREATE TABLE photo_bytes (actor BLOB NOT NULL, day INTEGER NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (actor, day));",
 ];
 
 const USER_COLUMNS: &str = "id, name, role, company, cells, disabled";
@@ -526,6 +527,29 @@ impl Storage for SqliteStorage {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn charge_photo_bytes(&self, device: ActorId, day: i64, bytes: u64, cap: u64) -> Result<bool> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let used: i64 = tx
+            .query_row(
+                "SELECT bytes FROM photo_bytes WHERE actor = ?1 AND day = ?2",
+                params![device.as_bytes(), day],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        if used as u64 + bytes > cap {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO photo_bytes (actor, day, bytes) VALUES (?1, ?2, ?3)
+             ON CONFLICT (actor, day) DO UPDATE SET bytes = bytes + excluded.bytes",
+            params![device.as_bytes(), day, bytes as i64],
+        )?;
+        tx.commit()?;
+        Ok(true)
     }
 
     fn photo_lost(&self, hash: &PhotoHash) -> Result<bool> {

@@ -28,6 +28,9 @@ pub(super) fn page(title: &str, staff: Option<&Staff>, body: Markup) -> Markup {
                         a href="/console/queue" { "Review queue" }
                         a href="/console/map" { "Map" }
                         a href="/console/report" { "Reports" }
+                        @if s.principal.user.role == crate::storage::Role::Admin {
+                            a href="/console/accounts" { "Accounts" }
+                        }
                         span style="color:#9bd" { (s.principal.user.name) " (" (s.principal.user.role.as_str()) ")" }
                         form.inline method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(s.csrf);

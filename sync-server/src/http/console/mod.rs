@@ -5,6 +5,7 @@
 //! fetched from the internet at run time, and a Content-Security-Policy
 //! that allows only the console's own origin.
 
+mod accounts;
 mod actions;
 mod case;
 mod layout;
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/map/data", get(map::map_data))
         .route("/console/assets/map.js", get(map::map_js))
         .route("/console/report", get(reports::report))
+        .route("/console/accounts", get(accounts::accounts))
         .layer(axum::middleware::map_response(secure_headers))
 }
 
