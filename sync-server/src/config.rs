@@ -62,6 +62,9 @@ pub struct ReviewRules {
     /// A report from a device whose clock was further than this from the
     /// server's when it arrived is flagged (`device_clock`).
     pub clock_skew_minutes: i64,
+    /// A report claiming a time further than this before its device wrote
+    /// it is flagged (`backdated`).
+    pub backdate_minutes: i64,
 }
 
 impl Default for ReviewRules {
@@ -73,6 +76,7 @@ impl Default for ReviewRules {
             track_window_s: 300,
             exif_minutes: 30,
             clock_skew_minutes: 30,
+            backdate_minutes: 60,
         }
     }
 }

@@ -583,3 +583,23 @@ fn each_device_has_a_daily_photo_budget() {
     }
     panic!("the budget of 400 bytes was never reached");
 }
+
+#[test]
+fn a_report_dated_well_before_it_was_written_is_flagged() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("feng", "collector", &CELLS[..3]));
+    let hours_ago = (chrono::Utc::now() - chrono::Duration::hours(3)).to_rfc3339();
+    let photo = d.file("b.png", &png(91));
+    let back = d.report(("BJ0101", "120.2605", "30.1895"), "says 3 h ago", &photo, Some(&hours_ago));
+    let honest = report(&d, 92, "now");
+    d.ok(&["sync"]);
+    let rows = cases_on_server(&server);
+    let kinds = |id: &str| -> Vec<String> {
+        rows.iter().find(|c| c["id"] == id).unwrap()["flags"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(kinds(&back), vec!["backdated"]);
+    assert!(kinds(&honest).is_empty(), "{:?}", kinds(&honest));
+    let queue: Value = server.admin().call::<(), Value>("GET", "/v1/center/cases?flag=backdated", None).unwrap();
+    assert_eq!(queue.as_array().unwrap().len(), 1, "{queue}");
+}

@@ -96,17 +96,27 @@ impl Center {
         let (Some(origin), Some(place)) = (&v.origin, &v.placement) else {
             return Ok(flags);
         };
-        if let Some(skew) = self.storage.report_skew(v.id)?
-            && skew.abs() > self.rules.clock_skew_minutes * 60_000
-        {
-            flags.push(Flag {
-                kind: "device_clock".into(),
-                evidence: json!({
-                    "offset_minutes": skew / 60_000,
-                    "limit_minutes": self.rules.clock_skew_minutes,
-                    "meaning": "the reporting device's clock was this far behind the server's (negative: ahead) when the report arrived; its times are doubtful",
-                }),
-            });
+        if let Some(clock) = self.storage.report_clock(v.id)? {
+            if clock.skew_ms.abs() > self.rules.clock_skew_minutes * 60_000 {
+                flags.push(Flag {
+                    kind: "device_clock".into(),
+                    evidence: json!({
+                        "offset_minutes": clock.skew_ms / 60_000,
+                        "limit_minutes": self.rules.clock_skew_minutes,
+                        "meaning": "the reporting device's clock was this far behind the server's (negative: ahead) when the report arrived; its times are doubtful",
+                    }),
+                });
+            }
+            if clock.backdate_ms > self.rules.backdate_minutes * 60_000 {
+                flags.push(Flag {
+                    kind: "backdated".into(),
+                    evidence: json!({
+                        "minutes_before_written": clock.backdate_ms / 60_000,
+                        "limit_minutes": self.rules.backdate_minutes,
+                        "meaning": "the report claims a time this long before the device wrote it",
+                    }),
+                });
+            }
         }
         let cell = match place.cell.as_ref() {
             Some(c) => Some(c.to_string()),

@@ -55,12 +55,13 @@ pub struct QueueFilter {
 
 /// The flags a case can carry (a test case sent from outside its cells is
 /// flagged on the shift marks, `Center::shifts`, not in this queue).
-pub const FLAG_KINDS: [&str; 5] = [
+pub const FLAG_KINDS: [&str; 6] = [
     "reused_photo",
     "far_from_track",
     "exif_time",
     "outside_cells",
     "device_clock",
+    "backdated",
 ];
 
 /// One page of the queue and how many cases match in all.

@@ -182,10 +182,14 @@ impl Center {
             .collect();
         touched.sort();
         touched.dedup();
-        let receipts: Vec<(field_core::model::CaseId, i64)> = admitted
+        let receipts: Vec<crate::storage::ReportClock> = admitted
             .iter()
             .filter_map(|c| match &c.op {
-                field_core::crdt::Op::CaseReport(r) => Some((r.case, skew_ms.unwrap_or(0))),
+                field_core::crdt::Op::CaseReport(r) => Some(crate::storage::ReportClock {
+                    case: r.case,
+                    skew_ms: skew_ms.unwrap_or(0),
+                    backdate_ms: c.hlc.physical_ms() as i64 - r.origin.reported_at.millis(),
+                }),
                 _ => None,
             })
             .collect();

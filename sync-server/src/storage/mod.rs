@@ -14,6 +14,18 @@ use field_core::store::{
 use field_core::sync::protocol::ChunkAck;
 use serde::{Deserialize, Serialize};
 
+/// The clock facts of a report, measured by the server when it arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReportClock {
+    pub case: CaseId,
+    /// Server time minus the device's corrected clock at the push (ms):
+    /// large when the device's clock is wrong.
+    pub skew_ms: i64,
+    /// The report change's own clock stamp minus its `reported_at` (ms):
+    /// large when the report claims a time well before it was written.
+    pub backdate_ms: i64,
+}
+
 /// Held while a server uses a data directory; dropped (and so released)
 /// when the process ends, however it ends.
 pub struct DataDirLock {
@@ -199,10 +211,9 @@ pub trait Storage: Send + Sync {
     fn held_change(&self, id: ChangeId) -> Result<Option<String>>;
     /// The cell a position is in, by the grid held.
     fn locate_cell(&self, pos: LonLat) -> Result<Option<String>>;
-    /// The device clock offset (server − device, ms) measured when each
-    /// case's report arrived.
-    fn record_report_skews(&self, reports: &[(CaseId, i64)]) -> Result<()>;
-    fn report_skew(&self, case: CaseId) -> Result<Option<i64>>;
+    /// What the server measured of each report's clock when it arrived.
+    fn record_report_skews(&self, reports: &[ReportClock]) -> Result<()>;
+    fn report_clock(&self, case: CaseId) -> Result<Option<ReportClock>>;
     /// Photos a device reported it can no longer read.
     fn mark_photos_lost(&self, hashes: &[PhotoHash], by: ActorId, now_ms: i64) -> Result<()>;
     fn photo_lost(&self, hash: &PhotoHash) -> Result<bool>;

@@ -17,7 +17,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::blobs::BlobDir;
-use super::{AuditEntry, Device, Principal, Result, Role, Storage, StorageError, User};
+use super::{
+    AuditEntry, Device, Principal, ReportClock, Result, Role, Storage, StorageError, User,
+};
 
 /// Migrations of `center.db`, in order; index + 1 is the version each
 /// brings it to.
@@ -69,7 +71,7 @@ CREATE TABLE enrolments (
     "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
      CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, by_user TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);
      ALTER TABLE devices ADD COLUMN successor_of BLOB;
-     CREATE TABLE report_skews (case_id TEXT PRIMARY KEY, skew_ms INTEGER NOT NULL);
+     CREATE TABLE report_skews (case_id TEXT PRIMARY KEY, skew_ms INTEGER NOT NULL, backdate_ms INTEGER NOT NULL);
      CREATE TABLE photos_lost (hash TEXT PRIMARY KEY, actor BLOB NOT NULL, at_ms INTEGER NOT NULL);
      CREATE TABLE photo_bytes (actor BLOB NOT NULL, day INTEGER NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (actor, day));",
 ];
@@ -503,13 +505,13 @@ impl Storage for SqliteStorage {
         Ok(self.store().locate_cell(pos)?.map(|c| c.to_string()))
     }
 
-    fn record_report_skews(&self, reports: &[(CaseId, i64)]) -> Result<()> {
+    fn record_report_skews(&self, reports: &[ReportClock]) -> Result<()> {
         let mut db = self.db();
         let tx = db.transaction()?;
-        for (case, skew) in reports {
+        for r in reports {
             tx.execute(
-                "INSERT OR IGNORE INTO report_skews (case_id, skew_ms) VALUES (?1, ?2)",
-                params![case.to_string(), skew],
+                "INSERT OR IGNORE INTO report_skews (case_id, skew_ms, backdate_ms) VALUES (?1, ?2, ?3)",
+                params![r.case.to_string(), r.skew_ms, r.backdate_ms],
             )?;
         }
         tx.commit()?;
@@ -564,13 +566,19 @@ impl Storage for SqliteStorage {
             .is_some())
     }
 
-    fn report_skew(&self, case: CaseId) -> Result<Option<i64>> {
+    fn report_clock(&self, case: CaseId) -> Result<Option<ReportClock>> {
         Ok(self
             .db()
             .query_row(
-                "SELECT skew_ms FROM report_skews WHERE case_id = ?1",
+                "SELECT skew_ms, backdate_ms FROM report_skews WHERE case_id = ?1",
                 [case.to_string()],
-                |r| r.get(0),
+                |r| {
+                    Ok(ReportClock {
+                        case,
+                        skew_ms: r.get(0)?,
+                        backdate_ms: r.get(1)?,
+                    })
+                },
             )
             .optional()?)
     }
