@@ -16,6 +16,8 @@ use sync_server::storage::sqlite::SqliteStorage;
 pub struct Loopback {
     pub url: String,
     pub storage: Arc<SqliteStorage>,
+    /// The server's logic, for in-process measurements beside the HTTP ones.
+    pub center: Center,
     pub admin: String,
     rt: tokio::runtime::Runtime,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -49,11 +51,12 @@ pub fn start_server(dir: &std::path::Path) -> Result<Loopback> {
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    rt.spawn(sync_server::run(listener, center, async {
+    rt.spawn(sync_server::run(listener, center.clone(), async {
         let _ = stopped.await;
     }));
     Ok(Loopback {
         url,
+        center,
         storage,
         admin,
         rt,

@@ -218,6 +218,7 @@ fn a_restored_handset_loses_nothing() {
     d.ok(&["status"]); // every connection closed: the WAL is checkpointed
     std::fs::copy(&db, &backup).unwrap();
     let a = report(&d, 11, "case A");
+    d.ok(&["track", "add", "--lon", "120.2605", "--lat", "30.1895", "--at", &chrono::Utc::now().to_rfc3339()]);
     d.ok(&["sync"]);
     // Restore the backup (as a phone restore would).
     for ext in ["-wal", "-shm"] {
@@ -234,6 +235,9 @@ fn a_restored_handset_loses_nothing() {
     assert!(on_device.contains(&a) && on_device.contains(&b), "device has {on_device:?}");
     let s = d.status();
     assert_eq!((s["pending_changes"].as_u64(), s["refused_changes"].as_u64()), (Some(0), Some(0)), "{s}");
+    // The track recorded after the backup came back too.
+    let points = d.ok(&["track", "list", "--points", "--json"]).json();
+    assert_eq!(points.as_array().map(|p| p.len()), Some(1), "{points}");
     // B's photo came too, and B is the same user's.
     let row = cases_on_server(&server).into_iter().find(|c| c["id"] == b.as_str()).unwrap();
     assert_eq!((row["photos_pending"].as_bool(), row["collector"].as_str()), (Some(false), Some("wang")), "{row}");

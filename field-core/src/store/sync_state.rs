@@ -262,8 +262,9 @@ pub struct PullPage {
 impl Store {
     /// The changes after log position `after` that a device should hold:
     /// changes of cases in `cells` or reported by one of `own` devices (the
-    /// user's handsets), and tasks addressed to `tasks_for` (every task with
-    /// `None`); never its own (`requester`'s). At most `limit`; the cursor
+    /// user's handsets, earlier actors of a restored one included), the
+    /// tracks and shift marks of `own` devices, and tasks addressed to
+    /// `tasks_for` (every task with `None`); never its own (`requester`'s). At most `limit`; the cursor
     /// moves past everything scanned.
     pub fn changes_for(
         &self,
@@ -287,6 +288,8 @@ impl Store {
                      SELECT id FROM cases
                      WHERE cell IN (SELECT value FROM json_each(?3))
                         OR reporter IN (SELECT unhex(value) FROM json_each(?4))))
+                 OR (task_id IS NULL AND case_id IS NULL
+                     AND actor IN (SELECT unhex(value) FROM json_each(?4)))
                  OR task_id IN (SELECT id FROM tasks WHERE ?6 IS NULL OR to_user = ?6))
              ORDER BY log_seq LIMIT ?5",
         )?;

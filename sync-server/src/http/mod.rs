@@ -57,8 +57,7 @@ pub async fn run(
     let service = hyper_util::service::TowerToHyperService::new(app);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_timeout_s.max(1)))
-        .max_buf_size(64 * 1024);
+        .header_read_timeout(Duration::from_secs(limits.header_timeout_s.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);

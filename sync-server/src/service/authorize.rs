@@ -290,6 +290,25 @@ impl Center {
         }
     }
 
+    /// What the server would answer each of `changes` if pushed now, in
+    /// order, without storing anything (a dry run; the bench times the
+    /// checks with it).
+    pub fn check_push(&self, p: &Principal, changes: &[Change]) -> Vec<Result<(), Refusal>> {
+        let mut reported = HashMap::new();
+        changes
+            .iter()
+            .map(|c| {
+                let r = self.authorize(p, c, &reported);
+                if r.is_ok()
+                    && let Op::CaseReport(rep) = &c.op
+                {
+                    reported.insert(rep.case, c.actor);
+                }
+                r
+            })
+            .collect()
+    }
+
     /// A report only creates a case, and the facts the server can know are
     /// the server's: who reported (the authenticated device and its user),
     /// which cell the position is in, what a collector may claim as source,
@@ -352,15 +371,18 @@ impl Center {
             return Err(bad("photos: a report needs at least one photo"));
         }
         if let Some(category) = &r.fields.category {
-            let catalog = self.storage.catalog().map_err(|e| internal(e.into()))?;
-            if catalog.get(category).is_none() {
+            if !self
+                .storage
+                .has_category(category)
+                .map_err(|e| internal(e.into()))?
+            {
                 return Err(bad(format!(
                     "fields.category: {category} is not in the catalog"
                 )));
             }
         }
         if let Some(place) = &r.fields.placement
-            && self.storage.grid().map_err(|e| internal(e.into()))?.is_some()
+            && self.storage.has_grid().map_err(|e| internal(e.into()))?
         {
             let located = self
                 .storage

@@ -89,6 +89,9 @@ pub fn system_clock() -> WallClock {
     })
 }
 
+/// Upload lock stripes (photos whose hashes share a first byte share one).
+const UPLOAD_STRIPES: usize = 64;
+
 /// The server's logic over a storage backend.
 #[derive(Clone)]
 pub struct Center {
@@ -96,9 +99,10 @@ pub struct Center {
     limits: Limits,
     rules: ReviewRules,
     clock: WallClock,
-    /// Photo chunks are charged and stored one at a time, so concurrent
-    /// uploads of one photo are charged once.
-    uploads: Arc<std::sync::Mutex<()>>,
+    /// Chunks of one photo are charged and stored one at a time (locks
+    /// striped by hash), so concurrent uploads of a photo are charged once
+    /// and different photos go up in parallel.
+    uploads: Arc<[std::sync::Mutex<()>; UPLOAD_STRIPES]>,
 }
 
 impl Center {
@@ -108,7 +112,7 @@ impl Center {
             limits,
             rules: ReviewRules::default(),
             clock,
-            uploads: Arc::default(),
+            uploads: Arc::new(std::array::from_fn(|_| std::sync::Mutex::new(()))),
         }
     }
 

@@ -364,7 +364,8 @@ impl Center {
                 self.limits.max_chunk_bytes
             )));
         }
-        let _one_at_a_time = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
+        let stripe = &self.uploads[hash.as_str().as_bytes()[0] as usize % self.uploads.len()];
+        let _one_at_a_time = stripe.lock().unwrap_or_else(|p| p.into_inner());
         // Charged only for bytes at the offset held (a resent chunk is
         // answered without being stored again).
         if offset == self.storage.blob_received(&hash)?

@@ -15,9 +15,10 @@ use super::{Result, StorageError};
 
 pub struct BlobDir {
     root: PathBuf,
-    /// Chunk writes and the final check-and-rename, one at a time: two
-    /// uploads of the same photo must not interleave their appends.
-    writes: std::sync::Mutex<()>,
+    /// Chunk writes and the final check-and-rename of one photo, one at a
+    /// time (locks striped by hash): two uploads of the same photo must not
+    /// interleave their appends; different photos go in parallel.
+    writes: [std::sync::Mutex<()>; 64],
     decodes: DecodeGate,
 }
 
@@ -76,7 +77,7 @@ impl BlobDir {
         }
         Ok(BlobDir {
             root: root.to_path_buf(),
-            writes: std::sync::Mutex::new(()),
+            writes: std::array::from_fn(|_| std::sync::Mutex::new(())),
             decodes: DecodeGate::default(),
         })
     }
@@ -114,7 +115,8 @@ impl BlobDir {
         total: u64,
         bytes: &[u8],
     ) -> Result<ChunkAck> {
-        let _one_writer = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let stripe = &self.writes[hash.as_str().as_bytes()[0] as usize % self.writes.len()];
+        let _one_writer = stripe.lock().unwrap_or_else(|p| p.into_inner());
         if total == 0 || total > MAX_PHOTO_BYTES as u64 {
             return Err(invalid(
                 "total",

@@ -211,6 +211,10 @@ pub trait Storage: Send + Sync {
     fn held_change(&self, id: ChangeId) -> Result<Option<String>>;
     /// The cell a position is in, by the grid held.
     fn locate_cell(&self, pos: LonLat) -> Result<Option<String>>;
+    /// Whether a grid was imported (cheap: no copy of it).
+    fn has_grid(&self) -> Result<bool>;
+    /// Whether the catalog in force has this subclass (cheap: no copy of it).
+    fn has_category(&self, code: &field_core::model::CategoryCode) -> Result<bool>;
     /// What the server measured of each report's clock when it arrived.
     fn record_report_skews(&self, reports: &[ReportClock]) -> Result<()>;
     fn report_clock(&self, case: CaseId) -> Result<Option<ReportClock>>;

@@ -501,6 +501,14 @@ impl Storage for SqliteStorage {
         Ok(self.store().change_body(id)?)
     }
 
+    fn has_grid(&self) -> Result<bool> {
+        Ok(self.store().grid_version()?.is_some())
+    }
+
+    fn has_category(&self, code: &field_core::model::CategoryCode) -> Result<bool> {
+        Ok(self.store().catalog().get(code).is_some())
+    }
+
     fn locate_cell(&self, pos: LonLat) -> Result<Option<String>> {
         Ok(self.store().locate_cell(pos)?.map(|c| c.to_string()))
     }
