@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::cli::ConfigCmd;
 use crate::cli::{
     CenterArgs, CenterCaseCmd, CenterCmd, CenterImportCmd, CenterSurveyCmd, CenterTaskCmd,
-    CollectorCmd, DeviceCmd, FindingCmd, UserCmd,
+    CollectorCmd, DeviceCmd, FindingCmd, TokenCmd, UserCmd,
 };
 use crate::output::{Output, table};
 
@@ -75,12 +75,13 @@ fn users_table(users: &Value) -> String {
                         u["company"].as_str().unwrap_or_default().to_string(),
                         cell_list(&u["cells"]),
                         devices,
+                        if u["disabled"].as_bool() == Some(true) { "disabled".into() } else { String::new() },
                     ]
                 })
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    table(&["NAME", "ROLE", "COMPANY", "CELLS", "DEVICES"], &rows)
+    table(&["NAME", "ROLE", "COMPANY", "CELLS", "DEVICES", "STATE"], &rows)
 }
 
 fn add_user(
@@ -160,9 +161,58 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             let users: Value = t.call::<(), _>("GET", "/v1/center/users?role=collector", None)?;
             out.show(&users, users_table)
         }
-        CenterCmd::User(UserCmd::List) => {
-            let users: Value = t.call::<(), _>("GET", "/v1/center/users", None)?;
+        CenterCmd::User(UserCmd::List { role }) => {
+            let path = match &role {
+                Some(r) => format!("/v1/center/users?role={}", enc(r)),
+                None => "/v1/center/users".to_string(),
+            };
+            let users: Value = t.call::<(), _>("GET", &path, None)?;
             out.show(&users, users_table)
+        }
+        CenterCmd::User(UserCmd::Disable { name_or_id }) => {
+            let path = format!("/v1/center/users/{}/disable", enc(&name_or_id));
+            let r: Value = t.call::<(), _>("POST", &path, None)?;
+            out.show(&r, |r| {
+                format!("{} disabled: tokens, sessions and unused codes no longer work", r["name"].as_str().unwrap_or_default())
+            })
+        }
+        CenterCmd::User(UserCmd::Enable { name_or_id }) => {
+            let path = format!("/v1/center/users/{}/enable", enc(&name_or_id));
+            let r: Value = t.call::<(), _>("POST", &path, None)?;
+            out.show(&r, |r| format!("{} enabled", r["name"].as_str().unwrap_or_default()))
+        }
+        CenterCmd::User(UserCmd::RevokeCodes { name_or_id, code }) => {
+            let path = format!("/v1/center/users/{}/codes/revoke", enc(&name_or_id));
+            let r: Value = t.call("POST", &path, Some(&json!({ "code": code })))?;
+            out.show(&r, |r| format!("{} unused code(s) of {name_or_id} revoked", r["revoked"]))
+        }
+        CenterCmd::Token(TokenCmd::Rotate) => {
+            let r: Value = t.call::<(), _>("POST", "/v1/center/token/rotate", None)?;
+            out.show(&r, |r| {
+                format!(
+                    "new token (shown once; the old one no longer works):\n{}",
+                    r["token"].as_str().unwrap_or_default()
+                )
+            })
+        }
+        CenterCmd::Audit { limit } => {
+            let r: Value = t.call::<(), _>("GET", &format!("/v1/center/audit?limit={limit}"), None)?;
+            out.show(&r, |r| {
+                let rows: Vec<Vec<String>> = r
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|e| {
+                                ["at", "by", "action", "target", "detail"]
+                                    .iter()
+                                    .map(|k| e[*k].as_str().unwrap_or_default().to_string())
+                                    .collect()
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                table(&["AT", "BY", "ACTION", "TARGET", "DETAIL"], &rows)
+            })
         }
         CenterCmd::Device(DeviceCmd::Revoke { actor }) => {
             let r: Value = t.call::<(), _>(

@@ -124,6 +124,15 @@ pub enum CenterCmd {
     /// Devices: revoke a device's token.
     #[command(subcommand)]
     Device(DeviceCmd),
+    /// The caller's own token: rotate.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// The audit log: who did what to which account or reference data, when (admins).
+    Audit {
+        /// Newest entries to show.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// The city's grid: import (checked to tile) for every device.
     #[command(subcommand)]
     Grid(CenterImportCmd),
@@ -218,7 +227,31 @@ pub enum UserCmd {
         #[arg(long, value_delimiter = ',')]
         cells: Vec<String>,
     },
-    List,
+    /// Users with their role, devices, unused codes and whether disabled.
+    List {
+        /// Only this role: collector, reviewer or admin.
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Disable a user: their tokens, console sessions and unused codes stop
+    /// working at once (admins only; not the last admin).
+    Disable { name_or_id: String },
+    /// Enable a disabled user again (their devices work again).
+    Enable { name_or_id: String },
+    /// Revoke a user's unused enrolment codes (all, or `--code C`).
+    RevokeCodes {
+        name_or_id: String,
+        #[arg(long)]
+        code: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Replace the token used for this command (the admin token, a staff
+    /// member's API token) with a new one, printed once; the old one stops
+    /// working. Offline: `sync-server rotate-admin-token --data DIR`.
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]

@@ -607,3 +607,32 @@ fn a_report_dated_well_before_it_was_written_is_flagged() {
     let queue: Value = server.admin().call::<(), Value>("GET", "/v1/center/cases?flag=backdated", None).unwrap();
     assert_eq!(queue.as_array().unwrap().len(), 1, "{queue}");
 }
+
+#[test]
+fn accounts_are_managed_from_the_command_line() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let c = server.enrolled_device(&server.add_user("liu", "collector", &CELLS[..3]));
+    let ops = Device::init("ops");
+    let admin = server.admin_token();
+    let center = |args: &[&str]| {
+        let mut all = vec!["center"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--server", &server.url, "--token", &admin]);
+        ops.ok(&all)
+    };
+    center(&["user", "revoke-codes", "liu"]);
+    let out = center(&["user", "disable", "liu"]);
+    assert!(out.stdout.contains("liu disabled"), "{}", out.stdout);
+    let r = c.run(&["sync"]);
+    assert!(!r.ok && r.stderr.contains("401"), "{}", r.stderr);
+    let users = center(&["user", "list", "--role", "collector", "--json"]).json();
+    assert_eq!(users[0]["disabled"], true, "{users}");
+    center(&["user", "enable", "liu"]);
+    c.ok(&["sync"]);
+    let audit = center(&["audit", "--json"]).json();
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(&actions[..3], ["enable_user", "disable_user", "revoke_codes"], "{audit}");
+    let table = center(&["audit"]).stdout;
+    assert!(table.contains("ACTION") && table.contains("disable_user"), "{table}");
+}
