@@ -59,48 +59,100 @@ fn cases_on_server(server: &Server) -> Vec<Value> {
         .clone()
 }
 
+/// A request's status: any 2xx as 200.
+fn status_any(t: &mut HttpTransport, method: &str, path: &str, body: &Body) -> u16 {
+    let r = match body {
+        Body::Empty => t.call::<Value, Value>(method, path, None),
+        Body::Json(v) => t.call::<Value, Value>(method, path, Some(v)),
+        Body::Raw(mime, bytes) => t.call_raw::<Value>(method, path, mime, bytes.clone()),
+    };
+    match r {
+        Ok(_) => 200,
+        Err(TransportError::Refused { status, .. }) => status,
+        // A success that is not JSON (the SVG map).
+        Err(TransportError::Unreachable(why)) if why.contains("unreadable answer") => 200,
+        Err(e) => panic!("{method} {path}: {e}"),
+    }
+}
+
+enum Body {
+    Empty,
+    Json(Value),
+    Raw(&'static str, Vec<u8>),
+}
+
 #[test]
 fn every_role_meets_the_authorisation_table_row_by_row() {
     let server = Server::start();
     server.import_grid(&grid_geojson(false));
     let collector = server.enrolled_device(&server.add_user("c", "collector", &CELLS[..3]));
     let reviewer = server.enrolled_device(&server.add_user("r", "reviewer", &[]));
+    let spare = server.enrolled_device(&server.add_user("spare", "collector", &CELLS[..3]));
+    server.add_user("target", "collector", &CELLS[..3]);
+    let case = report(&collector, 5, "a case");
+    collector.ok(&["sync"]);
     let mut c = client(&server, collector.token());
     let mut r = client(&server, reviewer.token());
     let mut a = server.admin();
-    let grid = grid_geojson(false);
-    // (method, path, body, collector, reviewer, admin): 200 allowed, 403 not.
-    let rows: Vec<(&str, String, Option<Value>, [u16; 3])> = vec![
-        ("GET", "/v1/center/users".into(), None, [403, 200, 200]),
-        ("POST", "/v1/center/users".into(), Some(json!({"name": "c2", "role": "collector"})), [403, 200, 200]),
-        ("POST", "/v1/center/users".into(), Some(json!({"name": "r2", "role": "reviewer"})), [403, 403, 200]),
-        ("POST", "/v1/center/users".into(), Some(json!({"name": "a2", "role": "admin"})), [403, 403, 200]),
-        ("POST", "/v1/center/users/admin/codes".into(), None, [403, 403, 200]),
-        ("POST", "/v1/center/users/c/codes".into(), None, [403, 200, 200]),
-        ("GET", "/v1/center/audit".into(), None, [403, 403, 200]),
-        ("POST", "/v1/center/users/c/codes/revoke".into(), None, [403, 403, 200]),
-        ("GET", "/v1/center/config".into(), None, [403, 200, 200]),
-        ("POST", "/v1/center/config/set".into(), Some(json!({"key": "fees.一公司", "value": "1000"})), [403, 403, 200]),
-        ("GET", "/v1/center/cases".into(), None, [403, 200, 200]),
-        ("GET", "/v1/center/tasks".into(), None, [403, 200, 200]),
-        ("GET", "/v1/center/digest".into(), None, [403, 200, 200]),
-        ("GET", "/v1/center/shifts".into(), None, [403, 200, 200]),
+    let grid = grid_geojson(false).into_bytes();
+    let catalog = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/catalog/default.json")).unwrap();
+    let config: Value = a.call::<(), Value>("GET", "/v1/center/config", None).unwrap();
+    let toml = config["toml"].as_str().unwrap().as_bytes().to_vec();
+    let spare_actor = spare.actor();
+    use Body::{Empty, Json, Raw};
+    // Every center endpoint: (method, path, body, collector, reviewer, admin),
+    // true where the table allows it (any answer but 401/403), false where
+    // it must be 403.
+    let (no, staff, admin) = ([false, false, false], [false, true, true], [false, false, true]);
+    let _ = no;
+    let rows: Vec<(&str, String, Body, [bool; 3])> = vec![
+        ("GET", "/v1/center/users".into(), Empty, staff),
+        ("POST", "/v1/center/users".into(), Json(json!({"name": "c2", "role": "collector"})), staff),
+        ("POST", "/v1/center/users".into(), Json(json!({"name": "r2", "role": "reviewer"})), admin),
+        ("POST", "/v1/center/users".into(), Json(json!({"name": "a2", "role": "admin"})), admin),
+        ("POST", "/v1/center/users/admin/codes".into(), Empty, admin),
+        ("POST", "/v1/center/users/r/codes".into(), Empty, admin),
+        ("POST", "/v1/center/users/c/codes".into(), Empty, staff),
+        ("POST", "/v1/center/users/c/codes/revoke".into(), Empty, admin),
+        ("POST", "/v1/center/users/target/disable".into(), Empty, admin),
+        ("POST", "/v1/center/users/target/enable".into(), Empty, admin),
+        ("GET", "/v1/center/audit".into(), Empty, admin),
+        ("POST", format!("/v1/center/devices/{spare_actor}/revoke"), Empty, admin),
+        ("PUT", "/v1/center/grid".into(), Raw("application/geo+json", grid), admin),
+        ("PUT", "/v1/center/catalog".into(), Raw("application/json", catalog), admin),
+        ("GET", "/v1/center/config".into(), Empty, staff),
+        ("PUT", "/v1/center/config".into(), Raw("application/toml", toml), admin),
+        ("POST", "/v1/center/config/set".into(), Json(json!({"key": "fees.一公司", "value": "1000"})), admin),
+        ("POST", "/v1/center/assignments".into(), Json(json!({"collector": "c", "cells": [CELLS[0]], "from": "2026-01-01"})), staff),
+        ("GET", "/v1/center/cases".into(), Empty, staff),
+        ("GET", format!("/v1/center/cases/{case}"), Empty, staff),
+        ("POST", format!("/v1/center/cases/{case}/decisions"), Json(json!({"action": "register"})), staff),
+        ("POST", "/v1/center/tasks".into(), Json(json!({"kind": "verify", "case": case, "to": "c", "due": "30m"})), staff),
+        ("GET", "/v1/center/tasks".into(), Empty, staff),
+        ("GET", "/v1/center/shifts".into(), Empty, staff),
+        ("POST", "/v1/center/findings".into(), Json(json!({"source": "citizen", "category": "BJ0101", "lon": 120.2605, "lat": 30.1895, "at": "2026-11-26T09:00:00+08:00"})), staff),
+        ("POST", "/v1/center/findings/bulk".into(), Json(json!([])), staff),
+        ("GET", "/v1/center/report?period=2026-11&collector=c".into(), Empty, staff),
+        ("GET", "/v1/center/map?collector=c&day=2026-11-26".into(), Empty, staff),
+        ("GET", "/v1/center/city-map?day=2026-11-26".into(), Empty, staff),
+        ("POST", "/v1/center/surveys".into(), Json(json!({"name": "s", "cells": [CELLS[0]], "categories": ["BJ0101"], "from": "2026-11-01", "to": "2026-11-30"})), staff),
+        ("GET", "/v1/center/surveys".into(), Empty, staff),
+        ("GET", "/v1/center/surveys/none/report".into(), Empty, staff),
+        ("GET", "/v1/center/digest".into(), Empty, staff),
     ];
-    for (method, path, body, want) in &rows {
-        for (who, t, expect) in [("collector", &mut c, want[0]), ("reviewer", &mut r, want[1]), ("admin", &mut a, want[2])] {
-            let got = status(t, method, path, body.clone());
-            let got = if got == 201 { 200 } else { got };
-            assert_eq!(got, expect, "{who}: {method} {path}");
+    for (method, path, body, allowed) in &rows {
+        for (who, t, ok) in [("collector", &mut c, allowed[0]), ("reviewer", &mut r, allowed[1]), ("admin", &mut a, allowed[2])] {
+            let got = status_any(t, method, path, body);
+            if ok {
+                assert!(got != 401 && got != 403, "{who}: {method} {path} answered {got}, the table allows it");
+            } else {
+                assert_eq!(got, 403, "{who}: {method} {path}");
+            }
         }
     }
-    // Reference data and device management: admins only.
-    for t in [&mut c, &mut r] {
-        let refused = t.call_raw::<Value>("PUT", "/v1/center/grid", "application/geo+json", grid.clone().into_bytes());
-        assert!(matches!(refused, Err(TransportError::Refused { status: 403, .. })), "{refused:?}");
-    }
-    let actor = collector.actor();
-    assert_eq!(status(&mut r, "POST", &format!("/v1/center/devices/{actor}/revoke"), None), 403);
-    assert_eq!(status(&mut r, "POST", "/v1/center/users/c/disable", None), 403);
+    // A reviewer rotates only a device-less token; the admin its own.
+    assert_eq!(status(&mut r, "POST", "/v1/center/token/rotate", None), 403);
+    assert_eq!(status(&mut a, "POST", "/v1/center/token/rotate", None), 200);
 
     // The table the code enforces is the one API.md shows.
     let out = std::process::Command::new(field_e2e::server_bin()).arg("policy").output().unwrap();
@@ -215,6 +267,9 @@ fn a_restored_handset_loses_nothing() {
     d.ok(&["sync"]);
     let backup = d.home().join("backup.db");
     let db = d.home().join("device.db");
+    // The store holds the device token: owner-only.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&db).unwrap().permissions().mode() & 0o777, 0o600);
     d.ok(&["status"]); // every connection closed: the WAL is checkpointed
     std::fs::copy(&db, &backup).unwrap();
     let a = report(&d, 11, "case A");
