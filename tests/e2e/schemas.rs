@@ -30,8 +30,9 @@ fn real_messages_and_files_match_their_schemas() {
     server.import_grid(&grid_geojson(false));
     let code = server.add_user("周", "collector", &["330109001001001", "330109001001002"]);
 
-    // Enrolment, by hand to see both messages.
-    let d = Device::init("pending");
+    // Enrolment, by hand to see both messages (so the device is set up
+    // under its user's name: the server takes reports only under it).
+    let d = Device::init("周");
     let actor: uuid::Uuid = d.actor().parse().unwrap();
     let enroll = EnrollRequest {
         code,

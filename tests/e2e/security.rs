@@ -375,10 +375,28 @@ fn a_decompression_bomb_is_refused_with_the_reason() {
     assert!(bytes.len() < 1000);
     let err = field_core::model::photo::inspect_photo("photo", &bytes).unwrap_err().to_string();
     assert!(err.contains("13000×13000") && err.contains("megapixels"), "{err}");
-    let d = Device::init("bomb");
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("bomber", "collector", &CELLS[..3]));
     let path = d.file("bomb.jpg", &bytes);
     let r = d.run(&["case", "report", "--category", "BJ0101", "--lon", "120.2605", "--lat", "30.1895", "--desc", "x", "--photo", path.to_str().unwrap()]);
     assert!(!r.ok && r.stderr.contains("megapixels"), "{}", r.stderr);
+    // A hostile client cites the bomb in a raw report and uploads it: 400 at upload.
+    report(&d, 71, "carrier");
+    let mut carrier = outbox(&d).into_iter().find(|c| matches!(c.op, Op::CaseReport(_))).unwrap();
+    let bomb = field_core::model::PhotoHash::of(&bytes);
+    if let Op::CaseReport(r) = &mut carrier.op {
+        r.photos[0].hash = bomb.clone();
+    }
+    let mut t = client(&server, d.token());
+    assert_eq!(push(&mut t, vec![carrier]).push[0].outcome, field_core::sync::protocol::PushOutcome::Accepted);
+    let up = t.call_raw::<Value>("PUT", &format!("/v1/photos/{bomb}?offset=0&total={}", bytes.len()), "application/octet-stream", bytes.clone());
+    match up {
+        Err(TransportError::Refused { status: 400, reason }) => assert!(reason.contains("megapixels"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    let thumb = t.get_bytes(&format!("/v1/photos/{bomb}/thumb"));
+    assert!(matches!(thumb, Err(TransportError::Refused { status: 404, .. })), "{thumb:?}");
 }
 
 #[test]
@@ -690,4 +708,18 @@ fn accounts_are_managed_from_the_command_line() {
     assert_eq!(&actions[..3], ["enable_user", "disable_user", "revoke_codes"], "{audit}");
     let table = center(&["audit"]).stdout;
     assert!(table.contains("ACTION") && table.contains("disable_user"), "{table}");
+}
+
+#[test]
+fn reports_made_before_enrolment_go_up_under_the_users_name() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let code = server.add_user("钱", "collector", &CELLS[..3]);
+    let d = Device::init("new handset");
+    let early = report(&d, 81, "before enrolment");
+    d.ok(&["enroll", "--server", &server.url, "--code", &code]);
+    d.ok(&["sync"]);
+    let row = cases_on_server(&server).into_iter().find(|c| c["id"] == early.as_str()).expect("accepted");
+    assert_eq!(row["collector"], "钱", "{row}");
+    assert_eq!(d.status()["refused_changes"], 0);
 }

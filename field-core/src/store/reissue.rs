@@ -195,7 +195,7 @@ fn kept_dot(tx: &rusqlite::Connection, old: ActorId, case: CaseId, from_seq: u64
 }
 
 /// Rebuilds one case's state from the log, in log order.
-fn replay_case(
+pub(super) fn replay_case(
     tx: &rusqlite::Connection,
     case: CaseId,
     grid: Option<&crate::geo::CellIndex>,

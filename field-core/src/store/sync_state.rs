@@ -51,13 +51,35 @@ impl Store {
             .transpose()
     }
 
-    /// Records the enrolment; the collector name becomes the server's.
+    /// Records the enrolment; the collector name becomes the server's, also
+    /// in the reports made before enrolment that were never sent (the server
+    /// takes a report only under its user's name).
     pub fn set_sync_settings(&mut self, settings: &SyncSettings) -> Result<()> {
+        self.load_cell_index()?;
+        let cursor = meta_u64(&self.conn, "push_cursor")? as i64;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         set_meta(&tx, "sync", &serde_json::to_string(settings)?)?;
         set_meta(&tx, "collector", &settings.user.name)?;
+        let unsent: Vec<(i64, String)> = tx
+            .prepare("SELECT log_seq, body FROM changes WHERE actor = ?1 AND log_seq > ?2 AND kind = 'case_report'")?
+            .query_map(params![self.actor.as_bytes(), cursor], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (seq, body) in unsent {
+            let mut change = Change::from_json(&body)?;
+            if let crate::crdt::Op::CaseReport(r) = &mut change.op
+                && r.origin.collector != settings.user.name
+            {
+                r.origin.collector = settings.user.name.clone();
+                let case = r.case;
+                tx.execute(
+                    "UPDATE changes SET body = ?1 WHERE log_seq = ?2",
+                    params![change.to_json(), seq],
+                )?;
+                super::reissue::replay_case(&tx, case, self.cell_index.as_ref())?;
+            }
+        }
         tx.commit()?;
         self.collector = settings.user.name.clone();
         Ok(())

@@ -333,20 +333,20 @@ impl Center {
         if r.origin.reporter != change.actor {
             return Err(forbidden("origin.reporter: a case is reported by the pushing device"));
         }
-        // A handset used before its enrolment reported under the name it
-        // was set up with; naming another user is impersonation.
-        if r.origin.collector != p.user.name
-            && self
+        // The collector is the device's user (a handset used before its
+        // enrolment renames its unsent reports when it enrols).
+        if r.origin.collector != p.user.name {
+            let other = self
                 .storage
                 .users()
                 .map_err(|e| internal(e.into()))?
                 .iter()
-                .any(|u| u.name == r.origin.collector)
-        {
-            return Err(forbidden(format!(
-                "origin.collector: `{}` is another user; this device belongs to `{}`",
+                .any(|u| u.name == r.origin.collector);
+            let why = format!(
+                "origin.collector: `{}`, but this device belongs to `{}`",
                 r.origin.collector, p.user.name
-            )));
+            );
+            return Err(if other { forbidden(why) } else { bad(why) });
         }
         let claimable = [
             CaseSource::Collector,
