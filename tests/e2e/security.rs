@@ -432,6 +432,8 @@ fn idle_connections_are_closed_and_a_second_server_is_refused() {
 #[test]
 fn sigterm_stops_the_server() {
     let mut server = Server::start();
+    // A client holding a connection open (sending nothing) does not keep it up.
+    let _idle = std::net::TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
     let pid = server.child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = server.child.wait().unwrap();
@@ -722,4 +724,26 @@ fn reports_made_before_enrolment_go_up_under_the_users_name() {
     let row = cases_on_server(&server).into_iter().find(|c| c["id"] == early.as_str()).expect("accepted");
     assert_eq!(row["collector"], "钱", "{row}");
     assert_eq!(d.status()["refused_changes"], 0);
+}
+
+#[test]
+fn a_shift_mark_is_placed_by_its_position_not_its_claimed_cell() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("chen", "collector", &CELLS[..3]));
+    d.ok(&["sync"]); // the grid: the handset names the cell it is in
+    d.ok(&["shift", "start", "--lon", "120.2605", "--lat", "30.1895"]);
+    let mut mark = outbox(&d).into_iter().find(|c| matches!(c.op, Op::ShiftMark(_))).unwrap();
+    // Sent from Beijing, still claiming the collector's own cell.
+    if let Op::ShiftMark(m) = &mut mark.op {
+        assert_eq!(m.cell.as_ref().map(|c| c.to_string()).as_deref(), Some(CELLS[0]));
+        m.pos = Some(field_core::model::LonLat::new(116.397, 39.908).unwrap());
+    }
+    let mut t = client(&server, d.token());
+    assert_eq!(push(&mut t, vec![mark]).push[0].outcome, field_core::sync::protocol::PushOutcome::Accepted);
+    let flagged: Value = server.admin().call::<(), Value>("GET", "/v1/center/shifts?flagged=true", None).unwrap();
+    let rows = flagged.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{flagged}");
+    let evidence = &rows[0]["flags"][0]["evidence"];
+    assert_eq!((evidence["cell"].clone(), evidence["claimed_cell"].as_str()), (Value::Null, Some(CELLS[0])), "{evidence}");
 }
