@@ -90,9 +90,13 @@ fn add_user(
     role: &str,
     company: Option<String>,
     cells: Vec<String>,
+    from: Option<String>,
     out: &Output,
 ) -> Result<()> {
-    let body = json!({ "name": name, "role": role, "company": company, "cells": cells });
+    let mut body = json!({ "name": name, "role": role, "company": company, "cells": cells });
+    if let Some(from) = from {
+        body["from"] = json!(from);
+    }
     let r: Value = t.call("POST", "/v1/center/users", Some(&body))?;
     out.show(&r, |r| {
         format!(
@@ -113,13 +117,14 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             name,
             company,
             cells,
-        }) => add_user(&mut t, name, "collector", company, cells, out),
+            from,
+        }) => add_user(&mut t, name, "collector", company, cells, from, out),
         CenterCmd::User(UserCmd::Add {
             name,
             role,
             company,
             cells,
-        }) => add_user(&mut t, name, &role, company, cells, out),
+        }) => add_user(&mut t, name, &role, company, cells, None, out),
         CenterCmd::Collector(CollectorCmd::Code { name_or_id }) => {
             let r: Value = t.call::<(), _>(
                 "POST",

@@ -199,6 +199,10 @@ pub enum CollectorCmd {
         /// Assigned cell codes, comma-separated.
         #[arg(long, value_delimiter = ',')]
         cells: Vec<String>,
+        /// First day the cells are assigned (YYYY-MM-DD; default today in
+        /// the city's zone): no day before it is assessed.
+        #[arg(long)]
+        from: Option<String>,
     },
     List,
     /// A new one-time enrolment code for an existing collector (another handset).

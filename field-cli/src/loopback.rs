@@ -12,6 +12,9 @@ use sync_server::config::Limits;
 use sync_server::service::{Center, ensure_admin, system_clock};
 use sync_server::storage::sqlite::SqliteStorage;
 
+/// The first day the demo's and benches' collectors are assigned.
+pub const HISTORY_FROM: &str = "2026-01-01";
+
 /// A server on loopback, stopped when dropped.
 pub struct Loopback {
     pub url: String,
@@ -65,6 +68,8 @@ pub fn start_server(dir: &std::path::Path) -> Result<Loopback> {
 }
 
 /// Adds a collector and returns the one-time enrolment code.
+/// Adds a collector assigned `cells` from `HISTORY_FROM`: the demo and the
+/// benches simulate days before the moment they run.
 pub fn add_collector(
     lb: &Loopback,
     name: &str,
@@ -74,7 +79,7 @@ pub fn add_collector(
     let r: Value = lb.admin()?.call(
         "POST",
         "/v1/center/users",
-        Some(&json!({ "name": name, "company": company, "cells": cells })),
+        Some(&json!({ "name": name, "company": company, "cells": cells, "from": HISTORY_FROM })),
     )?;
     Ok(r["enrolment_code"]
         .as_str()

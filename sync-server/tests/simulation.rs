@@ -262,6 +262,7 @@ fn run_seed(seed: u64) -> Result<(), String> {
             role: Role::Collector,
             company: None,
             cells: cells.clone(),
+            from: Some(chrono::NaiveDate::from_ymd_opt(2025, 1, 1).expect("a date")),
         };
         center.add_user(&admin, req).map_err(|e| e.to_string())?;
     }

@@ -9,6 +9,7 @@ mod crash;
 mod device_flow;
 mod faults;
 mod flags;
+mod pay;
 mod review;
 mod schemas;
 mod security;

@@ -113,9 +113,10 @@ impl Server {
             .expect("grid import");
     }
 
-    /// Adds a user and returns its one-time enrolment code.
+    /// Adds a user and returns its one-time enrolment code. A collector is
+    /// assigned their cells from 2025-01-01: the tests replay past days.
     pub fn add_user(&self, name: &str, role: &str, cells: &[&str]) -> String {
-        let body = serde_json::json!({ "name": name, "role": role, "cells": cells });
+        let body = serde_json::json!({ "name": name, "role": role, "cells": cells, "from": "2025-01-01" });
         let r: Value = self
             .admin()
             .call("POST", "/v1/center/users", Some(&body))

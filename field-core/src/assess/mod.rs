@@ -9,6 +9,7 @@
 pub mod attendance;
 pub mod coverage;
 pub mod offpost;
+pub mod period;
 pub mod rules;
 
 pub use attendance::{AttendanceFault, attendance};

@@ -108,6 +108,12 @@ pub struct Report {
     pub who: String,
     pub period: String,
     pub days: u32,
+    /// Days of the period charged: begun by now, and assigned.
+    #[serde(default)]
+    pub days_assigned: u32,
+    /// False while the period is still running (figures are "so far").
+    #[serde(default)]
+    pub complete: bool,
     pub coverage: Rate,
     pub timeliness: Rate,
     pub verify_on_time: Rate,
@@ -280,6 +286,7 @@ fn combine(parts: &[Report], who: &str, period: &str, cfg: &CityConfig) -> Repor
         t.off_post_events += r.off_post_events;
         t.subclass_codes.extend(r.subclass_codes.iter().cloned());
         t.days_from_rollups += r.days_from_rollups;
+        t.days_assigned += r.days_assigned;
         if let Some(ex) = &r.explain {
             let acc = explain.get_or_insert_with(|| json!({}));
             for (k, v) in ex.as_object().into_iter().flatten() {
@@ -366,6 +373,8 @@ impl Center {
         }
         let cfg = self.city_config()?;
         let inp = self.inputs(cfg.config.clone())?;
+        // A period still running is charged only so far, and says so.
+        let complete = days.last().is_some_and(|d| *d < cfg.config.patrol.local_date(self.now_ms()).unwrap_or(*d));
         let mut reports = Vec::new();
         for u in &users {
             let live = |d: &[NaiveDate]| self.collector_report(u, &q, d, &inp);
@@ -374,6 +383,7 @@ impl Center {
                 if q.daily {
                     r.daily = vec![DayRates::of(days[0], &r)];
                 }
+                r.complete = complete;
                 reports.push(r);
                 continue;
             }
@@ -404,6 +414,7 @@ impl Center {
             }
             r.days = days.len() as u32;
             r.days_from_rollups = from_rollups;
+            r.complete = complete;
             if !q.explain {
                 r.explain = None;
             }
@@ -417,6 +428,7 @@ impl Center {
                 &cfg.config,
             );
             total.days = days.len() as u32;
+            total.complete = complete;
             if q.daily {
                 let series: Vec<Vec<DayRates>> = reports.iter().map(|r| r.daily.clone()).collect();
                 total.daily = DayRates::pool(&series);
@@ -470,15 +482,19 @@ impl Center {
             .iter()
             .map(|(from, codes)| (*from, cells_of(codes)))
             .collect();
-        let current = cells_of(&u.cells);
-        let cells_on = |d: NaiveDate| -> &Vec<field_core::model::Cell> {
+        // Assigned on a day: the latest assignment from on or before it, if
+        // it has cells (an empty one ends the assignment). Before the first
+        // one the collector is not charged for anything.
+        let cells_on = |d: NaiveDate| -> Option<&Vec<field_core::model::Cell>> {
             by_assignment
                 .iter()
                 .rev()
                 .find(|(from, _)| *from <= d)
                 .map(|(_, c)| c)
-                .unwrap_or(&current)
+                .filter(|c| !c.is_empty())
         };
+        let now = self.now_ms();
+        let today = rules.local_date(now)?;
         let first = rules.patrol_day(days[0])?;
         let last = rules.patrol_day(*days.last().expect("a period has days"))?;
         let day_start = first.start_ms - 8 * 3_600_000;
@@ -501,8 +517,15 @@ impl Center {
             .collect();
         let (mut covered, mut required) = (0u64, 0u64);
         for d in days {
+            // Only days that have begun, on which the collector was assigned.
+            let (Some(mine), true) = (cells_on(*d), *d <= today) else {
+                continue;
+            };
             let day = rules.patrol_day(*d)?;
-            let mine = cells_on(*d);
+            let Some(passed) = field_core::assess::period::elapsed(&day, now) else {
+                continue;
+            };
+            r.days_assigned += 1;
             let mut points = Vec::new();
             for a in &actors {
                 points.extend(self.storage.track_between(
@@ -512,7 +535,11 @@ impl Center {
                 )?);
             }
             let track = locate(mine, &points, rules);
-            for w in coverage_of(mine, &day, &track, rules) {
+            let windows = field_core::assess::period::windows_due(
+                coverage_of(mine, &day, &track, rules),
+                now,
+            );
+            for w in windows {
                 required += 1;
                 if w.covered {
                     covered += 1;
@@ -529,7 +556,13 @@ impl Center {
                 .filter(|m| rules.local_date(m.at.millis()).is_ok_and(|x| x == *d))
                 .cloned()
                 .collect();
-            for f in attendance(&day, &day_marks, rules) {
+            let faults = field_core::assess::period::attendance_due(
+                attendance(&day, &day_marks, rules),
+                &day,
+                now,
+                rules.attendance_grace_minutes * 60_000,
+            );
+            for f in faults {
                 match f {
                     field_core::assess::AttendanceFault::Late { .. } => r.late_starts += 1,
                     field_core::assess::AttendanceFault::EarlyLeave { .. } => r.early_leaves += 1,
@@ -542,7 +575,7 @@ impl Center {
                 );
             }
             if !mine.is_empty() {
-                for s in off_post_of(&day, &track, rules) {
+                for s in off_post_of(&passed, &track, rules) {
                     r.off_post_events += 1;
                     push(
                         &mut ex,
@@ -620,7 +653,10 @@ impl Center {
         for f in findings.iter().filter(|f| {
             f.at.millis() >= day_start && f.at.millis() <= day_end && in_period(f.at.millis())
         }) {
-            let on_day = CellIndex::new(cells_on(rules.local_date(f.at.millis())?).clone());
+            let Some(assigned) = cells_on(rules.local_date(f.at.millis())?) else {
+                continue;
+            };
+            let on_day = CellIndex::new(assigned.clone());
             let Some(cell) = on_day.locate(f.pos) else {
                 continue;
             };
@@ -649,7 +685,6 @@ impl Center {
         r.miss_rate = Rate::of(missed, missed + registered_n);
 
         // Tasks that fell due in the period (by now): unanswered counts late.
-        let now = self.now_ms();
         let (mut all, mut verify, mut check) = (Rate::default(), Rate::default(), Rate::default());
         for t in self.storage.tasks(Some(&u.id))? {
             let Some(spec) = &t.task.spec else { continue };

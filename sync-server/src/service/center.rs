@@ -19,6 +19,10 @@ pub struct NewUserRequest {
     pub company: Option<String>,
     #[serde(default)]
     pub cells: Vec<String>,
+    /// A collector's first assigned day (default today in the city's zone):
+    /// no day before it is assessed.
+    #[serde(default)]
+    pub from: Option<chrono::NaiveDate>,
 }
 
 fn collector() -> Role {
@@ -68,6 +72,13 @@ impl Center {
         let user =
             self.storage
                 .create_user(&req.name, req.role, req.company.as_deref(), &req.cells)?;
+        if user.role == Role::Collector && !user.cells.is_empty() {
+            let from = match req.from {
+                Some(d) => d,
+                None => self.today()?,
+            };
+            self.storage.set_assignment(&user.id, &user.cells, from)?;
+        }
         let code = tokens::new_enrolment_code();
         let expires = self.now_ms() + CODE_LIFETIME_MS;
         self.storage

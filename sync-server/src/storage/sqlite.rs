@@ -74,6 +74,13 @@ CREATE TABLE enrolments (
      CREATE TABLE report_skews (case_id TEXT PRIMARY KEY, skew_ms INTEGER NOT NULL, backdate_ms INTEGER NOT NULL);
      CREATE TABLE photos_lost (hash TEXT PRIMARY KEY, actor BLOB NOT NULL, at_ms INTEGER NOT NULL);
      CREATE TABLE photo_bytes (actor BLOB NOT NULL, day INTEGER NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (actor, day));",
+    // 9: a collector is assessed only from their first assignment: one made
+    // before assignments were recorded at creation gets one from the day it
+    // was created (in UTC+8, the default zone).
+    "INSERT INTO assignments (user_id, from_date, cells)
+     SELECT id, date(created_ms / 1000, 'unixepoch', '+8 hours'), cells FROM users
+     WHERE role = 'collector' AND cells != '[]'
+       AND id NOT IN (SELECT user_id FROM assignments);",
 ];
 
 const USER_COLUMNS: &str = "id, name, role, company, cells, disabled";

@@ -150,7 +150,8 @@ fn explain_table(name: &str, items: &[Value]) -> Markup {
 fn report_block(r: &Report) -> Markup {
     html! {
         section.report data-who=(r.who) {
-            h2 { (r.who) " · " (r.period) }
+            h2 { (r.who) " · " (r.period) @if !r.complete { span.sofar { " (so far)" } } }
+            p { (r.days_assigned) " day(s) charged of " (r.days) @if !r.complete { ": the period is still running, nothing after now is charged" } "." }
             table.rates {
                 tr { th { "Coverage" } th { "Miss rate" } th { "Timeliness" } th { "Error rate" }
                      th { "Composite" } th { "Grade" } th { "Deductions (yuan)" } }
