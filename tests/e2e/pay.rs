@@ -3,7 +3,7 @@
 
 use chrono::{Datelike, Utc};
 use field_e2e::server::Server;
-use field_e2e::{Device, grid_geojson, png};
+use field_e2e::{grid_geojson, png};
 use serde_json::{Value, json};
 
 fn rate(r: &Value, k: &str) -> (u64, u64) {
@@ -46,4 +46,47 @@ fn a_collector_added_today_is_charged_for_nothing_before_or_after_now() {
     let before = report_of(&server, "新人", &local_month(-40));
     assert_eq!(before["complete"], true);
     assert_eq!((before["days_assigned"].as_u64(), rate(&before, "coverage"), before["absent_halves"].as_u64()), (Some(0), (0, 0), Some(0)), "{before}");
+}
+
+fn nightly(server: &Server, day: &str) -> Value {
+    let out = std::process::Command::new(field_e2e::server_bin())
+        .args(["nightly", "--data", server.data.to_str().unwrap(), "--day", day])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn review_after_the_nightly_rollup_reaches_the_month() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("孙", "collector", &["330109001001001"]));
+    let photo = d.file("p.png", &png(1));
+    let id = d.report(("BJ0101", "120.2605", "30.1895"), "x", &photo, Some("2025-11-26T09:00:00+08:00"));
+    d.ok(&["sync"]);
+    nightly(&server, "2025-11-26");
+    let month = report_of(&server, "孙", "2025-11");
+    assert_eq!(rate(&month, "valid_report_rate"), (0, 1));
+    assert_eq!(month["days_from_rollups"], 1, "the 26th from its rollup: {month}");
+
+    // A decision today on the case reported on the 26th: the 26th is stale.
+    let _: Value = server.admin().call("POST", &format!("/v1/center/cases/{id}/decisions"), Some(&json!({"action": "register"}))).unwrap();
+    let month = report_of(&server, "孙", "2025-11");
+    assert_eq!(rate(&month, "valid_report_rate"), (1, 1), "{month}");
+    assert_eq!(month["days_from_rollups"], 0, "the 26th recomputed: {month}");
+    nightly(&server, "2025-11-26");
+
+    // A finding on the 26th, then a configuration version: each reaches the month.
+    let finding = json!({"source": "citizen", "category": "SJ0201", "lon": 120.2605, "lat": 30.1895, "at": "2025-11-26T10:00:00+08:00"});
+    let _: Value = server.admin().call("POST", "/v1/center/findings", Some(&finding)).unwrap();
+    let month = report_of(&server, "孙", "2025-11");
+    assert_eq!(rate(&month, "miss_rate"), (1, 2), "{month}");
+    nightly(&server, "2025-11-26");
+    let before = report_of(&server, "孙", "2025-11")["deductions"]["missed_findings"].as_f64().unwrap();
+    let set = json!({"key": "deductions.per_missed_finding", "value": "777"});
+    let _: Value = server.admin().call("POST", "/v1/center/config/set", Some(&set)).unwrap();
+    let after = report_of(&server, "孙", "2025-11");
+    assert_eq!(after["deductions"]["missed_findings"].as_f64().unwrap(), 777.0, "before {before}: {after}");
+    assert_eq!(after["days_from_rollups"], 0, "every rolled-up day is stale under a new configuration");
 }

@@ -744,6 +744,8 @@ impl Center {
         for f in &checked {
             self.storage.add_finding(f)?;
         }
+        let instants: Vec<i64> = checked.iter().map(|f| f.at.millis()).collect();
+        self.stale_at(&instants)?;
         Ok(checked)
     }
 
@@ -751,6 +753,7 @@ impl Center {
         self.require(p, Operation::Direct)?;
         let finding = self.check_finding(f)?;
         self.storage.add_finding(&finding)?;
+        self.stale_at(&[finding.at.millis()])?;
         Ok(finding)
     }
 
@@ -864,6 +867,7 @@ impl Center {
             &user.name,
             format!("{} from {}", req.cells.join(","), req.from),
         )?;
+        self.stale_from(Some(req.from))?;
         let today = self
             .city_config()?
             .config
@@ -956,33 +960,6 @@ impl Center {
             }
         }
         Ok(NightlySummary { days, reports })
-    }
-
-    /// The local days a change's data belongs to (its rollups go stale).
-    pub(super) fn days_touched(
-        rules: &field_core::assess::AssessmentRules,
-        change: &field_core::crdt::Change,
-    ) -> Vec<NaiveDate> {
-        use field_core::crdt::Op;
-        let times: Vec<i64> = match &change.op {
-            Op::TrackAppend(b) => b
-                .decode()
-                .map(|pts| pts.iter().map(|(_, p)| p.at.millis()).collect())
-                .unwrap_or_default(),
-            Op::CaseReport(r) => vec![r.origin.reported_at.millis()],
-            Op::ShiftMark(m) => vec![m.at.millis()],
-            Op::TaskAnswer(a) => vec![a.answered_at.millis()],
-            Op::TaskAssign(t) => vec![t.due_at.millis()],
-            Op::StatusSet(s) => vec![s.at.millis()],
-            Op::CaseEdit(_) => vec![change.hlc.physical_ms() as i64],
-        };
-        let mut days: Vec<NaiveDate> = times
-            .into_iter()
-            .filter_map(|t| rules.local_date(t).ok())
-            .collect();
-        days.sort();
-        days.dedup();
-        days
     }
 }
 

@@ -188,6 +188,8 @@ impl Center {
         let config = CityConfig::from_toml(text)?;
         let version = self.storage.set_config(&config.to_toml(), &p.user.id)?;
         self.audit(p, "set_config", &format!("version {version}"), "")?;
+        // Every figure is computed under the configuration in force.
+        self.stale_from(None)?;
         Ok(ConfigVersion {
             version,
             toml: config.to_toml(),

@@ -11,6 +11,7 @@ mod flags;
 mod map;
 mod queue;
 mod review;
+mod staleness;
 mod surveys;
 mod sync;
 pub mod tokens;

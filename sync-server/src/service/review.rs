@@ -164,7 +164,10 @@ impl Center {
             department: req.department,
             seen: req.seen,
         };
-        self.storage.decide(actor, id, decision)?;
+        let change = self.storage.decide(actor, id, decision)?;
+        // The case's figures belong to the day it was reported.
+        let days = self.days_changed_by(&change)?;
+        self.storage.mark_dirty(&days)?;
         self.case_show(p, id)
     }
 
@@ -246,7 +249,9 @@ impl Center {
         };
         let id = spec.id;
         let actor = self.storage.staff_actor(&p.user.id)?;
-        self.storage.assign_task(actor, spec)?;
+        let change = self.storage.assign_task(actor, spec)?;
+        let days = self.days_changed_by(&change)?;
+        self.storage.mark_dirty(&days)?;
         let row = self
             .storage
             .task(id)?

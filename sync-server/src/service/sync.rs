@@ -175,11 +175,10 @@ impl Center {
                 }
             }
         }
-        let rules = self.city_config()?.config.patrol;
-        let mut touched: Vec<chrono::NaiveDate> = admitted
-            .iter()
-            .flat_map(|c| Center::days_touched(&rules, c))
-            .collect();
+        let mut touched = Vec::new();
+        for c in &admitted {
+            touched.extend(self.days_changed_by(c)?);
+        }
         touched.sort();
         touched.dedup();
         let receipts: Vec<crate::storage::ReportClock> = admitted

@@ -301,6 +301,8 @@ pub trait Storage: Send + Sync {
     /// Days whose data changed after their rollup (late syncs).
     fn mark_dirty(&self, days: &[chrono::NaiveDate]) -> Result<()>;
     fn dirty_days(&self) -> Result<Vec<chrono::NaiveDate>>;
+    /// The days that have a rollup.
+    fn rollup_days(&self) -> Result<Vec<chrono::NaiveDate>>;
     fn clear_dirty(&self, day: chrono::NaiveDate) -> Result<()>;
     /// The cells a user covers now (what pulls are scoped by).
     fn set_user_cells(&self, user_id: &str, cells: &[String]) -> Result<()>;

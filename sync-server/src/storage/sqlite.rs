@@ -833,6 +833,18 @@ impl Storage for SqliteStorage {
             .optional()?)
     }
 
+    fn rollup_days(&self) -> Result<Vec<chrono::NaiveDate>> {
+        let db = self.db();
+        let mut stmt = db.prepare("SELECT DISTINCT day FROM rollups ORDER BY day")?;
+        let days: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(days
+            .iter()
+            .filter_map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .collect())
+    }
+
     fn mark_dirty(&self, days: &[chrono::NaiveDate]) -> Result<()> {
         let db = self.db();
         for d in days {
