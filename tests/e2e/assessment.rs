@@ -177,20 +177,32 @@ fn a_collectors_day_adds_up_by_hand() {
     // 100 × (0.4 × 0.5 + 0.2 × (1 − 0.5) + 0.2 × 1 + 0.2 × 1) = 70 → C.
     assert_eq!(r["composite"], 70.0);
     assert_eq!(r["grade"], "C");
-    // Quotas: c1, c2 (SJ0201) and c4 (SJ0102) are events, c3 a component: 3 of 4;
-    // 3 distinct subclasses (< 104); error rate 25% (≥ 4%).
-    assert_eq!(rate(r, "event_share"), (3, 4));
-    assert_eq!(r["subclasses"], 3);
-    let breaches: Vec<&str> = r["quota_breaches"]
+    // Quota figures are over registered cases: the two registered ones are
+    // events; a day report gives no quota verdict (quotas are monthly).
+    assert_eq!(rate(r, "event_share"), (2, 2));
+    assert_eq!(r["quota_breaches"], serde_json::json!([]), "{r}");
+    assert_eq!(r["volume"], 4, "2 registered + ⌊7 approved quick fixes ÷ 3⌋");
+    assert_eq!(r["subclasses"], 2, "SJ0201 and SJ0102 registered");
+    // 1 error in 4 cases on the day (25%): above the strict 4% threshold by 1.
+    assert_eq!(r["errors_above_threshold"], 1);
+    // The month, at the collector level: its verdicts.
+    staff.ok(&["center", "config", "set", "quotas.level", "\"collector\""]);
+    let month = staff
+        .ok(&["center", "report", "--period", "2025-11", "--collector", "王", "--json"])
+        .json();
+    let breaches: Vec<&str> = month[0]["quota_breaches"]
         .as_array()
         .unwrap()
         .iter()
         .map(|b| b.as_str().unwrap())
         .collect();
-    assert_eq!(breaches.len(), 2, "{breaches:?}");
-    assert!(
-        breaches[0].contains("3 distinct subclasses") && breaches[1].contains("error rate 25.0%"),
-        "{breaches:?}"
+    assert_eq!(
+        breaches,
+        [
+            "events are 100.0% of registered cases (2/2; at most 80%)",
+            "2 distinct subclasses registered (at least 104)",
+            "error rate 25.0% (1/4; below 4%)"
+        ]
     );
     let week = staff
         .ok(&[

@@ -90,3 +90,58 @@ fn review_after_the_nightly_rollup_reaches_the_month() {
     assert_eq!(after["deductions"]["missed_findings"].as_f64().unwrap(), 777.0, "before {before}: {after}");
     assert_eq!(after["days_from_rollups"], 0, "every rolled-up day is stale under a new configuration");
 }
+
+fn decide(server: &Server, id: &str, body: Value) {
+    let _: Value = server.admin().call("POST", &format!("/v1/center/cases/{id}/decisions"), Some(&body)).unwrap();
+}
+
+#[test]
+fn errors_above_the_threshold_are_counted_per_collector_month_never_pooled() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let add = |name: &str| {
+        let body = json!({ "name": name, "role": "collector", "company": "甲公司", "cells": ["330109001001001"], "from": "2025-01-01" });
+        let r: Value = server.admin().call("POST", "/v1/center/users", Some(&body)).unwrap();
+        let d = field_e2e::Device::init("x");
+        d.ok(&["enroll", "--server", &server.url, "--code", r["enrolment_code"].as_str().unwrap()]);
+        d
+    };
+    let (a, b) = (add("甲"), add("乙"));
+    // 甲: October, 1 case, rejected (100%): 1 above the threshold.
+    let photo = a.file("a.png", &png(500));
+    let only = a.report(("BJ0101", "120.2605", "30.1895"), "x", &photo, Some("2025-10-15T09:00:00+08:00"));
+    a.ok(&["sync"]);
+    decide(&server, &only, json!({"action": "reject", "reason": "wrong_category"}));
+    // 乙: November, 25 cases, 1 rejected: exactly 4.0%, a breach (below is strict).
+    let mut ids = Vec::new();
+    for i in 0..25u32 {
+        let photo = b.file(&format!("b{i}.png"), &png(600 + i));
+        let at = format!("2025-11-{:02}T09:{:02}:00+08:00", 1 + i % 28, i);
+        ids.push(b.report(("BJ0101", "120.2605", "30.1895"), "x", &photo, Some(&at)));
+    }
+    b.ok(&["sync"]);
+    decide(&server, &ids[0], json!({"action": "reject", "reason": "duplicate"}));
+    for id in &ids[1..] {
+        decide(&server, id, json!({"action": "register"}));
+    }
+    let nov: Value = server.admin().call::<(), Value>("GET", "/v1/center/report?period=2025-11&collector=乙", None).unwrap();
+    assert_eq!((rate(&nov[0], "error_rate"), nov[0]["errors_above_threshold"].as_u64()), ((1, 25), Some(1)), "{}", nov[0]);
+    let q: Value = server.admin().call::<(), Value>("GET", "/v1/center/report?period=2025-Q4&company=甲公司", None).unwrap();
+    let company = q.as_array().unwrap().last().unwrap();
+    // Pooled, 2 errors in 26 cases would allow 1 and deduct 1; by the
+    // rule's grain it is 甲's October + 乙's November = 2.
+    assert_eq!(rate(company, "error_rate"), (2, 26));
+    assert_eq!(company["errors_above_threshold"], 2, "{company}");
+    let unit = 20.0; // the default per_error_above_threshold
+    assert_eq!(company["deductions"]["errors_above_threshold"].as_f64(), Some(2.0 * unit));
+    // Quotas at the company level (the default), per calendar month: the
+    // company shows each month's verdicts, its collectors none.
+    let breaches: Vec<&str> = company["quota_breaches"].as_array().unwrap().iter().map(|b| b.as_str().unwrap()).collect();
+    assert!(breaches.contains(&"2025-11: error rate 4.0% (1/25; below 4%)"), "{breaches:?}");
+    assert!(breaches.contains(&"2025-10: error rate 100.0% (1/1; below 4%)"), "{breaches:?}");
+    assert!(breaches.iter().filter(|b| b.contains("distinct subclasses")).count() == 3, "{breaches:?}");
+    assert_eq!(q[0]["quota_breaches"], json!([]));
+    // A week gives no verdict at all.
+    let week: Value = server.admin().call::<(), Value>("GET", "/v1/center/report?period=2025-W45&company=甲公司", None).unwrap();
+    assert!(week.as_array().unwrap().iter().all(|r| r["quota_breaches"] == json!([])), "{week}");
+}

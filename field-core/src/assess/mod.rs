@@ -7,6 +7,7 @@
 //! city's to configure ([`rules::AssessmentRules`]).
 
 pub mod attendance;
+pub mod contract;
 pub mod coverage;
 pub mod offpost;
 pub mod period;

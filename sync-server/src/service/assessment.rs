@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDate};
-use field_core::assess::{attendance, coverage_of, locate, off_post_of};
+use field_core::assess::{attendance, contract, coverage_of, locate, off_post_of};
 use field_core::crdt::CaseView;
 use field_core::geo::CellIndex;
 use field_core::model::{
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::authorize::Operation;
-use super::city_config::CityConfig;
+use super::city_config::{CityConfig, QuotaLevel};
 use super::{Center, Result, ServiceError, invalid};
 use crate::storage::{Principal, Role, User};
 
@@ -136,8 +136,16 @@ pub struct Report {
     pub event_share: Rate,
     /// Distinct subclasses reported (quota: at least 104 per month).
     pub subclasses: u64,
-    /// Monthly quotas not met in this period.
+    /// Monthly quotas not met, per calendar month (month and quarter
+    /// reports only, at the configured level; day and week reports none).
     pub quota_breaches: Vec<String>,
+    /// Errors above the error-rate threshold: per collector and calendar
+    /// month, summed over months and collectors (never pooled).
+    #[serde(default)]
+    pub errors_above_threshold: u64,
+    /// 采集总量: registered formal cases + ⌊approved quick fixes ÷ 3⌋.
+    #[serde(default)]
+    pub volume: u64,
     /// The subclasses behind `subclasses` (distinct counts do not add up).
     #[serde(default)]
     pub subclass_codes: Vec<String>,
@@ -193,43 +201,18 @@ fn period_days(period: &str) -> Result<Vec<NaiveDate>> {
         .collect())
 }
 
-/// The figures derived from the counts: subclasses, quota breaches,
-/// composite and grade, deductions. One place, for a day, a period, a company.
+/// The figures derived from the counts: subclasses, volume, composite and
+/// grade, deductions. One place, for a day, a period, a company. Errors
+/// above the threshold are settled per collector-month before
+/// ([`settle_month`]) and only summed here.
 fn finish(r: &mut Report, cfg: &CityConfig) {
     r.subclass_codes.sort();
     r.subclass_codes.dedup();
     r.subclasses = r.subclass_codes.len() as u64;
     r.quick_fix_credit = r.quick_fixes / 3;
-    r.quota_breaches.clear();
-    if r.event_share
-        .rate
-        .is_some_and(|x| x > cfg.quotas.event_share_max)
-    {
-        r.quota_breaches.push(format!(
-            "events are {:.1}% of formal cases (at most {:.0}%)",
-            r.event_share.rate.unwrap_or(0.0) * 100.0,
-            cfg.quotas.event_share_max * 100.0
-        ));
-    }
-    if r.subclasses < cfg.quotas.subclasses_min {
-        r.quota_breaches.push(format!(
-            "{} distinct subclasses reported (at least {})",
-            r.subclasses, cfg.quotas.subclasses_min
-        ));
-    }
-    if r.error_rate
-        .rate
-        .is_some_and(|x| x >= cfg.quotas.error_rate_max)
-    {
-        r.quota_breaches.push(format!(
-            "error rate {:.1}% (below {:.0}%)",
-            r.error_rate.rate.unwrap_or(0.0) * 100.0,
-            cfg.quotas.error_rate_max * 100.0
-        ));
-    }
+    r.volume = contract::volume(r.valid_report_rate.n, r.quick_fixes);
     (r.composite, r.grade) = composite(r, &cfg.weights);
     let d = &cfg.deductions;
-    let allowed_errors = (cfg.quotas.error_rate_max * r.error_rate.d as f64).floor() as u64;
     let items = [
         (
             "uncovered_windows",
@@ -241,7 +224,7 @@ fn finish(r: &mut Report, cfg: &CityConfig) {
         ),
         (
             "errors_above_threshold",
-            r.error_rate.n.saturating_sub(allowed_errors) as f64 * d.per_error_above_threshold,
+            r.errors_above_threshold as f64 * d.per_error_above_threshold,
         ),
         (
             "missed_findings",
@@ -258,6 +241,60 @@ fn finish(r: &mut Report, cfg: &CityConfig) {
     ];
     r.deductions = items.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     r.deductions_total = items.iter().map(|(_, v)| v).sum();
+}
+
+/// A collector's calendar month (or the part of it in the period): its
+/// errors above the threshold come from its own counts.
+fn settle_month(r: &mut Report, cfg: &CityConfig) {
+    r.errors_above_threshold = contract::errors_above_threshold(
+        r.error_rate.n,
+        r.error_rate.d,
+        cfg.quotas.error_rate_max,
+    );
+    finish(r, cfg);
+}
+
+/// The monthly quotas a month's figures (over registered cases) miss.
+fn quota_verdicts(r: &Report, cfg: &CityConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    if r.event_share
+        .rate
+        .is_some_and(|x| x > cfg.quotas.event_share_max)
+    {
+        out.push(format!(
+            "events are {:.1}% of registered cases ({}/{}; at most {:.0}%)",
+            r.event_share.rate.unwrap_or(0.0) * 100.0,
+            r.event_share.n,
+            r.event_share.d,
+            cfg.quotas.event_share_max * 100.0
+        ));
+    }
+    if r.subclasses < cfg.quotas.subclasses_min {
+        out.push(format!(
+            "{} distinct subclasses registered (at least {})",
+            r.subclasses, cfg.quotas.subclasses_min
+        ));
+    }
+    if contract::error_rate_breached(r.error_rate.n, r.error_rate.d, cfg.quotas.error_rate_max) {
+        out.push(format!(
+            "error rate {:.1}% ({}/{}; below {:.0}%)",
+            r.error_rate.rate.unwrap_or(0.0) * 100.0,
+            r.error_rate.n,
+            r.error_rate.d,
+            cfg.quotas.error_rate_max * 100.0
+        ));
+    }
+    out
+}
+
+/// `YYYY-MM` of a day.
+fn month_of(d: NaiveDate) -> String {
+    d.format("%Y-%m").to_string()
+}
+
+/// Whether a period is a calendar month or a quarter (quotas apply).
+fn monthly_period(period: &str) -> bool {
+    quarter_of(period).is_some() || NaiveDate::parse_from_str(&format!("{period}-01"), "%Y-%m-%d").is_ok()
 }
 
 /// Adds up reports (days of a period, collectors of a company) and derives
@@ -287,6 +324,7 @@ fn combine(parts: &[Report], who: &str, period: &str, cfg: &CityConfig) -> Repor
         t.subclass_codes.extend(r.subclass_codes.iter().cloned());
         t.days_from_rollups += r.days_from_rollups;
         t.days_assigned += r.days_assigned;
+        t.errors_above_threshold += r.errors_above_threshold;
         if let Some(ex) = &r.explain {
             let acc = explain.get_or_insert_with(|| json!({}));
             for (k, v) in ex.as_object().into_iter().flatten() {
@@ -375,23 +413,20 @@ impl Center {
         let inp = self.inputs(cfg.config.clone())?;
         // A period still running is charged only so far, and says so.
         let complete = days.last().is_some_and(|d| *d < cfg.config.patrol.local_date(self.now_ms()).unwrap_or(*d));
+        let monthly = monthly_period(&q.period);
+        let level = cfg.config.quotas.level;
+        let quarter = quarter_of(&q.period).is_some();
+        let dirty = self.storage.dirty_days()?;
         let mut reports = Vec::new();
+        // Each collector's calendar months (or their parts in the period):
+        // the grain of the error deduction and of the quotas.
+        let mut months_of: Vec<Vec<(String, Report)>> = Vec::new();
         for u in &users {
             let live = |d: &[NaiveDate]| self.collector_report(u, &q, d, &inp);
-            if days.len() == 1 {
-                let mut r = live(&days)?;
-                if q.daily {
-                    r.daily = vec![DayRates::of(days[0], &r)];
-                }
-                r.complete = complete;
-                reports.push(r);
-                continue;
-            }
-            let dirty = self.storage.dirty_days()?;
             let mut per_day = Vec::with_capacity(days.len());
             let mut from_rollups = 0;
             for d in &days {
-                let stored = if dirty.contains(d) {
+                let stored = if days.len() == 1 || dirty.contains(d) {
                     None
                 } else {
                     self.storage.rollup(*d, &u.id)?
@@ -404,7 +439,34 @@ impl Center {
                     None => per_day.push(live(std::slice::from_ref(d))?),
                 }
             }
-            let mut r = combine(&per_day, &u.name, &q.period, &cfg.config);
+            let mut grouped: Vec<(String, Vec<Report>)> = Vec::new();
+            for (d, r) in days.iter().zip(&per_day) {
+                let ym = month_of(*d);
+                match grouped.last_mut() {
+                    Some((m, parts)) if *m == ym => parts.push(r.clone()),
+                    _ => grouped.push((ym, vec![r.clone()])),
+                }
+            }
+            let months: Vec<(String, Report)> = grouped
+                .into_iter()
+                .map(|(ym, parts)| {
+                    let mut m = combine(&parts, &u.name, &ym, &cfg.config);
+                    settle_month(&mut m, &cfg.config);
+                    (ym, m)
+                })
+                .collect();
+            let parts: Vec<Report> = months.iter().map(|(_, m)| m.clone()).collect();
+            let mut r = combine(&parts, &u.name, &q.period, &cfg.config);
+            if monthly && level == QuotaLevel::Collector {
+                r.quota_breaches = months
+                    .iter()
+                    .flat_map(|(ym, m)| {
+                        quota_verdicts(m, &cfg.config)
+                            .into_iter()
+                            .map(move |v| if quarter { format!("{ym}: {v}") } else { v })
+                    })
+                    .collect();
+            }
             if q.daily {
                 r.daily = days
                     .iter()
@@ -419,6 +481,7 @@ impl Center {
                 r.explain = None;
             }
             reports.push(r);
+            months_of.push(months);
         }
         if let Some(company) = &q.company {
             let mut total = combine(
@@ -429,6 +492,25 @@ impl Center {
             );
             total.days = days.len() as u32;
             total.complete = complete;
+            if monthly && level == QuotaLevel::Company {
+                let mut yms: Vec<&String> = months_of.iter().flatten().map(|(ym, _)| ym).collect();
+                yms.sort();
+                yms.dedup();
+                for ym in yms {
+                    let parts: Vec<Report> = months_of
+                        .iter()
+                        .flatten()
+                        .filter(|(m, _)| m == ym)
+                        .map(|(_, r)| r.clone())
+                        .collect();
+                    let month = combine(&parts, company, ym, &cfg.config);
+                    total.quota_breaches.extend(
+                        quota_verdicts(&month, &cfg.config)
+                            .into_iter()
+                            .map(|v| if quarter { format!("{ym}: {v}") } else { v }),
+                    );
+                }
+            }
             if q.daily {
                 let series: Vec<Vec<DayRates>> = reports.iter().map(|r| r.daily.clone()).collect();
                 total.daily = DayRates::pool(&series);
@@ -629,8 +711,10 @@ impl Center {
         r.error_rate = Rate::of(errors.len() as u64, formal.len() as u64);
         let registered_n = formal.iter().filter(|v| registered(v)).count() as u64;
         r.valid_report_rate = Rate::of(registered_n, formal.len() as u64);
+        // The quotas are over registered cases.
+        let valid: Vec<&&&CaseView> = formal.iter().filter(|v| registered(v)).collect();
         let catalog = &inp.catalog;
-        let events = formal
+        let events = valid
             .iter()
             .filter(|v| {
                 v.category
@@ -639,8 +723,8 @@ impl Center {
                     .is_some_and(|e| e.family == field_core::model::Family::Event)
             })
             .count() as u64;
-        r.event_share = Rate::of(events, formal.len() as u64);
-        let mut subclasses: Vec<String> = formal
+        r.event_share = Rate::of(events, valid.len() as u64);
+        let mut subclasses: Vec<String> = valid
             .iter()
             .filter_map(|v| v.category.as_ref().map(|c| c.to_string()))
             .collect();

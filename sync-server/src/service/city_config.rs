@@ -47,12 +47,24 @@ impl Default for Weights {
     }
 }
 
+/// Where the monthly quotas are evaluated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaLevel {
+    #[default]
+    Company,
+    Collector,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Quotas {
     pub event_share_max: f64,
     pub subclasses_min: u64,
     pub error_rate_max: f64,
+    /// Where the monthly quotas are evaluated: `company` (the tender
+    /// section's obligation, the default) or `collector`.
+    pub level: QuotaLevel,
 }
 
 impl Default for Quotas {
@@ -61,6 +73,7 @@ impl Default for Quotas {
             event_share_max: 0.8,
             subclasses_min: 104,
             error_rate_max: 0.04,
+            level: QuotaLevel::Company,
         }
     }
 }
