@@ -145,3 +145,49 @@ fn errors_above_the_threshold_are_counted_per_collector_month_never_pooled() {
     let week: Value = server.admin().call::<(), Value>("GET", "/v1/center/report?period=2025-W45&company=甲公司", None).unwrap();
     assert!(week.as_array().unwrap().iter().all(|r| r["quota_breaches"] == json!([])), "{week}");
 }
+
+#[test]
+fn a_city_grades_by_the_rates_it_chooses() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("周", "collector", &["330109001001001"]));
+    let mut ids = Vec::new();
+    for i in 0..4u32 {
+        let photo = d.file(&format!("g{i}.png"), &png(900 + i));
+        let at = format!("2025-11-26T09:0{i}:00+08:00");
+        ids.push(d.report(("BJ0101", "120.2605", "30.1895"), "x", &photo, Some(&at)));
+    }
+    d.ok(&["sync"]);
+    decide(&server, &ids[0], json!({"action": "reject", "reason": "wrong_location"}));
+    for id in &ids[1..] {
+        decide(&server, id, json!({"action": "register"}));
+    }
+    // The common scheme: valid 3/4 × 40 + (1 − 0) × 20 + 20 + 20 = 90: an A
+    // with a 25% error rate and nothing covered.
+    let day = report_of(&server, "周", "2025-11-26");
+    assert_eq!((day["composite"].as_f64(), day["grade"].as_str()), (Some(90.0), Some("A")), "{day}");
+    // Xiaoshan's four rates, a quarter each: 0 × 25 + 25 + 25 + 0.75 × 25 = 68.75: C.
+    let cfg: Value = server.admin().call::<(), Value>("GET", "/v1/center/config", None).unwrap();
+    let toml = cfg["toml"].as_str().unwrap();
+    let mut lines: Vec<String> = Vec::new();
+    let mut in_weights = false;
+    for line in toml.lines() {
+        if line.starts_with('[') {
+            in_weights = line == "[weights]";
+        }
+        if in_weights && line.contains(" = ") {
+            let key = line.split(" = ").next().unwrap();
+            let v = if ["coverage", "miss", "timeliness", "error"].contains(&key) { "0.25" } else { "0.0" };
+            lines.push(format!("{key} = {v}"));
+        } else {
+            lines.push(line.to_string());
+        }
+    }
+    let _: Value = server.admin().call_raw("PUT", "/v1/center/config", "application/toml", lines.join("\n").into_bytes()).unwrap();
+    let day = report_of(&server, "周", "2025-11-26");
+    assert_eq!((day["composite"].as_f64(), day["grade"].as_str()), (Some(68.75), Some("C")), "{day}");
+    // Cut-offs are configuration too.
+    let set = json!({"key": "grades.c", "value": "70"});
+    let _: Value = server.admin().call("POST", "/v1/center/config/set", Some(&set)).unwrap();
+    assert_eq!(report_of(&server, "周", "2025-11-26")["grade"], "D");
+}

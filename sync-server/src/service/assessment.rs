@@ -211,7 +211,7 @@ fn finish(r: &mut Report, cfg: &CityConfig) {
     r.subclasses = r.subclass_codes.len() as u64;
     r.quick_fix_credit = r.quick_fixes / 3;
     r.volume = contract::volume(r.valid_report_rate.n, r.quick_fixes);
-    (r.composite, r.grade) = composite(r, &cfg.weights);
+    (r.composite, r.grade) = composite(r, cfg);
     let d = &cfg.deductions;
     let items = [
         (
@@ -346,16 +346,6 @@ fn combine(parts: &[Report], who: &str, period: &str, cfg: &CityConfig) -> Repor
 fn quarter_of(period: &str) -> Option<(i32, u32)> {
     let (y, q) = period.split_once("-Q")?;
     Some((y.parse().ok()?, q.parse().ok()?))
-}
-
-fn grade(score: f64) -> char {
-    match score {
-        s if s >= 90.0 => 'A',
-        s if s >= 75.0 => 'B',
-        s if s >= 60.0 => 'C',
-        s if s >= 40.0 => 'D',
-        _ => 'E',
-    }
 }
 
 fn registered(v: &CaseView) -> bool {
@@ -884,15 +874,32 @@ fn push(ex: &mut Value, key: &str, item: Value) {
 
 /// DOMAIN's composite with default weights; a rate with nothing to count
 /// counts as perfect (no tasks due: nothing late).
-fn composite(r: &Report, w: &super::city_config::Weights) -> (f64, char) {
+/// Σ weight × rate over every rate a city may weigh, on 0–100; graded on
+/// the exact score, rounded only for display. A rate with nothing to count
+/// scores as met (nothing required, nothing missed), but a valid report
+/// rate with no reports scores 0.
+fn composite(r: &Report, cfg: &CityConfig) -> (f64, char) {
+    let w = &cfg.weights;
     let or = |x: Rate, d: f64| x.rate.unwrap_or(d);
     let score = 100.0
         * (w.valid * or(r.valid_report_rate, 0.0)
             + w.miss * (1.0 - or(r.miss_rate, 0.0))
             + w.verify * or(r.verify_on_time, 1.0)
-            + w.check * or(r.check_on_time, 1.0));
-    let score = (score * 100.0).round() / 100.0;
-    (score, grade(score))
+            + w.check * or(r.check_on_time, 1.0)
+            + w.coverage * or(r.coverage, 1.0)
+            + w.error * (1.0 - or(r.error_rate, 0.0))
+            + w.timeliness * or(r.timeliness, 1.0));
+    let g = &cfg.grades;
+    // Graded exactly, but not by binary noise (0.4 × 0.75 + 0.6 is 0.8999…).
+    let graded = score + 1e-9;
+    let grade = match graded {
+        s if s >= g.a => 'A',
+        s if s >= g.b => 'B',
+        s if s >= g.c => 'C',
+        s if s >= g.d => 'D',
+        _ => 'E',
+    };
+    ((score * 100.0).round() / 100.0, grade)
 }
 
 /// Most findings one bulk import may carry.
@@ -1075,5 +1082,22 @@ impl Center {
     /// The city's time zone (times are stored in UTC and shown in it).
     pub fn city_tz(&self) -> Result<chrono_tz::Tz> {
         Ok(self.city_config()?.config.patrol.tz()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_score_is_graded_before_it_is_rounded() {
+        let cfg = CityConfig::default();
+        // valid 0.7499875 × 40 + 20 + 20 + 20 = 89.9995: shown 90.0, graded B.
+        let r = Report {
+            valid_report_rate: Rate { n: 0, d: 0, rate: Some(0.749_987_5) },
+            ..Report::default()
+        };
+        let (score, grade) = composite(&r, &cfg);
+        assert_eq!((score, grade), (90.0, 'B'));
     }
 }

@@ -34,6 +34,11 @@ pub struct Weights {
     pub miss: f64,
     pub verify: f64,
     pub check: f64,
+    /// The other rates a city may grade by (the Xiaoshan rules weigh
+    /// coverage, miss, timeliness and error); 0 by default.
+    pub coverage: f64,
+    pub error: f64,
+    pub timeliness: f64,
 }
 
 impl Default for Weights {
@@ -43,6 +48,9 @@ impl Default for Weights {
             miss: 0.2,
             verify: 0.2,
             check: 0.2,
+            coverage: 0.0,
+            error: 0.0,
+            timeliness: 0.0,
         }
     }
 }
@@ -54,6 +62,26 @@ pub enum QuotaLevel {
     #[default]
     Company,
     Collector,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Grades {
+    pub a: f64,
+    pub b: f64,
+    pub c: f64,
+    pub d: f64,
+}
+
+impl Default for Grades {
+    fn default() -> Grades {
+        Grades {
+            a: 90.0,
+            b: 75.0,
+            c: 60.0,
+            d: 40.0,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -111,6 +139,8 @@ pub struct CityConfig {
     /// Reject reasons that count against the collector.
     pub error_reasons: Vec<String>,
     pub weights: Weights,
+    /// The lowest composite score of each grade (below `d` is E).
+    pub grades: Grades,
     pub quotas: Quotas,
     pub deductions: Deductions,
     /// Each company's quarterly contract fee, in yuan.
@@ -133,6 +163,7 @@ impl Default for CityConfig {
             .map(String::from)
             .to_vec(),
             weights: Weights::default(),
+            grades: Grades::default(),
             quotas: Quotas::default(),
             deductions: Deductions::default(),
             fees: BTreeMap::new(),
@@ -153,8 +184,16 @@ impl CityConfig {
         let c: CityConfig = toml::from_str(text).map_err(|e| invalid("config", e.to_string()))?;
         c.patrol.tz().map_err(ServiceError::from)?;
         let w = &c.weights;
-        if ((w.valid + w.miss + w.verify + w.check) - 1.0).abs() > 1e-9 {
+        let all = [w.valid, w.miss, w.verify, w.check, w.coverage, w.error, w.timeliness];
+        if all.iter().any(|x| !(0.0..=1.0).contains(x)) {
+            return Err(invalid("weights", "each is between 0 and 1"));
+        }
+        if (all.iter().sum::<f64>() - 1.0).abs() > 1e-9 {
             return Err(invalid("weights", "must add up to 1"));
+        }
+        let g = &c.grades;
+        if !(g.a >= g.b && g.b >= g.c && g.c >= g.d && g.d >= 0.0 && g.a <= 100.0) {
+            return Err(invalid("grades", "cut-offs must fall from a to d, within 0–100"));
         }
         Ok(c)
     }
