@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::authorize::Operation;
-use super::city_config::{CityConfig, QuotaLevel};
+use super::city_config::{CityConfig, Overdraft, QuotaLevel};
 use super::{Center, Result, ServiceError, invalid};
 use crate::storage::{Principal, Role, User};
 
@@ -158,12 +158,48 @@ pub struct Report {
     /// For a company over a quarter: fee − deductions, payable by the 10th
     /// of the next quarter's first month.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub settlement: Option<Value>,
+    pub settlement: Option<Settlement>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<Value>,
     /// Each day's four rates, when asked for (`daily`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub daily: Vec<DayRates>,
+}
+
+/// A company's quarter: the fee, what is deducted, what is paid, and what
+/// the company owes back when deductions pass the fee (or how much of them
+/// a cap waived).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Settlement {
+    pub fee: f64,
+    /// The deductions of the quarter's collectors and months.
+    pub deductions: f64,
+    /// fee − deductions, never below zero.
+    pub payable: f64,
+    /// Deductions beyond the fee the company owes back (`owed_back`).
+    pub owed_back: f64,
+    /// Deductions beyond the fee not charged (`capped`).
+    pub waived: f64,
+    /// Payable by the 10th of the next quarter's first month.
+    pub due_by: String,
+}
+
+impl Settlement {
+    fn of(fee: f64, deductions: f64, overdraft: Overdraft, due_by: String) -> Settlement {
+        let beyond = (deductions - fee).max(0.0);
+        let (owed_back, waived) = match overdraft {
+            Overdraft::OwedBack => (beyond, 0.0),
+            Overdraft::Capped => (0.0, beyond),
+        };
+        Settlement {
+            fee,
+            deductions,
+            payable: (fee - deductions).max(0.0),
+            owed_back,
+            waived,
+            due_by,
+        }
+    }
 }
 
 /// The days of a period: `YYYY-MM-DD`, `YYYY-Www` (ISO week), `YYYY-MM`, `YYYY-Qn`.
@@ -513,12 +549,12 @@ impl Center {
                 } else {
                     (year, 3 * quarter + 1)
                 };
-                total.settlement = Some(json!({
-                    "fee": fee,
-                    "deductions": total.deductions_total,
-                    "payable": fee - total.deductions_total,
-                    "due_by": format!("{y:04}-{m:02}-10"),
-                }));
+                total.settlement = Some(Settlement::of(
+                    *fee,
+                    total.deductions_total,
+                    cfg.config.overdraft,
+                    format!("{y:04}-{m:02}-10"),
+                ));
             }
             reports.push(total);
         }
@@ -1088,6 +1124,16 @@ impl Center {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payable_never_goes_below_zero_silently() {
+        let s = Settlement::of(1000.0, 1300.0, Overdraft::OwedBack, "2026-01-10".into());
+        assert_eq!((s.payable, s.owed_back, s.waived), (0.0, 300.0, 0.0));
+        let s = Settlement::of(1000.0, 1300.0, Overdraft::Capped, "2026-01-10".into());
+        assert_eq!((s.payable, s.owed_back, s.waived), (0.0, 0.0, 300.0));
+        let s = Settlement::of(1000.0, 250.0, Overdraft::OwedBack, "2026-01-10".into());
+        assert_eq!((s.payable, s.owed_back, s.waived), (750.0, 0.0, 0.0));
+    }
 
     #[test]
     fn a_score_is_graded_before_it_is_rounded() {

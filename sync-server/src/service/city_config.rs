@@ -145,6 +145,18 @@ pub struct CityConfig {
     pub deductions: Deductions,
     /// Each company's quarterly contract fee, in yuan.
     pub fees: BTreeMap<String, f64>,
+    /// When a quarter's deductions exceed its fee: `owed_back` (the
+    /// company owes the difference, the default) or `capped` (deductions
+    /// stop at the fee). Either way the payable never goes below zero.
+    pub overdraft: Overdraft,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overdraft {
+    #[default]
+    OwedBack,
+    Capped,
 }
 
 impl Default for CityConfig {
@@ -164,6 +176,7 @@ impl Default for CityConfig {
             .to_vec(),
             weights: Weights::default(),
             grades: Grades::default(),
+            overdraft: Overdraft::default(),
             quotas: Quotas::default(),
             deductions: Deductions::default(),
             fees: BTreeMap::new(),

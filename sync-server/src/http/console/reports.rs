@@ -165,8 +165,10 @@ fn report_block(r: &Report) -> Markup {
                 (r.absent_halves) " half-days absent, " (r.off_post_events) " off-post events"
                 @if !r.quota_breaches.is_empty() { "; quotas missed: " (r.quota_breaches.join(", ")) } }
             @if let Some(s) = &r.settlement {
-                p.settlement { "Settlement: fee " (text(&s["fee"])) " − deductions " (text(&s["deductions"]))
-                    " = " (text(&s["payable"])) " yuan, due by " (text(&s["due_by"])) }
+                p.settlement { "Settlement: fee " (format!("{:.2}", s.fee)) " − deductions " (format!("{:.2}", s.deductions))
+                    ": payable " (format!("{:.2}", s.payable)) " yuan, due by " (s.due_by)
+                    @if s.owed_back > 0.0 { "; the company owes back " (format!("{:.2}", s.owed_back)) " yuan" }
+                    @if s.waived > 0.0 { "; " (format!("{:.2}", s.waived)) " yuan of deductions waived by the cap" } }
             }
             @if r.daily.len() > 1 { (chart(&r.daily)) }
             @if let Some(Value::Object(lists)) = &r.explain {
