@@ -32,13 +32,18 @@ type CellTree = RTree<GeomWithData<Rectangle<[f64; 2]>, usize>>;
 /// and off-post alike.
 pub struct LocatedTrack<'a> {
     pub points: Vec<&'a TrackPoint>,
+    /// The cell a point is in (the first listed when on a shared edge).
     pub cell_of: Vec<Option<usize>>,
+    /// Points on an edge shared by cells: (point, every other cell it is in).
+    pub also_in: Vec<(usize, usize)>,
     tree: CellTree,
     convex: Vec<bool>,
 }
 
-/// Locates `points` (any order) in `cells`. A point on a shared edge
-/// belongs to the cell listed first.
+/// Locates `points` (any order) in `cells`. A cell's boundary belongs to
+/// it, so a point exactly on an edge shared by two cells is inside both
+/// (collectors walk the streets cells are cut along): `cell_of` names the
+/// first listed, `also_in` the others.
 pub fn locate<'a>(
     cells: &[Cell],
     points: &'a [TrackPoint],
@@ -62,14 +67,20 @@ pub fn locate<'a>(
         .filter(|p| p.accuracy_m.is_none_or(|a| a <= rules.max_accuracy_m))
         .collect();
     usable.sort_by_key(|p| p.at);
+    let mut also_in = Vec::new();
     let cell_of = usable
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(k, p)| {
             let q = AABB::from_point([p.pos.lon(), p.pos.lat()]);
-            tree.locate_in_envelope_intersecting(&q)
+            let mut inside: Vec<usize> = tree
+                .locate_in_envelope_intersecting(&q)
                 .map(|e| e.data)
                 .filter(|&i| cells[i].geometry.intersects(&p.pos.to_point()))
-                .min()
+                .collect();
+            inside.sort_unstable();
+            also_in.extend(inside.iter().skip(1).map(|&i| (k, i)));
+            inside.first().copied()
         })
         .collect();
     let convex = cells
@@ -83,6 +94,7 @@ pub fn locate<'a>(
     LocatedTrack {
         points: usable,
         cell_of,
+        also_in,
         tree,
         convex,
     }
@@ -145,6 +157,11 @@ pub fn coverage_of(
             mark(*i, p.at.millis(), p.at.millis());
         }
     }
+    for &(k, i) in &track.also_in {
+        let t = usable[k].at.millis();
+        mark(i, t, t);
+    }
+    let shared: std::collections::HashSet<usize> = track.also_in.iter().map(|(k, _)| *k).collect();
     for (k, pair) in usable.windows(2).enumerate() {
         let (a, b) = (pair[0], pair[1]);
         let (ta, tb) = (a.at.millis(), b.at.millis());
@@ -154,6 +171,8 @@ pub fn coverage_of(
         if let (Some(i), Some(j)) = (cell_of[k], cell_of[k + 1])
             && i == j
             && convex[i]
+            && !shared.contains(&k)
+            && !shared.contains(&(k + 1))
         {
             mark(i, ta, tb);
             continue;
@@ -313,5 +332,29 @@ mod tests {
                 (g, e) => panic!("{a:?} {b:?}: {g:?} vs {e:?}"),
             }
         }
+    }
+
+    /// A point exactly on the edge two cells share covers a window of each.
+    #[test]
+    fn a_point_on_a_shared_edge_is_inside_both_cells() {
+        use crate::model::{Cell, CellCodePattern, LonLat, Timestamp, TrackPoint, Zone};
+        let cell = |code: &str, x0: f64| {
+            Cell::new(
+                CellCodePattern::default().parse("code", code).unwrap(),
+                Zone::Red,
+                None,
+                geo::MultiPolygon(vec![Rect::new((x0, 30.0), (x0 + 0.001, 30.001)).to_polygon()]),
+            )
+        };
+        let cells = vec![cell("330109001001001", 120.0), cell("330109001001002", 120.001)];
+        let rules = AssessmentRules::default();
+        let day = rules.patrol_day(chrono::NaiveDate::from_ymd_opt(2026, 11, 10).unwrap()).unwrap();
+        let at = Timestamp::from_millis("at", day.start_ms + 600_000).unwrap();
+        let on_edge = TrackPoint::new(at, LonLat::new(120.001, 30.0005).unwrap(), Some(5.0), None).unwrap();
+        let windows = coverage(&cells, &day, &[on_edge], &rules);
+        let first: Vec<&CoverageWindow> = windows.iter().filter(|w| w.start_ms == day.start_ms).collect();
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|w| w.covered), "{first:?}");
+        assert_eq!(windows.iter().filter(|w| w.covered).count(), 2);
     }
 }
