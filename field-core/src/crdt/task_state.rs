@@ -22,6 +22,10 @@ pub struct TaskView {
     pub spec: Option<TaskSpec>,
     pub answer: Option<TaskAnswer>,
     pub answered_by: Option<ActorId>,
+    /// The answer change's own clock stamp (ms): what the device's
+    /// `answered_at` is checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_stamp_ms: Option<i64>,
 }
 
 impl TaskState {
@@ -49,6 +53,11 @@ impl TaskState {
             spec: self.spec.val.clone(),
             answer: self.answer.val.as_ref().map(|(a, _)| a.clone()),
             answered_by: self.answer.val.as_ref().map(|(_, by)| *by),
+            answer_stamp_ms: self
+                .answer
+                .val
+                .as_ref()
+                .map(|_| self.answer.marker.0.physical_ms() as i64),
         }
     }
 

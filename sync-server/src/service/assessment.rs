@@ -803,7 +803,15 @@ impl Center {
             if !in_period(due) || (due > now && t.task.answer.is_none()) {
                 continue;
             }
-            let on_time = matches!((&t.task.answer, t.answer_received_at), (Some(a), Some(rcv)) if a.answered_at.millis() <= due && rcv.millis() <= due);
+            let on_time = match (&t.task.answer, t.answer_received_at) {
+                (Some(a), Some(rcv)) => cfg.timeliness.on_time(
+                    due,
+                    a.answered_at.millis(),
+                    t.task.answer_stamp_ms,
+                    rcv.millis(),
+                ),
+                _ => false,
+            };
             let add = |r: Rate| Rate::of(r.n + on_time as u64, r.d + 1);
             all = add(all);
             match spec.kind {

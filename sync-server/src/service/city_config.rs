@@ -149,6 +149,58 @@ pub struct CityConfig {
     /// company owes the difference, the default) or `capped` (deductions
     /// stop at the fee). Either way the payable never goes below zero.
     pub overdraft: Overdraft,
+    pub timeliness: Timeliness,
+}
+
+/// When a task counts as done on time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeliness {
+    /// `received_by_deadline` (the answer reached the server by the
+    /// deadline, the default) or `answered_by_deadline` (answered on the
+    /// device by the deadline and received within `received_within_hours`,
+    /// for cities that allow offline answers).
+    pub rule: TimelinessRule,
+    pub received_within_hours: i64,
+    /// A device's answer time is believed only within this of the answer's
+    /// own clock stamp; otherwise the receipt time decides.
+    pub max_clock_skew_minutes: i64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimelinessRule {
+    #[default]
+    ReceivedByDeadline,
+    AnsweredByDeadline,
+}
+
+impl Default for Timeliness {
+    fn default() -> Timeliness {
+        Timeliness {
+            rule: TimelinessRule::ReceivedByDeadline,
+            received_within_hours: 24,
+            max_clock_skew_minutes: 30,
+        }
+    }
+}
+
+impl Timeliness {
+    /// Whether an answer made at `answered_ms` (by the device, whose own
+    /// change was stamped at `stamp_ms`) and received at `received_ms` is on
+    /// time for `due_ms`.
+    pub fn on_time(&self, due_ms: i64, answered_ms: i64, stamp_ms: Option<i64>, received_ms: i64) -> bool {
+        match self.rule {
+            TimelinessRule::ReceivedByDeadline => answered_ms <= due_ms && received_ms <= due_ms,
+            TimelinessRule::AnsweredByDeadline => {
+                let believed = stamp_ms.is_some_and(|s| {
+                    (s - answered_ms).abs() <= self.max_clock_skew_minutes * 60_000
+                });
+                let answered = if believed { answered_ms } else { received_ms };
+                answered <= due_ms && received_ms <= due_ms + self.received_within_hours * 3_600_000
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +229,7 @@ impl Default for CityConfig {
             weights: Weights::default(),
             grades: Grades::default(),
             overdraft: Overdraft::default(),
+            timeliness: Timeliness::default(),
             quotas: Quotas::default(),
             deductions: Deductions::default(),
             fees: BTreeMap::new(),
@@ -296,6 +349,24 @@ impl Center {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_offline_answer_is_on_time_where_the_city_allows_it() {
+        let h = 3_600_000;
+        let strict = Timeliness::default();
+        let offline = Timeliness {
+            rule: TimelinessRule::AnsweredByDeadline,
+            ..Timeliness::default()
+        };
+        // Answered 10 min before the deadline offline, synced 2 h after it.
+        let (due, answered, received) = (10 * h, 10 * h - 600_000, 12 * h);
+        assert!(!strict.on_time(due, answered, Some(answered), received));
+        assert!(offline.on_time(due, answered, Some(answered), received));
+        // Received a day and more late: not on time even offline.
+        assert!(!offline.on_time(due, answered, Some(answered), due + 25 * h));
+        // A device clock that disagrees with its own stamp is not believed.
+        assert!(!offline.on_time(due, answered, Some(answered + 2 * h), received));
+    }
 
     #[test]
     fn the_default_round_trips_through_toml() {

@@ -290,9 +290,19 @@ impl Center {
             .as_ref()
             .map(|s| s.due_at.millis())
             .unwrap_or(i64::MAX);
+        // The city's rule (one place: `Timeliness::on_time`).
+        let rule = self
+            .city_config()
+            .map(|c| c.config.timeliness)
+            .unwrap_or_default();
         let timeliness = match (&row.task.answer, row.answer_received_at) {
             (Some(a), Some(received))
-                if a.answered_at.millis() <= due && received.millis() <= due =>
+                if rule.on_time(
+                    due,
+                    a.answered_at.millis(),
+                    row.task.answer_stamp_ms,
+                    received.millis(),
+                ) =>
             {
                 "on_time"
             }
