@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::cli::ConfigCmd;
 use crate::cli::{
     CenterArgs, CenterCaseCmd, CenterCmd, CenterImportCmd, CenterSurveyCmd, CenterTaskCmd,
-    CollectorCmd, DeviceCmd, FindingCmd, TokenCmd, UserCmd,
+    CollectorCmd, DeviceCmd, FindingCmd, TokenCmd, UserCmd, ViolationCmd,
 };
 use crate::output::{Output, table};
 
@@ -190,6 +190,49 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             let path = format!("/v1/center/users/{}/codes/revoke", enc(&name_or_id));
             let r: Value = t.call("POST", &path, Some(&json!({ "code": code })))?;
             out.show(&r, |r| format!("{} unused code(s) of {name_or_id} revoked", r["revoked"]))
+        }
+        CenterCmd::Violation(ViolationCmd::Record { collector, kind, at, cases, note }) => {
+            let body = json!({ "collector": collector, "kind": kind, "at": at, "cases": cases, "note": note });
+            let r: Value = t.call("POST", "/v1/center/violations", Some(&body))?;
+            out.show(&r, |r| {
+                format!(
+                    "violation {} recorded against {}",
+                    r["id"].as_str().unwrap_or_default(),
+                    r["collector"].as_str().unwrap_or_default()
+                )
+            })
+        }
+        CenterCmd::Violation(ViolationCmd::Revoke { id, reason }) => {
+            let path = format!("/v1/center/violations/{}/revoke", enc(&id));
+            let r: Value = t.call("POST", &path, Some(&json!({ "reason": reason })))?;
+            out.show(&r, |_| format!("violation {id} revoked"))
+        }
+        CenterCmd::Violation(ViolationCmd::List { collector }) => {
+            let path = match &collector {
+                Some(c) => format!("/v1/center/violations?collector={}", enc(c)),
+                None => "/v1/center/violations".to_string(),
+            };
+            let r: Value = t.call::<(), _>("GET", &path, None)?;
+            out.show(&r, |r| {
+                let rows: Vec<Vec<String>> = r
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|v| {
+                                vec![
+                                    v["id"].as_str().unwrap_or_default().to_string(),
+                                    v["collector"].as_str().unwrap_or_default().to_string(),
+                                    v["kind"].as_str().unwrap_or_default().to_string(),
+                                    v["at"].as_str().unwrap_or_default().to_string(),
+                                    v["recorded_by"].as_str().unwrap_or_default().to_string(),
+                                    v["revoked"]["reason"].as_str().map(|r| format!("revoked: {r}")).unwrap_or_default(),
+                                ]
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                table(&["ID", "COLLECTOR", "KIND", "AT", "RECORDED BY", "STATE"], &rows)
+            })
         }
         CenterCmd::Token(TokenCmd::Rotate) => {
             let r: Value = t.call::<(), _>("POST", "/v1/center/token/rotate", None)?;

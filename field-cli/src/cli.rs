@@ -127,6 +127,9 @@ pub enum CenterCmd {
     /// The caller's own token: rotate.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Red-line violations (三条高压线): record, revoke, list.
+    #[command(subcommand)]
+    Violation(ViolationCmd),
     /// The audit log: who did what to which account or reference data, when (admins).
     Audit {
         /// Newest entries to show.
@@ -247,6 +250,37 @@ pub enum UserCmd {
         name_or_id: String,
         #[arg(long)]
         code: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ViolationCmd {
+    /// Record a violation against a collector, with its evidence.
+    Record {
+        #[arg(long)]
+        collector: String,
+        /// bribery, false_information or at_fault_dispute.
+        #[arg(long)]
+        kind: String,
+        /// When it happened (RFC 3339; default now).
+        #[arg(long)]
+        at: Option<String>,
+        /// A case behind it (repeat for several).
+        #[arg(long = "case")]
+        cases: Vec<String>,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Revoke a violation (kept in history with the reason).
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Violations, revoked ones marked.
+    List {
+        #[arg(long)]
+        collector: Option<String>,
     },
 }
 

@@ -191,3 +191,46 @@ fn a_city_grades_by_the_rates_it_chooses() {
     let _: Value = server.admin().call("POST", "/v1/center/config/set", Some(&set)).unwrap();
     assert_eq!(report_of(&server, "周", "2025-11-26")["grade"], "D");
 }
+
+#[test]
+fn red_lines_cost_a_fine_then_the_contract_and_can_be_revoked() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    for name in ["赵", "钱"] {
+        let body = json!({ "name": name, "role": "collector", "company": "乙公司", "cells": ["330109001001001"], "from": "2025-01-01" });
+        let _: Value = server.admin().call("POST", "/v1/center/users", Some(&body)).unwrap();
+    }
+    let ops = field_e2e::Device::init("ops");
+    let admin = server.admin_token();
+    let center = |args: &[&str]| {
+        let mut all = vec!["center"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--server", &server.url, "--token", &admin, "--json"]);
+        ops.ok(&all).json()
+    };
+    let first = center(&["violation", "record", "--collector", "赵", "--kind", "bribery", "--at", "2025-11-05T10:00:00+08:00", "--note", "asked a shop for a meal"]);
+    let month = |who: &str| report_of(&server, who, "2025-11");
+    let zhao = month("赵");
+    assert_eq!((zhao["violations"].as_u64(), zhao["deductions"]["violations"].as_f64()), (Some(1), Some(5000.0)), "{zhao}");
+    assert!(zhao.get("termination").is_none(), "the first is a fine only: {zhao}");
+    // The second of the company's contract year: the contract is marked.
+    center(&["violation", "record", "--collector", "钱", "--kind", "at_fault_dispute", "--at", "2025-11-20T10:00:00+08:00"]);
+    let q: Value = server.admin().call::<(), Value>("GET", "/v1/center/report?period=2025-11&company=乙公司", None).unwrap();
+    let company = q.as_array().unwrap().last().unwrap();
+    assert_eq!(company["violations"], 2);
+    assert!(company["termination"].as_str().unwrap().contains("number 2 of 乙公司"), "{company}");
+    // Revoked, with a reason: the fine and the mark go, the history stays.
+    center(&["violation", "revoke", first["id"].as_str().unwrap(), "--reason", "the shop withdrew the complaint"]);
+    let zhao = month("赵");
+    assert_eq!((zhao["violations"].as_u64(), zhao["deductions"]["violations"].as_f64()), (Some(0), Some(0.0)), "{zhao}");
+    let q: Value = server.admin().call::<(), Value>("GET", "/v1/center/report?period=2025-11&company=乙公司", None).unwrap();
+    assert!(q.as_array().unwrap().last().unwrap().get("termination").is_none());
+    let all = center(&["violation", "list"]);
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    assert_eq!(all[0]["revoked"]["reason"], "the shop withdrew the complaint");
+    // A reviewer records; a collector cannot.
+    let c = server.enrolled_device(&server.add_user("孔", "collector", &["330109001001001"]));
+    let mut t = field_core::sync::http::HttpTransport::new(&server.url, Some(c.token())).unwrap();
+    let refused = t.call::<Value, Value>("POST", "/v1/center/violations", Some(&json!({"collector": "赵", "kind": "bribery"})));
+    assert!(matches!(refused, Err(field_core::sync::client::TransportError::Refused { status: 403, .. })), "{refused:?}");
+}

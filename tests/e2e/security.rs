@@ -139,6 +139,9 @@ fn every_role_meets_the_authorisation_table_row_by_row() {
         ("GET", "/v1/center/surveys".into(), Empty, staff),
         ("GET", "/v1/center/surveys/none/report".into(), Empty, staff),
         ("GET", "/v1/center/digest".into(), Empty, staff),
+        ("GET", "/v1/center/violations".into(), Empty, staff),
+        ("POST", "/v1/center/violations".into(), Json(json!({"collector": "c", "kind": "bribery"})), staff),
+        ("POST", "/v1/center/violations/none/revoke".into(), Json(json!({"reason": "r"})), staff),
     ];
     for (method, path, body, allowed) in &rows {
         for (who, t, ok) in [("collector", &mut c, allowed[0]), ("reviewer", &mut r, allowed[1]), ("admin", &mut a, allowed[2])] {

@@ -98,6 +98,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/surveys", post(create_survey).get(survey_list))
         .route("/v1/center/surveys/{id}/report", get(survey_report))
         .route("/v1/center/digest", get(digest))
+        .route("/v1/center/violations", post(record_violation).get(violations))
+        .route("/v1/center/violations/{id}/revoke", post(revoke_violation))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .merge(photos)
         .merge(super::console::router())
@@ -203,6 +205,50 @@ async fn users(
     let Query(q) = query?;
     let c = s.center.clone();
     Ok(Json(blocking(move || c.users(&p, q.role)).await?))
+}
+
+async fn record_violation(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<crate::service::NewViolation>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok((
+        StatusCode::CREATED,
+        Json(blocking(move || c.record_violation(&p, req)).await?),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeViolation {
+    reason: String,
+}
+
+async fn revoke_violation(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<RevokeViolation>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.revoke_violation(&p, &id, &req.reason)).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ViolationQuery {
+    collector: Option<String>,
+}
+
+async fn violations(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    query: Result<Query<ViolationQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    let Query(q) = query?;
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.violations(&p, q.collector.as_deref())).await?))
 }
 
 async fn disable_user(

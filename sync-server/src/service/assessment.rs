@@ -146,6 +146,13 @@ pub struct Report {
     /// 采集总量: registered formal cases + ⌊approved quick fixes ÷ 3⌋.
     #[serde(default)]
     pub volume: u64,
+    /// Red-line violations in the period (revoked ones not counted).
+    #[serde(default)]
+    pub violations: u64,
+    /// Set when a violation in the period is the second of its company's
+    /// contract year: the contract is marked for termination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination: Option<String>,
     /// The subclasses behind `subclasses` (distinct counts do not add up).
     #[serde(default)]
     pub subclass_codes: Vec<String>,
@@ -274,6 +281,7 @@ fn finish(r: &mut Report, cfg: &CityConfig) {
             "off_post_events",
             r.off_post_events as f64 * d.per_off_post_event,
         ),
+        ("violations", r.violations as f64 * d.per_violation),
     ];
     r.deductions = items.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     r.deductions_total = items.iter().map(|(_, v)| v).sum();
@@ -361,6 +369,10 @@ fn combine(parts: &[Report], who: &str, period: &str, cfg: &CityConfig) -> Repor
         t.days_from_rollups += r.days_from_rollups;
         t.days_assigned += r.days_assigned;
         t.errors_above_threshold += r.errors_above_threshold;
+        t.violations += r.violations;
+        if t.termination.is_none() {
+            t.termination = r.termination.clone();
+        }
         if let Some(ex) = &r.explain {
             let acc = explain.get_or_insert_with(|| json!({}));
             for (k, v) in ex.as_object().into_iter().flatten() {
@@ -614,7 +626,7 @@ impl Center {
             days: days.len() as u32,
             ..Report::default()
         };
-        let mut ex = json!({ "uncovered_windows": [], "late_tasks": [], "erroneous_cases": [], "missed_findings": [], "attendance_faults": [], "off_post": [] });
+        let mut ex = json!({ "uncovered_windows": [], "late_tasks": [], "erroneous_cases": [], "missed_findings": [], "attendance_faults": [], "off_post": [], "violations": [] });
 
         // Coverage, attendance and off post, day by day.
         let marks: Vec<field_core::model::ShiftMark> = inp
@@ -827,6 +839,41 @@ impl Center {
             }
         }
         (r.timeliness, r.verify_on_time, r.check_on_time) = (all, verify, check);
+
+        // Red lines: each costs the heavy fine; the second of the company's
+        // contract year marks the contract for termination.
+        for v in inp.violations.iter().filter(|v| v.collector_id == u.id && in_period(v.at.millis())) {
+            r.violations += 1;
+            push(
+                &mut ex,
+                "violations",
+                json!({ "violation": v.id, "kind": v.kind, "at": v.at, "cases": v.cases, "recorded_by": v.recorded_by }),
+            );
+            let year_start = super::violations::contract_year_start(
+                rules.local_date(v.at.millis())?,
+                cfg.contract_year_start_month,
+            );
+            let ordinal = inp
+                .violations
+                .iter()
+                .filter(|w| {
+                    w.company == v.company
+                        && w.at <= v.at
+                        && rules
+                            .local_date(w.at.millis())
+                            .is_ok_and(|d| d >= year_start)
+                })
+                .count();
+            if ordinal >= 2 && v.company.is_some() {
+                r.termination = Some(format!(
+                    "violation {} ({:?}, {}) is number {ordinal} of {}'s contract year from {year_start}: the contract is marked for termination",
+                    v.id,
+                    v.kind,
+                    v.at,
+                    v.company.clone().unwrap_or_default()
+                ));
+            }
+        }
         finish(&mut r, cfg);
         if q.explain {
             r.explain = Some(ex);
@@ -1030,6 +1077,8 @@ struct Inputs {
     findings: Vec<ExternalFinding>,
     marks: Vec<(ActorId, field_core::model::ShiftMark)>,
     catalog: field_core::model::Catalog,
+    /// Red-line violations in force (revoked ones left out).
+    violations: Vec<super::Violation>,
 }
 
 impl Center {
@@ -1045,6 +1094,12 @@ impl Center {
             findings: self.storage.findings()?,
             marks: self.storage.shift_marks()?,
             catalog: self.storage.catalog()?,
+            violations: self
+                .storage
+                .violations()?
+                .into_iter()
+                .filter(|v| v.revoked.is_none())
+                .collect(),
         })
     }
 }

@@ -116,6 +116,8 @@ pub struct Deductions {
     pub per_missed_finding: f64,
     pub per_attendance_fault: f64,
     pub per_off_post_event: f64,
+    /// The heavy fine of a red-line violation.
+    pub per_violation: f64,
 }
 
 impl Default for Deductions {
@@ -127,6 +129,7 @@ impl Default for Deductions {
             per_missed_finding: 20.0,
             per_attendance_fault: 50.0,
             per_off_post_event: 100.0,
+            per_violation: 5000.0,
         }
     }
 }
@@ -150,6 +153,9 @@ pub struct CityConfig {
     /// stop at the fee). Either way the payable never goes below zero.
     pub overdraft: Overdraft,
     pub timeliness: Timeliness,
+    /// The month contract years start (1 = January): the second red-line
+    /// violation in one marks the company's contract for termination.
+    pub contract_year_start_month: u32,
 }
 
 /// When a task counts as done on time.
@@ -230,6 +236,7 @@ impl Default for CityConfig {
             grades: Grades::default(),
             overdraft: Overdraft::default(),
             timeliness: Timeliness::default(),
+            contract_year_start_month: 1,
             quotas: Quotas::default(),
             deductions: Deductions::default(),
             fees: BTreeMap::new(),

@@ -14,6 +14,7 @@ mod review;
 mod staleness;
 mod surveys;
 mod sync;
+mod violations;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use queue::{CaseRow, FLAG_KINDS, QueueFilter, QueuePage};
 pub use review::{Action, DecisionRequest, NewTaskRequest, TaskStatusRow};
 pub use surveys::{NewSurveyRequest, SurveyReport};
 pub use sync::SyncWire;
+pub use violations::{NewViolation, RedLine, Violation};
 
 /// Every way a request can fail, each with its HTTP meaning.
 #[derive(Debug, thiserror::Error)]

@@ -311,6 +311,9 @@ pub trait Storage: Send + Sync {
     /// Stores a new version; returns its number.
     fn set_config(&self, toml: &str, by_user: &str) -> Result<u64>;
     fn add_finding(&self, finding: &ExternalFinding) -> Result<()>;
+    /// Records (or, revoked, replaces) a red-line violation.
+    fn put_violation(&self, v: &crate::service::Violation) -> Result<()>;
+    fn violations(&self) -> Result<Vec<crate::service::Violation>>;
     fn findings(&self) -> Result<Vec<ExternalFinding>>;
     fn surveys(&self) -> Result<Vec<Survey>>;
 

@@ -81,6 +81,8 @@ CREATE TABLE enrolments (
      SELECT id, date(created_ms / 1000, 'unixepoch', '+8 hours'), cells FROM users
      WHERE role = 'collector' AND cells != '[]'
        AND id NOT IN (SELECT user_id FROM assignments);",
+    // 10: red-line violations (kept, revoked ones too).
+    "CREATE TABLE violations (id TEXT PRIMARY KEY, body TEXT NOT NULL, at_ms INTEGER NOT NULL)",
 ];
 
 const USER_COLUMNS: &str = "id, name, role, company, cells, disabled";
@@ -913,6 +915,19 @@ impl Storage for SqliteStorage {
             ],
         )?;
         Ok(())
+    }
+
+    fn put_violation(&self, v: &crate::service::Violation) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO violations (id, body, at_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+            params![v.id, serde_json::to_string(v).unwrap_or_default(), v.at.millis()],
+        )?;
+        Ok(())
+    }
+
+    fn violations(&self) -> Result<Vec<crate::service::Violation>> {
+        self.json_rows("SELECT body FROM violations ORDER BY at_ms, id", "violation")
     }
 
     fn findings(&self) -> Result<Vec<ExternalFinding>> {

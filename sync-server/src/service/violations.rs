@@ -1,0 +1,173 @@
+//! Red lines (三条高压线): staff record a violation against a collector —
+//! `bribery` (吃拿卡要), `false_information` (虚假信息), `at_fault_dispute`
+//! (有责纠纷) — with evidence and who recorded it. Each costs the
+//! configured heavy fine; the second of a company's contract year marks its
+//! contract for termination. A violation is revoked with a reason, never
+//! deleted: the history stays.
+
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use super::authorize::Operation;
+use super::{Center, Result, ServiceError, invalid};
+use crate::storage::{Principal, Role};
+use field_core::model::limits::{MAX_NOTE_BYTES, bounded, bounded_len};
+use field_core::model::{CaseId, PhotoHash, Timestamp};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedLine {
+    Bribery,
+    FalseInformation,
+    AtFaultDispute,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub at: Timestamp,
+    pub by: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    pub id: String,
+    pub collector: String,
+    pub collector_id: String,
+    pub company: Option<String>,
+    pub kind: RedLine,
+    /// When it happened (the day it counts on).
+    pub at: Timestamp,
+    #[serde(default)]
+    pub cases: Vec<CaseId>,
+    #[serde(default)]
+    pub photos: Vec<PhotoHash>,
+    #[serde(default)]
+    pub note: Option<String>,
+    pub recorded_by: String,
+    pub recorded_at: Timestamp,
+    #[serde(default)]
+    pub revoked: Option<Revocation>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewViolation {
+    pub collector: String,
+    pub kind: RedLine,
+    /// RFC 3339; default now.
+    #[serde(default)]
+    pub at: Option<String>,
+    #[serde(default)]
+    pub cases: Vec<CaseId>,
+    #[serde(default)]
+    pub photos: Vec<PhotoHash>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The first day of the contract year holding `day` (contract years start
+/// on `start_month`/1).
+pub fn contract_year_start(day: NaiveDate, start_month: u32) -> NaiveDate {
+    let m = start_month.clamp(1, 12);
+    let y = if day.month() >= m { day.year() } else { day.year() - 1 };
+    NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(day)
+}
+
+impl Center {
+    pub fn record_violation(&self, p: &Principal, req: NewViolation) -> Result<Violation> {
+        self.require(p, Operation::Decide)?;
+        let user = self
+            .storage
+            .users()?
+            .into_iter()
+            .find(|u| u.role == Role::Collector && (u.id == req.collector || u.name == req.collector))
+            .ok_or_else(|| invalid("collector", format!("no collector `{}`", req.collector)))?;
+        if let Some(n) = &req.note {
+            bounded("note", n, MAX_NOTE_BYTES)?;
+        }
+        bounded_len("cases", req.cases.len(), 100)?;
+        bounded_len("photos", req.photos.len(), 32)?;
+        for c in &req.cases {
+            if self.storage.case(*c)?.is_none() {
+                return Err(invalid("cases", format!("case {c} is unknown")));
+            }
+        }
+        let now = self.now_ms();
+        let at = match &req.at {
+            Some(t) => Timestamp::parse("at", t)?,
+            None => Timestamp::from_millis("at", now)?,
+        };
+        if at.millis() > now {
+            return Err(invalid("at", "a violation is recorded once it has happened"));
+        }
+        let v = Violation {
+            id: uuid::Uuid::new_v4().to_string(),
+            collector: user.name.clone(),
+            collector_id: user.id.clone(),
+            company: user.company.clone(),
+            kind: req.kind,
+            at,
+            cases: req.cases,
+            photos: req.photos,
+            note: req.note,
+            recorded_by: p.user.name.clone(),
+            recorded_at: Timestamp::from_millis("recorded_at", now)?,
+            revoked: None,
+        };
+        self.storage.put_violation(&v)?;
+        self.audit(p, "record_violation", &user.name, format!("{:?} {}", v.kind, v.id))?;
+        self.stale_at(&[v.at.millis()])?;
+        Ok(v)
+    }
+
+    pub fn revoke_violation(&self, p: &Principal, id: &str, reason: &str) -> Result<Violation> {
+        self.require(p, Operation::Decide)?;
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(invalid("reason", "a revocation needs a reason"));
+        }
+        bounded("reason", reason, MAX_NOTE_BYTES)?;
+        let mut v = self
+            .storage
+            .violations()?
+            .into_iter()
+            .find(|v| v.id == id)
+            .ok_or_else(|| ServiceError::NotFound(format!("violation {id}")))?;
+        if v.revoked.is_some() {
+            return Err(invalid("id", "this violation is already revoked"));
+        }
+        v.revoked = Some(Revocation {
+            at: Timestamp::from_millis("at", self.now_ms())?,
+            by: p.user.name.clone(),
+            reason: reason.to_string(),
+        });
+        self.storage.put_violation(&v)?;
+        self.audit(p, "revoke_violation", &v.collector, format!("{} ({reason})", v.id))?;
+        self.stale_at(&[v.at.millis()])?;
+        Ok(v)
+    }
+
+    pub fn violations(&self, p: &Principal, collector: Option<&str>) -> Result<Vec<Violation>> {
+        self.require(p, Operation::ReadCases)?;
+        Ok(self
+            .storage
+            .violations()?
+            .into_iter()
+            .filter(|v| collector.is_none_or(|c| v.collector == c || v.collector_id == c))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract_years_start_on_their_month() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        assert_eq!(contract_year_start(d(2026, 11, 27), 1), d(2026, 1, 1));
+        assert_eq!(contract_year_start(d(2026, 3, 1), 4), d(2025, 4, 1));
+        assert_eq!(contract_year_start(d(2026, 4, 1), 4), d(2026, 4, 1));
+    }
+}
