@@ -234,3 +234,27 @@ fn red_lines_cost_a_fine_then_the_contract_and_can_be_revoked() {
     let refused = t.call::<Value, Value>("POST", "/v1/center/violations", Some(&json!({"collector": "赵", "kind": "bribery"})));
     assert!(matches!(refused, Err(field_core::sync::client::TransportError::Refused { status: 403, .. })), "{refused:?}");
 }
+
+#[test]
+fn a_report_is_byte_identical_twice_and_a_collector_reads_their_own() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("冯", "collector", &["330109001001001"]));
+    let other = server.enrolled_device(&server.add_user("陈", "collector", &["330109001001002"]));
+    let photo = d.file("p.png", &png(77));
+    d.report(("BJ0101", "120.2605", "30.1895"), "x", &photo, Some("2025-11-26T09:00:00+08:00"));
+    d.ok(&["sync"]);
+    let path = "/v1/center/report?period=2025-11&collector=冯&explain=true";
+    let a = server.admin().get_bytes(path).unwrap();
+    let b = server.admin().get_bytes(path).unwrap();
+    assert_eq!(a, b, "the same records and configuration give the same bytes");
+    let r: Value = serde_json::from_slice(&a).unwrap();
+    assert_eq!(r[0]["config_version"], 0, "the built-in configuration: {}", r[0]["config_version"]);
+    // Their own report, read-only; nobody else's.
+    let mut mine = field_core::sync::http::HttpTransport::new(&server.url, Some(d.token())).unwrap();
+    let own: Value = mine.call::<(), Value>("GET", "/v1/center/report?period=2025-11", None).unwrap();
+    assert_eq!(own[0]["who"], "冯");
+    let theirs = mine.call::<(), Value>("GET", "/v1/center/report?period=2025-11&collector=陈", None);
+    assert!(matches!(theirs, Err(field_core::sync::client::TransportError::Refused { status: 403, .. })), "{theirs:?}");
+    let _ = other;
+}

@@ -146,6 +146,9 @@ pub struct Report {
     /// 采集总量: registered formal cases + ⌊approved quick fixes ÷ 3⌋.
     #[serde(default)]
     pub volume: u64,
+    /// The configuration version the figures were computed under.
+    #[serde(default)]
+    pub config_version: u64,
     /// Red-line violations in the period (revoked ones not counted).
     #[serde(default)]
     pub violations: u64,
@@ -426,7 +429,24 @@ fn erroneous(v: &CaseView, reasons: &[String]) -> bool {
 
 impl Center {
     pub fn report(&self, p: &Principal, q: ReportQuery) -> Result<Vec<Report>> {
-        self.require(p, Operation::ReadCases)?;
+        let mut q = q;
+        if p.user.role == Role::Collector {
+            // A collector checks their own figures, and only theirs.
+            self.require(p, Operation::ReadOwnReport)?;
+            let own = q
+                .collector
+                .as_deref()
+                .is_none_or(|c| c == p.user.name || c == p.user.id);
+            if !own || q.company.is_some() {
+                return Err(ServiceError::Forbidden(format!(
+                    "{} may read their own report only",
+                    p.user.name
+                )));
+            }
+            q.collector = Some(p.user.id.clone());
+        } else {
+            self.require(p, Operation::ReadCases)?;
+        }
         let days = period_days(&q.period)?;
         let users: Vec<User> = self
             .storage
@@ -518,6 +538,7 @@ impl Center {
             if !q.explain {
                 r.explain = None;
             }
+            r.config_version = cfg.version;
             reports.push(r);
             months_of.push(months);
         }
@@ -568,6 +589,7 @@ impl Center {
                     format!("{y:04}-{m:02}-10"),
                 ));
             }
+            total.config_version = cfg.version;
             reports.push(total);
         }
         Ok(reports)

@@ -49,6 +49,8 @@ pub enum Operation {
     ReadCases,
     /// Decide on a case (register, reject, dispatch, close, ...).
     Decide,
+    /// Read one's own assessment report (a collector checking their pay).
+    ReadOwnReport,
     /// Create verification and check tasks, special surveys, findings.
     Direct,
 }
@@ -97,6 +99,7 @@ pub const TABLE: &[Rule] = &[
     rule(Operation::Assign, "assign cells to a collector", "POST /v1/center/assignments", STAFF),
     rule(Operation::ReadConfig, "read the configuration", "GET /v1/center/config", STAFF),
     rule(Operation::ReadCases, "read cases, tasks, shifts, surveys, maps, reports, violations, digests", "GET /v1/center/cases[/{id}], tasks, shifts, surveys[/{id}/report], report, map, city-map, violations, digest", STAFF),
+    rule(Operation::ReadOwnReport, "read one's own assessment report, read-only", "GET /v1/center/report?collector=(oneself)", [true, true, true]),
     rule(Operation::Decide, "decide on a case, record or revoke a red-line violation", "POST /v1/center/cases/{id}/decisions, POST /v1/center/violations[/{id}/revoke]", STAFF),
     rule(Operation::Direct, "create tasks, surveys and findings", "POST /v1/center/tasks, surveys, findings[/bulk]", STAFF),
 ];
