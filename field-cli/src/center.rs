@@ -234,6 +234,26 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
                 table(&["ID", "COLLECTOR", "KIND", "AT", "RECORDED BY", "STATE"], &rows)
             })
         }
+        CenterCmd::Figures { period } => {
+            let r: Value = t.call::<(), _>("GET", &format!("/v1/center/city-figures?period={}", enc(&period)), None)?;
+            out.show(&r, |r| {
+                let pct = |x: &Value| match x["rate"].as_f64() {
+                    Some(v) => format!("{}/{} {:.1}%", x["n"], x["d"], v * 100.0),
+                    None => format!("{}/{}", x["n"], x["d"]),
+                };
+                let mut rows = vec![vec!["all".to_string(), pct(&r["resolution"]), pct(&r["timely_resolution"])]];
+                for (what, list) in [("department", &r["by_department"]), ("category", &r["by_category"])] {
+                    for row in list.as_array().into_iter().flatten() {
+                        rows.push(vec![
+                            format!("{what} {}", row["key"].as_str().unwrap_or_default()),
+                            pct(&row["resolution"]),
+                            pct(&row["timely_resolution"]),
+                        ]);
+                    }
+                }
+                table(&["WHO", "RESOLUTION", "TIMELY"], &rows)
+            })
+        }
         CenterCmd::Token(TokenCmd::Rotate) => {
             let r: Value = t.call::<(), _>("POST", "/v1/center/token/rotate", None)?;
             out.show(&r, |r| {

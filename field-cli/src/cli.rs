@@ -130,6 +130,13 @@ pub enum CenterCmd {
     /// Red-line violations (三条高压线): record, revoke, list.
     #[command(subcommand)]
     Violation(ViolationCmd),
+    /// The center's own figures: resolution and timely resolution per
+    /// department and category.
+    Figures {
+        /// A day, ISO week, month or quarter.
+        #[arg(long)]
+        period: String,
+    },
     /// The audit log: who did what to which account or reference data, when (admins).
     Audit {
         /// Newest entries to show.

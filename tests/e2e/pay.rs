@@ -258,3 +258,42 @@ fn a_report_is_byte_identical_twice_and_a_collector_reads_their_own() {
     assert!(matches!(theirs, Err(field_core::sync::client::TransportError::Refused { status: 403, .. })), "{theirs:?}");
     let _ = other;
 }
+
+#[test]
+fn the_center_reports_its_own_resolution_by_department() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("韩", "collector", &["330109001001001"]));
+    let mut ids = Vec::new();
+    for i in 0..3u32 {
+        let photo = d.file(&format!("r{i}.png"), &png(950 + i));
+        ids.push(d.report(("BJ0101", "120.2605", "30.1895"), "x", &photo, None));
+    }
+    d.ok(&["sync"]);
+    // 城管局 gets no time; 水务局 the default (72 h).
+    let set = json!({"key": "departments.城管局", "value": "0.0"}); // no time at all: any close is late
+    let _: Value = server.admin().call("POST", "/v1/center/config/set", Some(&set)).unwrap();
+    for (id, dept) in [(&ids[0], "城管局"), (&ids[1], "水务局"), (&ids[2], "水务局")] {
+        decide(&server, id, json!({"action": "register"}));
+        decide(&server, id, json!({"action": "dispatch", "department": dept}));
+    }
+    // Closing needs a check task answered yes: the two closed ones get one.
+    for id in [&ids[0], &ids[1]] {
+        decide(&server, id, json!({"action": "handled"}));
+        let task: Value = server.admin().call("POST", "/v1/center/tasks", Some(&json!({"kind": "check", "case": id, "to": "韩", "due": "1h"}))).unwrap();
+        let photo = d.file("check.png", &png(990));
+        d.ok(&["sync"]);
+        d.ok(&["task", "answer", task["id"].as_str().unwrap(), "--result", "yes", "--photo", photo.to_str().unwrap()]);
+        d.ok(&["sync"]);
+        decide(&server, id, json!({"action": "close"}));
+    }
+    let today = Utc::now().with_timezone(&chrono_tz_shanghai()).format("%Y-%m").to_string();
+    let f: Value = server.admin().call::<(), Value>("GET", &format!("/v1/center/city-figures?period={today}"), None).unwrap();
+    assert_eq!(rate(&f, "resolution"), (2, 3), "{f}");
+    let dept = |k: &str| f["by_department"].as_array().unwrap().iter().find(|r| r["key"] == k).unwrap().clone();
+    // 城管局 closed its case, but later than its (tiny) deadline; 水务局 closed one of two in time.
+    assert_eq!((rate(&dept("城管局"), "resolution"), rate(&dept("城管局"), "timely_resolution")), ((1, 1), (0, 1)));
+    assert_eq!(dept("城管局")["late"][0], ids[0].as_str());
+    assert_eq!((rate(&dept("水务局"), "resolution"), rate(&dept("水务局"), "timely_resolution")), ((1, 2), (1, 1)));
+    assert_eq!(rate(&f["by_category"][0], "resolution"), (2, 3));
+}

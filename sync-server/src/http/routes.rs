@@ -99,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/surveys/{id}/report", get(survey_report))
         .route("/v1/center/digest", get(digest))
         .route("/v1/center/violations", post(record_violation).get(violations))
+        .route("/v1/center/city-figures", get(city_figures))
         .route("/v1/center/violations/{id}/revoke", post(revoke_violation))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .merge(photos)
@@ -205,6 +206,22 @@ async fn users(
     let Query(q) = query?;
     let c = s.center.clone();
     Ok(Json(blocking(move || c.users(&p, q.role)).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeriodQuery {
+    period: String,
+}
+
+async fn city_figures(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    query: Result<Query<PeriodQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    let Query(q) = query?;
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.city_figures(&p, &q.period)).await?))
 }
 
 async fn record_violation(

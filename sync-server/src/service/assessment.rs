@@ -31,7 +31,7 @@ pub struct Rate {
 }
 
 impl Rate {
-    fn of(n: u64, d: u64) -> Rate {
+    pub(super) fn of(n: u64, d: u64) -> Rate {
         Rate {
             n,
             d,
@@ -39,7 +39,7 @@ impl Rate {
         }
     }
 
-    fn add(self, o: Rate) -> Rate {
+    pub(super) fn add(self, o: Rate) -> Rate {
         Rate::of(self.n + o.n, self.d + o.d)
     }
 }
@@ -213,7 +213,7 @@ impl Settlement {
 }
 
 /// The days of a period: `YYYY-MM-DD`, `YYYY-Www` (ISO week), `YYYY-MM`, `YYYY-Qn`.
-fn period_days(period: &str) -> Result<Vec<NaiveDate>> {
+pub(super) fn period_days(period: &str) -> Result<Vec<NaiveDate>> {
     let bad = || {
         invalid(
             "period",

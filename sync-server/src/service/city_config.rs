@@ -156,6 +156,10 @@ pub struct CityConfig {
     /// The month contract years start (1 = January): the second red-line
     /// violation in one marks the company's contract for termination.
     pub contract_year_start_month: u32,
+    /// Hours a department has from dispatch to close, by department name;
+    /// others get `department_deadline_hours`.
+    pub departments: BTreeMap<String, f64>,
+    pub department_deadline_hours: f64,
 }
 
 /// When a task counts as done on time.
@@ -237,6 +241,8 @@ impl Default for CityConfig {
             overdraft: Overdraft::default(),
             timeliness: Timeliness::default(),
             contract_year_start_month: 1,
+            departments: BTreeMap::new(),
+            department_deadline_hours: 72.0,
             quotas: Quotas::default(),
             deductions: Deductions::default(),
             fees: BTreeMap::new(),

@@ -6,6 +6,7 @@ mod assessment;
 pub mod authorize;
 mod center;
 mod city_config;
+mod city_figures;
 mod enrolment;
 mod flags;
 mod map;
@@ -28,6 +29,7 @@ pub use assessment::{
 };
 pub use center::{NewUserRequest, NewUserResponse, PhotoFile, UserRow};
 pub use city_config::{CityConfig, ConfigVersion};
+pub use city_figures::{CityFigures, ResolutionRow};
 pub use enrolment::{ensure_admin, rotate_admin_file};
 pub use flags::{Duplicate, Flag, ShiftRow};
 pub use map::MapColour;
