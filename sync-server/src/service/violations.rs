@@ -117,7 +117,7 @@ impl Center {
         };
         self.storage.put_violation(&v)?;
         self.audit(p, "record_violation", &user.name, format!("{:?} {}", v.kind, v.id))?;
-        self.stale_at(&[v.at.millis()])?;
+        self.stale_after(&v)?;
         Ok(v)
     }
 
@@ -144,8 +144,28 @@ impl Center {
         });
         self.storage.put_violation(&v)?;
         self.audit(p, "revoke_violation", &v.collector, format!("{} ({reason})", v.id))?;
-        self.stale_at(&[v.at.millis()])?;
+        self.stale_after(&v)?;
         Ok(v)
+    }
+
+    /// A violation's day, and the days of the company's later violations
+    /// in the same contract year (their order in it, and so the
+    /// termination mark, changes).
+    fn stale_after(&self, v: &Violation) -> Result<()> {
+        let cfg = self.city_config()?.config;
+        let rules = &cfg.patrol;
+        let year_end = contract_year_start(rules.local_date(v.at.millis())?, cfg.contract_year_start_month)
+            .checked_add_months(chrono::Months::new(12));
+        let mut instants = vec![v.at.millis()];
+        for w in self.storage.violations()? {
+            let in_year = rules
+                .local_date(w.at.millis())
+                .is_ok_and(|d| year_end.is_none_or(|end| d < end));
+            if w.company == v.company && w.at > v.at && in_year {
+                instants.push(w.at.millis());
+            }
+        }
+        self.stale_at(&instants)
     }
 
     pub fn violations(&self, p: &Principal, collector: Option<&str>) -> Result<Vec<Violation>> {
