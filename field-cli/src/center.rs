@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::cli::ConfigCmd;
 use crate::cli::{
     CenterArgs, CenterCaseCmd, CenterCmd, CenterImportCmd, CenterSurveyCmd, CenterTaskCmd,
-    CollectorCmd, DeviceCmd, FindingCmd, TokenCmd, UserCmd, ViolationCmd,
+    CertCmd, CollectorCmd, DeviceCmd, FindingCmd, TokenCmd, TrainingCmd, UserCmd, ViolationCmd,
 };
 use crate::output::{Output, table};
 
@@ -82,6 +82,22 @@ fn users_table(users: &Value) -> String {
         })
         .unwrap_or_default();
     table(&["NAME", "ROLE", "COMPANY", "CELLS", "DEVICES", "STATE"], &rows)
+}
+
+fn certification_text(r: &Value) -> String {
+    let state = if r["candidacy_ended"].as_bool() == Some(true) {
+        "candidacy ended (two failed attempts)".to_string()
+    } else {
+        match (r["certified_on"].as_str(), r["valid_until"].as_str()) {
+            (Some(from), Some(to)) => format!("certified on {from}, valid until {to}"),
+            _ => "not certified".to_string(),
+        }
+    };
+    format!(
+        "{}: {state}; {} attempt(s)",
+        r["collector"].as_str().unwrap_or_default(),
+        r["attempts"].as_array().map(|a| a.len()).unwrap_or(0)
+    )
 }
 
 fn add_user(
@@ -232,6 +248,42 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
                     })
                     .unwrap_or_default();
                 table(&["ID", "COLLECTOR", "KIND", "AT", "RECORDED BY", "STATE"], &rows)
+            })
+        }
+        CenterCmd::Cert(CertCmd::Attempt { collector, date, passed }) => {
+            let has = |t: &str| passed.iter().any(|p| p == t);
+            let body = json!({ "collector": collector, "date": date, "theory": has("theory"), "video": has("video"), "field": has("field") });
+            let r: Value = t.call("POST", "/v1/center/certification/attempts", Some(&body))?;
+            out.show(&r, certification_text)
+        }
+        CenterCmd::Cert(CertCmd::Show { collector }) => {
+            let r: Value = t.call::<(), _>("GET", &format!("/v1/center/certification/{}", enc(&collector)), None)?;
+            out.show(&r, certification_text)
+        }
+        CenterCmd::Training(TrainingCmd::Add { date, topic, attendees, by }) => {
+            let body = json!({ "date": date, "topic": topic, "attendees": attendees, "given_by": by });
+            let r: Value = t.call("POST", "/v1/center/trainings", Some(&body))?;
+            out.show(&r, |r| format!("training {} recorded", r["id"].as_str().unwrap_or_default()))
+        }
+        CenterCmd::Training(TrainingCmd::List) => {
+            let r: Value = t.call::<(), _>("GET", "/v1/center/trainings", None)?;
+            out.show(&r, |r| {
+                let rows: Vec<Vec<String>> = r
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|t| {
+                                vec![
+                                    t["date"].as_str().unwrap_or_default().to_string(),
+                                    t["topic"].as_str().unwrap_or_default().to_string(),
+                                    t["given_by"].as_str().unwrap_or_default().to_string(),
+                                    t["attendees"].as_array().map(|a| a.len()).unwrap_or(0).to_string(),
+                                ]
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                table(&["DATE", "TOPIC", "BY", "ATTENDEES"], &rows)
             })
         }
         CenterCmd::Figures { period } => {

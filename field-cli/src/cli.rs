@@ -130,6 +130,12 @@ pub enum CenterCmd {
     /// Red-line violations (三条高压线): record, revoke, list.
     #[command(subcommand)]
     Violation(ViolationCmd),
+    /// Certification (上岗证): record an attempt, show a collector's standing.
+    #[command(subcommand)]
+    Cert(CertCmd),
+    /// Training sessions: add, list.
+    #[command(subcommand)]
+    Training(TrainingCmd),
     /// The center's own figures: resolution and timely resolution per
     /// department and category.
     Figures {
@@ -289,6 +295,41 @@ pub enum ViolationCmd {
         #[arg(long)]
         collector: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertCmd {
+    /// One attempt at the three tests.
+    Attempt {
+        #[arg(long)]
+        collector: String,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// The tests passed, comma-separated: theory,video,field.
+        #[arg(long, value_delimiter = ',')]
+        passed: Vec<String>,
+    },
+    /// A collector's attempts, certificate and its validity.
+    Show { collector: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TrainingCmd {
+    Add {
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        #[arg(long)]
+        topic: String,
+        /// Collector names, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        attendees: Vec<String>,
+        /// company (counts toward the monthly quota) or center.
+        #[arg(long, default_value = "company")]
+        by: String,
+    },
+    List,
 }
 
 #[derive(Subcommand, Debug)]

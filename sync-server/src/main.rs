@@ -104,9 +104,12 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
+    // Handlers in place before anyone can know the address: a SIGTERM
+    // right after it is a clean stop, not the default kill.
+    let stop = shutdown_signal()?;
     // The first stdout line is the address, for scripts and tests.
     println!("listening on http://{}", listener.local_addr()?);
-    sync_server::run(listener, center, shutdown_signal()).await?;
+    sync_server::run(listener, center, stop).await?;
     eprintln!("sync-server stopped");
     // Work still running on blocking threads (a huge grid being checked)
     // must not keep a stopped server alive: every write is a transaction,
@@ -114,17 +117,12 @@ async fn main() -> anyhow::Result<()> {
     std::process::exit(0)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        tokio::signal::ctrl_c().await.ok();
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+/// Resolves on Ctrl-C or SIGTERM; the handlers are installed when called.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    })
 }

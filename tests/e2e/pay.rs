@@ -297,3 +297,38 @@ fn the_center_reports_its_own_resolution_by_department() {
     assert_eq!((rate(&dept("水务局"), "resolution"), rate(&dept("水务局"), "timely_resolution")), ((1, 2), (1, 1)));
     assert_eq!(rate(&f["by_category"][0], "resolution"), (2, 3));
 }
+
+#[test]
+fn patrol_without_a_valid_certificate_and_a_training_shortfall_are_flagged() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("褚", "collector", &["330109001001001"]));
+    let post = |path: &str, body: Value| -> Result<Value, field_core::sync::client::TransportError> {
+        server.admin().call("POST", path, Some(&body))
+    };
+    // Certified on 2023-11-20 for 24 months: expired on 2025-11-20.
+    post("/v1/center/certification/attempts", json!({"collector": "褚", "date": "2023-11-01", "theory": true, "video": false, "field": true})).unwrap();
+    let c = post("/v1/center/certification/attempts", json!({"collector": "褚", "date": "2023-11-20", "theory": true, "video": true, "field": true})).unwrap();
+    assert_eq!((c["certified_on"].as_str(), c["valid_until"].as_str()), (Some("2023-11-20"), Some("2025-11-19")), "{c}");
+    // Patrols on the 18th (valid) and the 26th (expired).
+    for day in ["18", "26"] {
+        d.ok(&["track", "add", "--lon", "120.2605", "--lat", "30.1895", "--at", &format!("2025-11-{day}T09:00:00+08:00")]);
+    }
+    d.ok(&["sync"]);
+    // Two company sessions in November (the quota is 4).
+    for day in ["03", "17"] {
+        post("/v1/center/trainings", json!({"date": format!("2025-11-{day}"), "topic": "井盖分类", "attendees": ["褚"]})).unwrap();
+    }
+    let month = report_of(&server, "褚", "2025-11");
+    assert_eq!(month["uncertified_patrol_days"], 1, "{month}");
+    assert_eq!(month["explain"], Value::Null);
+    let flags: Vec<&str> = month["compliance"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert_eq!(flags, ["patrolled 1 day(s) without a valid certificate", "2025-11: 2 of 4 company training sessions"]);
+    // Two failed attempts end a candidacy.
+    let _: Value = server.admin().call("POST", "/v1/center/users", Some(&json!({"name": "卫", "role": "collector", "cells": ["330109001001002"]}))).unwrap();
+    for day in ["2025-10-01", "2025-10-08"] {
+        post("/v1/center/certification/attempts", json!({"collector": "卫", "date": day, "theory": false, "video": true, "field": true})).unwrap();
+    }
+    let third = post("/v1/center/certification/attempts", json!({"collector": "卫", "date": "2025-10-15", "theory": true, "video": true, "field": true}));
+    assert!(matches!(third, Err(field_core::sync::client::TransportError::Refused { status: 403, .. })), "{third:?}");
+}

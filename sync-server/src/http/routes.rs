@@ -100,6 +100,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/digest", get(digest))
         .route("/v1/center/violations", post(record_violation).get(violations))
         .route("/v1/center/city-figures", get(city_figures))
+        .route("/v1/center/certification/attempts", post(record_attempt))
+        .route("/v1/center/certification/{collector}", get(certification))
+        .route("/v1/center/trainings", post(record_training).get(trainings))
         .route("/v1/center/violations/{id}/revoke", post(revoke_violation))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .merge(photos)
@@ -222,6 +225,38 @@ async fn city_figures(
     let Query(q) = query?;
     let c = s.center.clone();
     Ok(Json(blocking(move || c.city_figures(&p, &q.period)).await?))
+}
+
+async fn record_attempt(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<crate::service::NewAttempt>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok((StatusCode::CREATED, Json(blocking(move || c.record_attempt(&p, req)).await?)))
+}
+
+async fn certification(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(collector): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.certification(&p, &collector)).await?))
+}
+
+async fn record_training(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<crate::service::NewTraining>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok((StatusCode::CREATED, Json(blocking(move || c.record_training(&p, req)).await?)))
+}
+
+async fn trainings(State(s): State<AppState>, Auth(p): Auth) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.trainings(&p)).await?))
 }
 
 async fn record_violation(

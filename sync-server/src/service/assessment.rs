@@ -146,6 +146,14 @@ pub struct Report {
     /// 采集总量: registered formal cases + ⌊approved quick fixes ÷ 3⌋.
     #[serde(default)]
     pub volume: u64,
+    /// Days the collector patrolled (sent a track) without a valid
+    /// certificate (上岗证).
+    #[serde(default)]
+    pub uncertified_patrol_days: u64,
+    /// Compliance flags: patrol without a valid certificate, a month's
+    /// training shortfall, a company below the training quota.
+    #[serde(default)]
+    pub compliance: Vec<String>,
     /// The configuration version the figures were computed under.
     #[serde(default)]
     pub config_version: u64,
@@ -373,6 +381,7 @@ fn combine(parts: &[Report], who: &str, period: &str, cfg: &CityConfig) -> Repor
         t.days_assigned += r.days_assigned;
         t.errors_above_threshold += r.errors_above_threshold;
         t.violations += r.violations;
+        t.uncertified_patrol_days += r.uncertified_patrol_days;
         if t.termination.is_none() {
             t.termination = r.termination.clone();
         }
@@ -475,6 +484,7 @@ impl Center {
         let level = cfg.config.quotas.level;
         let quarter = quarter_of(&q.period).is_some();
         let dirty = self.storage.dirty_days()?;
+        let trainings = self.storage.trainings()?;
         let mut reports = Vec::new();
         // Each collector's calendar months (or their parts in the period):
         // the grain of the error deduction and of the quotas.
@@ -538,6 +548,27 @@ impl Center {
             if !q.explain {
                 r.explain = None;
             }
+            if r.uncertified_patrol_days > 0 {
+                r.compliance.push(format!(
+                    "patrolled {} day(s) without a valid certificate",
+                    r.uncertified_patrol_days
+                ));
+            }
+            if monthly {
+                for (ym, _) in &months {
+                    let got = trainings
+                        .iter()
+                        .filter(|t| t.given_by == "company" && month_of(t.date) == *ym && t.attendees.contains(&u.id))
+                        .count() as u32;
+                    if got < cfg.config.training_per_month {
+                        let flag = format!(
+                            "{ym}: {got} of {} company training sessions",
+                            cfg.config.training_per_month
+                        );
+                        r.compliance.push(flag);
+                    }
+                }
+            }
             r.config_version = cfg.version;
             reports.push(r);
             months_of.push(months);
@@ -589,6 +620,23 @@ impl Center {
                     format!("{y:04}-{m:02}-10"),
                 ));
             }
+            let short: Vec<&str> = reports
+                .iter()
+                .filter(|r| r.compliance.iter().any(|f| f.contains("company training sessions")))
+                .map(|r| r.who.as_str())
+                .collect();
+            if !short.is_empty() {
+                total.compliance.push(format!(
+                    "below the monthly training quota for: {}",
+                    short.join(", ")
+                ));
+            }
+            if total.uncertified_patrol_days > 0 {
+                total.compliance.push(format!(
+                    "{} collector-day(s) of patrol without a valid certificate",
+                    total.uncertified_patrol_days
+                ));
+            }
             total.config_version = cfg.version;
             reports.push(total);
         }
@@ -637,6 +685,7 @@ impl Center {
         };
         let now = self.now_ms();
         let today = rules.local_date(now)?;
+        let certificate = self.standing_of(u)?;
         let first = rules.patrol_day(days[0])?;
         let last = rules.patrol_day(*days.last().expect("a period has days"))?;
         let day_start = first.start_ms - 8 * 3_600_000;
@@ -648,7 +697,7 @@ impl Center {
             days: days.len() as u32,
             ..Report::default()
         };
-        let mut ex = json!({ "uncovered_windows": [], "late_tasks": [], "erroneous_cases": [], "missed_findings": [], "attendance_faults": [], "off_post": [], "violations": [] });
+        let mut ex = json!({ "uncovered_windows": [], "late_tasks": [], "erroneous_cases": [], "missed_findings": [], "attendance_faults": [], "off_post": [], "violations": [], "uncertified_patrol_days": [] });
 
         // Coverage, attendance and off post, day by day.
         let marks: Vec<field_core::model::ShiftMark> = inp
@@ -675,6 +724,10 @@ impl Center {
                     day.start_ms - 3_600_000,
                     day.end_ms + 3_600_000,
                 )?);
+            }
+            if cfg.require_certificate && !points.is_empty() && !certificate.valid_on(*d) {
+                r.uncertified_patrol_days += 1;
+                push(&mut ex, "uncertified_patrol_days", json!({ "day": d, "certified_on": certificate.certified_on, "valid_until": certificate.valid_until }));
             }
             let track = locate(mine, &points, rules);
             let windows = field_core::assess::period::windows_due(

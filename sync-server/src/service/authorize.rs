@@ -98,9 +98,9 @@ pub const TABLE: &[Rule] = &[
     rule(Operation::ChangeConfig, "change the assessment configuration", "PUT /v1/center/config, POST /v1/center/config/set", ADMIN),
     rule(Operation::Assign, "assign cells to a collector", "POST /v1/center/assignments", STAFF),
     rule(Operation::ReadConfig, "read the configuration", "GET /v1/center/config", STAFF),
-    rule(Operation::ReadCases, "read cases, tasks, shifts, surveys, maps, reports, city figures, violations, digests", "GET /v1/center/cases[/{id}], tasks, shifts, surveys[/{id}/report], report, city-figures, map, city-map, violations, digest", STAFF),
+    rule(Operation::ReadCases, "read cases, tasks, shifts, surveys, maps, reports, city figures, violations, certification, training, digests", "GET /v1/center/cases[/{id}], tasks, shifts, surveys[/{id}/report], report, city-figures, map, city-map, violations, certification/{collector}, trainings, digest", STAFF),
     rule(Operation::ReadOwnReport, "read one's own assessment report, read-only", "GET /v1/center/report?collector=(oneself)", [true, true, true]),
-    rule(Operation::Decide, "decide on a case, record or revoke a red-line violation", "POST /v1/center/cases/{id}/decisions, POST /v1/center/violations[/{id}/revoke]", STAFF),
+    rule(Operation::Decide, "decide on a case, record or revoke a red-line violation, record certification attempts and training", "POST /v1/center/cases/{id}/decisions, POST /v1/center/violations[/{id}/revoke], certification/attempts, trainings", STAFF),
     rule(Operation::Direct, "create tasks, surveys and findings", "POST /v1/center/tasks, surveys, findings[/bulk]", STAFF),
 ];
 

@@ -160,6 +160,13 @@ pub struct CityConfig {
     /// others get `department_deadline_hours`.
     pub departments: BTreeMap<String, f64>,
     pub department_deadline_hours: f64,
+    /// Months a work permit (上岗证) stays valid.
+    pub certificate_valid_months: u32,
+    /// Company training sessions each collector is owed a month.
+    pub training_per_month: u32,
+    /// Whether patrol without a valid certificate is flagged (off for a
+    /// city that does not record certificates).
+    pub require_certificate: bool,
 }
 
 /// When a task counts as done on time.
@@ -243,6 +250,9 @@ impl Default for CityConfig {
             contract_year_start_month: 1,
             departments: BTreeMap::new(),
             department_deadline_hours: 72.0,
+            certificate_valid_months: 24,
+            training_per_month: 4,
+            require_certificate: true,
             quotas: Quotas::default(),
             deductions: Deductions::default(),
             fees: BTreeMap::new(),

@@ -5,6 +5,7 @@ mod accounts;
 mod assessment;
 pub mod authorize;
 mod center;
+mod certification;
 mod city_config;
 mod city_figures;
 mod enrolment;
@@ -27,6 +28,7 @@ pub use accounts::{RevokeCodesRequest, RotatedToken};
 pub use assessment::{
     AssignRequest, MAX_FINDINGS_PER_IMPORT, DayRates, NewFinding, NightlySummary, Rate, Report, ReportQuery,
 };
+pub use certification::{Attempt, Certification, NewAttempt, NewTraining, Training};
 pub use center::{NewUserRequest, NewUserResponse, PhotoFile, UserRow};
 pub use city_config::{CityConfig, ConfigVersion};
 pub use city_figures::{CityFigures, ResolutionRow};

@@ -314,6 +314,10 @@ pub trait Storage: Send + Sync {
     /// Records (or, revoked, replaces) a red-line violation.
     fn put_violation(&self, v: &crate::service::Violation) -> Result<()>;
     fn violations(&self) -> Result<Vec<crate::service::Violation>>;
+    fn put_attempt(&self, a: &crate::service::Attempt) -> Result<()>;
+    fn attempts(&self) -> Result<Vec<crate::service::Attempt>>;
+    fn put_training(&self, t: &crate::service::Training) -> Result<()>;
+    fn trainings(&self) -> Result<Vec<crate::service::Training>>;
     fn findings(&self) -> Result<Vec<ExternalFinding>>;
     fn surveys(&self) -> Result<Vec<Survey>>;
 

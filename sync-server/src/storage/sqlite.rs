@@ -83,6 +83,9 @@ CREATE TABLE enrolments (
        AND id NOT IN (SELECT user_id FROM assignments);",
     // 10: red-line violations (kept, revoked ones too).
     "CREATE TABLE violations (id TEXT PRIMARY KEY, body TEXT NOT NULL, at_ms INTEGER NOT NULL)",
+    // 11: certification attempts and training sessions.
+    "CREATE TABLE attempts (id TEXT PRIMARY KEY, body TEXT NOT NULL, day TEXT NOT NULL);
+     CREATE TABLE trainings (id TEXT PRIMARY KEY, body TEXT NOT NULL, day TEXT NOT NULL);",
 ];
 
 const USER_COLUMNS: &str = "id, name, role, company, cells, disabled";
@@ -928,6 +931,30 @@ impl Storage for SqliteStorage {
 
     fn violations(&self) -> Result<Vec<crate::service::Violation>> {
         self.json_rows("SELECT body FROM violations ORDER BY at_ms, id", "violation")
+    }
+
+    fn put_attempt(&self, a: &crate::service::Attempt) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO attempts (id, body, day) VALUES (?1, ?2, ?3)",
+            params![a.id, serde_json::to_string(a).unwrap_or_default(), a.date.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn attempts(&self) -> Result<Vec<crate::service::Attempt>> {
+        self.json_rows("SELECT body FROM attempts ORDER BY day, id", "attempt")
+    }
+
+    fn put_training(&self, t: &crate::service::Training) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO trainings (id, body, day) VALUES (?1, ?2, ?3)",
+            params![t.id, serde_json::to_string(t).unwrap_or_default(), t.date.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn trainings(&self) -> Result<Vec<crate::service::Training>> {
+        self.json_rows("SELECT body FROM trainings ORDER BY day, id", "training")
     }
 
     fn findings(&self) -> Result<Vec<ExternalFinding>> {
