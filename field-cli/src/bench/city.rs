@@ -63,6 +63,10 @@ pub fn seed(
             .collect();
         let name = format!("collector-{k:02}");
         let user = storage.create_user(&name, Role::Collector, None, &cells)?;
+        // Assigned from the first simulated day: the assessment charges
+        // only assigned days.
+        let first = chrono::NaiveDate::parse_from_str(&dates[0], "%Y-%m-%d")?;
+        storage.set_assignment(&user.id, &cells, first)?;
         let code = tokens::new_enrolment_code();
         storage.add_enrolment(&tokens::hash_code(&code), &user.id, i64::MAX)?;
         let actor = uuid::Uuid::from_u128(0xa55e_0000 + k as u128);

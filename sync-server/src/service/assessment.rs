@@ -685,7 +685,11 @@ impl Center {
         };
         let now = self.now_ms();
         let today = rules.local_date(now)?;
-        let certificate = self.standing_of(u)?;
+        let certificate = inp
+            .certificates
+            .get(&u.id)
+            .cloned()
+            .unwrap_or_else(|| super::certification::standing(&u.name, Vec::new(), cfg.certificate_valid_months));
         let first = rules.patrol_day(days[0])?;
         let last = rules.patrol_day(*days.last().expect("a period has days"))?;
         let day_start = first.start_ms - 8 * 3_600_000;
@@ -1154,10 +1158,13 @@ struct Inputs {
     catalog: field_core::model::Catalog,
     /// Red-line violations in force (revoked ones left out).
     violations: Vec<super::Violation>,
+    /// Each collector's certification standing, by user id.
+    certificates: std::collections::HashMap<String, super::Certification>,
 }
 
 impl Center {
     fn inputs(&self, cfg: CityConfig) -> Result<Inputs> {
+        let valid_months = cfg.certificate_valid_months;
         let grid = match self.storage.grid()? {
             Some((_, g)) => field_core::import::parse_grid(&g.to_string(), &Default::default())?,
             None => Vec::new(),
@@ -1175,6 +1182,21 @@ impl Center {
                 .into_iter()
                 .filter(|v| v.revoked.is_none())
                 .collect(),
+            certificates: {
+                let mut by_user: std::collections::HashMap<String, Vec<super::Attempt>> =
+                    std::collections::HashMap::new();
+                for a in self.storage.attempts()? {
+                    by_user.entry(a.collector_id.clone()).or_default().push(a);
+                }
+                by_user
+                    .into_iter()
+                    .map(|(id, attempts)| {
+                        let name = attempts.first().map(|a| a.collector.clone()).unwrap_or_default();
+                        let standing = super::certification::standing(&name, attempts, valid_months);
+                        (id, standing)
+                    })
+                    .collect()
+            },
         })
     }
 }

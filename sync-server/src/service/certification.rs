@@ -159,7 +159,7 @@ impl Center {
         Ok(self.standing_of(&user)?)
     }
 
-    pub(super) fn standing_of(&self, user: &User) -> Result<Certification> {
+    fn standing_of(&self, user: &User) -> Result<Certification> {
         let months = self.city_config()?.config.certificate_valid_months;
         let attempts = self
             .storage
