@@ -332,3 +332,41 @@ fn patrol_without_a_valid_certificate_and_a_training_shortfall_are_flagged() {
     let third = post("/v1/center/certification/attempts", json!({"collector": "卫", "date": "2025-10-15", "theory": true, "video": true, "field": true}));
     assert!(matches!(third, Err(field_core::sync::client::TransportError::Refused { status: 403, .. })), "{third:?}");
 }
+
+#[test]
+fn explain_lists_the_records_behind_every_numerator_and_denominator() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("蒋", "collector", &["330109001001001"]));
+    // A walk inside the red cell from 08:20 to 09:40: windows 08:15 and 09:15 covered.
+    for m in (20..=100).step_by(2) {
+        let at = format!("2025-11-26T{:02}:{:02}:00+08:00", 8 + m / 60, m % 60);
+        d.ok(&["track", "add", "--lon", "120.2605", "--lat", "30.1895", "--at", &at, "--accuracy", "5"]);
+    }
+    let mut ids = Vec::new();
+    for i in 0..3u32 {
+        let photo = d.file(&format!("e{i}.png"), &png(970 + i));
+        ids.push(d.report(("BJ0101", "120.2605", "30.1895"), "x", &photo, Some(&format!("2025-11-26T09:0{i}:00+08:00"))));
+    }
+    d.ok(&["sync"]);
+    decide(&server, &ids[0], json!({"action": "register"}));
+    decide(&server, &ids[1], json!({"action": "reject", "reason": "bad_photo"}));
+    let finding = |at: &str, cat: &str| json!({"source": "media", "category": cat, "lon": 120.2605, "lat": 30.1895, "at": at});
+    let _: Value = server.admin().call("POST", "/v1/center/findings", Some(&finding("2025-11-26T10:00:00+08:00", "BJ0101"))).unwrap();
+    let _: Value = server.admin().call("POST", "/v1/center/findings", Some(&finding("2025-11-26T10:00:00+08:00", "SJ0201"))).unwrap();
+    let r: Value = server.admin().call::<(), Value>("GET", "/v1/center/report?period=2025-11-26&collector=蒋&explain=true", None).unwrap();
+    let r = &r[0];
+    let ex = &r["explain"];
+    let len = |k: &str| ex[k].as_array().map(|a| a.len()).unwrap_or(0) as u64;
+    let covered: u64 = ex["covered_windows"].as_array().unwrap().iter().map(|c| c["starts"].as_array().unwrap().len() as u64).sum();
+    assert_eq!(covered, rate(r, "coverage").0, "{ex}");
+    assert_eq!(covered + len("uncovered_windows"), rate(r, "coverage").1);
+    assert_eq!(ex["covered_windows"][0]["starts"], json!(["08:15", "09:15"]));
+    assert_eq!(len("cases"), rate(r, "error_rate").1);
+    assert_eq!(len("erroneous_cases"), rate(r, "error_rate").0);
+    let registered = ex["cases"].as_array().unwrap().iter().filter(|c| c["registered"] == true).count() as u64;
+    assert_eq!(registered, rate(r, "valid_report_rate").0);
+    assert_eq!((len("missed_findings"), len("matched_findings")), (1, 1));
+    assert_eq!(rate(r, "miss_rate"), (1, 1 + registered));
+    assert_eq!(len("on_time_tasks") + len("late_tasks"), rate(r, "timeliness").1);
+}

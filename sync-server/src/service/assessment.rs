@@ -685,6 +685,7 @@ impl Center {
         };
         let now = self.now_ms();
         let today = rules.local_date(now)?;
+        let tz = rules.tz()?;
         let certificate = inp
             .certificates
             .get(&u.id)
@@ -701,7 +702,7 @@ impl Center {
             days: days.len() as u32,
             ..Report::default()
         };
-        let mut ex = json!({ "uncovered_windows": [], "late_tasks": [], "erroneous_cases": [], "missed_findings": [], "attendance_faults": [], "off_post": [], "violations": [], "uncertified_patrol_days": [] });
+        let mut ex = json!({ "uncovered_windows": [], "late_tasks": [], "erroneous_cases": [], "missed_findings": [], "attendance_faults": [], "off_post": [], "violations": [], "uncertified_patrol_days": [], "covered_windows": [], "on_time_tasks": [], "matched_findings": [], "cases": [] });
 
         // Coverage, attendance and off post, day by day.
         let marks: Vec<field_core::model::ShiftMark> = inp
@@ -738,10 +739,18 @@ impl Center {
                 coverage_of(mine, &day, &track, rules),
                 now,
             );
+            let mut covered_starts: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for w in windows {
                 required += 1;
                 if w.covered {
                     covered += 1;
+                    if q.explain {
+                        // Compact: a cell-day's covered window starts, local.
+                        let start = chrono::DateTime::from_timestamp_millis(w.start_ms)
+                            .map(|t| t.with_timezone(&tz).format("%H:%M").to_string())
+                            .unwrap_or_default();
+                        covered_starts.entry(w.cell.clone()).or_default().push(start);
+                    }
                 } else if q.explain {
                     push(
                         &mut ex,
@@ -749,6 +758,13 @@ impl Center {
                         json!({ "cell": w.cell, "start": ts(w.start_ms), "end": ts(w.end_ms) }),
                     );
                 }
+            }
+            for (cell, starts) in covered_starts {
+                push(
+                    &mut ex,
+                    "covered_windows",
+                    json!({ "cell": cell, "day": d, "starts": starts }),
+                );
             }
             let day_marks: Vec<_> = marks
                 .iter()
@@ -826,6 +842,14 @@ impl Center {
             );
         }
         r.error_rate = Rate::of(errors.len() as u64, formal.len() as u64);
+        // The denominators' records: every formal case, with its verdicts.
+        for v in &formal {
+            push(
+                &mut ex,
+                "cases",
+                json!({ "case": v.id, "category": v.category, "reported_at": v.origin.as_ref().map(|o| o.reported_at), "status": v.statuses(), "registered": registered(v), "erroneous": erroneous(v, &cfg.error_reasons) }),
+            );
+        }
         let registered_n = formal.iter().filter(|v| registered(v)).count() as u64;
         r.valid_report_rate = Rate::of(registered_n, formal.len() as u64);
         // The quotas are over registered cases.
@@ -874,7 +898,13 @@ impl Center {
                     && o.reported_at.millis() <= f.at.millis()
                     && f.at.millis() - o.reported_at.millis() <= cfg.miss.lookback_hours * 3_600_000
             });
-            if !matched {
+            if matched {
+                push(
+                    &mut ex,
+                    "matched_findings",
+                    json!({ "finding": f.id, "source": f.source, "category": f.category, "cell": cell.code, "at": f.at }),
+                );
+            } else {
                 missed += 1;
                 push(
                     &mut ex,
@@ -909,7 +939,13 @@ impl Center {
                 TaskKind::Verify => verify = add(verify),
                 TaskKind::Check => check = add(check),
             }
-            if !on_time {
+            if on_time {
+                push(
+                    &mut ex,
+                    "on_time_tasks",
+                    json!({ "task": t.task.id, "kind": spec.kind, "due": spec.due_at, "answered_at": t.task.answer.as_ref().map(|a| a.answered_at), "received_at": t.answer_received_at }),
+                );
+            } else {
                 push(
                     &mut ex,
                     "late_tasks",
