@@ -459,10 +459,10 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             json!({ "action": "register", "note": note }),
             out,
         ),
-        CenterCmd::Case(CenterCaseCmd::Reject { id, reason, text }) => decide(
+        CenterCmd::Case(CenterCaseCmd::Reject { id, reason, text, record_violation }) => decide(
             &mut t,
             &id,
-            json!({ "action": "reject", "reason": reason, "text": text }),
+            json!({ "action": "reject", "reason": reason, "text": text, "record_violation": record_violation }),
             out,
         ),
         CenterCmd::Case(CenterCaseCmd::Dispatch {

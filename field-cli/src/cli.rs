@@ -391,6 +391,10 @@ pub enum CenterCaseCmd {
         /// The text of reason `other`.
         #[arg(long)]
         text: Option<String>,
+        /// With `--reason false_report`: also record a false-information
+        /// red-line violation against the collector.
+        #[arg(long)]
+        record_violation: bool,
     },
     /// Dispatch a registered case to a department.
     Dispatch {

@@ -370,3 +370,18 @@ fn explain_lists_the_records_behind_every_numerator_and_denominator() {
     assert_eq!(rate(r, "miss_rate"), (1, 1 + registered));
     assert_eq!(len("on_time_tasks") + len("late_tasks"), rate(r, "timeliness").1);
 }
+
+#[test]
+fn a_false_report_rejection_records_the_red_line_when_asked() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("沈", "collector", &["330109001001001"]));
+    let photo = d.file("f.png", &png(42));
+    let id = d.report(("BJ0101", "120.2605", "30.1895"), "staged", &photo, None);
+    d.ok(&["sync"]);
+    let wrong = server.admin().call::<Value, Value>("POST", &format!("/v1/center/cases/{id}/decisions"), Some(&json!({"action": "reject", "reason": "duplicate", "record_violation": true})));
+    assert!(matches!(wrong, Err(field_core::sync::client::TransportError::Refused { status: 400, .. })), "{wrong:?}");
+    decide(&server, &id, json!({"action": "reject", "reason": "false_report", "record_violation": true}));
+    let v: Value = server.admin().call::<(), Value>("GET", "/v1/center/violations?collector=沈", None).unwrap();
+    assert_eq!((v[0]["kind"].as_str(), v[0]["cases"][0].as_str()), (Some("false_information"), Some(id.as_str())), "{v}");
+}

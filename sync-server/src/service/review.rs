@@ -47,6 +47,10 @@ pub struct DecisionRequest {
     /// made on; without it, the server's current view.
     #[serde(default)]
     pub seen: Option<SeenStatus>,
+    /// With a `false_report` rejection: also record a `false_information`
+    /// red-line violation against the reporting collector, citing the case.
+    #[serde(default)]
+    pub record_violation: bool,
 }
 
 fn reject_reason(reason: Option<&str>, text: Option<&str>) -> Result<RejectReason> {
@@ -119,6 +123,15 @@ impl Center {
             .case(id)?
             .ok_or_else(|| ServiceError::NotFound(format!("case {id}")))?;
         let quick_fix = view.origin.as_ref().is_some_and(|o| o.is_quick_fix());
+        let record_violation = req.record_violation;
+        if record_violation
+            && !(req.action == Action::Reject && req.reason.as_deref() == Some("false_report"))
+        {
+            return Err(invalid(
+                "record_violation",
+                "a violation is recorded with a false_report rejection",
+            ));
+        }
         let (to, reason) = match req.action {
             Action::Register => (Status::Registered, None),
             Action::Reject => (
@@ -165,6 +178,24 @@ impl Center {
             seen: req.seen,
         };
         let change = self.storage.decide(actor, id, decision)?;
+        if record_violation {
+            let collector = view
+                .origin
+                .as_ref()
+                .map(|o| o.collector.clone())
+                .unwrap_or_default();
+            self.record_violation(
+                p,
+                super::NewViolation {
+                    collector,
+                    kind: super::RedLine::FalseInformation,
+                    at: None,
+                    cases: vec![id],
+                    photos: Vec::new(),
+                    note: Some("recorded with the case's false_report rejection".into()),
+                },
+            )?;
+        }
         // The case's figures belong to the day it was reported.
         let days = self.days_changed_by(&change)?;
         self.storage.mark_dirty(&days)?;

@@ -66,6 +66,9 @@ pub fn forms(id: &str, actions: &[Action], csrf: &str, back: Option<&str>) -> Ma
                     (hidden("reject"))
                     select name="reason" { @for r in REASONS { option value=(r) { (r) } } }
                     input name="text" size="10" placeholder="note (for other)";
+                    label title="with false_report: record a false-information red-line violation against the collector" {
+                        input type="checkbox" name="violation" value="1"; " red line"
+                    }
                     button type="submit" { "Reject" }
                 },
                 Action::Dispatch => form.inline.dispatch method="post" action=(to) {

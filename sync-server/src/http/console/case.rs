@@ -132,6 +132,9 @@ pub struct DecideForm {
     /// A console page to return to (the queue a row was registered from).
     #[serde(default)]
     back: Option<String>,
+    /// The reject form's "also record a false-information violation".
+    #[serde(default)]
+    violation: Option<String>,
 }
 
 pub async fn decide(
@@ -175,6 +178,7 @@ pub async fn decide(
         department: nonempty(f.department),
         note: None,
         seen: None,
+        record_violation: f.violation.is_some(),
     };
     let center = s.center.clone();
     let p = staff.principal.clone();
