@@ -435,9 +435,10 @@ pub enum CenterTaskCmd {
         /// Collector name or id.
         #[arg(long)]
         to: String,
-        /// From now (30m, 2h) or an RFC 3339 time.
+        /// From now (30m, 2h) or an RFC 3339 time; default the city's for
+        /// the kind and cell (verify 30 min; check 1 h, 2 h in rural cells).
         #[arg(long)]
-        due: String,
+        due: Option<String>,
         #[arg(long, allow_hyphen_values = true)]
         lon: Option<f64>,
         #[arg(long, allow_hyphen_values = true)]

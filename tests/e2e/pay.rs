@@ -385,3 +385,28 @@ fn a_false_report_rejection_records_the_red_line_when_asked() {
     let v: Value = server.admin().call::<(), Value>("GET", "/v1/center/violations?collector=沈", None).unwrap();
     assert_eq!((v[0]["kind"].as_str(), v[0]["cases"][0].as_str()), (Some("false_information"), Some(id.as_str())), "{v}");
 }
+
+#[test]
+fn a_task_without_a_deadline_gets_the_citys_default_for_its_kind_and_cell() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("杨", "collector", &["330109001001001"]));
+    let photo = d.file("t.png", &png(61));
+    let id = d.report(("BJ0101", "120.2605", "30.1895"), "x", &photo, None);
+    d.ok(&["sync"]);
+    let minutes = |t: &Value| {
+        let created = field_core::model::Timestamp::parse("c", t["spec"]["created_at"].as_str().unwrap()).unwrap();
+        let due = field_core::model::Timestamp::parse("d", t["spec"]["due_at"].as_str().unwrap()).unwrap();
+        (due.millis() - created.millis()) / 60_000
+    };
+    let verify: Value = server.admin().call("POST", "/v1/center/tasks", Some(&json!({"kind": "verify", "case": id, "to": "杨"}))).unwrap();
+    assert_eq!(minutes(&verify), 30, "{verify}");
+    decide(&server, &id, json!({"action": "register"}));
+    decide(&server, &id, json!({"action": "dispatch", "department": "水务局"}));
+    let check: Value = server.admin().call("POST", "/v1/center/tasks", Some(&json!({"kind": "check", "case": id, "to": "杨"}))).unwrap();
+    assert_eq!(minutes(&check), 60, "an urban cell");
+    let set = json!({"key": "task_deadlines.rural_cells", "value": "[\"330109001001\"]"});
+    let _: Value = server.admin().call("POST", "/v1/center/config/set", Some(&set)).unwrap();
+    let check: Value = server.admin().call("POST", "/v1/center/tasks", Some(&json!({"kind": "check", "case": id, "to": "杨"}))).unwrap();
+    assert_eq!(minutes(&check), 120, "a rural cell");
+}

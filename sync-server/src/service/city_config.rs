@@ -167,6 +167,42 @@ pub struct CityConfig {
     /// Whether patrol without a valid certificate is flagged (off for a
     /// city that does not record certificates).
     pub require_certificate: bool,
+    /// Default task deadlines, by kind and cell type.
+    pub task_deadlines: TaskDeadlines,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskDeadlines {
+    pub verify_minutes: i64,
+    pub check_urban_minutes: i64,
+    pub check_rural_minutes: i64,
+    /// Rural cells: codes, or code prefixes (a town's 9 digits, a
+    /// community's 12).
+    pub rural_cells: Vec<String>,
+}
+
+impl Default for TaskDeadlines {
+    fn default() -> TaskDeadlines {
+        TaskDeadlines {
+            verify_minutes: 30,
+            check_urban_minutes: 60,
+            check_rural_minutes: 120,
+            rural_cells: Vec::new(),
+        }
+    }
+}
+
+impl TaskDeadlines {
+    /// Minutes a task of `kind` in `cell` gets by default.
+    pub fn minutes(&self, kind: field_core::model::TaskKind, cell: Option<&str>) -> i64 {
+        let rural = cell.is_some_and(|c| self.rural_cells.iter().any(|r| c.starts_with(r.as_str())));
+        match kind {
+            field_core::model::TaskKind::Verify => self.verify_minutes,
+            field_core::model::TaskKind::Check if rural => self.check_rural_minutes,
+            field_core::model::TaskKind::Check => self.check_urban_minutes,
+        }
+    }
 }
 
 /// When a task counts as done on time.
@@ -253,6 +289,7 @@ impl Default for CityConfig {
             certificate_valid_months: 24,
             training_per_month: 4,
             require_certificate: true,
+            task_deadlines: TaskDeadlines::default(),
             quotas: Quotas::default(),
             deductions: Deductions::default(),
             fees: BTreeMap::new(),
@@ -372,6 +409,19 @@ impl Center {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_task_deadlines_follow_kind_and_cell_type() {
+        use field_core::model::TaskKind;
+        let d = TaskDeadlines {
+            rural_cells: vec!["330109002".into()],
+            ..TaskDeadlines::default()
+        };
+        assert_eq!(d.minutes(TaskKind::Verify, Some("330109002001001")), 30);
+        assert_eq!(d.minutes(TaskKind::Check, Some("330109001001001")), 60);
+        assert_eq!(d.minutes(TaskKind::Check, Some("330109002001001")), 120);
+        assert_eq!(d.minutes(TaskKind::Check, None), 60);
+    }
 
     #[test]
     fn an_offline_answer_is_on_time_where_the_city_allows_it() {

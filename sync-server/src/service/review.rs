@@ -93,8 +93,11 @@ pub struct NewTaskRequest {
     pub category: Option<String>,
     /// The collector: user id or name.
     pub to: String,
-    /// A duration from now (`30m`, `2h`) or an RFC 3339 time.
-    pub due: String,
+    /// A duration from now (`30m`, `2h`) or an RFC 3339 time; absent, the
+    /// city's default for the kind and the cell (verify 30 min; check 1 h
+    /// in the city, 2 h in rural cells).
+    #[serde(default)]
+    pub due: Option<String>,
     #[serde(default)]
     pub note: Option<String>,
 }
@@ -225,9 +228,21 @@ impl Center {
             .find(|u| (u.id == req.to || u.name == req.to) && u.role == Role::Collector)
             .ok_or_else(|| invalid("to", format!("no collector `{}`", req.to)))?;
         let now = self.now_ms();
-        let due_ms = match humantime::parse_duration(req.due.trim()) {
-            Ok(d) => now + d.as_millis() as i64,
-            Err(_) => Timestamp::parse("due", &req.due)?.millis(),
+        let due_ms = match req.due.as_deref().map(str::trim) {
+            Some(due) => match humantime::parse_duration(due) {
+                Ok(d) => now + d.as_millis() as i64,
+                Err(_) => Timestamp::parse("due", due)?.millis(),
+            },
+            None => {
+                // The cell of the case, or of the place asked about.
+                let cell = match (req.case, req.lon, req.lat) {
+                    (Some(case), _, _) => self.storage.case_cell(case)?,
+                    (None, Some(x), Some(y)) => self.storage.locate_cell(LonLat::new(x, y)?)?,
+                    _ => None,
+                };
+                let d = self.city_config()?.config.task_deadlines;
+                now + d.minutes(req.kind, cell.as_deref()) * 60_000
+            }
         };
         let place = match (req.lon, req.lat) {
             (Some(x), Some(y)) => Some(Placement {
