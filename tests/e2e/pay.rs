@@ -410,3 +410,29 @@ fn a_task_without_a_deadline_gets_the_citys_default_for_its_kind_and_cell() {
     let check: Value = server.admin().call("POST", "/v1/center/tasks", Some(&json!({"kind": "check", "case": id, "to": "杨"}))).unwrap();
     assert_eq!(minutes(&check), 120, "a rural cell");
 }
+
+#[test]
+fn one_subclass_is_one_code_and_a_false_report_reports_nothing() {
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("朱", "collector", &["330109001001001"]));
+    let mut ids = Vec::new();
+    // The same manhole cover in both code styles, and a staged poster.
+    for (i, cat) in [(0u32, "BJ0101"), (1, "01001"), (2, "SJ0201")] {
+        let photo = d.file(&format!("o{i}.png"), &png(300 + i));
+        ids.push(d.report((cat, "120.2605", "30.1895"), "x", &photo, Some(&format!("2025-11-26T09:0{i}:00+08:00"))));
+    }
+    d.ok(&["sync"]);
+    decide(&server, &ids[0], json!({"action": "register"}));
+    decide(&server, &ids[1], json!({"action": "register"}));
+    decide(&server, &ids[2], json!({"action": "reject", "reason": "false_report"}));
+    // A finding in the other style matches; one the false report "covered" is missed.
+    for cat in ["01001", "SJ0201"] {
+        let f = json!({"source": "citizen", "category": cat, "lon": 120.2605, "lat": 30.1895, "at": "2025-11-26T10:00:00+08:00"});
+        let _: Value = server.admin().call("POST", "/v1/center/findings", Some(&f)).unwrap();
+    }
+    let r = report_of(&server, "朱", "2025-11-26");
+    assert_eq!(r["subclasses"], 1, "BJ0101 and 01001 are one subclass: {}", r["subclass_codes"]);
+    assert_eq!(r["subclass_codes"], json!(["BJ0101"]));
+    assert_eq!(rate(&r, "miss_rate"), (1, 3), "the poster finding is missed, the cover one matched: {r}");
+}

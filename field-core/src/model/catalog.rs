@@ -101,6 +101,20 @@ pub struct CatalogEntry {
     pub issue_name_zh: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issue_name_en: Option<String>,
+    /// The same subclass in the other code style (CJ/T 214 ⇄ GB/T 47678.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_as: Option<CategoryCode>,
+}
+
+/// The code style a city works in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeStyle {
+    /// Family-qualified CJ/T 214-2007 codes (`BJ0101`).
+    #[default]
+    Cjt214,
+    /// 5-digit GB/T 47678.5-2026 codes (`01001`).
+    Gbt47678,
 }
 
 /// The file format of a catalog (`schemas/catalog.schema.json`).
@@ -149,6 +163,23 @@ impl Catalog {
 
     pub fn default_catalog() -> Catalog {
         Catalog::from_json(DEFAULT_CATALOG_JSON).expect("the shipped catalog is checked by a test")
+    }
+
+    /// One subclass, one code: `code` in the city's style when the catalog
+    /// maps it there (`same_as`), else as written. Counting and matching use
+    /// this, so `BJ0101` and `01001` are the same manhole cover.
+    pub fn canonical(&self, code: &CategoryCode, style: CodeStyle) -> CategoryCode {
+        let in_style = |c: &CategoryCode| match style {
+            CodeStyle::Cjt214 => c.stated_family().is_some(),
+            CodeStyle::Gbt47678 => c.stated_family().is_none(),
+        };
+        if in_style(code) {
+            return code.clone();
+        }
+        self.get(code)
+            .and_then(|e| e.same_as.clone())
+            .filter(in_style)
+            .unwrap_or_else(|| code.clone())
     }
 
     pub fn get(&self, code: &CategoryCode) -> Option<&CatalogEntry> {
@@ -231,5 +262,21 @@ mod tests {
             e.starts_with("category:") && e.contains("not in the catalog"),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod one_code {
+    use super::*;
+
+    #[test]
+    fn a_subclass_has_one_code_in_the_citys_style() {
+        let c = Catalog::default_catalog();
+        let code = |s: &str| CategoryCode::parse("c", s).unwrap();
+        assert_eq!(c.canonical(&code("01001"), CodeStyle::Cjt214), code("BJ0101"));
+        assert_eq!(c.canonical(&code("BJ0101"), CodeStyle::Gbt47678), code("01001"));
+        assert_eq!(c.canonical(&code("BJ0101"), CodeStyle::Cjt214), code("BJ0101"));
+        // No counterpart: kept as written.
+        assert_eq!(c.canonical(&code("06010"), CodeStyle::Cjt214).as_str(), c.canonical(&code("06010"), CodeStyle::Cjt214).as_str());
     }
 }

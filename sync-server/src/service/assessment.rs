@@ -867,7 +867,11 @@ impl Center {
         r.event_share = Rate::of(events, valid.len() as u64);
         let mut subclasses: Vec<String> = valid
             .iter()
-            .filter_map(|v| v.category.as_ref().map(|c| c.to_string()))
+            .filter_map(|v| {
+                v.category
+                    .as_ref()
+                    .map(|c| catalog.canonical(c, cfg.code_style).to_string())
+            })
             .collect();
         subclasses.sort();
         subclasses.dedup();
@@ -889,11 +893,17 @@ impl Center {
             if f.at.millis() < day.start_ms || f.at.millis() > day.end_ms {
                 continue;
             }
+            let wanted = catalog.canonical(&f.category, cfg.code_style);
             let matched = own.iter().any(|v| {
                 let (Some(o), Some(c), Some(p)) = (&v.origin, &v.category, &v.placement) else {
                     return false;
                 };
-                c == &f.category
+                // A false report did not report the problem.
+                let false_report = v.status.iter().any(|s| {
+                    s.status == Status::Rejected && s.reason == Some(RejectReason::FalseReport)
+                });
+                !false_report
+                    && catalog.canonical(c, cfg.code_style) == wanted
                     && p.pos.distance_m(f.pos) <= cfg.miss.radius_m
                     && o.reported_at.millis() <= f.at.millis()
                     && f.at.millis() - o.reported_at.millis() <= cfg.miss.lookback_hours * 3_600_000

@@ -169,6 +169,10 @@ pub struct CityConfig {
     pub require_certificate: bool,
     /// Default task deadlines, by kind and cell type.
     pub task_deadlines: TaskDeadlines,
+    /// The code style the city works in (`cjt214` or `gbt47678`): where
+    /// both appear, the catalog's mapping makes one subclass one code for
+    /// counting subclasses and matching findings.
+    pub code_style: field_core::model::CodeStyle,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -290,6 +294,7 @@ impl Default for CityConfig {
             training_per_month: 4,
             require_certificate: true,
             task_deadlines: TaskDeadlines::default(),
+            code_style: field_core::model::CodeStyle::default(),
             quotas: Quotas::default(),
             deductions: Deductions::default(),
             fees: BTreeMap::new(),
