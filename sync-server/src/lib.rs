@@ -7,11 +7,13 @@
 //! - [`service`] is the server's logic: enrolment and tokens, the
 //!   authorisation of every change, sync, photo uploads, the center's views.
 //!   It knows nothing of HTTP, so the simulator drives it directly.
+//! - [`jobs`] runs on a schedule: the nightly roll-up of the assessment.
 //! - [`http`] is the thin axum adapter: routes, the auth extractor, and the
 //!   one mapping of errors to responses.
 
 pub mod config;
 pub mod http;
+pub mod jobs;
 pub mod service;
 pub mod storage;
 

@@ -477,7 +477,7 @@ impl Center {
             return Err(ServiceError::NotFound("no collector matches".into()));
         }
         let cfg = self.city_config()?;
-        let inp = self.inputs(cfg.config.clone())?;
+        let inp = self.assessment_inputs(cfg.config.clone())?;
         // A period still running is charged only so far, and says so.
         let complete = days.last().is_some_and(|d| *d < cfg.config.patrol.local_date(self.now_ms()).unwrap_or(*d));
         let monthly = monthly_period(&q.period);
@@ -644,7 +644,8 @@ impl Center {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn collector_report(
+    /// One collector's figures for `days` (the nightly job's unit).
+    pub(crate) fn collector_report(
         &self,
         u: &User,
         q: &ReportQuery,
@@ -1195,7 +1196,7 @@ impl Center {
 
 /// Everything a report reads that does not depend on the collector or the
 /// day, read once per report or nightly run.
-struct Inputs {
+pub(crate) struct Inputs {
     cfg: CityConfig,
     grid: Vec<field_core::model::Cell>,
     cases: Vec<CaseView>,
@@ -1209,7 +1210,8 @@ struct Inputs {
 }
 
 impl Center {
-    fn inputs(&self, cfg: CityConfig) -> Result<Inputs> {
+    /// What every report of one run reads once.
+    pub(crate) fn assessment_inputs(&self, cfg: CityConfig) -> Result<Inputs> {
         let valid_months = cfg.certificate_valid_months;
         let grid = match self.storage.grid()? {
             Some((_, g)) => field_core::import::parse_grid(&g.to_string(), &Default::default())?,
@@ -1247,54 +1249,6 @@ impl Center {
     }
 }
 
-/// What a nightly run did.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct NightlySummary {
-    pub days: Vec<NaiveDate>,
-    pub reports: usize,
-}
-
-impl Center {
-    /// The nightly job: rolls up `day` (default: yesterday in the city's
-    /// zone) and every day late data made stale, for every collector.
-    pub fn nightly(&self, day: Option<NaiveDate>) -> Result<NightlySummary> {
-        let cfg = self.city_config()?;
-        let rules = &cfg.config.patrol;
-        let today = rules.local_date(self.now_ms())?;
-        let mut days = self.storage.dirty_days()?;
-        days.push(day.unwrap_or_else(|| today.pred_opt().unwrap_or(today)));
-        days.sort();
-        days.dedup();
-        days.retain(|d| *d < today);
-        let inp = self.inputs(cfg.config.clone())?;
-        let users: Vec<User> = self
-            .storage
-            .users()?
-            .into_iter()
-            .filter(|u| u.role == Role::Collector)
-            .collect();
-        let mut reports = 0;
-        for d in &days {
-            // Cleared first: data arriving while the day is computed marks it again.
-            self.storage.clear_dirty(*d)?;
-            let q = ReportQuery {
-                period: d.to_string(),
-                collector: None,
-                company: None,
-                explain: true,
-                daily: false,
-            };
-            for u in &users {
-                let r = self.collector_report(u, &q, std::slice::from_ref(d), &inp)?;
-                let json =
-                    serde_json::to_string(&r).map_err(|e| ServiceError::Internal(e.to_string()))?;
-                self.storage.put_rollup(*d, &u.id, &json)?;
-                reports += 1;
-            }
-        }
-        Ok(NightlySummary { days, reports })
-    }
-}
 
 /// The cell codes in force for a user on a day: the latest assignment
 /// from on or before it, else the user's current cells.
@@ -1330,6 +1284,25 @@ impl Center {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quotas_are_met_and_missed_by_one() {
+        let cfg = CityConfig::default();
+        let month = |events: u64, subclasses: usize| {
+            let mut r = Report {
+                event_share: Rate::of(events, 100),
+                error_rate: Rate::of(0, 100),
+                subclass_codes: (0..subclasses).map(|i| format!("{i:05}")).collect(),
+                ..Report::default()
+            };
+            finish(&mut r, &cfg);
+            quota_verdicts(&r, &cfg)
+        };
+        assert!(month(80, 104).is_empty(), "80/20 events, 104 subclasses: met");
+        let missed = month(81, 103);
+        assert_eq!(missed.len(), 2, "{missed:?}");
+        assert!(missed[0].contains("81.0%") && missed[1].contains("103 distinct"), "{missed:?}");
+    }
 
     #[test]
     fn a_payable_never_goes_below_zero_silently() {

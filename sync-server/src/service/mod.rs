@@ -2,7 +2,7 @@
 //! `Center` is what handlers and the simulator call.
 
 mod accounts;
-mod assessment;
+pub(crate) mod assessment;
 pub mod authorize;
 mod center;
 mod certification;
@@ -26,7 +26,7 @@ use crate::storage::{Principal, Storage, StorageError};
 
 pub use accounts::{RevokeCodesRequest, RotatedToken};
 pub use assessment::{
-    AssignRequest, MAX_FINDINGS_PER_IMPORT, DayRates, NewFinding, NightlySummary, Rate, Report, ReportQuery,
+    AssignRequest, DayRates, MAX_FINDINGS_PER_IMPORT, NewFinding, Rate, Report, ReportQuery,
 };
 pub use certification::{Attempt, Certification, NewAttempt, NewTraining, Training};
 pub use center::{NewUserRequest, NewUserResponse, PhotoFile, UserRow};
@@ -139,6 +139,12 @@ impl Center {
 
     fn now_ms(&self) -> i64 {
         (self.clock)()
+    }
+
+    /// The server's clock (ms since the epoch): injected, so tests and the
+    /// simulator own time.
+    pub fn now(&self) -> i64 {
+        self.now_ms()
     }
 
     /// The principal behind a bearer token: 401 when missing, unknown or revoked.

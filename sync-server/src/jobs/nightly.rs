@@ -1,0 +1,60 @@
+//! The nightly roll-up: a finished day (default yesterday in the city's
+//! zone) and every day an input made stale are computed for every collector
+//! and kept, so month and quarter reports read them instead of recomputing.
+//! Which days go stale is `service/staleness.rs`; the figures are
+//! `service/assessment.rs`.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::service::{Center, ReportQuery, Result, ServiceError};
+use crate::storage::{Role, User};
+
+/// What a nightly run did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NightlySummary {
+    pub days: Vec<NaiveDate>,
+    pub reports: usize,
+}
+
+impl Center {
+    /// The nightly job: rolls up `day` (default: yesterday in the city's
+    /// zone) and every day late data made stale, for every collector.
+    pub fn nightly(&self, day: Option<NaiveDate>) -> Result<NightlySummary> {
+        let cfg = self.city_config()?;
+        let rules = &cfg.config.patrol;
+        let today = rules.local_date(self.now())?;
+        let mut days = self.storage().dirty_days()?;
+        days.push(day.unwrap_or_else(|| today.pred_opt().unwrap_or(today)));
+        days.sort();
+        days.dedup();
+        days.retain(|d| *d < today);
+        let inp = self.assessment_inputs(cfg.config.clone())?;
+        let users: Vec<User> = self
+            .storage()
+            .users()?
+            .into_iter()
+            .filter(|u| u.role == Role::Collector)
+            .collect();
+        let mut reports = 0;
+        for d in &days {
+            // Cleared first: data arriving while the day is computed marks it again.
+            self.storage().clear_dirty(*d)?;
+            let q = ReportQuery {
+                period: d.to_string(),
+                collector: None,
+                company: None,
+                explain: true,
+                daily: false,
+            };
+            for u in &users {
+                let r = self.collector_report(u, &q, std::slice::from_ref(d), &inp)?;
+                let json =
+                    serde_json::to_string(&r).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                self.storage().put_rollup(*d, &u.id, &json)?;
+                reports += 1;
+            }
+        }
+        Ok(NightlySummary { days, reports })
+    }
+}
