@@ -385,14 +385,17 @@ fn a_decompression_bomb_is_refused_with_the_reason() {
     let path = d.file("bomb.jpg", &bytes);
     let r = d.run(&["case", "report", "--category", "BJ0101", "--lon", "120.2605", "--lat", "30.1895", "--desc", "x", "--photo", path.to_str().unwrap()]);
     assert!(!r.ok && r.stderr.contains("megapixels"), "{}", r.stderr);
+    // Uploaded for no case at all: the header alone is refused (400), before any check of cases.
+    let mut t = client(&server, d.token());
+    let bomb = field_core::model::PhotoHash::of(&bytes);
+    let up = t.call_raw::<Value>("PUT", &format!("/v1/photos/{bomb}?offset=0&total={}", bytes.len()), "application/octet-stream", bytes.clone());
+    assert!(matches!(&up, Err(TransportError::Refused { status: 400, reason }) if reason.contains("megapixels")), "{up:?}");
     // A hostile client cites the bomb in a raw report and uploads it: 400 at upload.
     report(&d, 71, "carrier");
     let mut carrier = outbox(&d).into_iter().find(|c| matches!(c.op, Op::CaseReport(_))).unwrap();
-    let bomb = field_core::model::PhotoHash::of(&bytes);
     if let Op::CaseReport(r) = &mut carrier.op {
         r.photos[0].hash = bomb.clone();
     }
-    let mut t = client(&server, d.token());
     assert_eq!(push(&mut t, vec![carrier]).push[0].outcome, field_core::sync::protocol::PushOutcome::Accepted);
     let up = t.call_raw::<Value>("PUT", &format!("/v1/photos/{bomb}?offset=0&total={}", bytes.len()), "application/octet-stream", bytes.clone());
     match up {

@@ -71,6 +71,28 @@ pub struct PhotoInfo {
 /// decompression bomb (a tiny file claiming 13000×13000) does not.
 pub const MAX_PHOTO_PIXELS: u64 = 64_000_000;
 
+/// Refuses the first bytes of an upload whose image header already claims
+/// more than [`MAX_PHOTO_PIXELS`] (a decompression bomb is a few hundred
+/// bytes): checked before anything is stored. Headers not yet readable
+/// from these bytes pass; the whole photo is inspected when complete.
+pub fn check_header_pixels(field: &str, first_bytes: &[u8]) -> Result<()> {
+    if let Ok(size) = imagesize::blob_size(first_bytes) {
+        let pixels = size.width as u64 * size.height as u64;
+        if pixels > MAX_PHOTO_PIXELS {
+            return Err(invalid(
+                field,
+                format!(
+                    "{}×{} pixels is over the limit of {} megapixels",
+                    size.width,
+                    size.height,
+                    MAX_PHOTO_PIXELS / 1_000_000
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn inspect_photo(field: &str, bytes: &[u8]) -> Result<PhotoInfo> {
     use imagesize::ImageType;
     if bytes.is_empty() {

@@ -137,11 +137,15 @@ impl Center {
         // after it in the batch is from the same restored lineage.
         let mut restored = std::collections::HashSet::new();
         for (i, change) in changes.into_iter().enumerate() {
-            let reused = restored.contains(&change.actor)
-                || self
-                    .storage
-                    .held_change(change.id())?
-                    .is_some_and(|held| held != change.to_json());
+            // Only a device's own counters are compared (another actor's
+            // change is refused as such by `authorize`, telling nothing).
+            let own = p.device == Some(change.actor);
+            let reused = own
+                && (restored.contains(&change.actor)
+                    || self
+                        .storage
+                        .held_change(change.id())?
+                        .is_some_and(|held| held != change.to_json()));
             if reused {
                 restored.insert(change.actor);
                 results[i] = Some(PushResult {
@@ -351,6 +355,9 @@ impl Center {
             ServiceError::Forbidden("only an enrolled device uploads photos".into())
         })?;
         let hash = PhotoHash::parse("hash", hash)?;
+        if offset == 0 {
+            field_core::model::photo::check_header_pixels("photo", bytes)?;
+        }
         if !self.photo_is_cited(&hash)? {
             return Err(ServiceError::Forbidden(format!(
                 "photo {hash} is cited by no case or task answer held here: push the change first"
