@@ -2,12 +2,12 @@
 //! start plus the grace is late; an end earlier than the patrol end minus
 //! the grace is an early leave; a missing one is absent for that half.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::rules::{AssessmentRules, PatrolDay};
 use crate::model::{ShiftKind, ShiftMark};
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "fault", rename_all = "snake_case")]
 pub enum AttendanceFault {
     Late { start_ms: i64, minutes_late: i64 },

@@ -15,10 +15,13 @@ use field_core::model::{
     ActorId, CaseSource, ExternalFinding, RejectReason, Status, TaskKind, Timestamp,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::authorize::Operation;
 use super::city_config::{CityConfig, Overdraft, QuotaLevel};
+use super::explain::{
+    AttendanceRecord, CaseRecord, CoveredWindows, ErroneousCase, Explain, FindingRecord,
+    OffPostRecord, TaskRecord, UncertifiedDay, UncoveredWindow, ViolationRecord,
+};
 use super::{Center, Result, ServiceError, invalid};
 use crate::storage::{Principal, Role, User};
 
@@ -178,7 +181,7 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub settlement: Option<Settlement>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub explain: Option<Value>,
+    pub explain: Option<Explain>,
     /// Each day's four rates, when asked for (`daily`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub daily: Vec<DayRates>,
@@ -360,7 +363,7 @@ fn combine(parts: &[Report], who: &str, period: &str, cfg: &CityConfig) -> Repor
         period: period.to_string(),
         ..Report::default()
     };
-    let mut explain: Option<Value> = None;
+    let mut explain: Option<Explain> = None;
     for r in parts {
         t.coverage = t.coverage.add(r.coverage);
         t.timeliness = t.timeliness.add(r.timeliness);
@@ -386,15 +389,7 @@ fn combine(parts: &[Report], who: &str, period: &str, cfg: &CityConfig) -> Repor
             t.termination = r.termination.clone();
         }
         if let Some(ex) = &r.explain {
-            let acc = explain.get_or_insert_with(|| json!({}));
-            for (k, v) in ex.as_object().into_iter().flatten() {
-                let list = acc[k.as_str()].as_array().cloned().unwrap_or_default();
-                acc[k.as_str()] = Value::Array(
-                    list.into_iter()
-                        .chain(v.as_array().cloned().unwrap_or_default())
-                        .collect(),
-                );
-            }
+            explain.get_or_insert_with(Explain::default).extend(ex);
         }
     }
     t.explain = explain;
@@ -703,7 +698,7 @@ impl Center {
             days: days.len() as u32,
             ..Report::default()
         };
-        let mut ex = json!({ "uncovered_windows": [], "late_tasks": [], "erroneous_cases": [], "missed_findings": [], "attendance_faults": [], "off_post": [], "violations": [], "uncertified_patrol_days": [], "covered_windows": [], "on_time_tasks": [], "matched_findings": [], "cases": [] });
+        let mut ex = Explain::default();
 
         // Coverage, attendance and off post, day by day.
         let marks: Vec<field_core::model::ShiftMark> = inp
@@ -733,7 +728,11 @@ impl Center {
             }
             if cfg.require_certificate && !points.is_empty() && !certificate.valid_on(*d) {
                 r.uncertified_patrol_days += 1;
-                push(&mut ex, "uncertified_patrol_days", json!({ "day": d, "certified_on": certificate.certified_on, "valid_until": certificate.valid_until }));
+                ex.uncertified_patrol_days.push(UncertifiedDay {
+                    day: *d,
+                    certified_on: certificate.certified_on,
+                    valid_until: certificate.valid_until,
+                });
             }
             let track = locate(mine, &points, rules);
             let windows = field_core::assess::period::windows_due(
@@ -753,19 +752,15 @@ impl Center {
                         covered_starts.entry(w.cell.clone()).or_default().push(start);
                     }
                 } else if q.explain {
-                    push(
-                        &mut ex,
-                        "uncovered_windows",
-                        json!({ "cell": w.cell, "start": ts(w.start_ms), "end": ts(w.end_ms) }),
-                    );
+                    ex.uncovered_windows.push(UncoveredWindow {
+                        cell: w.cell.clone(),
+                        start: ts(w.start_ms),
+                        end: ts(w.end_ms),
+                    });
                 }
             }
             for (cell, starts) in covered_starts {
-                push(
-                    &mut ex,
-                    "covered_windows",
-                    json!({ "cell": cell, "day": d, "starts": starts }),
-                );
+                ex.covered_windows.push(CoveredWindows { cell, day: *d, starts });
             }
             let day_marks: Vec<_> = marks
                 .iter()
@@ -784,20 +779,18 @@ impl Center {
                     field_core::assess::AttendanceFault::EarlyLeave { .. } => r.early_leaves += 1,
                     _ => r.absent_halves += 1,
                 }
-                push(
-                    &mut ex,
-                    "attendance_faults",
-                    json!({ "day": d, "fault": f }),
-                );
+                ex.attendance_faults.push(AttendanceRecord { day: *d, fault: f });
             }
             if !mine.is_empty() {
                 for s in off_post_of(&passed, &track, rules) {
                     r.off_post_events += 1;
-                    push(
-                        &mut ex,
-                        "off_post",
-                        json!({ "start": ts(s.start_ms), "end": ts(s.end_ms), "minutes": s.minutes, "points_outside": s.points_outside, "where": s.where_ }),
-                    );
+                    ex.off_post.push(OffPostRecord {
+                        start: ts(s.start_ms),
+                        end: ts(s.end_ms),
+                        minutes: s.minutes,
+                        points_outside: s.points_outside,
+                        where_: s.where_,
+                    });
                 }
             }
         }
@@ -836,20 +829,22 @@ impl Center {
             .filter(|v| erroneous(v, &cfg.error_reasons))
             .collect();
         for v in &errors {
-            push(
-                &mut ex,
-                "erroneous_cases",
-                json!({ "case": v.id, "reason": v.status[0].reason }),
-            );
+            ex.erroneous_cases.push(ErroneousCase {
+                case: v.id,
+                reason: v.status[0].reason.clone(),
+            });
         }
         r.error_rate = Rate::of(errors.len() as u64, formal.len() as u64);
         // The denominators' records: every formal case, with its verdicts.
         for v in &formal {
-            push(
-                &mut ex,
-                "cases",
-                json!({ "case": v.id, "category": v.category, "reported_at": v.origin.as_ref().map(|o| o.reported_at), "status": v.statuses(), "registered": registered(v), "erroneous": erroneous(v, &cfg.error_reasons) }),
-            );
+            ex.cases.push(CaseRecord {
+                case: v.id,
+                category: v.category.clone(),
+                reported_at: v.origin.as_ref().map(|o| o.reported_at),
+                status: v.statuses(),
+                registered: registered(v),
+                erroneous: erroneous(v, &cfg.error_reasons),
+            });
         }
         let registered_n = formal.iter().filter(|v| registered(v)).count() as u64;
         r.valid_report_rate = Rate::of(registered_n, formal.len() as u64);
@@ -909,19 +904,18 @@ impl Center {
                     && o.reported_at.millis() <= f.at.millis()
                     && f.at.millis() - o.reported_at.millis() <= cfg.miss.lookback_hours * 3_600_000
             });
+            let record = FindingRecord {
+                finding: f.id.clone(),
+                source: f.source,
+                category: f.category.clone(),
+                cell: cell.code.to_string(),
+                at: f.at,
+            };
             if matched {
-                push(
-                    &mut ex,
-                    "matched_findings",
-                    json!({ "finding": f.id, "source": f.source, "category": f.category, "cell": cell.code, "at": f.at }),
-                );
+                ex.matched_findings.push(record);
             } else {
                 missed += 1;
-                push(
-                    &mut ex,
-                    "missed_findings",
-                    json!({ "finding": f.id, "source": f.source, "category": f.category, "cell": cell.code, "at": f.at }),
-                );
+                ex.missed_findings.push(record);
             }
         }
         r.miss_rate = Rate::of(missed, missed + registered_n);
@@ -950,18 +944,17 @@ impl Center {
                 TaskKind::Verify => verify = add(verify),
                 TaskKind::Check => check = add(check),
             }
+            let record = TaskRecord {
+                task: t.task.id,
+                kind: spec.kind,
+                due: spec.due_at,
+                answered_at: t.task.answer.as_ref().map(|a| a.answered_at),
+                received_at: t.answer_received_at,
+            };
             if on_time {
-                push(
-                    &mut ex,
-                    "on_time_tasks",
-                    json!({ "task": t.task.id, "kind": spec.kind, "due": spec.due_at, "answered_at": t.task.answer.as_ref().map(|a| a.answered_at), "received_at": t.answer_received_at }),
-                );
+                ex.on_time_tasks.push(record);
             } else {
-                push(
-                    &mut ex,
-                    "late_tasks",
-                    json!({ "task": t.task.id, "kind": spec.kind, "due": spec.due_at, "answered_at": t.task.answer.as_ref().map(|a| a.answered_at), "received_at": t.answer_received_at }),
-                );
+                ex.late_tasks.push(record);
             }
         }
         (r.timeliness, r.verify_on_time, r.check_on_time) = (all, verify, check);
@@ -970,11 +963,13 @@ impl Center {
         // contract year marks the contract for termination.
         for v in inp.violations.iter().filter(|v| v.collector_id == u.id && in_period(v.at.millis())) {
             r.violations += 1;
-            push(
-                &mut ex,
-                "violations",
-                json!({ "violation": v.id, "kind": v.kind, "at": v.at, "cases": v.cases, "recorded_by": v.recorded_by }),
-            );
+            ex.violations.push(ViolationRecord {
+                violation: v.id.clone(),
+                kind: v.kind,
+                at: v.at,
+                cases: v.cases.clone(),
+                recorded_by: v.recorded_by.clone(),
+            });
             let year_start = super::violations::contract_year_start(
                 rules.local_date(v.at.millis())?,
                 cfg.contract_year_start_month,
@@ -1083,11 +1078,6 @@ fn ts(ms: i64) -> Option<Timestamp> {
     Timestamp::from_millis("t", ms).ok()
 }
 
-fn push(ex: &mut Value, key: &str, item: Value) {
-    if let Some(a) = ex[key].as_array_mut() {
-        a.push(item);
-    }
-}
 
 /// DOMAIN's composite with default weights; a rate with nothing to count
 /// counts as perfect (no tasks due: nothing late).

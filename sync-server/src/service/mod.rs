@@ -9,6 +9,7 @@ mod certification;
 mod city_config;
 mod city_figures;
 mod enrolment;
+pub mod explain;
 mod flags;
 mod map;
 mod queue;

@@ -148,6 +148,8 @@ fn explain_table(name: &str, items: &[Value]) -> Markup {
 }
 
 fn report_block(r: &Report) -> Markup {
+    // The typed explanation, as tables keyed by list name.
+    let explain = r.explain.as_ref().and_then(|e| serde_json::to_value(e).ok());
     html! {
         section.report data-who=(r.who) {
             h2 { (r.who) " · " (r.period) @if !r.complete { span.sofar { " (so far)" } } }
@@ -171,7 +173,7 @@ fn report_block(r: &Report) -> Markup {
                     @if s.waived > 0.0 { "; " (format!("{:.2}", s.waived)) " yuan of deductions waived by the cap" } }
             }
             @if r.daily.len() > 1 { (chart(&r.daily)) }
-            @if let Some(Value::Object(lists)) = &r.explain {
+            @if let Some(Value::Object(lists)) = &explain {
                 h3 { "Explain" }
                 @for (name, items) in lists {
                     (explain_table(name, items.as_array().map(Vec::as_slice).unwrap_or(&[])))
