@@ -647,17 +647,70 @@ impl Center {
         days: &[NaiveDate],
         inp: &Inputs,
     ) -> Result<Report> {
-        let (cfg, grid, cases, findings) = (&inp.cfg, &inp.grid, &inp.cases, &inp.findings);
-        let rules = &cfg.patrol;
+        let got = self.collect(u, days, inp)?;
+        collector_figures(u, q, days, inp, &got)
+    }
+
+    /// What one collector's figures for `days` read: their devices,
+    /// assignments, track points by day, tasks, and the clock.
+    fn collect(&self, u: &User, days: &[NaiveDate], inp: &Inputs) -> Result<Collected> {
+        let rules = &inp.cfg.patrol;
         let actors: Vec<ActorId> = self
             .storage
             .devices_of(&u.id)?
             .into_iter()
             .map(|d| d.actor)
             .collect();
+        let now = self.now_ms();
+        let today = rules.local_date(now)?;
+        let mut points = BTreeMap::new();
+        for d in days.iter().filter(|d| **d <= today) {
+            let day = rules.patrol_day(*d)?;
+            let mut day_points = Vec::new();
+            for a in &actors {
+                day_points.extend(self.storage.track_between(
+                    *a,
+                    day.start_ms - 3_600_000,
+                    day.end_ms + 3_600_000,
+                )?);
+            }
+            points.insert(*d, day_points);
+        }
+        Ok(Collected {
+            assignments: self.storage.assignments(&u.id)?,
+            tasks: self.storage.tasks(Some(&u.id))?,
+            actors,
+            points,
+            now,
+        })
+    }
+}
+
+/// One collector's inputs to the figures, loaded before any is computed.
+pub(crate) struct Collected {
+    actors: Vec<ActorId>,
+    assignments: Vec<(NaiveDate, Vec<String>)>,
+    points: BTreeMap<NaiveDate, Vec<field_core::model::TrackPoint>>,
+    tasks: Vec<field_core::store::TaskRow>,
+    now: i64,
+}
+
+/// One collector's figures for `days`: a pure function of what was
+/// collected and the run's inputs (no storage, no clock of its own).
+fn collector_figures(
+    u: &User,
+    q: &ReportQuery,
+    days: &[NaiveDate],
+    inp: &Inputs,
+    got: &Collected,
+) -> Result<Report> {
+    {
+        let (cfg, grid, cases, findings) = (&inp.cfg, &inp.grid, &inp.cases, &inp.findings);
+        let rules = &cfg.patrol;
+        let actors = &got.actors;
         // The cells in force on a day (see `cells_in_force`), located once
         // per assignment.
-        let assignments = self.storage.assignments(&u.id)?;
+        let assignments = &got.assignments;
         let cells_of = |codes: &[String]| -> Vec<field_core::model::Cell> {
             grid.iter()
                 .filter(|c| codes.iter().any(|x| x == c.code.as_str()))
@@ -679,7 +732,7 @@ impl Center {
                 .map(|(_, c)| c)
                 .filter(|c| !c.is_empty())
         };
-        let now = self.now_ms();
+        let now = got.now;
         let today = rules.local_date(now)?;
         let tz = rules.tz()?;
         let certificate = inp
@@ -718,14 +771,7 @@ impl Center {
                 continue;
             };
             r.days_assigned += 1;
-            let mut points = Vec::new();
-            for a in &actors {
-                points.extend(self.storage.track_between(
-                    *a,
-                    day.start_ms - 3_600_000,
-                    day.end_ms + 3_600_000,
-                )?);
-            }
+            let points = got.points.get(d).cloned().unwrap_or_default();
             if cfg.require_certificate && !points.is_empty() && !certificate.valid_on(*d) {
                 r.uncertified_patrol_days += 1;
                 ex.uncertified_patrol_days.push(UncertifiedDay {
@@ -922,7 +968,7 @@ impl Center {
 
         // Tasks that fell due in the period (by now): unanswered counts late.
         let (mut all, mut verify, mut check) = (Rate::default(), Rate::default(), Rate::default());
-        for t in self.storage.tasks(Some(&u.id))? {
+        for t in &got.tasks {
             let Some(spec) = &t.task.spec else { continue };
             let due = spec.due_at.millis();
             // Fell due in the period (by now), or already answered.
@@ -1001,6 +1047,9 @@ impl Center {
         }
         Ok(r)
     }
+}
+
+impl Center {
 
     /// Adds many findings: all of them, or none when one is bad (its row named).
     pub fn add_findings(
