@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use crate::cli::ConfigCmd;
 use crate::cli::{
-    CenterArgs, CenterCaseCmd, CenterCmd, CenterImportCmd, CenterSurveyCmd, CenterTaskCmd,
-    CertCmd, CollectorCmd, DeviceCmd, FindingCmd, TokenCmd, TrainingCmd, UserCmd, ViolationCmd,
+    CenterArgs, CenterCaseCmd, CenterCmd, CenterImportCmd, CenterSurveyCmd, CenterTaskCmd, CertCmd,
+    CollectorCmd, DeviceCmd, FindingCmd, TokenCmd, TrainingCmd, UserCmd, ViolationCmd,
 };
 use crate::output::{Output, table};
 
@@ -75,13 +75,20 @@ fn users_table(users: &Value) -> String {
                         u["company"].as_str().unwrap_or_default().to_string(),
                         cell_list(&u["cells"]),
                         devices,
-                        if u["disabled"].as_bool() == Some(true) { "disabled".into() } else { String::new() },
+                        if u["disabled"].as_bool() == Some(true) {
+                            "disabled".into()
+                        } else {
+                            String::new()
+                        },
                     ]
                 })
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    table(&["NAME", "ROLE", "COMPANY", "CELLS", "DEVICES", "STATE"], &rows)
+    table(
+        &["NAME", "ROLE", "COMPANY", "CELLS", "DEVICES", "STATE"],
+        &rows,
+    )
 }
 
 fn certification_text(r: &Value) -> String {
@@ -194,20 +201,33 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             let path = format!("/v1/center/users/{}/disable", enc(&name_or_id));
             let r: Value = t.call::<(), _>("POST", &path, None)?;
             out.show(&r, |r| {
-                format!("{} disabled: tokens, sessions and unused codes no longer work", r["name"].as_str().unwrap_or_default())
+                format!(
+                    "{} disabled: tokens, sessions and unused codes no longer work",
+                    r["name"].as_str().unwrap_or_default()
+                )
             })
         }
         CenterCmd::User(UserCmd::Enable { name_or_id }) => {
             let path = format!("/v1/center/users/{}/enable", enc(&name_or_id));
             let r: Value = t.call::<(), _>("POST", &path, None)?;
-            out.show(&r, |r| format!("{} enabled", r["name"].as_str().unwrap_or_default()))
+            out.show(&r, |r| {
+                format!("{} enabled", r["name"].as_str().unwrap_or_default())
+            })
         }
         CenterCmd::User(UserCmd::RevokeCodes { name_or_id, code }) => {
             let path = format!("/v1/center/users/{}/codes/revoke", enc(&name_or_id));
             let r: Value = t.call("POST", &path, Some(&json!({ "code": code })))?;
-            out.show(&r, |r| format!("{} unused code(s) of {name_or_id} revoked", r["revoked"]))
+            out.show(&r, |r| {
+                format!("{} unused code(s) of {name_or_id} revoked", r["revoked"])
+            })
         }
-        CenterCmd::Violation(ViolationCmd::Record { collector, kind, at, cases, note }) => {
+        CenterCmd::Violation(ViolationCmd::Record {
+            collector,
+            kind,
+            at,
+            cases,
+            note,
+        }) => {
             let body = json!({ "collector": collector, "kind": kind, "at": at, "cases": cases, "note": note });
             let r: Value = t.call("POST", "/v1/center/violations", Some(&body))?;
             out.show(&r, |r| {
@@ -241,29 +261,51 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
                                     v["kind"].as_str().unwrap_or_default().to_string(),
                                     v["at"].as_str().unwrap_or_default().to_string(),
                                     v["recorded_by"].as_str().unwrap_or_default().to_string(),
-                                    v["revoked"]["reason"].as_str().map(|r| format!("revoked: {r}")).unwrap_or_default(),
+                                    v["revoked"]["reason"]
+                                        .as_str()
+                                        .map(|r| format!("revoked: {r}"))
+                                        .unwrap_or_default(),
                                 ]
                             })
                             .collect()
                     })
                     .unwrap_or_default();
-                table(&["ID", "COLLECTOR", "KIND", "AT", "RECORDED BY", "STATE"], &rows)
+                table(
+                    &["ID", "COLLECTOR", "KIND", "AT", "RECORDED BY", "STATE"],
+                    &rows,
+                )
             })
         }
-        CenterCmd::Cert(CertCmd::Attempt { collector, date, passed }) => {
+        CenterCmd::Cert(CertCmd::Attempt {
+            collector,
+            date,
+            passed,
+        }) => {
             let has = |t: &str| passed.iter().any(|p| p == t);
             let body = json!({ "collector": collector, "date": date, "theory": has("theory"), "video": has("video"), "field": has("field") });
             let r: Value = t.call("POST", "/v1/center/certification/attempts", Some(&body))?;
             out.show(&r, certification_text)
         }
         CenterCmd::Cert(CertCmd::Show { collector }) => {
-            let r: Value = t.call::<(), _>("GET", &format!("/v1/center/certification/{}", enc(&collector)), None)?;
+            let r: Value = t.call::<(), _>(
+                "GET",
+                &format!("/v1/center/certification/{}", enc(&collector)),
+                None,
+            )?;
             out.show(&r, certification_text)
         }
-        CenterCmd::Training(TrainingCmd::Add { date, topic, attendees, by }) => {
-            let body = json!({ "date": date, "topic": topic, "attendees": attendees, "given_by": by });
+        CenterCmd::Training(TrainingCmd::Add {
+            date,
+            topic,
+            attendees,
+            by,
+        }) => {
+            let body =
+                json!({ "date": date, "topic": topic, "attendees": attendees, "given_by": by });
             let r: Value = t.call("POST", "/v1/center/trainings", Some(&body))?;
-            out.show(&r, |r| format!("training {} recorded", r["id"].as_str().unwrap_or_default()))
+            out.show(&r, |r| {
+                format!("training {} recorded", r["id"].as_str().unwrap_or_default())
+            })
         }
         CenterCmd::Training(TrainingCmd::List) => {
             let r: Value = t.call::<(), _>("GET", "/v1/center/trainings", None)?;
@@ -277,7 +319,11 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
                                     t["date"].as_str().unwrap_or_default().to_string(),
                                     t["topic"].as_str().unwrap_or_default().to_string(),
                                     t["given_by"].as_str().unwrap_or_default().to_string(),
-                                    t["attendees"].as_array().map(|a| a.len()).unwrap_or(0).to_string(),
+                                    t["attendees"]
+                                        .as_array()
+                                        .map(|a| a.len())
+                                        .unwrap_or(0)
+                                        .to_string(),
                                 ]
                             })
                             .collect()
@@ -287,14 +333,25 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             })
         }
         CenterCmd::Figures { period } => {
-            let r: Value = t.call::<(), _>("GET", &format!("/v1/center/city-figures?period={}", enc(&period)), None)?;
+            let r: Value = t.call::<(), _>(
+                "GET",
+                &format!("/v1/center/city-figures?period={}", enc(&period)),
+                None,
+            )?;
             out.show(&r, |r| {
                 let pct = |x: &Value| match x["rate"].as_f64() {
                     Some(v) => format!("{}/{} {:.1}%", x["n"], x["d"], v * 100.0),
                     None => format!("{}/{}", x["n"], x["d"]),
                 };
-                let mut rows = vec![vec!["all".to_string(), pct(&r["resolution"]), pct(&r["timely_resolution"])]];
-                for (what, list) in [("department", &r["by_department"]), ("category", &r["by_category"])] {
+                let mut rows = vec![vec![
+                    "all".to_string(),
+                    pct(&r["resolution"]),
+                    pct(&r["timely_resolution"]),
+                ]];
+                for (what, list) in [
+                    ("department", &r["by_department"]),
+                    ("category", &r["by_category"]),
+                ] {
                     for row in list.as_array().into_iter().flatten() {
                         rows.push(vec![
                             format!("{what} {}", row["key"].as_str().unwrap_or_default()),
@@ -316,7 +373,8 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             })
         }
         CenterCmd::Audit { limit } => {
-            let r: Value = t.call::<(), _>("GET", &format!("/v1/center/audit?limit={limit}"), None)?;
+            let r: Value =
+                t.call::<(), _>("GET", &format!("/v1/center/audit?limit={limit}"), None)?;
             out.show(&r, |r| {
                 let rows: Vec<Vec<String>> = r
                     .as_array()
@@ -459,7 +517,12 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             json!({ "action": "register", "note": note }),
             out,
         ),
-        CenterCmd::Case(CenterCaseCmd::Reject { id, reason, text, record_violation }) => decide(
+        CenterCmd::Case(CenterCaseCmd::Reject {
+            id,
+            reason,
+            text,
+            record_violation,
+        }) => decide(
             &mut t,
             &id,
             json!({ "action": "reject", "reason": reason, "text": text, "record_violation": record_violation }),
@@ -630,8 +693,8 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
         CenterCmd::Finding(FindingCmd::Import { file }) => {
             let f = std::fs::File::open(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let rows = crate::findings_csv::read(f)
-                .with_context(|| format!("{}", file.display()))?;
+            let rows =
+                crate::findings_csv::read(f).with_context(|| format!("{}", file.display()))?;
             let r: Value = t.call("POST", "/v1/center/findings/bulk", Some(&rows))?;
             out.show(&r, |r| {
                 format!(

@@ -11,7 +11,9 @@ use sync_server::service::NewFinding;
 pub const MAX_ROWS: usize = sync_server::service::MAX_FINDINGS_PER_IMPORT;
 
 pub fn read(reader: impl Read) -> Result<Vec<NewFinding>> {
-    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(reader);
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(reader);
     let mut rows = Vec::new();
     for (i, record) in reader
         .deserialize::<std::collections::BTreeMap<String, String>>()
@@ -32,15 +34,22 @@ pub fn read(reader: impl Read) -> Result<Vec<NewFinding>> {
                 .parse()
                 .map_err(|_| anyhow!("row {line}: {k} is not a number"))
         };
-        let source = serde_json::from_value(serde_json::Value::String(text("source")?))
-            .map_err(|_| anyhow!("row {line}: source must be center_check, citizen, industry, media or leader"))?;
+        let source =
+            serde_json::from_value(serde_json::Value::String(text("source")?)).map_err(|_| {
+                anyhow!(
+                    "row {line}: source must be center_check, citizen, industry, media or leader"
+                )
+            })?;
         rows.push(NewFinding {
             source,
             category: text("category")?,
             lon: num("lon")?,
             lat: num("lat")?,
             at: text("at")?,
-            note: r.get("note").map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
+            note: r
+                .get("note")
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty()),
         });
     }
     Ok(rows)

@@ -88,7 +88,15 @@ mod tests {
     #[test]
     fn escape_sequences_are_shown_not_obeyed() {
         let shown = super::printable("井盖\u{1b}]0;owned\u{7}\u{1b}[2J\r\nnext\tline\u{9b}31m");
-        assert!(!shown.chars().any(|c| c.is_control() && c != '\n' && c != '\t'), "{shown}");
-        assert_eq!(shown, "井盖\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{d}\nnext\tline\\u{9b}31m");
+        assert!(
+            !shown
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t'),
+            "{shown}"
+        );
+        assert_eq!(
+            shown,
+            "井盖\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{d}\nnext\tline\\u{9b}31m"
+        );
     }
 }

@@ -106,7 +106,10 @@ pub fn sync(home: &Path, out: &Output) -> Result<()> {
         eprintln!("warning: {}", crate::output::printable(&w));
     }
     for lost in &summary.photos_lost {
-        eprintln!("warning: photo not sent: {}", crate::output::printable(lost));
+        eprintln!(
+            "warning: photo not sent: {}",
+            crate::output::printable(lost)
+        );
     }
     out.show(&report, |r| {
         let mut line = format!(

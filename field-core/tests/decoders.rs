@@ -95,8 +95,16 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn the_samples_themselves_decode() {
     Change::from_json(CHANGE).unwrap();
-    assert_eq!(field_core::import::read_gpx(GPX.as_bytes()).unwrap().len(), 2);
-    assert_eq!(field_core::import::parse_grid(GRID, &CellCodePattern::default()).unwrap().len(), 2);
+    assert_eq!(
+        field_core::import::read_gpx(GPX.as_bytes()).unwrap().len(),
+        2
+    );
+    assert_eq!(
+        field_core::import::parse_grid(GRID, &CellCodePattern::default())
+            .unwrap()
+            .len(),
+        2
+    );
     inspect_photo("photo", &png()).unwrap();
     Catalog::from_json(CATALOG).unwrap();
     // Entities are not expanded: the billion laughs is refused, small and fast.

@@ -95,11 +95,19 @@ impl World {
             Box::new(ManualClock::at(now.load(Ordering::SeqCst) as u64)),
         )
         .unwrap();
-        let center = Center::new(Arc::new(storage), Limits::default(), Arc::new(move || n.load(Ordering::SeqCst)));
+        let center = Center::new(
+            Arc::new(storage),
+            Limits::default(),
+            Arc::new(move || n.load(Ordering::SeqCst)),
+        );
         let storage = center.storage().clone();
-        let admin_user = storage.create_user("admin", Role::Admin, None, &[]).unwrap();
+        let admin_user = storage
+            .create_user("admin", Role::Admin, None, &[])
+            .unwrap();
         let token = tokens::new_token();
-        storage.add_user_token(&tokens::hash(&token), &admin_user.id).unwrap();
+        storage
+            .add_user_token(&tokens::hash(&token), &admin_user.id)
+            .unwrap();
         let admin = center.authenticate(Some(&token)).unwrap();
         center.import_grid(&admin, &grid()).unwrap();
         let code = center
@@ -124,7 +132,11 @@ impl World {
         )
         .unwrap();
         let enrolled = center
-            .enroll(field_core::sync::protocol::EnrollRequest { code, actor, device_name: None })
+            .enroll(field_core::sync::protocol::EnrollRequest {
+                code,
+                actor,
+                device_name: None,
+            })
             .unwrap();
         device
             .set_sync_settings(&field_core::store::SyncSettings {
@@ -134,7 +146,16 @@ impl World {
             })
             .unwrap();
         let collector = center.authenticate(Some(&enrolled.token)).unwrap();
-        World { _dir: dir, center, now, admin, collector, device, cases: Vec::new(), seq: 0 }
+        World {
+            _dir: dir,
+            center,
+            now,
+            admin,
+            collector,
+            device,
+            cases: Vec::new(),
+            seq: 0,
+        }
     }
 
     fn push(&mut self) {
@@ -142,7 +163,10 @@ impl World {
         let req = SyncRequest {
             protocol: PROTOCOL_VERSION,
             push,
-            pull: PullRequest { cursor: self.device.pull_cursor().unwrap(), ..Default::default() },
+            pull: PullRequest {
+                cursor: self.device.pull_cursor().unwrap(),
+                ..Default::default()
+            },
             device_time_ms: None,
         };
         let resp = self.center.sync(&self.collector, req).unwrap();
@@ -152,13 +176,21 @@ impl World {
 
     fn at(day: u8, minute: u16) -> Timestamp {
         // From 07:15 local, `minute` minutes on.
-        Timestamp::from_millis("at", NOV_1 + day as i64 * DAY + (7 * 60 + 15 + minute as i64) * 60_000).unwrap()
+        Timestamp::from_millis(
+            "at",
+            NOV_1 + day as i64 * DAY + (7 * 60 + 15 + minute as i64) * 60_000,
+        )
+        .unwrap()
     }
 
     fn run(&mut self, e: Event) {
         let c = &self.center;
         match e {
-            Event::Report { day, minute, category } => {
+            Event::Report {
+                day,
+                minute,
+                category,
+            } => {
                 self.seq += 1;
                 let new = NewCase {
                     category: ["BJ0101", "SJ0201", "06010"][category as usize].into(),
@@ -204,15 +236,30 @@ impl World {
                 if answer {
                     self.push(); // the task reaches the device
                     self.seq += 1;
-                    let _ = self.device.answer_task(task.task.id, field_core::model::TaskResult::Yes, vec![png(self.seq)], None, None);
+                    let _ = self.device.answer_task(
+                        task.task.id,
+                        field_core::model::TaskResult::Yes,
+                        vec![png(self.seq)],
+                        None,
+                        None,
+                    );
                     self.push();
                 }
             }
             Event::Config { unit } => {
-                c.set_config(&self.admin, "deductions.per_uncovered_window", &unit.to_string()).unwrap();
+                c.set_config(
+                    &self.admin,
+                    "deductions.per_uncovered_window",
+                    &unit.to_string(),
+                )
+                .unwrap();
             }
             Event::Assign { day, second_cell } => {
-                let cells = if second_cell { vec!["330109001001002".to_string()] } else { vec!["330109001001001".to_string()] };
+                let cells = if second_cell {
+                    vec!["330109001001002".to_string()]
+                } else {
+                    vec!["330109001001001".to_string()]
+                };
                 let req = serde_json::from_value(serde_json::json!({
                     "collector": "陆", "cells": cells, "from": NaiveDate::from_ymd_opt(2025, 11, 1 + day as u32).unwrap()
                 }))
@@ -234,7 +281,8 @@ impl World {
                 .unwrap();
             }
             Event::Nightly { day } => {
-                c.nightly(NaiveDate::from_ymd_opt(2025, 11, 1 + day as u32)).unwrap();
+                c.nightly(NaiveDate::from_ymd_opt(2025, 11, 1 + day as u32))
+                    .unwrap();
             }
             Event::Decide { .. } | Event::Task { .. } => {}
         }

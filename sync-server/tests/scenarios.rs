@@ -95,18 +95,28 @@ struct Run {
 impl Run {
     fn new(s: &Scenario) -> Run {
         let dir = tempfile::tempdir().unwrap();
-        let now = Arc::new(AtomicI64::new(Timestamp::parse("now", &s.now).unwrap().millis()));
+        let now = Arc::new(AtomicI64::new(
+            Timestamp::parse("now", &s.now).unwrap().millis(),
+        ));
         let n = now.clone();
         let storage = SqliteStorage::open_with_clock(
             &dir.path().join("server"),
             Box::new(ManualClock::at(now.load(Ordering::SeqCst) as u64)),
         )
         .unwrap();
-        let center = Center::new(Arc::new(storage), Limits::default(), Arc::new(move || n.load(Ordering::SeqCst)));
+        let center = Center::new(
+            Arc::new(storage),
+            Limits::default(),
+            Arc::new(move || n.load(Ordering::SeqCst)),
+        );
         let storage = center.storage().clone();
-        let admin_user = storage.create_user("admin", Role::Admin, None, &[]).unwrap();
+        let admin_user = storage
+            .create_user("admin", Role::Admin, None, &[])
+            .unwrap();
         let token = tokens::new_token();
-        storage.add_user_token(&tokens::hash(&token), &admin_user.id).unwrap();
+        storage
+            .add_user_token(&tokens::hash(&token), &admin_user.id)
+            .unwrap();
         let admin = center.authenticate(Some(&token)).unwrap();
         center.import_grid(&admin, &grid()).unwrap();
         let mut devices = BTreeMap::new();
@@ -128,7 +138,11 @@ impl Run {
             )
             .unwrap();
             let enrolled = center
-                .enroll(field_core::sync::protocol::EnrollRequest { code, actor, device_name: None })
+                .enroll(field_core::sync::protocol::EnrollRequest {
+                    code,
+                    actor,
+                    device_name: None,
+                })
                 .unwrap();
             store
                 .set_sync_settings(&field_core::store::SyncSettings {
@@ -138,9 +152,23 @@ impl Run {
                 })
                 .unwrap();
             let principal = center.authenticate(Some(&enrolled.token)).unwrap();
-            devices.insert(c.name.clone(), Device { store, principal, cases: Vec::new() });
+            devices.insert(
+                c.name.clone(),
+                Device {
+                    store,
+                    principal,
+                    cases: Vec::new(),
+                },
+            );
         }
-        Run { _dir: dir, center, now, admin, devices, seq: 0 }
+        Run {
+            _dir: dir,
+            center,
+            now,
+            admin,
+            devices,
+            seq: 0,
+        }
     }
 
     fn push(&mut self, who: &str) {
@@ -149,25 +177,45 @@ impl Run {
         let req = SyncRequest {
             protocol: PROTOCOL_VERSION,
             push,
-            pull: PullRequest { cursor: d.store.pull_cursor().unwrap(), ..Default::default() },
+            pull: PullRequest {
+                cursor: d.store.pull_cursor().unwrap(),
+                ..Default::default()
+            },
             device_time_ms: None,
         };
         let resp = self.center.sync(&d.principal, req).unwrap();
-        assert!(resp.push.iter().all(|r| r.code.is_none()), "{:?}", resp.push);
+        assert!(
+            resp.push.iter().all(|r| r.code.is_none()),
+            "{:?}",
+            resp.push
+        );
         d.store.record_push(through, &resp.push).unwrap();
         d.store.apply_pull(resp.pull).unwrap();
     }
 
     fn event(&mut self, e: &Value) {
-        let (kind, body) = e.as_object().and_then(|o| o.iter().next()).expect("one event per object");
-        let text = |k: &str| body[k].as_str().unwrap_or_else(|| panic!("{kind}.{k}")).to_string();
+        let (kind, body) = e
+            .as_object()
+            .and_then(|o| o.iter().next())
+            .expect("one event per object");
+        let text = |k: &str| {
+            body[k]
+                .as_str()
+                .unwrap_or_else(|| panic!("{kind}.{k}"))
+                .to_string()
+        };
         match kind.as_str() {
             // {"report": {"collector", "at", "categories": [..], "count": N}}:
             // N reports a minute apart from `at`, categories in turn.
             "report" => {
                 let who = text("collector");
                 let start = Timestamp::parse("at", &text("at")).unwrap().millis();
-                let cats: Vec<String> = body["categories"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+                let cats: Vec<String> = body["categories"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap().to_string())
+                    .collect();
                 for i in 0..body["count"].as_u64().unwrap_or(1) as usize {
                     self.seq += 1;
                     let new = NewCase {
@@ -189,30 +237,52 @@ impl Run {
             "decide" => {
                 let who = text("collector");
                 let range = body["cases"].as_array().unwrap();
-                let (from, to) = (range[0].as_u64().unwrap() as usize, range[1].as_u64().unwrap() as usize);
+                let (from, to) = (
+                    range[0].as_u64().unwrap() as usize,
+                    range[1].as_u64().unwrap() as usize,
+                );
                 let mut req = serde_json::json!({ "action": body["action"] });
                 if let Some(r) = body.get("reason") {
                     req["reason"] = r.clone();
                 }
                 for id in self.devices[&who].cases[from..to].to_vec() {
-                    self.center.decide(&self.admin, id, serde_json::from_value(req.clone()).unwrap()).unwrap();
+                    self.center
+                        .decide(
+                            &self.admin,
+                            id,
+                            serde_json::from_value(req.clone()).unwrap(),
+                        )
+                        .unwrap();
                 }
             }
             "finding" => {
-                self.center.add_finding(&self.admin, serde_json::from_value(body.clone()).unwrap()).unwrap();
+                self.center
+                    .add_finding(&self.admin, serde_json::from_value(body.clone()).unwrap())
+                    .unwrap();
             }
             "violation" => {
-                self.center.record_violation(&self.admin, serde_json::from_value(body.clone()).unwrap()).unwrap();
+                self.center
+                    .record_violation(&self.admin, serde_json::from_value(body.clone()).unwrap())
+                    .unwrap();
             }
             "config" => {
-                self.center.set_config(&self.admin, &text("key"), &text("value")).unwrap();
+                self.center
+                    .set_config(&self.admin, &text("key"), &text("value"))
+                    .unwrap();
             }
             "nightly" => {
-                self.center.nightly(Some(body.as_str().unwrap().parse().unwrap())).unwrap();
+                self.center
+                    .nightly(Some(body.as_str().unwrap().parse().unwrap()))
+                    .unwrap();
             }
             // {"clock": "<RFC 3339>"}: time moves on.
             "clock" => {
-                self.now.store(Timestamp::parse("clock", body.as_str().unwrap()).unwrap().millis(), Ordering::SeqCst);
+                self.now.store(
+                    Timestamp::parse("clock", body.as_str().unwrap())
+                        .unwrap()
+                        .millis(),
+                    Ordering::SeqCst,
+                );
             }
             other => panic!("unknown event `{other}`"),
         }
@@ -222,7 +292,10 @@ impl Run {
 #[test]
 fn every_scenario_gives_every_figure_expected() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/scenarios/pay");
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(!files.is_empty());
     for file in files {
@@ -242,10 +315,21 @@ fn every_scenario_gives_every_figure_expected() {
             };
             let reports = serde_json::to_value(run.center.report(&run.admin, q).unwrap()).unwrap();
             let list = reports.as_array().unwrap();
-            let i = if x.index < 0 { list.len() as i64 + x.index } else { x.index } as usize;
+            let i = if x.index < 0 {
+                list.len() as i64 + x.index
+            } else {
+                x.index
+            } as usize;
             for (pointer, want) in &x.figures {
                 let got = list[i].pointer(pointer).cloned().unwrap_or(Value::Null);
-                assert_eq!(&got, want, "{} ({}): {} {pointer}", file.display(), s.about, x.period);
+                assert_eq!(
+                    &got,
+                    want,
+                    "{} ({}): {} {pointer}",
+                    file.display(),
+                    s.about,
+                    x.period
+                );
             }
         }
     }

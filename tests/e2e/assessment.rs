@@ -181,14 +181,25 @@ fn a_collectors_day_adds_up_by_hand() {
     // events; a day report gives no quota verdict (quotas are monthly).
     assert_eq!(rate(r, "event_share"), (2, 2));
     assert_eq!(r["quota_breaches"], serde_json::json!([]), "{r}");
-    assert_eq!(r["volume"], 4, "2 registered + ⌊7 approved quick fixes ÷ 3⌋");
+    assert_eq!(
+        r["volume"], 4,
+        "2 registered + ⌊7 approved quick fixes ÷ 3⌋"
+    );
     assert_eq!(r["subclasses"], 2, "SJ0201 and SJ0102 registered");
     // 1 error in 4 cases on the day (25%): above the strict 4% threshold by 1.
     assert_eq!(r["errors_above_threshold"], 1);
     // The month, at the collector level: its verdicts.
     staff.ok(&["center", "config", "set", "quotas.level", "\"collector\""]);
     let month = staff
-        .ok(&["center", "report", "--period", "2025-11", "--collector", "王", "--json"])
+        .ok(&[
+            "center",
+            "report",
+            "--period",
+            "2025-11",
+            "--collector",
+            "王",
+            "--json",
+        ])
         .json();
     let breaches: Vec<&str> = month[0]["quota_breaches"]
         .as_array()

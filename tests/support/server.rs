@@ -33,7 +33,11 @@ impl Server {
         let config = dir.path().join("server.toml");
         std::fs::write(&config, toml).expect("config written");
         let data = dir.path().join("data");
-        let mut s = Server::spawn(&data, "127.0.0.1:0", &["--config", config.to_str().expect("utf-8")]);
+        let mut s = Server::spawn(
+            &data,
+            "127.0.0.1:0",
+            &["--config", config.to_str().expect("utf-8")],
+        );
         s._dir = Some(dir);
         s
     }
@@ -116,7 +120,8 @@ impl Server {
     /// Adds a user and returns its one-time enrolment code. A collector is
     /// assigned their cells from 2025-01-01: the tests replay past days.
     pub fn add_user(&self, name: &str, role: &str, cells: &[&str]) -> String {
-        let body = serde_json::json!({ "name": name, "role": role, "cells": cells, "from": "2025-01-01" });
+        let body =
+            serde_json::json!({ "name": name, "role": role, "cells": cells, "from": "2025-01-01" });
         let r: Value = self
             .admin()
             .call("POST", "/v1/center/users", Some(&body))

@@ -120,7 +120,9 @@ pub fn run(
     // The whole month rolled up, then 1,000 cases spread over it decided
     // today: the time to bring the month up to date (every day a decision
     // touched recomputed by the nightly job), against the live month.
-    center.nightly(Some(chrono::NaiveDate::from_ymd_opt(2026, 10, 1).expect("valid")))?;
+    center.nightly(Some(
+        chrono::NaiveDate::from_ymd_opt(2026, 10, 1).expect("valid"),
+    ))?;
     for d in 1..=days as u32 {
         storage.mark_dirty(&[chrono::NaiveDate::from_ymd_opt(2026, 10, d).expect("valid")])?;
     }
@@ -155,7 +157,9 @@ pub fn run(
                 },
                 fields: field_core::model::CaseFields {
                     description: Some(format!("bench case {k}")),
-                    category: Some(field_core::model::CategoryCode::parse("category", "BJ0101")?),
+                    category: Some(field_core::model::CategoryCode::parse(
+                        "category", "BJ0101",
+                    )?),
                     placement: Some(field_core::model::Placement {
                         pos: LonLat::new(120.2005, 30.2495)?,
                         cell: None,
@@ -178,7 +182,11 @@ pub fn run(
         anyhow::bail!("the bench's case {id} was not applied: {j:?}");
     }
     for (k, case) in cases.iter().enumerate() {
-        let action = if k % 10 == 0 { r#"{"action":"reject","reason":"duplicate"}"# } else { r#"{"action":"register"}"# };
+        let action = if k % 10 == 0 {
+            r#"{"action":"reject","reason":"duplicate"}"#
+        } else {
+            r#"{"action":"register"}"#
+        };
         center.decide(&admin, *case, serde_json::from_str(action)?)?;
     }
     let stale = storage.dirty_days()?.len();

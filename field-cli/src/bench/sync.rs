@@ -200,7 +200,12 @@ pub fn run(dir: &std::path::Path, devices: usize, history: usize) -> Result<Vec<
     let mut d = enrolled(&lb, &dir.join("day0.db"), "day0", &mine)?;
     for day in 0..3u64 {
         if day > 0 {
-            d = enrolled(&lb, &dir.join(format!("day{day}.db")), &format!("day{day}"), &mine)?;
+            d = enrolled(
+                &lb,
+                &dir.join(format!("day{day}.db")),
+                &format!("day{day}"),
+                &mine,
+            )?;
         }
         sync(&mut d)?; // the grid
         (points, raw) = patrol_day(&mut d, &grid, 1 + day, 40, 200)?;
@@ -211,11 +216,17 @@ pub fn run(dir: &std::path::Path, devices: usize, history: usize) -> Result<Vec<
             .map(|c| c.to_json().len())
             .sum();
         let token = d.sync_settings()?.context("enrolled")?.token;
-        let principal = lb.center.authenticate(Some(&token)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let principal = lb
+            .center
+            .authenticate(Some(&token))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let started = Instant::now();
         let verdicts = lb.center.check_push(&principal, &outbox);
         checks.push(started.elapsed().as_secs_f64());
-        anyhow::ensure!(verdicts.iter().all(|v| v.is_ok()), "the bench's own day was refused: {verdicts:?}");
+        anyhow::ensure!(
+            verdicts.iter().all(|v| v.is_ok()),
+            "the bench's own day was refused: {verdicts:?}"
+        );
         let s = sync(&mut d)?;
         pushes.push(s.seconds);
         (wire, trips) = (s.up + s.down, s.round_trips);
@@ -230,7 +241,11 @@ pub fn run(dir: &std::path::Path, devices: usize, history: usize) -> Result<Vec<
     ));
     rows.push(row(
         "server checks of that push (dry run)",
-        format!("{:.1} ms, {:.1}% of the push", check_s * 1e3, 100.0 * check_s / push_s),
+        format!(
+            "{:.1} ms, {:.1}% of the push",
+            check_s * 1e3,
+            100.0 * check_s / push_s
+        ),
         "authorisation by meaning, server-decided facts, bounds, clock; median of 3".into(),
         json!({ "seconds": check_s, "share_of_push": check_s / push_s }),
     ));

@@ -343,16 +343,27 @@ mod tests {
                 CellCodePattern::default().parse("code", code).unwrap(),
                 Zone::Red,
                 None,
-                geo::MultiPolygon(vec![Rect::new((x0, 30.0), (x0 + 0.001, 30.001)).to_polygon()]),
+                geo::MultiPolygon(vec![
+                    Rect::new((x0, 30.0), (x0 + 0.001, 30.001)).to_polygon(),
+                ]),
             )
         };
-        let cells = vec![cell("330109001001001", 120.0), cell("330109001001002", 120.001)];
+        let cells = vec![
+            cell("330109001001001", 120.0),
+            cell("330109001001002", 120.001),
+        ];
         let rules = AssessmentRules::default();
-        let day = rules.patrol_day(chrono::NaiveDate::from_ymd_opt(2026, 11, 10).unwrap()).unwrap();
+        let day = rules
+            .patrol_day(chrono::NaiveDate::from_ymd_opt(2026, 11, 10).unwrap())
+            .unwrap();
         let at = Timestamp::from_millis("at", day.start_ms + 600_000).unwrap();
-        let on_edge = TrackPoint::new(at, LonLat::new(120.001, 30.0005).unwrap(), Some(5.0), None).unwrap();
+        let on_edge =
+            TrackPoint::new(at, LonLat::new(120.001, 30.0005).unwrap(), Some(5.0), None).unwrap();
         let windows = coverage(&cells, &day, &[on_edge], &rules);
-        let first: Vec<&CoverageWindow> = windows.iter().filter(|w| w.start_ms == day.start_ms).collect();
+        let first: Vec<&CoverageWindow> = windows
+            .iter()
+            .filter(|w| w.start_ms == day.start_ms)
+            .collect();
         assert_eq!(first.len(), 2);
         assert!(first.iter().all(|w| w.covered), "{first:?}");
         assert_eq!(windows.iter().filter(|w| w.covered).count(), 2);

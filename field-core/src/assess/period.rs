@@ -60,11 +60,23 @@ mod tests {
         let mid = d.start_ms + 3_600_000 + 1;
         assert_eq!(elapsed(&d, mid).unwrap().end_ms, mid);
         assert_eq!(elapsed(&d, d.end_ms + 5).unwrap().end_ms, d.end_ms);
-        let faults = vec![AttendanceFault::AbsentMorning, AttendanceFault::AbsentAfternoon];
+        let faults = vec![
+            AttendanceFault::AbsentMorning,
+            AttendanceFault::AbsentAfternoon,
+        ];
         assert!(attendance_due(faults.clone(), &d, d.start_ms + 60_000, 300_000).is_empty());
-        assert_eq!(attendance_due(faults.clone(), &d, mid, 300_000), vec![AttendanceFault::AbsentMorning]);
+        assert_eq!(
+            attendance_due(faults.clone(), &d, mid, 300_000),
+            vec![AttendanceFault::AbsentMorning]
+        );
         assert_eq!(attendance_due(faults, &d, d.end_ms, 300_000).len(), 2);
-        let w = |s: i64, e: i64| CoverageWindow { cell: "c".into(), start_ms: s, end_ms: e, covered: false, first_seen_ms: None };
+        let w = |s: i64, e: i64| CoverageWindow {
+            cell: "c".into(),
+            start_ms: s,
+            end_ms: e,
+            covered: false,
+            first_seen_ms: None,
+        };
         let due = windows_due(vec![w(0, 10), w(10, 20), w(20, 30)], 20);
         assert_eq!(due.len(), 2);
     }

@@ -122,7 +122,11 @@ impl Change {
             Op::CaseEdit(e) => {
                 fields(&e.fields)?;
                 bounded_len("add_photos", e.add_photos.len(), MAX_PHOTOS_PER_CHANGE)?;
-                bounded_len("remove_photos", e.remove_photos.len(), MAX_PHOTOS_PER_CHANGE)?;
+                bounded_len(
+                    "remove_photos",
+                    e.remove_photos.len(),
+                    MAX_PHOTOS_PER_CHANGE,
+                )?;
                 bounded_len("seen", e.seen.len(), MAX_CONTEXT_ENTRIES)
             }
             Op::StatusSet(s) => {

@@ -305,7 +305,11 @@ mod detailed {
         // 40,000 vertices took geo's quadratic validation over 30 s.
         let cells = detailed_pair(40_000);
         assert_eq!(check_tiling(&cells, DEFAULT_TOLERANCE_M2), vec![]);
-        let stopped = check_tiling_within(&cells, DEFAULT_TOLERANCE_M2, Some(std::time::Duration::ZERO));
+        let stopped = check_tiling_within(
+            &cells,
+            DEFAULT_TOLERANCE_M2,
+            Some(std::time::Duration::ZERO),
+        );
         assert_eq!(stopped, Err(TimedOut(std::time::Duration::ZERO)));
     }
 }

@@ -25,20 +25,31 @@ fn rings(p: &Polygon<f64>) -> impl Iterator<Item = &geo::LineString<f64>> {
 
 /// Checks one cell's geometry; `check` is polled between segments and may
 /// stop the work (a deadline) by answering `false`.
-pub fn check_geometry(mp: &MultiPolygon<f64>, check: &mut dyn FnMut() -> bool) -> Result<(), Invalid> {
+pub fn check_geometry(
+    mp: &MultiPolygon<f64>,
+    check: &mut dyn FnMut() -> bool,
+) -> Result<(), Invalid> {
     let mut segments = Vec::new();
     let mut lines: Vec<Vec<Vec<Line<f64>>>> = Vec::new();
     for (pi, p) in mp.0.iter().enumerate() {
         let mut per_ring = Vec::new();
         for (ri, ring) in rings(p).enumerate() {
             if ring.0.iter().any(|c| !c.x.is_finite() || !c.y.is_finite()) {
-                return Err(Invalid(format!("polygon {pi} ring {ri} has a coordinate that is not a finite number")));
+                return Err(Invalid(format!(
+                    "polygon {pi} ring {ri} has a coordinate that is not a finite number"
+                )));
             }
-            let mut distinct: Vec<(u64, u64)> = ring.0.iter().map(|c| (c.x.to_bits(), c.y.to_bits())).collect();
+            let mut distinct: Vec<(u64, u64)> = ring
+                .0
+                .iter()
+                .map(|c| (c.x.to_bits(), c.y.to_bits()))
+                .collect();
             distinct.sort_unstable();
             distinct.dedup();
             if distinct.len() < 3 {
-                return Err(Invalid(format!("polygon {pi} ring {ri} has fewer than 3 distinct points")));
+                return Err(Invalid(format!(
+                    "polygon {pi} ring {ri} has fewer than 3 distinct points"
+                )));
             }
             // Repeated consecutive points are allowed; they make no segment.
             let segs: Vec<Line<f64>> = ring.lines().filter(|l| l.start != l.end).collect();
@@ -54,7 +65,10 @@ pub fn check_geometry(mp: &MultiPolygon<f64>, check: &mut dyn FnMut() -> bool) -
         lines.push(per_ring);
     }
     let tree: RTree<Seg> = RTree::bulk_load(segments);
-    for (n, (a, b)) in tree.intersection_candidates_with_other_tree(&tree).enumerate() {
+    for (n, (a, b)) in tree
+        .intersection_candidates_with_other_tree(&tree)
+        .enumerate()
+    {
         if n % 4096 == 0 && !check() {
             return Err(Invalid("the check ran out of time".into()));
         }
@@ -100,7 +114,9 @@ pub fn check_geometry(mp: &MultiPolygon<f64>, check: &mut dyn FnMut() -> bool) -
             if let Some(c) = hole.0.first()
                 && !outer.contains(&geo::Point::from(*c))
             {
-                return Err(Invalid(format!("polygon {pi} hole {hi} lies outside its exterior")));
+                return Err(Invalid(format!(
+                    "polygon {pi} hole {hi} lies outside its exterior"
+                )));
             }
         }
     }
@@ -129,26 +145,53 @@ mod tests {
 
     #[test]
     fn squares_and_holes_are_valid_bowties_and_stray_holes_are_not() {
-        let square = polygon![(x: 0.0, y: 0.0), (x: 1.0, y: 0.0), (x: 1.0, y: 1.0), (x: 0.0, y: 1.0)];
+        let square =
+            polygon![(x: 0.0, y: 0.0), (x: 1.0, y: 0.0), (x: 1.0, y: 1.0), (x: 0.0, y: 1.0)];
         assert!(ok(&MultiPolygon(vec![square.clone()])).is_ok());
         let with_hole = Polygon::new(
             square.exterior().clone(),
-            vec![LineString::from(vec![(0.2, 0.2), (0.4, 0.2), (0.4, 0.4), (0.2, 0.2)])],
+            vec![LineString::from(vec![
+                (0.2, 0.2),
+                (0.4, 0.2),
+                (0.4, 0.4),
+                (0.2, 0.2),
+            ])],
         );
         assert!(ok(&MultiPolygon(vec![with_hole])).is_ok());
-        let bowtie = polygon![(x: 0.0, y: 0.0), (x: 1.0, y: 1.0), (x: 1.0, y: 0.0), (x: 0.0, y: 1.0)];
+        let bowtie =
+            polygon![(x: 0.0, y: 0.0), (x: 1.0, y: 1.0), (x: 1.0, y: 0.0), (x: 0.0, y: 1.0)];
         let e = ok(&MultiPolygon(vec![bowtie])).unwrap_err();
         assert!(e.0.contains("intersects itself"), "{e:?}");
         let stray = Polygon::new(
             square.exterior().clone(),
-            vec![LineString::from(vec![(2.0, 2.0), (3.0, 2.0), (3.0, 3.0), (2.0, 2.0)])],
+            vec![LineString::from(vec![
+                (2.0, 2.0),
+                (3.0, 2.0),
+                (3.0, 3.0),
+                (2.0, 2.0),
+            ])],
         );
-        assert!(ok(&MultiPolygon(vec![stray])).unwrap_err().0.contains("outside"));
+        assert!(
+            ok(&MultiPolygon(vec![stray]))
+                .unwrap_err()
+                .0
+                .contains("outside")
+        );
         let crossing = Polygon::new(
             square.exterior().clone(),
-            vec![LineString::from(vec![(0.5, 0.5), (1.5, 0.5), (0.5, 0.7), (0.5, 0.5)])],
+            vec![LineString::from(vec![
+                (0.5, 0.5),
+                (1.5, 0.5),
+                (0.5, 0.7),
+                (0.5, 0.5),
+            ])],
         );
-        assert!(ok(&MultiPolygon(vec![crossing])).unwrap_err().0.contains("cross"));
+        assert!(
+            ok(&MultiPolygon(vec![crossing]))
+                .unwrap_err()
+                .0
+                .contains("cross")
+        );
         let spike = polygon![(x: 0.0, y: 0.0), (x: 1.0, y: 0.0), (x: 2.0, y: 0.0), (x: 1.0, y: 0.0), (x: 1.0, y: 1.0)];
         assert!(ok(&MultiPolygon(vec![spike])).is_err());
     }
@@ -161,7 +204,9 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(7);
         for _ in 0..2000 {
             let n = rng.usize(3..8);
-            let pts: Vec<(f64, f64)> = (0..n).map(|_| (rng.u8(0..6) as f64, rng.u8(0..6) as f64)).collect();
+            let pts: Vec<(f64, f64)> = (0..n)
+                .map(|_| (rng.u8(0..6) as f64, rng.u8(0..6) as f64))
+                .collect();
             let p = Polygon::new(LineString::from(pts), vec![]);
             let mp = MultiPolygon(vec![p]);
             if !mp.is_valid() {

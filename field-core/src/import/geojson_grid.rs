@@ -172,7 +172,9 @@ pub fn parse_grid(text: &str, pattern: &CellCodePattern) -> Result<Vec<Cell>> {
         if n > MAX_VERTICES_PER_CELL {
             return Err(invalid(
                 at("geometry"),
-                format!("cell {code} has {n} vertices, at most {MAX_VERTICES_PER_CELL}: simplify it"),
+                format!(
+                    "cell {code} has {n} vertices, at most {MAX_VERTICES_PER_CELL}: simplify it"
+                ),
             ));
         }
         total += n;

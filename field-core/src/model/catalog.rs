@@ -273,10 +273,22 @@ mod one_code {
     fn a_subclass_has_one_code_in_the_citys_style() {
         let c = Catalog::default_catalog();
         let code = |s: &str| CategoryCode::parse("c", s).unwrap();
-        assert_eq!(c.canonical(&code("01001"), CodeStyle::Cjt214), code("BJ0101"));
-        assert_eq!(c.canonical(&code("BJ0101"), CodeStyle::Gbt47678), code("01001"));
-        assert_eq!(c.canonical(&code("BJ0101"), CodeStyle::Cjt214), code("BJ0101"));
+        assert_eq!(
+            c.canonical(&code("01001"), CodeStyle::Cjt214),
+            code("BJ0101")
+        );
+        assert_eq!(
+            c.canonical(&code("BJ0101"), CodeStyle::Gbt47678),
+            code("01001")
+        );
+        assert_eq!(
+            c.canonical(&code("BJ0101"), CodeStyle::Cjt214),
+            code("BJ0101")
+        );
         // No counterpart: kept as written.
-        assert_eq!(c.canonical(&code("06010"), CodeStyle::Cjt214).as_str(), c.canonical(&code("06010"), CodeStyle::Cjt214).as_str());
+        assert_eq!(
+            c.canonical(&code("06010"), CodeStyle::Cjt214).as_str(),
+            c.canonical(&code("06010"), CodeStyle::Cjt214).as_str()
+        );
     }
 }

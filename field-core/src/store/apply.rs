@@ -245,9 +245,9 @@ impl Store {
                 Judgement::Applied => summary.applied += 1,
                 Judgement::Duplicate => summary.duplicates += 1,
                 Judgement::Buffered => {}
-                Judgement::Reused => summary.refused.push(format!(
-                    "{id}: this counter is held with other content"
-                )),
+                Judgement::Reused => summary
+                    .refused
+                    .push(format!("{id}: this counter is held with other content")),
                 Judgement::Refused(why) => summary.refused.push(why.clone()),
             }
         }

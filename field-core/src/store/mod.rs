@@ -30,9 +30,9 @@ pub use apply::{ApplySummary, Judgement};
 pub use case_query::{CasePage, CaseQuery};
 pub use cases::{CaseEditRequest, CaseSummary, Decision, HistoryEntry, NewCase, SeenStatus};
 pub use digest::DigestReport;
-pub use reissue::Reissue;
 pub use exchange::ImportSummary;
 pub use grid::GridSummary;
+pub use reissue::Reissue;
 pub use schema::{STORE_VERSION, apply_migrations};
 pub use sync_state::{PullPage, SyncSettings, SyncStatus};
 pub use tasks::TaskRow;
@@ -250,7 +250,9 @@ impl Store {
     /// The corrected wall clock: the device's, moved by the offset the
     /// server measured.
     fn now_ms(&self) -> u64 {
-        (self.clock.now_ms() as i64).saturating_add(self.offset_ms).max(0) as u64
+        (self.clock.now_ms() as i64)
+            .saturating_add(self.offset_ms)
+            .max(0) as u64
     }
 
     /// The device's own wall clock, uncorrected (what the offset is measured against).

@@ -175,7 +175,9 @@ impl Store {
 /// The old actor's highest photo dot in `case` among changes it keeps.
 fn kept_dot(tx: &rusqlite::Connection, old: ActorId, case: CaseId, from_seq: u64) -> Result<u64> {
     let bodies: Vec<String> = tx
-        .prepare_cached("SELECT body FROM changes WHERE actor = ?1 AND case_id = ?2 AND log_seq < ?3")?
+        .prepare_cached(
+            "SELECT body FROM changes WHERE actor = ?1 AND case_id = ?2 AND log_seq < ?3",
+        )?
         .query_map(
             params![old.as_bytes(), case.to_string(), from_seq as i64],
             |r| r.get(0),
@@ -185,9 +187,7 @@ fn kept_dot(tx: &rusqlite::Connection, old: ActorId, case: CaseId, from_seq: u64
     for b in bodies {
         match Change::from_json(&b)?.op {
             Op::CaseReport(r) if !r.photos.is_empty() => max = max.max(r.photo_dot),
-            Op::CaseEdit(e) if !e.add_photos.is_empty() => {
-                max = max.max(e.photo_dot.unwrap_or(0))
-            }
+            Op::CaseEdit(e) if !e.add_photos.is_empty() => max = max.max(e.photo_dot.unwrap_or(0)),
             _ => {}
         }
     }

@@ -149,7 +149,9 @@ impl Store {
                     params![r.actor.as_bytes(), r.counter as i64],
                     |row| row.get(0),
                 )?;
-                let repull = results[i..].iter().any(|r| r.outcome == PushOutcome::Reused);
+                let repull = results[i..]
+                    .iter()
+                    .any(|r| r.outcome == PushOutcome::Reused);
                 (&results[..i], seq as u64 - 1, Some((seq as u64, repull)))
             }
         };

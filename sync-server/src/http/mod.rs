@@ -89,7 +89,10 @@ pub async fn run(
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("gave up on requests still running after {DRAIN:?}");
     }
     Ok(())

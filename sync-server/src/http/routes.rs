@@ -98,7 +98,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/surveys", post(create_survey).get(survey_list))
         .route("/v1/center/surveys/{id}/report", get(survey_report))
         .route("/v1/center/digest", get(digest))
-        .route("/v1/center/violations", post(record_violation).get(violations))
+        .route(
+            "/v1/center/violations",
+            post(record_violation).get(violations),
+        )
         .route("/v1/center/city-figures", get(city_figures))
         .route("/v1/center/certification/attempts", post(record_attempt))
         .route("/v1/center/certification/{collector}", get(certification))
@@ -233,7 +236,10 @@ async fn record_attempt(
     ApiJson(req): ApiJson<crate::service::NewAttempt>,
 ) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
-    Ok((StatusCode::CREATED, Json(blocking(move || c.record_attempt(&p, req)).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(blocking(move || c.record_attempt(&p, req)).await?),
+    ))
 }
 
 async fn certification(
@@ -242,7 +248,9 @@ async fn certification(
     Path(collector): Path<String>,
 ) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
-    Ok(Json(blocking(move || c.certification(&p, &collector)).await?))
+    Ok(Json(
+        blocking(move || c.certification(&p, &collector)).await?,
+    ))
 }
 
 async fn record_training(
@@ -251,10 +259,16 @@ async fn record_training(
     ApiJson(req): ApiJson<crate::service::NewTraining>,
 ) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
-    Ok((StatusCode::CREATED, Json(blocking(move || c.record_training(&p, req)).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(blocking(move || c.record_training(&p, req)).await?),
+    ))
 }
 
-async fn trainings(State(s): State<AppState>, Auth(p): Auth) -> Result<impl IntoResponse, AppError> {
+async fn trainings(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
     Ok(Json(blocking(move || c.trainings(&p)).await?))
 }
@@ -284,7 +298,9 @@ async fn revoke_violation(
     ApiJson(req): ApiJson<RevokeViolation>,
 ) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
-    Ok(Json(blocking(move || c.revoke_violation(&p, &id, &req.reason)).await?))
+    Ok(Json(
+        blocking(move || c.revoke_violation(&p, &id, &req.reason)).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -300,7 +316,9 @@ async fn violations(
 ) -> Result<impl IntoResponse, AppError> {
     let Query(q) = query?;
     let c = s.center.clone();
-    Ok(Json(blocking(move || c.violations(&p, q.collector.as_deref())).await?))
+    Ok(Json(
+        blocking(move || c.violations(&p, q.collector.as_deref())).await?,
+    ))
 }
 
 async fn disable_user(
@@ -309,7 +327,9 @@ async fn disable_user(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
-    Ok(Json(blocking(move || c.set_user_disabled(&p, &id, true)).await?))
+    Ok(Json(
+        blocking(move || c.set_user_disabled(&p, &id, true)).await?,
+    ))
 }
 
 async fn enable_user(
@@ -318,7 +338,9 @@ async fn enable_user(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
-    Ok(Json(blocking(move || c.set_user_disabled(&p, &id, false)).await?))
+    Ok(Json(
+        blocking(move || c.set_user_disabled(&p, &id, false)).await?,
+    ))
 }
 
 async fn revoke_codes(

@@ -77,13 +77,22 @@ impl Center {
             self.storage.revoke_codes(&user.id, None)?;
         }
         user.disabled = disabled;
-        let action = if disabled { "disable_user" } else { "enable_user" };
+        let action = if disabled {
+            "disable_user"
+        } else {
+            "enable_user"
+        };
         self.audit(p, action, &user.name, user.role.as_str())?;
         Ok(user)
     }
 
     /// Revokes a user's unused enrolment codes (or one of them); how many.
-    pub fn revoke_codes(&self, p: &Principal, user: &str, req: RevokeCodesRequest) -> Result<usize> {
+    pub fn revoke_codes(
+        &self,
+        p: &Principal,
+        user: &str,
+        req: RevokeCodesRequest,
+    ) -> Result<usize> {
         self.require(p, Operation::ManageAccounts)?;
         let user = self.find_user(p, user)?;
         let hash = req.code.as_deref().map(tokens::hash_code);

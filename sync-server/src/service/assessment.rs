@@ -304,11 +304,8 @@ fn finish(r: &mut Report, cfg: &CityConfig) {
 /// A collector's calendar month (or the part of it in the period): its
 /// errors above the threshold come from its own counts.
 fn settle_month(r: &mut Report, cfg: &CityConfig) {
-    r.errors_above_threshold = contract::errors_above_threshold(
-        r.error_rate.n,
-        r.error_rate.d,
-        cfg.quotas.error_rate_max,
-    );
+    r.errors_above_threshold =
+        contract::errors_above_threshold(r.error_rate.n, r.error_rate.d, cfg.quotas.error_rate_max);
     finish(r, cfg);
 }
 
@@ -352,7 +349,8 @@ fn month_of(d: NaiveDate) -> String {
 
 /// Whether a period is a calendar month or a quarter (quotas apply).
 fn monthly_period(period: &str) -> bool {
-    quarter_of(period).is_some() || NaiveDate::parse_from_str(&format!("{period}-01"), "%Y-%m-%d").is_ok()
+    quarter_of(period).is_some()
+        || NaiveDate::parse_from_str(&format!("{period}-01"), "%Y-%m-%d").is_ok()
 }
 
 /// Adds up reports (days of a period, collectors of a company) and derives
@@ -474,7 +472,9 @@ impl Center {
         let cfg = self.city_config()?;
         let inp = self.assessment_inputs(cfg.config.clone())?;
         // A period still running is charged only so far, and says so.
-        let complete = days.last().is_some_and(|d| *d < cfg.config.patrol.local_date(self.now_ms()).unwrap_or(*d));
+        let complete = days
+            .last()
+            .is_some_and(|d| *d < cfg.config.patrol.local_date(self.now_ms()).unwrap_or(*d));
         let monthly = monthly_period(&q.period);
         let level = cfg.config.quotas.level;
         let quarter = quarter_of(&q.period).is_some();
@@ -553,7 +553,11 @@ impl Center {
                 for (ym, _) in &months {
                     let got = trainings
                         .iter()
-                        .filter(|t| t.given_by == "company" && month_of(t.date) == *ym && t.attendees.contains(&u.id))
+                        .filter(|t| {
+                            t.given_by == "company"
+                                && month_of(t.date) == *ym
+                                && t.attendees.contains(&u.id)
+                        })
                         .count() as u32;
                     if got < cfg.config.training_per_month {
                         let flag = format!(
@@ -617,7 +621,11 @@ impl Center {
             }
             let short: Vec<&str> = reports
                 .iter()
-                .filter(|r| r.compliance.iter().any(|f| f.contains("company training sessions")))
+                .filter(|r| {
+                    r.compliance
+                        .iter()
+                        .any(|f| f.contains("company training sessions"))
+                })
                 .map(|r| r.who.as_str())
                 .collect();
             if !short.is_empty() {
@@ -735,11 +743,9 @@ fn collector_figures(
         let now = got.now;
         let today = rules.local_date(now)?;
         let tz = rules.tz()?;
-        let certificate = inp
-            .certificates
-            .get(&u.id)
-            .cloned()
-            .unwrap_or_else(|| super::certification::standing(&u.name, Vec::new(), cfg.certificate_valid_months));
+        let certificate = inp.certificates.get(&u.id).cloned().unwrap_or_else(|| {
+            super::certification::standing(&u.name, Vec::new(), cfg.certificate_valid_months)
+        });
         let first = rules.patrol_day(days[0])?;
         let last = rules.patrol_day(*days.last().expect("a period has days"))?;
         let day_start = first.start_ms - 8 * 3_600_000;
@@ -795,7 +801,10 @@ fn collector_figures(
                         let start = chrono::DateTime::from_timestamp_millis(w.start_ms)
                             .map(|t| t.with_timezone(&tz).format("%H:%M").to_string())
                             .unwrap_or_default();
-                        covered_starts.entry(w.cell.clone()).or_default().push(start);
+                        covered_starts
+                            .entry(w.cell.clone())
+                            .or_default()
+                            .push(start);
                     }
                 } else if q.explain {
                     ex.uncovered_windows.push(UncoveredWindow {
@@ -806,7 +815,11 @@ fn collector_figures(
                 }
             }
             for (cell, starts) in covered_starts {
-                ex.covered_windows.push(CoveredWindows { cell, day: *d, starts });
+                ex.covered_windows.push(CoveredWindows {
+                    cell,
+                    day: *d,
+                    starts,
+                });
             }
             let day_marks: Vec<_> = marks
                 .iter()
@@ -825,7 +838,8 @@ fn collector_figures(
                     field_core::assess::AttendanceFault::EarlyLeave { .. } => r.early_leaves += 1,
                     _ => r.absent_halves += 1,
                 }
-                ex.attendance_faults.push(AttendanceRecord { day: *d, fault: f });
+                ex.attendance_faults
+                    .push(AttendanceRecord { day: *d, fault: f });
             }
             if !mine.is_empty() {
                 for s in off_post_of(&passed, &track, rules) {
@@ -1007,7 +1021,11 @@ fn collector_figures(
 
         // Red lines: each costs the heavy fine; the second of the company's
         // contract year marks the contract for termination.
-        for v in inp.violations.iter().filter(|v| v.collector_id == u.id && in_period(v.at.millis())) {
+        for v in inp
+            .violations
+            .iter()
+            .filter(|v| v.collector_id == u.id && in_period(v.at.millis()))
+        {
             r.violations += 1;
             ex.violations.push(ViolationRecord {
                 violation: v.id.clone(),
@@ -1050,7 +1068,6 @@ fn collector_figures(
 }
 
 impl Center {
-
     /// Adds many findings: all of them, or none when one is bad (its row named).
     pub fn add_findings(
         &self,
@@ -1126,7 +1143,6 @@ impl Center {
 fn ts(ms: i64) -> Option<Timestamp> {
     Timestamp::from_millis("t", ms).ok()
 }
-
 
 /// DOMAIN's composite with default weights; a rate with nothing to count
 /// counts as perfect (no tasks due: nothing late).
@@ -1278,8 +1294,12 @@ impl Center {
                 by_user
                     .into_iter()
                     .map(|(id, attempts)| {
-                        let name = attempts.first().map(|a| a.collector.clone()).unwrap_or_default();
-                        let standing = super::certification::standing(&name, attempts, valid_months);
+                        let name = attempts
+                            .first()
+                            .map(|a| a.collector.clone())
+                            .unwrap_or_default();
+                        let standing =
+                            super::certification::standing(&name, attempts, valid_months);
                         (id, standing)
                     })
                     .collect()
@@ -1287,7 +1307,6 @@ impl Center {
         })
     }
 }
-
 
 /// The cell codes in force for a user on a day: the latest assignment
 /// from on or before it, else the user's current cells.
@@ -1337,10 +1356,16 @@ mod tests {
             finish(&mut r, &cfg);
             quota_verdicts(&r, &cfg)
         };
-        assert!(month(80, 104).is_empty(), "80/20 events, 104 subclasses: met");
+        assert!(
+            month(80, 104).is_empty(),
+            "80/20 events, 104 subclasses: met"
+        );
         let missed = month(81, 103);
         assert_eq!(missed.len(), 2, "{missed:?}");
-        assert!(missed[0].contains("81.0%") && missed[1].contains("103 distinct"), "{missed:?}");
+        assert!(
+            missed[0].contains("81.0%") && missed[1].contains("103 distinct"),
+            "{missed:?}"
+        );
     }
 
     #[test]
@@ -1358,7 +1383,11 @@ mod tests {
         let cfg = CityConfig::default();
         // valid 0.7499875 × 40 + 20 + 20 + 20 = 89.9995: shown 90.0, graded B.
         let r = Report {
-            valid_report_rate: Rate { n: 0, d: 0, rate: Some(0.749_987_5) },
+            valid_report_rate: Rate {
+                n: 0,
+                d: 0,
+                rate: Some(0.749_987_5),
+            },
             ..Report::default()
         };
         let (score, grade) = composite(&r, &cfg);

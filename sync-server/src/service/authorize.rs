@@ -88,20 +88,90 @@ const ADMIN: [bool; 3] = [false, false, true];
 /// Who may do what at the center. Collectors act only through changes (see
 /// [`Center::authorize`]) and their own photos.
 pub const TABLE: &[Rule] = &[
-    rule(Operation::EnrolCollector, "add a collector, mint a collector's enrolment code", "POST /v1/center/users (role collector), POST /v1/center/users/{id}/codes", STAFF),
-    rule(Operation::EnrolStaff, "add a reviewer or admin, mint their enrolment code", "POST /v1/center/users (role reviewer, admin), POST /v1/center/users/{id}/codes", ADMIN),
-    rule(Operation::ListUsers, "list users, roles, devices", "GET /v1/center/users", STAFF),
-    rule(Operation::ManageAccounts, "disable a user, revoke unused codes, revoke a device", "POST /v1/center/users/{id}/disable, POST /v1/center/users/{id}/codes/revoke, POST /v1/center/devices/{actor}/revoke", ADMIN),
-    rule(Operation::RotateOwnToken, "replace one's own device-less token", "POST /v1/center/token/rotate", STAFF),
-    rule(Operation::ReadAudit, "read the audit log", "GET /v1/center/audit", ADMIN),
-    rule(Operation::ImportReference, "import the grid or the catalog", "PUT /v1/center/grid, PUT /v1/center/catalog", ADMIN),
-    rule(Operation::ChangeConfig, "change the assessment configuration", "PUT /v1/center/config, POST /v1/center/config/set", ADMIN),
-    rule(Operation::Assign, "assign cells to a collector", "POST /v1/center/assignments", STAFF),
-    rule(Operation::ReadConfig, "read the configuration", "GET /v1/center/config", STAFF),
-    rule(Operation::ReadCases, "read cases, tasks, shifts, surveys, maps, reports, city figures, violations, certification, training, digests", "GET /v1/center/cases[/{id}], tasks, shifts, surveys[/{id}/report], report, city-figures, map, city-map, violations, certification/{collector}, trainings, digest", STAFF),
-    rule(Operation::ReadOwnReport, "read one's own assessment report, read-only", "GET /v1/center/report?collector=(oneself)", [true, true, true]),
-    rule(Operation::Decide, "decide on a case, record or revoke a red-line violation, record certification attempts and training", "POST /v1/center/cases/{id}/decisions, POST /v1/center/violations[/{id}/revoke], certification/attempts, trainings", STAFF),
-    rule(Operation::Direct, "create tasks, surveys and findings", "POST /v1/center/tasks, surveys, findings[/bulk]", STAFF),
+    rule(
+        Operation::EnrolCollector,
+        "add a collector, mint a collector's enrolment code",
+        "POST /v1/center/users (role collector), POST /v1/center/users/{id}/codes",
+        STAFF,
+    ),
+    rule(
+        Operation::EnrolStaff,
+        "add a reviewer or admin, mint their enrolment code",
+        "POST /v1/center/users (role reviewer, admin), POST /v1/center/users/{id}/codes",
+        ADMIN,
+    ),
+    rule(
+        Operation::ListUsers,
+        "list users, roles, devices",
+        "GET /v1/center/users",
+        STAFF,
+    ),
+    rule(
+        Operation::ManageAccounts,
+        "disable a user, revoke unused codes, revoke a device",
+        "POST /v1/center/users/{id}/disable, POST /v1/center/users/{id}/codes/revoke, POST /v1/center/devices/{actor}/revoke",
+        ADMIN,
+    ),
+    rule(
+        Operation::RotateOwnToken,
+        "replace one's own device-less token",
+        "POST /v1/center/token/rotate",
+        STAFF,
+    ),
+    rule(
+        Operation::ReadAudit,
+        "read the audit log",
+        "GET /v1/center/audit",
+        ADMIN,
+    ),
+    rule(
+        Operation::ImportReference,
+        "import the grid or the catalog",
+        "PUT /v1/center/grid, PUT /v1/center/catalog",
+        ADMIN,
+    ),
+    rule(
+        Operation::ChangeConfig,
+        "change the assessment configuration",
+        "PUT /v1/center/config, POST /v1/center/config/set",
+        ADMIN,
+    ),
+    rule(
+        Operation::Assign,
+        "assign cells to a collector",
+        "POST /v1/center/assignments",
+        STAFF,
+    ),
+    rule(
+        Operation::ReadConfig,
+        "read the configuration",
+        "GET /v1/center/config",
+        STAFF,
+    ),
+    rule(
+        Operation::ReadCases,
+        "read cases, tasks, shifts, surveys, maps, reports, city figures, violations, certification, training, digests",
+        "GET /v1/center/cases[/{id}], tasks, shifts, surveys[/{id}/report], report, city-figures, map, city-map, violations, certification/{collector}, trainings, digest",
+        STAFF,
+    ),
+    rule(
+        Operation::ReadOwnReport,
+        "read one's own assessment report, read-only",
+        "GET /v1/center/report?collector=(oneself)",
+        [true, true, true],
+    ),
+    rule(
+        Operation::Decide,
+        "decide on a case, record or revoke a red-line violation, record certification attempts and training",
+        "POST /v1/center/cases/{id}/decisions, POST /v1/center/violations[/{id}/revoke], certification/attempts, trainings",
+        STAFF,
+    ),
+    rule(
+        Operation::Direct,
+        "create tasks, surveys and findings",
+        "POST /v1/center/tasks, surveys, findings[/bulk]",
+        STAFF,
+    ),
 ];
 
 impl Operation {
@@ -160,7 +230,11 @@ impl Center {
                 p.user.name,
                 p.user.role.as_str(),
                 op.rule().what,
-                if op.rule().reviewer { "a reviewer or admin" } else { "an admin" }
+                if op.rule().reviewer {
+                    "a reviewer or admin"
+                } else {
+                    "an admin"
+                }
             )))
         }
     }
@@ -334,7 +408,9 @@ impl Center {
             )));
         }
         if r.origin.reporter != change.actor {
-            return Err(forbidden("origin.reporter: a case is reported by the pushing device"));
+            return Err(forbidden(
+                "origin.reporter: a case is reported by the pushing device",
+            ));
         }
         // The collector is the device's user (a handset used before its
         // enrolment renames its unsent reports when it enrols).

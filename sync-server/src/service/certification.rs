@@ -135,7 +135,10 @@ impl Center {
             )));
         }
         if req.date > self.today()? {
-            return Err(invalid("date", "an attempt is recorded once it has been sat"));
+            return Err(invalid(
+                "date",
+                "an attempt is recorded once it has been sat",
+            ));
         }
         let attempt = Attempt {
             id: uuid::Uuid::new_v4().to_string(),
@@ -148,7 +151,12 @@ impl Center {
             recorded_by: p.user.name.clone(),
         };
         self.storage.put_attempt(&attempt)?;
-        self.audit(p, "certification_attempt", &user.name, format!("{} passed {}", req.date, attempt.passed()))?;
+        self.audit(
+            p,
+            "certification_attempt",
+            &user.name,
+            format!("{} passed {}", req.date, attempt.passed()),
+        )?;
         self.stale_from(Some(req.date))?;
         self.certification(p, &user.id)
     }
@@ -191,7 +199,12 @@ impl Center {
             recorded_by: p.user.name.clone(),
         };
         self.storage.put_training(&t)?;
-        self.audit(p, "training", &t.topic, format!("{} attendee(s) on {}", t.attendees.len(), t.date))?;
+        self.audit(
+            p,
+            "training",
+            &t.topic,
+            format!("{} attendee(s) on {}", t.attendees.len(), t.date),
+        )?;
         Ok(t)
     }
 
@@ -225,7 +238,12 @@ mod tests {
         let c = standing("u", vec![attempt(3, false), attempt(9, true)], 24);
         assert!(!c.candidacy_ended);
         let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
-        assert_eq!((c.certified_on, c.valid_until), (Some(d(2025, 1, 9)), Some(d(2027, 1, 8))));
-        assert!(c.valid_on(d(2026, 6, 1)) && !c.valid_on(d(2027, 1, 9)) && !c.valid_on(d(2025, 1, 8)));
+        assert_eq!(
+            (c.certified_on, c.valid_until),
+            (Some(d(2025, 1, 9)), Some(d(2027, 1, 8)))
+        );
+        assert!(
+            c.valid_on(d(2026, 6, 1)) && !c.valid_on(d(2027, 1, 9)) && !c.valid_on(d(2025, 1, 8))
+        );
     }
 }

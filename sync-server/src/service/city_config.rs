@@ -200,7 +200,8 @@ impl Default for TaskDeadlines {
 impl TaskDeadlines {
     /// Minutes a task of `kind` in `cell` gets by default.
     pub fn minutes(&self, kind: field_core::model::TaskKind, cell: Option<&str>) -> i64 {
-        let rural = cell.is_some_and(|c| self.rural_cells.iter().any(|r| c.starts_with(r.as_str())));
+        let rural =
+            cell.is_some_and(|c| self.rural_cells.iter().any(|r| c.starts_with(r.as_str())));
         match kind {
             field_core::model::TaskKind::Verify => self.verify_minutes,
             field_core::model::TaskKind::Check if rural => self.check_rural_minutes,
@@ -246,7 +247,13 @@ impl Timeliness {
     /// Whether an answer made at `answered_ms` (by the device, whose own
     /// change was stamped at `stamp_ms`) and received at `received_ms` is on
     /// time for `due_ms`.
-    pub fn on_time(&self, due_ms: i64, answered_ms: i64, stamp_ms: Option<i64>, received_ms: i64) -> bool {
+    pub fn on_time(
+        &self,
+        due_ms: i64,
+        answered_ms: i64,
+        stamp_ms: Option<i64>,
+        received_ms: i64,
+    ) -> bool {
         match self.rule {
             TimelinessRule::ReceivedByDeadline => answered_ms <= due_ms && received_ms <= due_ms,
             TimelinessRule::AnsweredByDeadline => {
@@ -315,7 +322,15 @@ impl CityConfig {
         let c: CityConfig = toml::from_str(text).map_err(|e| invalid("config", e.to_string()))?;
         c.patrol.tz().map_err(ServiceError::from)?;
         let w = &c.weights;
-        let all = [w.valid, w.miss, w.verify, w.check, w.coverage, w.error, w.timeliness];
+        let all = [
+            w.valid,
+            w.miss,
+            w.verify,
+            w.check,
+            w.coverage,
+            w.error,
+            w.timeliness,
+        ];
         if all.iter().any(|x| !(0.0..=1.0).contains(x)) {
             return Err(invalid("weights", "each is between 0 and 1"));
         }
@@ -324,7 +339,10 @@ impl CityConfig {
         }
         let g = &c.grades;
         if !(g.a >= g.b && g.b >= g.c && g.c >= g.d && g.d >= 0.0 && g.a <= 100.0) {
-            return Err(invalid("grades", "cut-offs must fall from a to d, within 0–100"));
+            return Err(invalid(
+                "grades",
+                "cut-offs must fall from a to d, within 0–100",
+            ));
         }
         Ok(c)
     }

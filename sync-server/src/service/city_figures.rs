@@ -88,10 +88,20 @@ impl Center {
                 (None, Some(_)) => true,
                 _ => false,
             };
-            let cat = v.category.as_ref().map(|c| c.to_string()).unwrap_or_default();
+            let cat = v
+                .category
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default();
             for row in [
-                by_dep.entry(dep.clone()).or_insert_with(|| ResolutionRow { key: dep.clone(), ..Default::default() }),
-                by_cat.entry(cat.clone()).or_insert_with(|| ResolutionRow { key: cat.clone(), ..Default::default() }),
+                by_dep.entry(dep.clone()).or_insert_with(|| ResolutionRow {
+                    key: dep.clone(),
+                    ..Default::default()
+                }),
+                by_cat.entry(cat.clone()).or_insert_with(|| ResolutionRow {
+                    key: cat.clone(),
+                    ..Default::default()
+                }),
                 &mut all,
             ] {
                 row.resolution = row.resolution.add(Rate::of(is_closed as u64, 1));

@@ -38,7 +38,10 @@ impl Center {
 
 /// A new token for the first admin, written over `DIR/admin.token` (0600);
 /// every other device-less token of that admin stops working.
-pub fn rotate_admin_file(storage: &dyn crate::storage::Storage, dir: &std::path::Path) -> Result<()> {
+pub fn rotate_admin_file(
+    storage: &dyn crate::storage::Storage,
+    dir: &std::path::Path,
+) -> Result<()> {
     use crate::storage::Role;
     let admin = storage
         .users()?

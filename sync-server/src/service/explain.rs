@@ -114,17 +114,24 @@ pub struct Explain {
 impl Explain {
     /// Appends `o`'s lists to this one's.
     pub fn extend(&mut self, o: &Explain) {
-        self.covered_windows.extend(o.covered_windows.iter().cloned());
-        self.uncovered_windows.extend(o.uncovered_windows.iter().cloned());
+        self.covered_windows
+            .extend(o.covered_windows.iter().cloned());
+        self.uncovered_windows
+            .extend(o.uncovered_windows.iter().cloned());
         self.cases.extend(o.cases.iter().cloned());
-        self.erroneous_cases.extend(o.erroneous_cases.iter().cloned());
+        self.erroneous_cases
+            .extend(o.erroneous_cases.iter().cloned());
         self.on_time_tasks.extend(o.on_time_tasks.iter().cloned());
         self.late_tasks.extend(o.late_tasks.iter().cloned());
-        self.matched_findings.extend(o.matched_findings.iter().cloned());
-        self.missed_findings.extend(o.missed_findings.iter().cloned());
-        self.attendance_faults.extend(o.attendance_faults.iter().cloned());
+        self.matched_findings
+            .extend(o.matched_findings.iter().cloned());
+        self.missed_findings
+            .extend(o.missed_findings.iter().cloned());
+        self.attendance_faults
+            .extend(o.attendance_faults.iter().cloned());
         self.off_post.extend(o.off_post.iter().cloned());
         self.violations.extend(o.violations.iter().cloned());
-        self.uncertified_patrol_days.extend(o.uncertified_patrol_days.iter().cloned());
+        self.uncertified_patrol_days
+            .extend(o.uncertified_patrol_days.iter().cloned());
     }
 }

@@ -123,7 +123,11 @@ impl Center {
             None => self.storage.case_cell(v.id)?,
         };
         if let (Some(cell), Some(device)) = (cell, self.storage.device(origin.reporter)?)
-            && let Some(user) = self.storage.users()?.into_iter().find(|u| u.id == device.user_id)
+            && let Some(user) = self
+                .storage
+                .users()?
+                .into_iter()
+                .find(|u| u.id == device.user_id)
             && user.role == Role::Collector
             && !user.cells.contains(&cell)
         {

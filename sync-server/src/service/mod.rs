@@ -17,8 +17,8 @@ mod review;
 mod staleness;
 mod surveys;
 mod sync;
-mod violations;
 pub mod tokens;
+mod violations;
 
 use std::sync::Arc;
 
@@ -29,8 +29,8 @@ pub use accounts::{RevokeCodesRequest, RotatedToken};
 pub use assessment::{
     AssignRequest, DayRates, MAX_FINDINGS_PER_IMPORT, NewFinding, Rate, Report, ReportQuery,
 };
-pub use certification::{Attempt, Certification, NewAttempt, NewTraining, Training};
 pub use center::{NewUserRequest, NewUserResponse, PhotoFile, UserRow};
+pub use certification::{Attempt, Certification, NewAttempt, NewTraining, Training};
 pub use city_config::{CityConfig, ConfigVersion};
 pub use city_figures::{CityFigures, ResolutionRow};
 pub use enrolment::{ensure_admin, rotate_admin_file};

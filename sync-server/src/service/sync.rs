@@ -10,9 +10,9 @@
 use field_core::model::PhotoHash;
 use field_core::store::Judgement;
 use field_core::sync::protocol::{
-    CODE_REUSED, CatalogPayload, ChunkAck, GridPayload, MAX_CHANGES_PER_PULL, PROTOCOL_VERSION, PhotoNeed,
-    PhotosNeededRequest, PhotosNeededResponse, PullRequest, PullResponse, PushOutcome, PushResult,
-    SyncRequest, SyncResponse,
+    CODE_REUSED, CatalogPayload, ChunkAck, GridPayload, MAX_CHANGES_PER_PULL, PROTOCOL_VERSION,
+    PhotoNeed, PhotosNeededRequest, PhotosNeededResponse, PullRequest, PullResponse, PushOutcome,
+    PushResult, SyncRequest, SyncResponse,
 };
 
 use super::{Center, Result, ServiceError, invalid};
@@ -52,7 +52,10 @@ impl SyncWire {
                 }
                 Err(e) => {
                     let id: Id = serde_json::from_str(raw.get()).map_err(|_| {
-                        invalid(format!("push[{i}]"), format!("{e}; and no actor and counter to refuse it by"))
+                        invalid(
+                            format!("push[{i}]"),
+                            format!("{e}; and no actor and counter to refuse it by"),
+                        )
                     })?;
                     unreadable.push(Some(PushResult {
                         actor: id.actor,
@@ -328,8 +331,11 @@ impl Center {
             )));
         }
         if !req.lost.is_empty() {
-            self.storage
-                .mark_photos_lost(&req.lost, p.device.unwrap_or_default(), self.now_ms())?;
+            self.storage.mark_photos_lost(
+                &req.lost,
+                p.device.unwrap_or_default(),
+                self.now_ms(),
+            )?;
         }
         let mut needed = Vec::new();
         for hash in req.hashes {
@@ -398,11 +404,12 @@ impl Center {
         if !self.storage.cases_citing(hash)?.is_empty() {
             return Ok(true);
         }
-        Ok(self
-            .storage
-            .tasks(None)?
-            .iter()
-            .any(|t| t.task.answer.as_ref().is_some_and(|a| a.photos.contains(hash))))
+        Ok(self.storage.tasks(None)?.iter().any(|t| {
+            t.task
+                .answer
+                .as_ref()
+                .is_some_and(|a| a.photos.contains(hash))
+        }))
     }
 
     /// A device continues as a new actor (restored from a backup, or

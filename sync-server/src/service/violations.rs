@@ -70,7 +70,11 @@ pub struct NewViolation {
 /// on `start_month`/1).
 pub fn contract_year_start(day: NaiveDate, start_month: u32) -> NaiveDate {
     let m = start_month.clamp(1, 12);
-    let y = if day.month() >= m { day.year() } else { day.year() - 1 };
+    let y = if day.month() >= m {
+        day.year()
+    } else {
+        day.year() - 1
+    };
     NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(day)
 }
 
@@ -81,7 +85,9 @@ impl Center {
             .storage
             .users()?
             .into_iter()
-            .find(|u| u.role == Role::Collector && (u.id == req.collector || u.name == req.collector))
+            .find(|u| {
+                u.role == Role::Collector && (u.id == req.collector || u.name == req.collector)
+            })
             .ok_or_else(|| invalid("collector", format!("no collector `{}`", req.collector)))?;
         if let Some(n) = &req.note {
             bounded("note", n, MAX_NOTE_BYTES)?;
@@ -99,7 +105,10 @@ impl Center {
             None => Timestamp::from_millis("at", now)?,
         };
         if at.millis() > now {
-            return Err(invalid("at", "a violation is recorded once it has happened"));
+            return Err(invalid(
+                "at",
+                "a violation is recorded once it has happened",
+            ));
         }
         let v = Violation {
             id: uuid::Uuid::new_v4().to_string(),
@@ -116,7 +125,12 @@ impl Center {
             revoked: None,
         };
         self.storage.put_violation(&v)?;
-        self.audit(p, "record_violation", &user.name, format!("{:?} {}", v.kind, v.id))?;
+        self.audit(
+            p,
+            "record_violation",
+            &user.name,
+            format!("{:?} {}", v.kind, v.id),
+        )?;
         self.stale_after(&v)?;
         Ok(v)
     }
@@ -143,7 +157,12 @@ impl Center {
             reason: reason.to_string(),
         });
         self.storage.put_violation(&v)?;
-        self.audit(p, "revoke_violation", &v.collector, format!("{} ({reason})", v.id))?;
+        self.audit(
+            p,
+            "revoke_violation",
+            &v.collector,
+            format!("{} ({reason})", v.id),
+        )?;
         self.stale_after(&v)?;
         Ok(v)
     }
@@ -154,8 +173,11 @@ impl Center {
     fn stale_after(&self, v: &Violation) -> Result<()> {
         let cfg = self.city_config()?.config;
         let rules = &cfg.patrol;
-        let year_end = contract_year_start(rules.local_date(v.at.millis())?, cfg.contract_year_start_month)
-            .checked_add_months(chrono::Months::new(12));
+        let year_end = contract_year_start(
+            rules.local_date(v.at.millis())?,
+            cfg.contract_year_start_month,
+        )
+        .checked_add_months(chrono::Months::new(12));
         let mut instants = vec![v.at.millis()];
         for w in self.storage.violations()? {
             let in_year = rules

@@ -71,7 +71,11 @@ impl BlobDir {
         // Uploads abandoned for a week are not coming back.
         let stale = std::time::SystemTime::now() - PARTIAL_LIFETIME;
         for entry in fs::read_dir(root.join("partial"))?.flatten() {
-            if entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < stale) {
+            if entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < stale)
+            {
                 let _ = fs::remove_file(entry.path());
             }
         }

@@ -204,7 +204,13 @@ pub trait Storage: Send + Sync {
 
     /// Registers `next` as the device `previous` continues as (same user),
     /// moving the token presented to it; `previous` stays the user's.
-    fn succeed_device(&self, previous: ActorId, next: ActorId, token_hash: &str, now_ms: i64) -> Result<()>;
+    fn succeed_device(
+        &self,
+        previous: ActorId,
+        next: ActorId,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<()>;
 
     // Changes, merged by field-core; cursors are log positions.
     /// The body held under a change id (log or causal buffer).

@@ -238,8 +238,9 @@ impl Storage for SqliteStorage {
 
     fn users(&self) -> Result<Vec<User>> {
         let db = self.db();
-        let mut stmt =
-            db.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_ms, id"))?;
+        let mut stmt = db.prepare(&format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY created_ms, id"
+        ))?;
         let users = stmt
             .query_map([], user_from_row)?
             .collect::<rusqlite::Result<_>>()?;
@@ -486,7 +487,13 @@ impl Storage for SqliteStorage {
         }))
     }
 
-    fn succeed_device(&self, previous: ActorId, next: ActorId, token_hash: &str, now: i64) -> Result<()> {
+    fn succeed_device(
+        &self,
+        previous: ActorId,
+        next: ActorId,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<()> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (user_id, name): (String, Option<String>) = tx.query_row(
@@ -924,19 +931,30 @@ impl Storage for SqliteStorage {
         self.db().execute(
             "INSERT INTO violations (id, body, at_ms) VALUES (?1, ?2, ?3)
              ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-            params![v.id, serde_json::to_string(v).unwrap_or_default(), v.at.millis()],
+            params![
+                v.id,
+                serde_json::to_string(v).unwrap_or_default(),
+                v.at.millis()
+            ],
         )?;
         Ok(())
     }
 
     fn violations(&self) -> Result<Vec<crate::service::Violation>> {
-        self.json_rows("SELECT body FROM violations ORDER BY at_ms, id", "violation")
+        self.json_rows(
+            "SELECT body FROM violations ORDER BY at_ms, id",
+            "violation",
+        )
     }
 
     fn put_attempt(&self, a: &crate::service::Attempt) -> Result<()> {
         self.db().execute(
             "INSERT INTO attempts (id, body, day) VALUES (?1, ?2, ?3)",
-            params![a.id, serde_json::to_string(a).unwrap_or_default(), a.date.to_string()],
+            params![
+                a.id,
+                serde_json::to_string(a).unwrap_or_default(),
+                a.date.to_string()
+            ],
         )?;
         Ok(())
     }
@@ -948,7 +966,11 @@ impl Storage for SqliteStorage {
     fn put_training(&self, t: &crate::service::Training) -> Result<()> {
         self.db().execute(
             "INSERT INTO trainings (id, body, day) VALUES (?1, ?2, ?3)",
-            params![t.id, serde_json::to_string(t).unwrap_or_default(), t.date.to_string()],
+            params![
+                t.id,
+                serde_json::to_string(t).unwrap_or_default(),
+                t.date.to_string()
+            ],
         )?;
         Ok(())
     }

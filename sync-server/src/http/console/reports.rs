@@ -149,7 +149,10 @@ fn explain_table(name: &str, items: &[Value]) -> Markup {
 
 fn report_block(r: &Report) -> Markup {
     // The typed explanation, as tables keyed by list name.
-    let explain = r.explain.as_ref().and_then(|e| serde_json::to_value(e).ok());
+    let explain = r
+        .explain
+        .as_ref()
+        .and_then(|e| serde_json::to_value(e).ok());
     html! {
         section.report data-who=(r.who) {
             h2 { (r.who) " · " (r.period) @if !r.complete { span.sofar { " (so far)" } } }
