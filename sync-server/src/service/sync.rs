@@ -430,7 +430,14 @@ impl Center {
                 previous,
             });
         }
-        if self.storage.device(req.actor)?.is_some() {
+        let authored = self
+            .storage
+            .held_change(field_core::crdt::ChangeId {
+                actor: req.actor,
+                counter: 1,
+            })?
+            .is_some();
+        if self.storage.device(req.actor)?.is_some() || authored {
             return Err(invalid(
                 "actor",
                 "is already a device here: mint a fresh actor id",
