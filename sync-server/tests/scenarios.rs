@@ -265,6 +265,12 @@ impl Run {
                     .record_violation(&self.admin, serde_json::from_value(body.clone()).unwrap())
                     .unwrap();
             }
+            // {"assign": {"collector", "cells": [..], "from": "YYYY-MM-DD"}}; no cells ends it.
+            "assign" => {
+                self.center
+                    .assign(&self.admin, serde_json::from_value(body.clone()).unwrap())
+                    .unwrap();
+            }
             "config" => {
                 self.center
                     .set_config(&self.admin, &text("key"), &text("value"))
