@@ -4,50 +4,22 @@
 //! report read from the rollups equals the same report computed live. The
 //! real server logic and storage, in process, with the clock injected.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 
 use chrono::NaiveDate;
-use field_core::crdt::ManualClock;
 use field_core::model::{LonLat, Timestamp};
-use field_core::store::{NewCase, Store};
-use field_core::sync::protocol::{PROTOCOL_VERSION, PullRequest, SyncRequest};
+use field_core::store::NewCase;
 use proptest::prelude::*;
-use sync_server::config::Limits;
 use sync_server::service::{
-    Center, DecisionRequest, NewFinding, NewTaskRequest, NewUserRequest, NewViolation, RedLine,
-    ReportQuery, tokens,
+    DecisionRequest, NewFinding, NewTaskRequest, NewUserRequest, NewViolation, RedLine, ReportQuery,
 };
-use sync_server::storage::{Principal, Role, sqlite::SqliteStorage};
+use sync_server::storage::Role;
+
+mod support;
+use support::{Handset, Harness, grid, png};
 
 const NOV_1: i64 = 1_761_926_400_000; // 2025-11-01T00:00:00+08:00
 const DAY: i64 = 24 * 3_600_000;
-
-fn png(seed: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, 4, 4);
-        enc.set_color(png::ColorType::Grayscale);
-        let mut w = enc.write_header().unwrap();
-        w.write_image_data(&[seed as u8; 16]).unwrap();
-    }
-    out.extend_from_slice(&seed.to_le_bytes());
-    out
-}
-
-fn grid() -> String {
-    let features: Vec<serde_json::Value> = (0..2)
-        .map(|c| {
-            let x0 = 120.26 + c as f64 * 0.001;
-            serde_json::json!({
-                "type": "Feature",
-                "properties": { "code": format!("33010900100100{}", c + 1), "zone": if c == 0 { "red" } else { "blue" } },
-                "geometry": { "type": "Polygon", "coordinates": [[[x0, 30.19], [x0 + 0.001, 30.19], [x0 + 0.001, 30.189], [x0, 30.189], [x0, 30.19]]] }
-            })
-        })
-        .collect();
-    serde_json::json!({ "type": "FeatureCollection", "features": features }).to_string()
-}
 
 #[derive(Clone, Debug)]
 enum Event {
@@ -75,103 +47,33 @@ fn event() -> impl Strategy<Value = Event> {
 }
 
 struct World {
-    _dir: tempfile::TempDir,
-    center: Center,
-    now: Arc<AtomicI64>,
-    admin: Principal,
-    collector: Principal,
-    device: Store,
+    h: Harness,
+    handset: Handset,
     cases: Vec<field_core::model::CaseId>,
     seq: u32,
 }
 
 impl World {
     fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let now = Arc::new(AtomicI64::new(NOV_1 + 40 * DAY)); // December: the month is over
-        let n = now.clone();
-        let storage = SqliteStorage::open_with_clock(
-            &dir.path().join("server"),
-            Box::new(ManualClock::at(now.load(Ordering::SeqCst) as u64)),
-        )
-        .unwrap();
-        let center = Center::new(
-            Arc::new(storage),
-            Limits::default(),
-            Arc::new(move || n.load(Ordering::SeqCst)),
-        );
-        let storage = center.storage().clone();
-        let admin_user = storage
-            .create_user("admin", Role::Admin, None, &[])
-            .unwrap();
-        let token = tokens::new_token();
-        storage
-            .add_user_token(&tokens::hash(&token), &admin_user.id)
-            .unwrap();
-        let admin = center.authenticate(Some(&token)).unwrap();
-        center.import_grid(&admin, &grid()).unwrap();
-        let code = center
-            .add_user(
-                &admin,
-                NewUserRequest {
-                    name: "陆".into(),
-                    role: Role::Collector,
-                    company: Some("丙公司".into()),
-                    cells: vec!["330109001001001".into()],
-                    from: NaiveDate::from_ymd_opt(2025, 11, 1),
-                },
-            )
-            .unwrap()
-            .enrolment_code;
-        let actor = uuid::Uuid::new_v4();
-        let mut device = Store::init_with(
-            &dir.path().join("device.db"),
-            "陆",
-            actor,
-            Box::new(ManualClock::at(now.load(Ordering::SeqCst) as u64)),
-        )
-        .unwrap();
-        let enrolled = center
-            .enroll(field_core::sync::protocol::EnrollRequest {
-                code,
-                actor,
-                device_name: None,
-            })
-            .unwrap();
-        device
-            .set_sync_settings(&field_core::store::SyncSettings {
-                server: "in process".into(),
-                token: enrolled.token.clone(),
-                user: enrolled.user,
-            })
-            .unwrap();
-        let collector = center.authenticate(Some(&enrolled.token)).unwrap();
+        // December: the month is over.
+        let h = Harness::new(NOV_1 + 40 * DAY, &grid(&["red", "blue"]));
+        let handset = h.enrol(NewUserRequest {
+            name: "陆".into(),
+            role: Role::Collector,
+            company: Some("丙公司".into()),
+            cells: vec!["330109001001001".into()],
+            from: NaiveDate::from_ymd_opt(2025, 11, 1),
+        });
         World {
-            _dir: dir,
-            center,
-            now,
-            admin,
-            collector,
-            device,
+            h,
+            handset,
             cases: Vec::new(),
             seq: 0,
         }
     }
 
     fn push(&mut self) {
-        let (push, through) = self.device.outbox(500, 4 << 20).unwrap();
-        let req = SyncRequest {
-            protocol: PROTOCOL_VERSION,
-            push,
-            pull: PullRequest {
-                cursor: self.device.pull_cursor().unwrap(),
-                ..Default::default()
-            },
-            device_time_ms: None,
-        };
-        let resp = self.center.sync(&self.collector, req).unwrap();
-        self.device.record_push(through, &resp.push).unwrap();
-        self.device.apply_pull(resp.pull).unwrap();
+        self.h.push(&mut self.handset);
     }
 
     fn at(day: u8, minute: u16) -> Timestamp {
@@ -184,7 +86,7 @@ impl World {
     }
 
     fn run(&mut self, e: Event) {
-        let c = &self.center;
+        let c = &self.h.center;
         match e {
             Event::Report {
                 day,
@@ -201,7 +103,7 @@ impl World {
                     quick_fix_after: None,
                     survey: None,
                 };
-                let id = self.device.report_case(new).unwrap();
+                let id = self.handset.store.report_case(new).unwrap();
                 self.cases.push(id);
                 self.push();
             }
@@ -213,7 +115,7 @@ impl World {
                     _ => serde_json::json!({ "action": "reject", "reason": "out_of_scope" }),
                 })
                 .unwrap();
-                let _ = c.decide(&self.admin, id, req); // the lifecycle may refuse
+                let _ = c.decide(&self.h.admin, id, req); // the lifecycle may refuse
             }
             Event::Finding { day, minute } => {
                 let f = NewFinding {
@@ -224,7 +126,7 @@ impl World {
                     at: World::at(day, minute).to_string(),
                     note: None,
                 };
-                c.add_finding(&self.admin, f).unwrap();
+                c.add_finding(&self.h.admin, f).unwrap();
             }
             Event::Task { case, answer } if !self.cases.is_empty() => {
                 let id = self.cases[case as usize % self.cases.len()].to_string();
@@ -232,11 +134,11 @@ impl World {
                     "kind": "verify", "case": id, "to": "陆", "due": "30m"
                 }))
                 .unwrap();
-                let task = c.create_task(&self.admin, req).unwrap();
+                let task = c.create_task(&self.h.admin, req).unwrap();
                 if answer {
                     self.push(); // the task reaches the device
                     self.seq += 1;
-                    let _ = self.device.answer_task(
+                    let _ = self.handset.store.answer_task(
                         task.task.id,
                         field_core::model::TaskResult::Yes,
                         vec![png(self.seq)],
@@ -248,7 +150,7 @@ impl World {
             }
             Event::Config { unit } => {
                 c.set_config(
-                    &self.admin,
+                    &self.h.admin,
                     "deductions.per_uncovered_window",
                     &unit.to_string(),
                 )
@@ -264,11 +166,11 @@ impl World {
                     "collector": "陆", "cells": cells, "from": NaiveDate::from_ymd_opt(2025, 11, 1 + day as u32).unwrap()
                 }))
                 .unwrap();
-                c.assign(&self.admin, req).unwrap();
+                c.assign(&self.h.admin, req).unwrap();
             }
             Event::Violation { day } => {
                 c.record_violation(
-                    &self.admin,
+                    &self.h.admin,
                     NewViolation {
                         collector: "陆".into(),
                         kind: RedLine::AtFaultDispute,
@@ -287,7 +189,7 @@ impl World {
             Event::Decide { .. } | Event::Task { .. } => {}
         }
         // Time passes a little between inputs (receipt times differ).
-        self.now.fetch_add(1_000, Ordering::SeqCst);
+        self.h.now.fetch_add(1_000, Ordering::SeqCst);
     }
 
     fn month(&self, company: bool) -> String {
@@ -298,7 +200,7 @@ impl World {
             explain: true,
             daily: true,
         };
-        let mut reports = self.center.report(&self.admin, q).unwrap();
+        let mut reports = self.h.center.report(&self.h.admin, q).unwrap();
         for r in &mut reports {
             r.days_from_rollups = 0;
         }
@@ -318,7 +220,7 @@ proptest! {
         // Every day that has a rollup and is not stale is read from it.
         let rolled = (w.month(false), w.month(true));
         let days: Vec<NaiveDate> = (1..=30).filter_map(|d| NaiveDate::from_ymd_opt(2025, 11, d)).collect();
-        w.center.storage().mark_dirty(&days).unwrap();
+        w.h.center.storage().mark_dirty(&days).unwrap();
         let live = (w.month(false), w.month(true));
         prop_assert_eq!(rolled.0, live.0, "collector");
         prop_assert_eq!(rolled.1, live.1, "company");

@@ -5,18 +5,17 @@
 //! "now" is exactly the scenario's.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 
-use field_core::crdt::ManualClock;
 use field_core::model::{CaseId, LonLat, Timestamp};
-use field_core::store::{NewCase, Store};
-use field_core::sync::protocol::{PROTOCOL_VERSION, PullRequest, SyncRequest};
+use field_core::store::NewCase;
 use serde::Deserialize;
 use serde_json::Value;
-use sync_server::config::Limits;
-use sync_server::service::{Center, NewUserRequest, ReportQuery, tokens};
-use sync_server::storage::{Principal, Role, sqlite::SqliteStorage};
+use sync_server::service::{NewUserRequest, ReportQuery};
+use sync_server::storage::Role;
+
+mod support;
+use support::{Handset, Harness, grid, png};
 
 #[derive(Deserialize)]
 struct Scenario {
@@ -50,147 +49,49 @@ struct Expect {
     figures: BTreeMap<String, Value>,
 }
 
-fn grid() -> String {
-    let features: Vec<Value> = (0..3)
-        .map(|c| {
-            let x0 = 120.26 + c as f64 * 0.001;
-            let zone = ["red", "yellow", "blue"][c];
-            serde_json::json!({
-                "type": "Feature",
-                "properties": { "code": format!("33010900100100{}", c + 1), "zone": zone },
-                "geometry": { "type": "Polygon", "coordinates": [[[x0, 30.19], [x0 + 0.001, 30.19], [x0 + 0.001, 30.189], [x0, 30.189], [x0, 30.19]]] }
-            })
-        })
-        .collect();
-    serde_json::json!({ "type": "FeatureCollection", "features": features }).to_string()
-}
-
-fn png(seed: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, 4, 4);
-        enc.set_color(png::ColorType::Grayscale);
-        let mut w = enc.write_header().unwrap();
-        w.write_image_data(&[seed as u8; 16]).unwrap();
-    }
-    out.extend_from_slice(&seed.to_le_bytes());
-    out
-}
-
 struct Device {
-    store: Store,
-    principal: Principal,
+    handset: Handset,
     cases: Vec<CaseId>,
 }
 
 struct Run {
-    _dir: tempfile::TempDir,
-    center: Center,
-    now: Arc<AtomicI64>,
-    admin: Principal,
+    h: Harness,
     devices: BTreeMap<String, Device>,
     seq: u32,
 }
 
 impl Run {
     fn new(s: &Scenario) -> Run {
-        let dir = tempfile::tempdir().unwrap();
-        let now = Arc::new(AtomicI64::new(
-            Timestamp::parse("now", &s.now).unwrap().millis(),
-        ));
-        let n = now.clone();
-        let storage = SqliteStorage::open_with_clock(
-            &dir.path().join("server"),
-            Box::new(ManualClock::at(now.load(Ordering::SeqCst) as u64)),
-        )
-        .unwrap();
-        let center = Center::new(
-            Arc::new(storage),
-            Limits::default(),
-            Arc::new(move || n.load(Ordering::SeqCst)),
-        );
-        let storage = center.storage().clone();
-        let admin_user = storage
-            .create_user("admin", Role::Admin, None, &[])
-            .unwrap();
-        let token = tokens::new_token();
-        storage
-            .add_user_token(&tokens::hash(&token), &admin_user.id)
-            .unwrap();
-        let admin = center.authenticate(Some(&token)).unwrap();
-        center.import_grid(&admin, &grid()).unwrap();
+        let now = Timestamp::parse("now", &s.now).unwrap().millis();
+        let h = Harness::new(now, &grid(&["red", "yellow", "blue"]));
         let mut devices = BTreeMap::new();
         for c in &s.collectors {
-            let req = NewUserRequest {
+            let handset = h.enrol(NewUserRequest {
                 name: c.name.clone(),
                 role: Role::Collector,
                 company: c.company.clone(),
                 cells: c.cells.clone(),
                 from: c.from,
-            };
-            let code = center.add_user(&admin, req).unwrap().enrolment_code;
-            let actor = uuid::Uuid::new_v4();
-            let mut store = Store::init_with(
-                &dir.path().join(format!("{}.db", devices.len())),
-                &c.name,
-                actor,
-                Box::new(ManualClock::at(now.load(Ordering::SeqCst) as u64)),
-            )
-            .unwrap();
-            let enrolled = center
-                .enroll(field_core::sync::protocol::EnrollRequest {
-                    code,
-                    actor,
-                    device_name: None,
-                })
-                .unwrap();
-            store
-                .set_sync_settings(&field_core::store::SyncSettings {
-                    server: "in process".into(),
-                    token: enrolled.token.clone(),
-                    user: enrolled.user,
-                })
-                .unwrap();
-            let principal = center.authenticate(Some(&enrolled.token)).unwrap();
+            });
             devices.insert(
                 c.name.clone(),
                 Device {
-                    store,
-                    principal,
+                    handset,
                     cases: Vec::new(),
                 },
             );
         }
-        Run {
-            _dir: dir,
-            center,
-            now,
-            admin,
-            devices,
-            seq: 0,
-        }
+        Run { h, devices, seq: 0 }
     }
 
     fn push(&mut self, who: &str) {
         let d = self.devices.get_mut(who).unwrap();
-        let (push, through) = d.store.outbox(500, 4 << 20).unwrap();
-        let req = SyncRequest {
-            protocol: PROTOCOL_VERSION,
-            push,
-            pull: PullRequest {
-                cursor: d.store.pull_cursor().unwrap(),
-                ..Default::default()
-            },
-            device_time_ms: None,
-        };
-        let resp = self.center.sync(&d.principal, req).unwrap();
+        let resp = self.h.push(&mut d.handset);
         assert!(
             resp.push.iter().all(|r| r.code.is_none()),
             "{:?}",
             resp.push
         );
-        d.store.record_push(through, &resp.push).unwrap();
-        d.store.apply_pull(resp.pull).unwrap();
     }
 
     fn event(&mut self, e: &Value) {
@@ -228,7 +129,7 @@ impl Run {
                         survey: None,
                     };
                     let d = self.devices.get_mut(&who).unwrap();
-                    let id = d.store.report_case(new).unwrap();
+                    let id = d.handset.store.report_case(new).unwrap();
                     d.cases.push(id);
                 }
                 self.push(&who);
@@ -246,9 +147,10 @@ impl Run {
                     req["reason"] = r.clone();
                 }
                 for id in self.devices[&who].cases[from..to].to_vec() {
-                    self.center
+                    self.h
+                        .center
                         .decide(
-                            &self.admin,
+                            &self.h.admin,
                             id,
                             serde_json::from_value(req.clone()).unwrap(),
                         )
@@ -256,34 +158,39 @@ impl Run {
                 }
             }
             "finding" => {
-                self.center
-                    .add_finding(&self.admin, serde_json::from_value(body.clone()).unwrap())
+                self.h
+                    .center
+                    .add_finding(&self.h.admin, serde_json::from_value(body.clone()).unwrap())
                     .unwrap();
             }
             "violation" => {
-                self.center
-                    .record_violation(&self.admin, serde_json::from_value(body.clone()).unwrap())
+                self.h
+                    .center
+                    .record_violation(&self.h.admin, serde_json::from_value(body.clone()).unwrap())
                     .unwrap();
             }
             // {"assign": {"collector", "cells": [..], "from": "YYYY-MM-DD"}}; no cells ends it.
             "assign" => {
-                self.center
-                    .assign(&self.admin, serde_json::from_value(body.clone()).unwrap())
+                self.h
+                    .center
+                    .assign(&self.h.admin, serde_json::from_value(body.clone()).unwrap())
                     .unwrap();
             }
             "config" => {
-                self.center
-                    .set_config(&self.admin, &text("key"), &text("value"))
+                self.h
+                    .center
+                    .set_config(&self.h.admin, &text("key"), &text("value"))
                     .unwrap();
             }
             "nightly" => {
-                self.center
+                self.h
+                    .center
                     .nightly(Some(body.as_str().unwrap().parse().unwrap()))
                     .unwrap();
             }
             // {"clock": "<RFC 3339>"}: time moves on.
             "clock" => {
-                self.now.store(
+                self.h.now.store(
                     Timestamp::parse("clock", body.as_str().unwrap())
                         .unwrap()
                         .millis(),
@@ -319,7 +226,8 @@ fn every_scenario_gives_every_figure_expected() {
                 explain: false,
                 daily: false,
             };
-            let reports = serde_json::to_value(run.center.report(&run.admin, q).unwrap()).unwrap();
+            let reports =
+                serde_json::to_value(run.h.center.report(&run.h.admin, q).unwrap()).unwrap();
             let list = reports.as_array().unwrap();
             let i = if x.index < 0 {
                 list.len() as i64 + x.index

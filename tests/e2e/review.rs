@@ -6,9 +6,7 @@ use field_core::crdt::{CHANGE_SCHEMA, CaseEdit, Change, Hlc, Op};
 use field_core::model::{CaseFields, CaseId, TaskAnswer, TaskResult, Timestamp};
 use field_core::sync::client::TransportError;
 use field_core::sync::http::HttpTransport;
-use field_core::sync::protocol::{
-    PROTOCOL_VERSION, PullRequest, PushOutcome, SyncRequest, SyncResponse,
-};
+use field_core::sync::protocol::{PushOutcome, SyncResponse};
 use field_e2e::server::Server;
 use field_e2e::{CELLS, Device, grid_geojson, png};
 use serde_json::{Value, json};
@@ -388,14 +386,7 @@ fn two_reviewers_deciding_at_once_leave_a_visible_conflict_until_resolved() {
 }
 
 fn push(t: &mut HttpTransport, change: Change) -> SyncResponse {
-    let req = SyncRequest {
-        device_time_ms: None,
-        protocol: PROTOCOL_VERSION,
-        push: vec![change],
-        pull: PullRequest::default(),
-    };
-    t.call("POST", "/v1/sync", Some(&req))
-        .expect("sync answers")
+    field_e2e::push(t, vec![change])
 }
 
 fn now_hlc() -> Hlc {

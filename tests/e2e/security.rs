@@ -6,7 +6,8 @@ use std::io::Read;
 use field_core::crdt::{Change, Op};
 use field_core::sync::client::TransportError;
 use field_core::sync::http::HttpTransport;
-use field_core::sync::protocol::{PROTOCOL_VERSION, PullRequest, SyncRequest, SyncResponse};
+
+use field_e2e::push;
 use field_e2e::server::Server;
 use field_e2e::{CELLS, Device, grid_geojson, png};
 use serde_json::{Value, json};
@@ -24,17 +25,6 @@ fn status(t: &mut HttpTransport, method: &str, path: &str, body: Option<Value>) 
 
 fn client(server: &Server, token: String) -> HttpTransport {
     HttpTransport::new(&server.url, Some(token)).expect("client")
-}
-
-fn push(t: &mut HttpTransport, changes: Vec<Change>) -> SyncResponse {
-    let req = SyncRequest {
-        device_time_ms: None,
-        protocol: PROTOCOL_VERSION,
-        push: changes,
-        pull: PullRequest::default(),
-    };
-    t.call("POST", "/v1/sync", Some(&req))
-        .expect("sync answers")
 }
 
 /// The device's own changes not yet sent, as it would push them.
@@ -273,6 +263,28 @@ fn every_role_meets_the_authorisation_table_row_by_row() {
             Json(json!({"reason": "r"})),
             staff,
         ),
+        (
+            "GET",
+            "/v1/center/city-figures?period=2026-11".into(),
+            Empty,
+            staff,
+        ),
+        (
+            "POST",
+            "/v1/center/certification/attempts".into(),
+            Json(
+                json!({"collector": "c", "date": "2025-01-02", "theory": true, "video": true, "field": true}),
+            ),
+            staff,
+        ),
+        ("GET", "/v1/center/certification/c".into(), Empty, staff),
+        (
+            "POST",
+            "/v1/center/trainings".into(),
+            Json(json!({"date": "2025-01-02", "topic": "t", "attendees": ["c"]})),
+            staff,
+        ),
+        ("GET", "/v1/center/trainings".into(), Empty, staff),
     ];
     for (method, path, body, allowed) in &rows {
         for (who, t, ok) in [

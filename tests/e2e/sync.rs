@@ -5,7 +5,8 @@ use field_core::crdt::{CHANGE_SCHEMA, CaseEdit, Change, Hlc, Op, StatusSet};
 use field_core::model::{CaseFields, CaseId, ShiftKind, ShiftMark, Status, Timestamp};
 use field_core::sync::client::TransportError;
 use field_core::sync::http::HttpTransport;
-use field_core::sync::protocol::{PROTOCOL_VERSION, PullRequest, SyncRequest, SyncResponse};
+use field_core::sync::protocol::SyncResponse;
+use field_e2e::push;
 use field_e2e::server::Server;
 use field_e2e::{CELLS, Device, grid_geojson, png};
 use serde_json::Value;
@@ -160,17 +161,6 @@ fn three_devices_converge_through_the_server_in_varied_orders() {
             .all(|c| c["photos_pending"] == false),
         "every photo arrived: {cases}"
     );
-}
-
-fn push(t: &mut HttpTransport, changes: Vec<Change>) -> SyncResponse {
-    let req = SyncRequest {
-        device_time_ms: None,
-        protocol: PROTOCOL_VERSION,
-        push: changes,
-        pull: PullRequest::default(),
-    };
-    t.call("POST", "/v1/sync", Some(&req))
-        .expect("sync answers")
 }
 
 fn change(actor: &str, counter: u64, op: Op) -> Change {

@@ -300,3 +300,19 @@ pub fn jpeg_with_exif(seed: u8, datetime: &str) -> Vec<u8> {
     out.extend(&jpeg[2..]);
     out
 }
+
+/// A raw push of `changes` (as a device, or a forger, would send them),
+/// pulling nothing; the server's answer.
+pub fn push(
+    t: &mut field_core::sync::http::HttpTransport,
+    changes: Vec<field_core::crdt::Change>,
+) -> field_core::sync::protocol::SyncResponse {
+    let req = field_core::sync::protocol::SyncRequest {
+        device_time_ms: None,
+        protocol: field_core::sync::protocol::PROTOCOL_VERSION,
+        push: changes,
+        pull: field_core::sync::protocol::PullRequest::default(),
+    };
+    t.call("POST", "/v1/sync", Some(&req))
+        .expect("sync answers")
+}

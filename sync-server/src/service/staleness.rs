@@ -13,6 +13,16 @@ impl Center {
     /// The local days whose figures a change alters.
     pub(super) fn days_changed_by(&self, change: &Change) -> Result<Vec<NaiveDate>> {
         let rules = self.city_config()?.config.patrol;
+        self.days_changed_by_under(&rules, change)
+    }
+
+    /// [`Center::days_changed_by`] with the patrol rules already read (a
+    /// push of hundreds of changes reads the configuration once).
+    pub(super) fn days_changed_by_under(
+        &self,
+        rules: &field_core::assess::AssessmentRules,
+        change: &Change,
+    ) -> Result<Vec<NaiveDate>> {
         let times: Vec<i64> = match &change.op {
             Op::TrackAppend(b) => b
                 .decode()

@@ -182,9 +182,10 @@ impl Center {
                 }
             }
         }
+        let rules = self.city_config()?.config.patrol;
         let mut touched = Vec::new();
         for c in &admitted {
-            touched.extend(self.days_changed_by(c)?);
+            touched.extend(self.days_changed_by_under(&rules, c)?);
         }
         touched.sort();
         touched.dedup();
@@ -338,10 +339,11 @@ impl Center {
             )?;
         }
         let mut needed = Vec::new();
+        let mut answers = None;
         for hash in req.hashes {
             // A photo no held change cites (removed from its case before it
             // went up) is not wanted: the device stops offering it.
-            if !self.storage.blob_exists(&hash)? && self.photo_is_cited(&hash)? {
+            if !self.storage.blob_exists(&hash)? && self.photo_is_cited(p, &hash, &mut answers)? {
                 let received = self.storage.blob_received(&hash)?;
                 needed.push(PhotoNeed { hash, received });
             }
@@ -364,7 +366,7 @@ impl Center {
         if offset == 0 {
             field_core::model::photo::check_header_pixels("photo", bytes)?;
         }
-        if !self.photo_is_cited(&hash)? {
+        if !self.photo_is_cited(p, &hash, &mut None)? {
             return Err(ServiceError::Forbidden(format!(
                 "photo {hash} is cited by no case or task answer held here: push the change first"
             )));
@@ -400,16 +402,30 @@ impl Center {
 
 impl Center {
     /// Photos are stored only for a case or a task answer that cites them.
-    fn photo_is_cited(&self, hash: &PhotoHash) -> Result<bool> {
+    /// `answers` caches the photos of the caller's task answers (read once,
+    /// and only if some photo is not a case's).
+    fn photo_is_cited(
+        &self,
+        p: &Principal,
+        hash: &PhotoHash,
+        answers: &mut Option<std::collections::HashSet<PhotoHash>>,
+    ) -> Result<bool> {
         if !self.storage.cases_citing(hash)?.is_empty() {
             return Ok(true);
         }
-        Ok(self.storage.tasks(None)?.iter().any(|t| {
-            t.task
-                .answer
-                .as_ref()
-                .is_some_and(|a| a.photos.contains(hash))
-        }))
+        if answers.is_none() {
+            // A collector answers their own tasks; staff devices any.
+            let to = (!p.user.role.is_staff()).then_some(p.user.id.as_str());
+            *answers = Some(
+                self.storage
+                    .tasks(to)?
+                    .into_iter()
+                    .filter_map(|t| t.task.answer)
+                    .flat_map(|a| a.photos)
+                    .collect(),
+            );
+        }
+        Ok(answers.as_ref().is_some_and(|a| a.contains(hash)))
     }
 
     /// A device continues as a new actor (restored from a backup, or
