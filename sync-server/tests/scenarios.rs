@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use field_core::model::{CaseId, LonLat, Timestamp};
+use field_core::model::{CaseId, LonLat, Timestamp, TrackPoint};
 use field_core::store::NewCase;
 use serde::Deserialize;
 use serde_json::Value;
@@ -46,15 +46,23 @@ struct Expect {
     /// Which report of the answer (a company's total is the last: -1).
     #[serde(default)]
     index: i64,
+    /// The city's own figures (resolution by department and category)
+    /// instead of a collector's or a company's report.
+    #[serde(default)]
+    city: bool,
     figures: BTreeMap<String, Value>,
 }
 
 struct Device {
     handset: Handset,
     cases: Vec<CaseId>,
+    /// Tasks addressed to the collector, in the order they were set.
+    tasks: Vec<uuid::Uuid>,
 }
 
 struct Run {
+    /// The scenario's file and what it is about, for failures.
+    about: String,
     h: Harness,
     devices: BTreeMap<String, Device>,
     seq: u32,
@@ -78,10 +86,16 @@ impl Run {
                 Device {
                     handset,
                     cases: Vec::new(),
+                    tasks: Vec::new(),
                 },
             );
         }
-        Run { h, devices, seq: 0 }
+        Run {
+            about: s.about.clone(),
+            h,
+            devices,
+            seq: 0,
+        }
     }
 
     fn push(&mut self, who: &str) {
@@ -142,10 +156,12 @@ impl Run {
                     range[0].as_u64().unwrap() as usize,
                     range[1].as_u64().unwrap() as usize,
                 );
-                let mut req = serde_json::json!({ "action": body["action"] });
-                if let Some(r) = body.get("reason") {
-                    req["reason"] = r.clone();
-                }
+                // The rest of the object is the decision (action, reason,
+                // department…).
+                let mut req = body.clone();
+                let fields = req.as_object_mut().unwrap();
+                fields.remove("collector");
+                fields.remove("cases");
                 for id in self.devices[&who].cases[from..to].to_vec() {
                     self.h
                         .center
@@ -161,6 +177,75 @@ impl Run {
                 self.h
                     .center
                     .add_finding(&self.h.admin, serde_json::from_value(body.clone()).unwrap())
+                    .unwrap();
+            }
+            // {"task": {"collector", "case": i, "kind": "verify"|"check", "due": "<RFC 3339>"}}:
+            // the center sets a task on the collector's i-th case.
+            "task" => {
+                let who = text("collector");
+                let case = self.devices[&who].cases[body["case"].as_u64().unwrap() as usize];
+                let req = serde_json::json!({
+                    "kind": body["kind"], "case": case, "to": who, "due": body["due"],
+                });
+                let row = self
+                    .h
+                    .center
+                    .create_task(&self.h.admin, serde_json::from_value(req).unwrap())
+                    .unwrap();
+                self.devices.get_mut(&who).unwrap().tasks.push(row.task.id);
+            }
+            // {"answer": {"collector", "task": i, "at"?, "offline"?}}: the
+            // handset syncs, answers its i-th task (yes, with a photo) at
+            // `at` (default now) and, unless offline, syncs again.
+            "answer" => {
+                let who = text("collector");
+                self.push(&who);
+                self.seq += 1;
+                let now = match body.get("at") {
+                    Some(_) => Timestamp::parse("at", &text("at")).unwrap().millis(),
+                    None => self.h.now.load(Ordering::SeqCst),
+                };
+                let d = self.devices.get_mut(&who).unwrap();
+                let task = d.tasks[body["task"].as_u64().unwrap() as usize];
+                d.handset
+                    .store
+                    .answer_task(
+                        task,
+                        field_core::model::TaskResult::Yes,
+                        vec![png(self.seq)],
+                        None,
+                        Some(Timestamp::from_millis("at", now).unwrap()),
+                    )
+                    .unwrap();
+                if body.get("offline") != Some(&Value::Bool(true)) {
+                    self.push(&who);
+                }
+            }
+            // {"sync": "<collector>"}: the handset syncs, now.
+            "sync" => self.push(body.as_str().unwrap()),
+            // {"expect": {..}}: figures as they stand at this point.
+            "expect" => self.check(&serde_json::from_value(body.clone()).unwrap()),
+            // {"walk": {"collector", "at": "<RFC 3339>", "minutes": N}}: a
+            // track in the red cell, a point every 30 s.
+            "walk" => {
+                let who = text("collector");
+                let start = Timestamp::parse("at", &text("at")).unwrap().millis();
+                let points: Vec<TrackPoint> = (0..body["minutes"].as_i64().unwrap() * 2)
+                    .map(|i| TrackPoint {
+                        at: Timestamp::from_millis("at", start + i * 30_000).unwrap(),
+                        pos: LonLat::new(120.2605 + (i % 20) as f64 * 1e-5, 30.1895).unwrap(),
+                        accuracy_m: Some(5.0),
+                        speed_mps: Some(1.0),
+                    })
+                    .collect();
+                let d = self.devices.get_mut(&who).unwrap();
+                d.handset.store.append_track_points(&points).unwrap();
+                self.push(&who);
+            }
+            "attempt" => {
+                self.h
+                    .center
+                    .record_attempt(&self.h.admin, serde_json::from_value(body.clone()).unwrap())
                     .unwrap();
             }
             "violation" => {
@@ -215,36 +300,45 @@ fn every_scenario_gives_every_figure_expected() {
         let s: Scenario = serde_json::from_str(&std::fs::read_to_string(&file).unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let mut run = Run::new(&s);
+        run.about = format!("{} ({})", file.display(), s.about);
         for e in &s.events {
             run.event(e);
         }
         for x in &s.expect {
-            let q = ReportQuery {
-                period: x.period.clone(),
-                collector: x.collector.clone(),
-                company: x.company.clone(),
-                explain: false,
-                daily: false,
-            };
-            let reports =
-                serde_json::to_value(run.h.center.report(&run.h.admin, q).unwrap()).unwrap();
-            let list = reports.as_array().unwrap();
-            let i = if x.index < 0 {
-                list.len() as i64 + x.index
-            } else {
-                x.index
-            } as usize;
-            for (pointer, want) in &x.figures {
-                let got = list[i].pointer(pointer).cloned().unwrap_or(Value::Null);
-                assert_eq!(
-                    &got,
-                    want,
-                    "{} ({}): {} {pointer}",
-                    file.display(),
-                    s.about,
-                    x.period
-                );
-            }
+            run.check(x);
+        }
+    }
+}
+
+impl Run {
+    /// Asserts every figure of one expectation against the reports now.
+    fn check(&self, x: &Expect) {
+        let q = ReportQuery {
+            period: x.period.clone(),
+            collector: x.collector.clone(),
+            company: x.company.clone(),
+            explain: false,
+            daily: false,
+        };
+        let reports = if x.city {
+            serde_json::to_value([self
+                .h
+                .center
+                .city_figures(&self.h.admin, &x.period)
+                .unwrap()])
+            .unwrap()
+        } else {
+            serde_json::to_value(self.h.center.report(&self.h.admin, q).unwrap()).unwrap()
+        };
+        let list = reports.as_array().unwrap();
+        let i = if x.index < 0 {
+            list.len() as i64 + x.index
+        } else {
+            x.index
+        } as usize;
+        for (pointer, want) in &x.figures {
+            let got = list[i].pointer(pointer).cloned().unwrap_or(Value::Null);
+            assert_eq!(&got, want, "{}: {} {pointer}", self.about, x.period);
         }
     }
 }

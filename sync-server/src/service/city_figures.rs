@@ -9,10 +9,11 @@ use field_core::crdt::Op;
 use field_core::model::{CaseSource, Status};
 use serde::{Deserialize, Serialize};
 
-use super::assessment::{Rate, period_days};
 use super::authorize::Operation;
 use super::{Center, Result};
 use crate::storage::Principal;
+use field_core::assess::Rate;
+use field_core::assess::report::period_days;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResolutionRow {
@@ -104,9 +105,9 @@ impl Center {
                 }),
                 &mut all,
             ] {
-                row.resolution = row.resolution.add(Rate::of(is_closed as u64, 1));
+                row.resolution = row.resolution.plus(Rate::of(is_closed as u64, 1));
                 if is_closed {
-                    row.timely_resolution = row.timely_resolution.add(Rate::of(on_time as u64, 1));
+                    row.timely_resolution = row.timely_resolution.plus(Rate::of(on_time as u64, 1));
                     if !on_time {
                         row.late.push(v.id);
                     }

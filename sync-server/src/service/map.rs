@@ -207,7 +207,7 @@ impl Center {
         let mut features = Vec::new();
         for u in &collectors {
             let assignments = self.storage.assignments(&u.id)?;
-            let codes = super::assessment::cells_in_force(&assignments, &u.cells, day);
+            let codes = super::assignments::cells_in_force(&assignments, &u.cells, day);
             let cells: Vec<_> = grid
                 .iter()
                 .filter(|c| codes.iter().any(|x| x == c.code.as_str()))

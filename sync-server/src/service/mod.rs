@@ -2,17 +2,19 @@
 //! `Center` is what handlers and the simulator call.
 
 mod accounts;
-pub(crate) mod assessment;
+mod assignments;
 pub mod authorize;
 mod center;
 mod certification;
 mod city_config;
 mod city_figures;
 mod enrolment;
-pub mod explain;
+pub use field_core::assess::explain;
+mod findings;
 mod flags;
 mod map;
 mod queue;
+pub(crate) mod report;
 mod review;
 mod staleness;
 mod surveys;
@@ -26,17 +28,18 @@ use crate::config::{Limits, ReviewRules};
 use crate::storage::{Principal, Storage, StorageError};
 
 pub use accounts::{RevokeCodesRequest, RotatedToken};
-pub use assessment::{
-    AssignRequest, DayRates, MAX_FINDINGS_PER_IMPORT, NewFinding, Rate, Report, ReportQuery,
-};
+pub use assignments::AssignRequest;
 pub use center::{NewUserRequest, NewUserResponse, PhotoFile, UserRow};
 pub use certification::{Attempt, Certification, NewAttempt, NewTraining, Training};
 pub use city_config::{CityConfig, ConfigVersion};
 pub use city_figures::{CityFigures, ResolutionRow};
 pub use enrolment::{ensure_admin, rotate_admin_file};
+pub use field_core::assess::{DayRates, Rate, Report};
+pub use findings::{MAX_FINDINGS_PER_IMPORT, NewFinding};
 pub use flags::{Duplicate, Flag, ShiftRow};
 pub use map::MapColour;
 pub use queue::{CaseRow, FLAG_KINDS, QueueFilter, QueuePage};
+pub use report::ReportQuery;
 pub use review::{Action, DecisionRequest, NewTaskRequest, TaskStatusRow};
 pub use surveys::{NewSurveyRequest, SurveyReport};
 pub use sync::SyncWire;

@@ -5,7 +5,7 @@
 //! contract for termination. A violation is revoked with a reason, never
 //! deleted: the history stays.
 
-use chrono::{Datelike, NaiveDate};
+pub use field_core::assess::red_lines::{RedLine, Revocation, Violation, contract_year_start};
 use serde::{Deserialize, Serialize};
 
 use super::authorize::Operation;
@@ -13,42 +13,6 @@ use super::{Center, Result, ServiceError, invalid};
 use crate::storage::{Principal, Role};
 use field_core::model::limits::{MAX_NOTE_BYTES, bounded, bounded_len};
 use field_core::model::{CaseId, PhotoHash, Timestamp};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RedLine {
-    Bribery,
-    FalseInformation,
-    AtFaultDispute,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Revocation {
-    pub at: Timestamp,
-    pub by: String,
-    pub reason: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Violation {
-    pub id: String,
-    pub collector: String,
-    pub collector_id: String,
-    pub company: Option<String>,
-    pub kind: RedLine,
-    /// When it happened (the day it counts on).
-    pub at: Timestamp,
-    #[serde(default)]
-    pub cases: Vec<CaseId>,
-    #[serde(default)]
-    pub photos: Vec<PhotoHash>,
-    #[serde(default)]
-    pub note: Option<String>,
-    pub recorded_by: String,
-    pub recorded_at: Timestamp,
-    #[serde(default)]
-    pub revoked: Option<Revocation>,
-}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,18 +28,6 @@ pub struct NewViolation {
     pub photos: Vec<PhotoHash>,
     #[serde(default)]
     pub note: Option<String>,
-}
-
-/// The first day of the contract year holding `day` (contract years start
-/// on `start_month`/1).
-pub fn contract_year_start(day: NaiveDate, start_month: u32) -> NaiveDate {
-    let m = start_month.clamp(1, 12);
-    let y = if day.month() >= m {
-        day.year()
-    } else {
-        day.year() - 1
-    };
-    NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(day)
 }
 
 impl Center {
@@ -198,18 +150,5 @@ impl Center {
             .into_iter()
             .filter(|v| collector.is_none_or(|c| v.collector == c || v.collector_id == c))
             .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn contract_years_start_on_their_month() {
-        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
-        assert_eq!(contract_year_start(d(2026, 11, 27), 1), d(2026, 1, 1));
-        assert_eq!(contract_year_start(d(2026, 3, 1), 4), d(2025, 4, 1));
-        assert_eq!(contract_year_start(d(2026, 4, 1), 4), d(2026, 4, 1));
     }
 }

@@ -7,12 +7,23 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use field_core::crdt::ManualClock;
+use field_core::crdt::Clock;
 use field_core::store::Store;
 use field_core::sync::protocol::{PROTOCOL_VERSION, PullRequest, SyncRequest, SyncResponse};
 use sync_server::config::Limits;
 use sync_server::service::{Center, NewUserRequest, tokens};
 use sync_server::storage::{Principal, Role, sqlite::SqliteStorage};
+
+/// The scenario's clock, shared by the center, its storage and every
+/// handset: moving it moves them all.
+#[derive(Clone)]
+pub struct SharedClock(pub Arc<AtomicI64>);
+
+impl Clock for SharedClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst) as u64
+    }
+}
 
 /// A tiny PNG with distinct bytes per seed.
 pub fn png(seed: u32) -> Vec<u8> {
@@ -64,7 +75,7 @@ impl Harness {
         let n = now.clone();
         let storage = SqliteStorage::open_with_clock(
             &dir.path().join("server"),
-            Box::new(ManualClock::at(now_ms as u64)),
+            Box::new(SharedClock(now.clone())),
         )
         .unwrap();
         let center = Center::new(
@@ -103,7 +114,7 @@ impl Harness {
             &self.dir.path().join(format!("{actor}.db")),
             &name,
             actor,
-            Box::new(ManualClock::at(self.now.load(Ordering::SeqCst) as u64)),
+            Box::new(SharedClock(self.now.clone())),
         )
         .unwrap();
         let enrolled = self

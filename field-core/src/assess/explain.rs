@@ -3,14 +3,14 @@
 //! off-post stretches, violations and uncertified patrol days it counts.
 //! Periods and companies concatenate their parts' lists.
 
-use chrono::NaiveDate;
-use field_core::assess::AttendanceFault;
-use field_core::model::{
+use crate::assess::AttendanceFault;
+use crate::model::{
     CaseId, CaseSource, CategoryCode, LonLat, RejectReason, Status, TaskKind, Timestamp,
 };
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::RedLine;
+use super::red_lines::RedLine;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CoveredWindows {

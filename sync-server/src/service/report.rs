@@ -1,0 +1,247 @@
+//! Where a report is asked for: who may read it, what it reads (the
+//! inputs loaded once per run, each collector's devices, assignments,
+//! track points and tasks), which days come from the nightly rollups and
+//! which are computed live. The figures themselves are pure functions in
+//! `field_core::assess` (`figures` for a collector's days, `report` for
+//! months, periods, companies and the settlement).
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDate;
+use field_core::assess::certification::{standing, training_shortfall};
+use field_core::assess::report::{CollectorPeriod, collector_period, company_period, period_days};
+use field_core::assess::{CityConfig, Collected, Collector, Inputs, Report, collector_figures};
+use field_core::model::ActorId;
+use serde::{Deserialize, Serialize};
+
+use super::authorize::Operation;
+use super::{Center, Result, ServiceError};
+use crate::storage::{Principal, Role, User};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    /// `YYYY-MM-DD` (a day) or `YYYY-MM` (a month).
+    pub period: String,
+    #[serde(default)]
+    pub collector: Option<String>,
+    #[serde(default)]
+    pub company: Option<String>,
+    #[serde(default)]
+    pub explain: bool,
+    /// Also give the four rates of each day of the period (for charts).
+    #[serde(default)]
+    pub daily: bool,
+}
+
+impl Center {
+    pub fn report(&self, p: &Principal, q: ReportQuery) -> Result<Vec<Report>> {
+        let mut q = q;
+        if p.user.role == Role::Collector {
+            // A collector checks their own figures, and only theirs.
+            self.require(p, Operation::ReadOwnReport)?;
+            let own = q
+                .collector
+                .as_deref()
+                .is_none_or(|c| c == p.user.name || c == p.user.id);
+            if !own || q.company.is_some() {
+                return Err(ServiceError::Forbidden(format!(
+                    "{} may read their own report only",
+                    p.user.name
+                )));
+            }
+            q.collector = Some(p.user.id.clone());
+        } else {
+            self.require(p, Operation::ReadCases)?;
+        }
+        let days = period_days(&q.period)?;
+        let users: Vec<User> = self
+            .storage
+            .users()?
+            .into_iter()
+            .filter(|u| u.role == Role::Collector)
+            .filter(|u| {
+                q.collector
+                    .as_deref()
+                    .is_none_or(|c| u.id == c || u.name == c)
+            })
+            .filter(|u| {
+                q.company
+                    .as_deref()
+                    .is_none_or(|c| u.company.as_deref() == Some(c))
+            })
+            .collect();
+        if users.is_empty() {
+            return Err(ServiceError::NotFound("no collector matches".into()));
+        }
+        let cfg = self.city_config()?;
+        let inp = self.assessment_inputs(cfg.config.clone())?;
+        // A period still running is charged only so far, and says so.
+        let complete = days
+            .last()
+            .is_some_and(|d| *d < cfg.config.patrol.local_date(self.now_ms()).unwrap_or(*d));
+        let monthly = field_core::assess::report::monthly_period(&q.period);
+        let dirty = self.storage.dirty_days()?;
+        let trainings = self.storage.trainings()?;
+        let mut periods: Vec<CollectorPeriod> = Vec::with_capacity(users.len());
+        for u in &users {
+            let mut per_day = Vec::with_capacity(days.len());
+            let mut from_rollups = 0;
+            for d in &days {
+                let stored = if days.len() == 1 || dirty.contains(d) {
+                    None
+                } else {
+                    self.storage.rollup(*d, &u.id)?
+                };
+                match stored.and_then(|json: String| serde_json::from_str::<Report>(&json).ok()) {
+                    Some(r) => {
+                        from_rollups += 1;
+                        per_day.push(r);
+                    }
+                    None => {
+                        per_day.push(self.collector_report(u, &q, std::slice::from_ref(d), &inp)?)
+                    }
+                }
+            }
+            let mut period =
+                collector_period(&u.name, &q.period, &days, &per_day, &cfg.config, q.daily);
+            let r = &mut period.report;
+            r.days_from_rollups = from_rollups;
+            r.complete = complete;
+            if !q.explain {
+                r.explain = None;
+            }
+            if monthly {
+                r.compliance.extend(training_shortfall(
+                    &u.id,
+                    period.months.iter().map(|(ym, _)| ym.as_str()),
+                    &trainings,
+                    cfg.config.training_per_month,
+                ));
+            }
+            r.config_version = cfg.version;
+            periods.push(period);
+        }
+        let company = q
+            .company
+            .as_ref()
+            .map(|c| company_period(c, &q.period, &days, &periods, &cfg.config));
+        let mut reports: Vec<Report> = periods.into_iter().map(|p| p.report).collect();
+        if let Some(mut total) = company {
+            total.complete = complete;
+            total.config_version = cfg.version;
+            reports.push(total);
+        }
+        Ok(reports)
+    }
+
+    /// One collector's figures for `days` (the nightly job's unit).
+    pub(crate) fn collector_report(
+        &self,
+        u: &User,
+        q: &ReportQuery,
+        days: &[NaiveDate],
+        inp: &Inputs,
+    ) -> Result<Report> {
+        let got = self.collect(u, days, inp)?;
+        let who = Collector {
+            id: &u.id,
+            name: &u.name,
+            period: &q.period,
+            explain: q.explain,
+        };
+        Ok(collector_figures(&who, days, inp, &got)?)
+    }
+
+    /// What one collector's figures for `days` read: their devices,
+    /// assignments, track points by day, tasks, and the clock.
+    fn collect(&self, u: &User, days: &[NaiveDate], inp: &Inputs) -> Result<Collected> {
+        let rules = &inp.cfg.patrol;
+        let actors: Vec<ActorId> = self
+            .storage
+            .devices_of(&u.id)?
+            .into_iter()
+            .map(|d| d.actor)
+            .collect();
+        let now = self.now_ms();
+        let today = rules.local_date(now)?;
+        let mut points = BTreeMap::new();
+        for d in days.iter().filter(|d| **d <= today) {
+            let day = rules.patrol_day(*d)?;
+            let mut day_points = Vec::new();
+            for a in &actors {
+                day_points.extend(self.storage.track_between(
+                    *a,
+                    day.start_ms - 3_600_000,
+                    day.end_ms + 3_600_000,
+                )?);
+            }
+            points.insert(*d, day_points);
+        }
+        Ok(Collected {
+            assignments: self.storage.assignments(&u.id)?,
+            tasks: self.storage.tasks(Some(&u.id))?,
+            actors,
+            points,
+            now,
+        })
+    }
+}
+
+impl Center {
+    /// What every report of one run reads once.
+    pub(crate) fn assessment_inputs(&self, cfg: CityConfig) -> Result<Inputs> {
+        let valid_months = cfg.certificate_valid_months;
+        let grid = match self.storage.grid()? {
+            Some((_, g)) => field_core::import::parse_grid(&g.to_string(), &Default::default())?,
+            None => Vec::new(),
+        };
+        Ok(Inputs {
+            cfg,
+            grid,
+            cases: self.storage.cases()?,
+            findings: self.storage.findings()?,
+            marks: self.storage.shift_marks()?,
+            catalog: self.storage.catalog()?,
+            violations: self
+                .storage
+                .violations()?
+                .into_iter()
+                .filter(|v| v.revoked.is_none())
+                .collect(),
+            certificates: {
+                let mut by_user: HashMap<String, Vec<super::Attempt>> = HashMap::new();
+                for a in self.storage.attempts()? {
+                    by_user.entry(a.collector_id.clone()).or_default().push(a);
+                }
+                by_user
+                    .into_iter()
+                    .map(|(id, attempts)| {
+                        let name = attempts
+                            .first()
+                            .map(|a| a.collector.clone())
+                            .unwrap_or_default();
+                        let standing = standing(&name, attempts, valid_months);
+                        (id, standing)
+                    })
+                    .collect()
+            },
+        })
+    }
+}
+
+impl Center {
+    /// Today in the city's time zone.
+    pub fn today(&self) -> Result<NaiveDate> {
+        Ok(self
+            .city_config()?
+            .config
+            .patrol
+            .local_date(self.now_ms())?)
+    }
+
+    /// The city's time zone (times are stored in UTC and shown in it).
+    pub fn city_tz(&self) -> Result<chrono_tz::Tz> {
+        Ok(self.city_config()?.config.patrol.tz()?)
+    }
+}
