@@ -120,7 +120,7 @@ pub fn coverage_of(
     let mut windows: Vec<Vec<CoverageWindow>> = cells
         .iter()
         .map(|c| {
-            let step = day.interval_ms(c.zone);
+            let step = day.interval_ms(c.zone).max(1);
             let mut out = Vec::new();
             let mut t = day.start_ms;
             while t < day.end_ms {
@@ -139,9 +139,21 @@ pub fn coverage_of(
         .collect();
     let (tree, usable, cell_of, convex) =
         (&track.tree, &track.points, &track.cell_of, &track.convex);
+    // Windows are cut at a fixed step from the first patrol minute, so the
+    // first one a moment falls in is found by division, not by a scan.
+    let steps: Vec<i64> = cells
+        .iter()
+        .map(|c| day.interval_ms(c.zone).max(1))
+        .collect();
     let mut mark = |cell: usize, from: i64, to: i64| {
-        for w in windows[cell].iter_mut() {
-            if w.start_ms < to.max(from + 1) && from < w.end_ms {
+        let to = to.max(from + 1);
+        let first = ((from - day.start_ms).max(0) / steps[cell]) as usize;
+        let ws = &mut windows[cell];
+        for w in ws.iter_mut().skip(first) {
+            if w.start_ms >= to {
+                break;
+            }
+            if from < w.end_ms {
                 let seen = from.max(w.start_ms);
                 w.covered = true;
                 w.first_seen_ms = Some(w.first_seen_ms.map_or(seen, |s| s.min(seen)));

@@ -139,7 +139,7 @@ pub fn collector_figures(
                 continue;
             };
             r.days_assigned += 1;
-            let points = got.points.get(d).cloned().unwrap_or_default();
+            let points: &[TrackPoint] = got.points.get(d).map_or(&[], |p| p.as_slice());
             if cfg.require_certificate && !points.is_empty() && !certificate.valid_on(*d) {
                 r.uncertified_patrol_days += 1;
                 ex.uncertified_patrol_days.push(UncertifiedDay {
@@ -148,7 +148,7 @@ pub fn collector_figures(
                     valid_until: certificate.valid_until,
                 });
             }
-            let track = locate(mine, &points, rules);
+            let track = locate(mine, points, rules);
             let windows = super::period::windows_due(coverage_of(mine, &day, &track, rules), now);
             let mut covered_starts: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for w in windows {

@@ -36,10 +36,21 @@ impl Center {
             .into_iter()
             .filter(|u| u.role == Role::Collector)
             .collect();
-        let mut reports = 0;
+        // Cleared first: data arriving while the days are computed marks
+        // them again.
         for d in &days {
-            // Cleared first: data arriving while the day is computed marks it again.
             self.storage().clear_dirty(*d)?;
+        }
+        let jobs: Vec<(&User, NaiveDate)> = days
+            .iter()
+            .flat_map(|d| users.iter().map(move |u| (u, *d)))
+            .collect();
+        let mut reports = 0;
+        // A day at a time: the reports of one day are held, not a month's.
+        for day_jobs in jobs.chunks(users.len().max(1)) {
+            let Some((_, d)) = day_jobs.first() else {
+                continue;
+            };
             let q = ReportQuery {
                 period: d.to_string(),
                 collector: None,
@@ -47,8 +58,10 @@ impl Center {
                 explain: true,
                 daily: false,
             };
-            for u in &users {
-                let r = self.collector_report(u, &q, std::slice::from_ref(d), &inp)?;
+            for ((u, d), r) in day_jobs
+                .iter()
+                .zip(self.collector_reports(day_jobs, &q, &inp)?)
+            {
                 let json =
                     serde_json::to_string(&r).map_err(|e| ServiceError::Internal(e.to_string()))?;
                 self.storage().put_rollup(*d, &u.id, &json)?;

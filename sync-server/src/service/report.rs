@@ -83,26 +83,35 @@ impl Center {
         let monthly = field_core::assess::report::monthly_period(&q.period);
         let dirty = self.storage.dirty_days()?;
         let trainings = self.storage.trainings()?;
-        let mut periods: Vec<CollectorPeriod> = Vec::with_capacity(users.len());
+        // Which collector-days are read from rollups and which computed
+        // live (a single day always live, a stale one too).
+        let mut stored: Vec<Vec<Option<Report>>> = Vec::with_capacity(users.len());
+        let mut jobs: Vec<(&User, NaiveDate)> = Vec::new();
         for u in &users {
             let mut per_day = Vec::with_capacity(days.len());
-            let mut from_rollups = 0;
             for d in &days {
-                let stored = if days.len() == 1 || dirty.contains(d) {
+                let rollup = if days.len() == 1 || dirty.contains(d) {
                     None
                 } else {
-                    self.storage.rollup(*d, &u.id)?
+                    self.storage
+                        .rollup(*d, &u.id)?
+                        .and_then(|json| serde_json::from_str::<Report>(&json).ok())
                 };
-                match stored.and_then(|json: String| serde_json::from_str::<Report>(&json).ok()) {
-                    Some(r) => {
-                        from_rollups += 1;
-                        per_day.push(r);
-                    }
-                    None => {
-                        per_day.push(self.collector_report(u, &q, std::slice::from_ref(d), &inp)?)
-                    }
+                if rollup.is_none() {
+                    jobs.push((u, *d));
                 }
+                per_day.push(rollup);
             }
+            stored.push(per_day);
+        }
+        let mut live = self.collector_reports(&jobs, &q, &inp)?.into_iter();
+        let mut periods: Vec<CollectorPeriod> = Vec::with_capacity(users.len());
+        for (u, per_day) in users.iter().zip(stored) {
+            let from_rollups = per_day.iter().filter(|r| r.is_some()).count() as u32;
+            let per_day: Vec<Report> = per_day
+                .into_iter()
+                .map(|r| r.or_else(|| live.next()).unwrap_or_default())
+                .collect();
             let mut period =
                 collector_period(&u.name, &q.period, &days, &per_day, &cfg.config, q.daily);
             let r = &mut period.report;
@@ -135,22 +144,56 @@ impl Center {
         Ok(reports)
     }
 
-    /// One collector's figures for `days` (the nightly job's unit).
-    pub(crate) fn collector_report(
+    /// Each (collector, day)'s figures, computed live, in order: one thread
+    /// reads the next collector-day from storage while this one computes
+    /// the last (reading and computing take about as long; on two cores a
+    /// month costs the longer of the two, not their sum).
+    pub(crate) fn collector_reports(
+        &self,
+        jobs: &[(&User, NaiveDate)],
+        q: &ReportQuery,
+        inp: &Inputs,
+    ) -> Result<Vec<Report>> {
+        let mut out = Vec::with_capacity(jobs.len());
+        std::thread::scope(|scope| -> Result<()> {
+            // A few collector-days ahead at most: memory stays bounded.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Collected>>(2);
+            scope.spawn(move || {
+                for (u, d) in jobs {
+                    let got = self.collect(u, std::slice::from_ref(d), inp);
+                    let failed = got.is_err();
+                    if tx.send(got).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            for (u, d) in jobs {
+                let got = rx.recv().map_err(|_| {
+                    ServiceError::Internal("the reader of track points stopped".into())
+                })??;
+                out.push(self.figures_of(u, q, std::slice::from_ref(d), inp, &got)?);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// One collector's figures for `days`, from what was read for them.
+    fn figures_of(
         &self,
         u: &User,
         q: &ReportQuery,
         days: &[NaiveDate],
         inp: &Inputs,
+        got: &Collected,
     ) -> Result<Report> {
-        let got = self.collect(u, days, inp)?;
         let who = Collector {
             id: &u.id,
             name: &u.name,
             period: &q.period,
             explain: q.explain,
         };
-        Ok(collector_figures(&who, days, inp, &got)?)
+        Ok(collector_figures(&who, days, inp, got)?)
     }
 
     /// What one collector's figures for `days` read: their devices,
