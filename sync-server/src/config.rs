@@ -27,6 +27,13 @@ pub struct Limits {
     pub max_connections: usize,
     /// Photo bytes one device may upload per day (UTC).
     pub max_photo_bytes_per_device_day: u64,
+    /// Device requests (syncs, photo uploads) served at once; more wait.
+    pub max_concurrent_syncs: usize,
+    /// Device requests that may wait for a turn; past this a request is
+    /// turned away at once with 503 and `Retry-After`.
+    pub max_waiting_syncs: usize,
+    /// The longest a device request waits for its turn before 503, in seconds.
+    pub admission_wait_s: u64,
 }
 
 impl Default for Limits {
@@ -40,6 +47,9 @@ impl Default for Limits {
             request_timeout_s: 120,
             max_connections: 1024,
             max_photo_bytes_per_device_day: 2 * 1024 * 1024 * 1024,
+            max_concurrent_syncs: 8,
+            max_waiting_syncs: 256,
+            admission_wait_s: 30,
         }
     }
 }

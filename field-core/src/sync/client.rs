@@ -18,6 +18,10 @@ pub enum TransportError {
     /// No answer (connection refused, cut, timed out): safe to retry.
     #[error("server unreachable: {0}")]
     Unreachable(String),
+    /// The server is at capacity and asked to be called again later; the
+    /// HTTP transport waits and retries by itself until its patience ends.
+    #[error("server busy: retry after {retry_after_ms} ms")]
+    Busy { retry_after_ms: u64 },
     /// The server answered with a refusal.
     #[error("server refused ({status}): {reason}")]
     Refused { status: u16, reason: String },

@@ -1,7 +1,7 @@
 //! The sync client's HTTP adapter (reqwest, blocking): one thin layer that
 //! maps protocol calls to requests and HTTP failures to [`TransportError`].
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -21,6 +21,20 @@ pub struct HttpTransport {
     /// Request and response body bytes, for the sync summary and benches.
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// How long a busy server is waited for (503/429 answers retried after
+    /// their `Retry-After`, with jitter) before the call fails.
+    pub patience: Duration,
+    /// Times a busy server made this transport wait.
+    pub busy_waits: u64,
+}
+
+/// Patience with a busy server, by default.
+pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(15 * 60);
+
+/// A random fraction in [0, 1), for jitter.
+fn jitter() -> f64 {
+    let b = uuid::Uuid::new_v4().as_u64_pair().0;
+    (b >> 11) as f64 / (1u64 << 53) as f64
 }
 
 impl HttpTransport {
@@ -36,10 +50,43 @@ impl HttpTransport {
             client,
             bytes_sent: 0,
             bytes_received: 0,
+            patience: DEFAULT_PATIENCE,
+            busy_waits: 0,
         })
     }
 
+    /// Sends a request; a busy server (503 or 429) is asked again after
+    /// the time it names plus up to as much again at random (so that
+    /// devices turned away together do not return together), until
+    /// `patience` runs out. Every call of the protocol is idempotent, so a
+    /// retried one resumes where it was.
     fn send(
+        &mut self,
+        req: reqwest::blocking::RequestBuilder,
+        sent: usize,
+    ) -> Result<Vec<u8>, TransportError> {
+        let deadline = Instant::now() + self.patience;
+        loop {
+            let Some(attempt) = req.try_clone() else {
+                return self.send_once(req, sent);
+            };
+            match self.send_once(attempt, sent) {
+                Err(TransportError::Busy { retry_after_ms }) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(TransportError::Busy { retry_after_ms });
+                    }
+                    let base = retry_after_ms.max(100) as f64;
+                    let wait = Duration::from_millis((base * (1.0 + jitter())) as u64).min(left);
+                    self.busy_waits += 1;
+                    std::thread::sleep(wait);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn send_once(
         &mut self,
         req: reqwest::blocking::RequestBuilder,
         sent: usize,
@@ -52,11 +99,24 @@ impl HttpTransport {
             .send()
             .map_err(|e| TransportError::Unreachable(e.to_string()))?;
         let status = resp.status();
+        let retry_after_ms = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| s.min(300) * 1000);
         let body = resp
             .bytes()
             .map_err(|e| TransportError::Unreachable(e.to_string()))?;
         self.bytes_sent += sent as u64;
         self.bytes_received += body.len() as u64;
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+        {
+            return Err(TransportError::Busy {
+                retry_after_ms: retry_after_ms.unwrap_or(1000),
+            });
+        }
         if !status.is_success() {
             let reason = serde_json::from_slice::<ErrorBody>(&body)
                 .map(|e| match e.field {

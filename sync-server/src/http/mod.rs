@@ -2,6 +2,7 @@
 //! errors become responses. Handlers parse, call the service on a blocking
 //! thread (SQLite), and serialise; nothing else.
 
+mod admission;
 mod auth;
 mod console;
 mod error;
@@ -14,17 +15,20 @@ use tokio::net::TcpListener;
 
 use crate::service::Center;
 
+pub use admission::AdmissionState;
 pub use error::AppError;
 
 #[derive(Clone)]
 pub struct AppState {
     pub center: Center,
     pub sessions: console::Sessions,
+    pub admission: admission::Admission,
 }
 
 /// The whole API as a router (tests can drive it without a socket).
 pub fn app(center: Center) -> Router {
     routes::router(AppState {
+        admission: admission::Admission::new(center.limits()),
         center,
         sessions: console::Sessions::default(),
     })

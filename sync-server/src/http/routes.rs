@@ -59,18 +59,20 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 pub fn router(state: AppState) -> Router {
     let limits = state.center.limits().clone();
+    // Device requests wait their turn, or are told when to come back.
+    let admitted = || axum::middleware::from_fn_with_state(state.clone(), super::admission::admit);
     let photos = Router::new()
-        .route("/v1/photos/{hash}", put(upload_chunk).get(photo_original))
+        .route(
+            "/v1/photos/{hash}",
+            put(upload_chunk).layer(admitted()).get(photo_original),
+        )
         .route("/v1/photos/{hash}/thumb", get(photo_thumb))
         .layer(DefaultBodyLimit::max(limits.max_chunk_bytes));
     Router::new()
-        .route(
-            "/v1/health",
-            get(|| async { Json(serde_json::json!({ "ok": true })) }),
-        )
+        .route("/v1/health", get(health))
         .route("/v1/enroll", post(enroll))
-        .route("/v1/sync", post(sync))
-        .route("/v1/photos/needed", post(photos_needed))
+        .route("/v1/sync", post(sync).layer(admitted()))
+        .route("/v1/photos/needed", post(photos_needed).layer(admitted()))
         .route("/v1/devices/successor", post(successor))
         .route("/v1/center/users", post(add_user).get(users))
         .route("/v1/center/users/{id}/codes", post(new_code))
@@ -115,6 +117,20 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+/// Liveness, and how busy the device queue is.
+async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        ok: true,
+        admission: state.admission.state(),
+    })
+}
+
+#[derive(serde::Serialize)]
+struct Health {
+    ok: bool,
+    admission: super::AdmissionState,
 }
 
 async fn enroll(
