@@ -97,6 +97,9 @@ impl Default for ReviewRules {
 pub struct FileConfig {
     pub data: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
+    /// Where photos live: a directory (default DATA/blobs) or
+    /// `s3://BUCKET[/PREFIX]?endpoint=URL&region=R`.
+    pub blobs: Option<String>,
     pub limits: Limits,
     pub review: ReviewRules,
 }

@@ -22,7 +22,12 @@ struct Args {
     /// Address to listen on. Default 127.0.0.1:8080; port 0 picks a free one.
     #[arg(long, env = "SYNC_SERVER_LISTEN")]
     listen: Option<std::net::SocketAddr>,
-    /// TOML file with `data`, `listen`, `[limits]` and `[review]`.
+    /// Where photos live: a directory (default DATA/blobs) or an
+    /// S3-compatible bucket, `s3://BUCKET[/PREFIX]?endpoint=URL&region=R`
+    /// (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+    #[arg(long, env = "SYNC_SERVER_BLOBS", global = true)]
+    blobs: Option<String>,
+    /// TOML file with `data`, `listen`, `blobs`, `[limits]` and `[review]`.
     #[arg(long, env = "SYNC_SERVER_CONFIG", global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -77,9 +82,13 @@ async fn main() -> anyhow::Result<()> {
         Some(Job::Nightly { .. }) => None,
         _ => Some(sync_server::storage::lock_data_dir(&data)?),
     };
-    let storage = Arc::new(
-        SqliteStorage::open(&data).with_context(|| format!("opening {}", data.display()))?,
-    );
+    let blobs = args.blobs.or(file.blobs);
+    let storage = {
+        let data = data.clone();
+        // Opening may talk to a bucket: off the async threads.
+        tokio::task::spawn_blocking(move || open_storage(&data, blobs.as_deref())).await??
+    };
+    let storage = Arc::new(storage);
     if let Some(Job::RotateAdminToken) = args.job {
         sync_server::service::rotate_admin_file(storage.as_ref(), &data)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -115,6 +124,22 @@ async fn main() -> anyhow::Result<()> {
     // must not keep a stopped server alive: every write is a transaction,
     // so leaving now loses nothing accepted.
     std::process::exit(0)
+}
+
+/// The embedded store in `data`, its photos in `blobs` (a directory or a
+/// bucket) or DATA/blobs.
+fn open_storage(data: &std::path::Path, blobs: Option<&str>) -> anyhow::Result<SqliteStorage> {
+    use sync_server::storage::blobs::{Blobs, s3};
+    let blobs = match blobs {
+        Some(url) if url.starts_with("s3://") => {
+            let objects = s3::S3Objects::open(s3::BucketUrl::parse(url)?)?;
+            Blobs::open(Arc::new(objects))?
+        }
+        Some(dir) => Blobs::in_dir(std::path::Path::new(dir))?,
+        None => Blobs::in_dir(&data.join("blobs"))?,
+    };
+    SqliteStorage::open_with(data, Box::new(field_core::crdt::SystemClock), blobs)
+        .with_context(|| format!("opening {}", data.display()))
 }
 
 /// Resolves on Ctrl-C or SIGTERM; the handlers are installed when called.

@@ -9,6 +9,7 @@ mod crash;
 mod device_flow;
 mod faults;
 mod flags;
+mod object_storage;
 mod overload;
 mod pay;
 mod review;

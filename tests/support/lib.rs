@@ -237,6 +237,7 @@ fn time_rfc3339(unix: i64) -> String {
 
 pub mod proxy;
 pub mod raw_http;
+pub mod s3;
 pub mod schemas;
 pub mod server;
 

@@ -37,6 +37,7 @@ impl Server {
             &data,
             "127.0.0.1:0",
             &["--config", config.to_str().expect("utf-8")],
+            &[],
         );
         s._dir = Some(dir);
         s
@@ -45,10 +46,16 @@ impl Server {
     /// Starts a server on `data`, listening on `listen`; returns once it
     /// has printed the address it listens on.
     pub fn start_on(data: &Path, listen: &str) -> Server {
-        Server::spawn(data, listen, &[])
+        Server::spawn(data, listen, &[], &[])
     }
 
-    fn spawn(data: &Path, listen: &str, extra: &[&str]) -> Server {
+    /// Starts a server on `data` whose photos live in the bucket of `s3`.
+    pub fn start_with_bucket(data: &Path, s3: &super::s3::S3Server) -> Server {
+        let url = s3.url();
+        Server::spawn(data, "127.0.0.1:0", &["--blobs", &url], &s3.env())
+    }
+
+    fn spawn(data: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(server_bin())
             .args([
                 "--data",
@@ -57,6 +64,7 @@ impl Server {
                 listen,
             ])
             .args(extra)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

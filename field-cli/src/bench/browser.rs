@@ -47,6 +47,7 @@ impl Browser {
         }
         std::thread::spawn(move || for _ in lines {});
         let profile = tempfile::tempdir()?;
+        field_core::sync::http::tls_ready();
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()?;

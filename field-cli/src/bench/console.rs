@@ -34,6 +34,7 @@ struct Session {
 
 impl Session {
     fn sign_in(base: &str, token: &str) -> Result<Session> {
+        field_core::sync::http::tls_ready();
         let http = reqwest::blocking::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()?;

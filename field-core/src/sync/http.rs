@@ -28,8 +28,33 @@ pub struct HttpTransport {
     pub busy_waits: u64,
 }
 
+/// How one attempt failed: before the request left (safe to send again,
+/// whatever it does), or after.
+enum Failure {
+    NotConnected(TransportError),
+    Answered(TransportError),
+}
+
+impl Failure {
+    fn into_error(self) -> TransportError {
+        match self {
+            Failure::NotConnected(e) | Failure::Answered(e) => e,
+        }
+    }
+}
+
+/// Quick retries of a request whose connection failed.
+const UNREACHABLE_RETRIES: u32 = 3;
+
 /// Patience with a busy server, by default.
 pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(15 * 60);
+
+/// Makes TLS (https servers) available to every reqwest client of the
+/// process: rustls on ring, installed once (a second install is refused
+/// harmlessly). Call before building a client of your own.
+pub fn tls_ready() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// A random fraction in [0, 1), for jitter.
 fn jitter() -> f64 {
@@ -39,9 +64,13 @@ fn jitter() -> f64 {
 
 impl HttpTransport {
     pub fn new(base: &str, token: Option<String>) -> Result<HttpTransport, TransportError> {
+        tls_ready();
         let client = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120))
+            // Below the server's keep-alive (10 s by default): a pooled
+            // connection is not reused just as the server closes it.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| TransportError::Unreachable(e.to_string()))?;
         Ok(HttpTransport {
@@ -66,12 +95,13 @@ impl HttpTransport {
         sent: usize,
     ) -> Result<Vec<u8>, TransportError> {
         let deadline = Instant::now() + self.patience;
+        let mut cut = 0u32;
         loop {
             let Some(attempt) = req.try_clone() else {
-                return self.send_once(req, sent);
+                return self.send_once(req, sent).map_err(Failure::into_error);
             };
             match self.send_once(attempt, sent) {
-                Err(TransportError::Busy { retry_after_ms }) => {
+                Err(Failure::Answered(TransportError::Busy { retry_after_ms })) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Err(TransportError::Busy { retry_after_ms });
@@ -81,7 +111,16 @@ impl HttpTransport {
                     self.busy_waits += 1;
                     std::thread::sleep(wait);
                 }
-                other => return other,
+                // No connection (the request never left): a few quick tries
+                // (a server restarting, a full accept queue), then give up —
+                // a collector out of signal should hear so, not wait.
+                Err(Failure::NotConnected(_)) if cut < UNREACHABLE_RETRIES => {
+                    cut += 1;
+                    let base = 250.0 * f64::from(1u32 << cut);
+                    std::thread::sleep(Duration::from_millis((base * (1.0 + jitter())) as u64));
+                }
+                Err(Failure::NotConnected(e)) | Err(Failure::Answered(e)) => return Err(e),
+                Ok(body) => return Ok(body),
             }
         }
     }
@@ -90,14 +129,20 @@ impl HttpTransport {
         &mut self,
         req: reqwest::blocking::RequestBuilder,
         sent: usize,
-    ) -> Result<Vec<u8>, TransportError> {
+    ) -> Result<Vec<u8>, Failure> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
-        let resp = req
-            .send()
-            .map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        let resp = req.send().map_err(|e| {
+            let connect = e.is_connect();
+            let e = TransportError::Unreachable(e.to_string());
+            if connect {
+                Failure::NotConnected(e)
+            } else {
+                Failure::Answered(e)
+            }
+        })?;
         let status = resp.status();
         let retry_after_ms = resp
             .headers()
@@ -107,15 +152,15 @@ impl HttpTransport {
             .map(|s| s.min(300) * 1000);
         let body = resp
             .bytes()
-            .map_err(|e| TransportError::Unreachable(e.to_string()))?;
+            .map_err(|e| Failure::Answered(TransportError::Unreachable(e.to_string())))?;
         self.bytes_sent += sent as u64;
         self.bytes_received += body.len() as u64;
         if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
             || status == reqwest::StatusCode::TOO_MANY_REQUESTS
         {
-            return Err(TransportError::Busy {
+            return Err(Failure::Answered(TransportError::Busy {
                 retry_after_ms: retry_after_ms.unwrap_or(1000),
-            });
+            }));
         }
         if !status.is_success() {
             let reason = serde_json::from_slice::<ErrorBody>(&body)
@@ -124,10 +169,10 @@ impl HttpTransport {
                     None => e.reason,
                 })
                 .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
-            return Err(TransportError::Refused {
+            return Err(Failure::Answered(TransportError::Refused {
                 status: status.as_u16(),
                 reason,
-            });
+            }));
         }
         Ok(body.to_vec())
     }

@@ -449,16 +449,15 @@ impl Center {
         if r.photos.is_empty() && r.origin.source != CaseSource::Test {
             return Err(bad("photos: a report needs at least one photo"));
         }
-        if let Some(category) = &r.fields.category {
-            if !self
+        if let Some(category) = &r.fields.category
+            && !self
                 .storage
                 .has_category(category)
                 .map_err(|e| internal(e.into()))?
-            {
-                return Err(bad(format!(
-                    "fields.category: {category} is not in the catalog"
-                )));
-            }
+        {
+            return Err(bad(format!(
+                "fields.category: {category} is not in the catalog"
+            )));
         }
         if let Some(place) = &r.fields.placement
             && self.storage.has_grid().map_err(|e| internal(e.into()))?

@@ -16,7 +16,7 @@ use field_core::sync::protocol::ChunkAck;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use super::blobs::BlobDir;
+use super::blobs::Blobs;
 use super::{
     AuditEntry, Device, Principal, ReportClock, Result, Role, Storage, StorageError, User,
 };
@@ -108,7 +108,7 @@ fn owner_only(dir: &Path, names: &[&str]) -> Result<()> {
 pub struct SqliteStorage {
     changes: Mutex<Store>,
     center: Mutex<Connection>,
-    blobs: BlobDir,
+    blobs: Blobs,
     grid_cache: Mutex<Option<(String, serde_json::Value)>>,
 }
 
@@ -155,6 +155,17 @@ impl SqliteStorage {
         clock: Box<dyn field_core::crdt::Clock>,
     ) -> Result<SqliteStorage> {
         std::fs::create_dir_all(dir)?;
+        let blobs = Blobs::in_dir(&dir.join("blobs"))?;
+        SqliteStorage::open_with(dir, clock, blobs)
+    }
+
+    /// The store in `dir` with its photos elsewhere (an S3 bucket).
+    pub fn open_with(
+        dir: &Path,
+        clock: Box<dyn field_core::crdt::Clock>,
+        blobs: Blobs,
+    ) -> Result<SqliteStorage> {
+        std::fs::create_dir_all(dir)?;
         let changes_path = dir.join("changes.db");
         if !changes_path.exists() {
             drop(Store::init(&changes_path, "city-center")?);
@@ -171,7 +182,7 @@ impl SqliteStorage {
         Ok(SqliteStorage {
             changes: Mutex::new(store),
             center: Mutex::new(center),
-            blobs: BlobDir::open(&dir.join("blobs"))?,
+            blobs,
             grid_cache: Mutex::new(None),
         })
     }
@@ -746,11 +757,11 @@ impl Storage for SqliteStorage {
     }
 
     fn blob_exists(&self, hash: &PhotoHash) -> Result<bool> {
-        Ok(self.blobs.exists(hash))
+        self.blobs.exists(hash)
     }
 
     fn blob_received(&self, hash: &PhotoHash) -> Result<u64> {
-        Ok(self.blobs.received(hash))
+        self.blobs.received(hash)
     }
 
     fn blob_append(

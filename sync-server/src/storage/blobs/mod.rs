@@ -1,23 +1,30 @@
-//! Photos as content-addressed files: `blobs/ab/abcdef…` once complete,
-//! `blobs/partial/<hash>` while an upload is under way. A complete blob is
-//! renamed into place only after its bytes hash to its name and read as an
-//! image, so a half or forged upload is never served.
+//! Photos as content-addressed objects: `ab/abcdef…` once complete;
+//! while an upload is under way, its chunks as `partial/<hash>/<offset>`,
+//! assembled and checked when the last arrives. A complete blob is written
+//! only after its bytes hash to its name and read as an image, so a half
+//! or forged upload is never served. Thumbnails (`thumbs/<hash>.jpg`) and
+//! EXIF times (`exif/<hash>.json`) are made once and kept beside them.
+//! Where the objects live — a directory, an S3 bucket — is [`Objects`].
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+pub mod objects;
+pub mod s3;
+
+use std::sync::Arc;
 
 use field_core::model::PhotoHash;
 use field_core::model::photo::{MAX_PHOTO_BYTES, inspect_photo};
 use field_core::sync::protocol::ChunkAck;
 
+pub use objects::{DirObjects, ObjectMeta, Objects};
+
 use super::{Result, StorageError};
 
-pub struct BlobDir {
-    root: PathBuf,
-    /// Chunk writes and the final check-and-rename of one photo, one at a
-    /// time (locks striped by hash): two uploads of the same photo must not
-    /// interleave their appends; different photos go in parallel.
+pub struct Blobs {
+    objects: Arc<dyn Objects>,
+    /// Chunk writes and the final check of one photo, one at a time in this
+    /// process (locks striped by hash): two uploads of the same photo must
+    /// not interleave. Across instances a chunk is keyed by its offset and
+    /// a blob by its hash, so the same bytes written twice are one object.
     writes: [std::sync::Mutex<()>; 64],
     decodes: DecodeGate,
 }
@@ -65,49 +72,90 @@ fn invalid(field: &str, reason: impl Into<String>) -> StorageError {
     }
 }
 
-impl BlobDir {
-    pub fn open(root: &Path) -> Result<BlobDir> {
-        fs::create_dir_all(root.join("partial"))?;
-        // Uploads abandoned for a week are not coming back.
-        let stale = std::time::SystemTime::now() - PARTIAL_LIFETIME;
-        for entry in fs::read_dir(root.join("partial"))?.flatten() {
-            if entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t < stale)
-            {
-                let _ = fs::remove_file(entry.path());
-            }
+fn final_key(hash: &PhotoHash) -> String {
+    let h = hash.as_str();
+    format!("{}/{h}", &h[..2])
+}
+
+fn partial_prefix(hash: &PhotoHash) -> String {
+    format!("partial/{hash}/")
+}
+
+fn chunk_key(hash: &PhotoHash, offset: u64) -> String {
+    // Zero-padded: keys sort as offsets do.
+    format!("partial/{hash}/{offset:020}")
+}
+
+/// The chunks of a partial upload that follow on from byte 0, in order.
+fn contiguous(chunks: &[ObjectMeta]) -> (u64, Vec<&ObjectMeta>) {
+    let mut held = 0u64;
+    let mut run = Vec::new();
+    for c in chunks {
+        let offset = c.key.rsplit('/').next().and_then(|o| o.parse::<u64>().ok());
+        if offset == Some(held) {
+            held += c.size;
+            run.push(c);
+        } else if offset.is_some_and(|o| o > held) {
+            break;
         }
-        Ok(BlobDir {
-            root: root.to_path_buf(),
+    }
+    (held, run)
+}
+
+impl Blobs {
+    /// Blobs in `objects`; uploads abandoned past [`PARTIAL_LIFETIME`] are
+    /// removed (they are not coming back).
+    pub fn open(objects: Arc<dyn Objects>) -> Result<Blobs> {
+        Blobs::expire(objects.as_ref(), now_ms())?;
+        Ok(Blobs {
+            objects,
             writes: std::array::from_fn(|_| std::sync::Mutex::new(())),
             decodes: DecodeGate::default(),
         })
     }
 
-    fn final_path(&self, hash: &PhotoHash) -> PathBuf {
-        let h = hash.as_str();
-        self.root.join(&h[..2]).join(h)
-    }
-
-    fn partial_path(&self, hash: &PhotoHash) -> PathBuf {
-        self.root.join("partial").join(hash.as_str())
-    }
-
-    pub fn exists(&self, hash: &PhotoHash) -> bool {
-        self.final_path(hash).is_file()
-    }
-
-    pub fn received(&self, hash: &PhotoHash) -> u64 {
-        if self.exists(hash) {
-            return fs::metadata(self.final_path(hash))
-                .map(|m| m.len())
-                .unwrap_or(0);
+    /// Blobs in a directory of the server's disk.
+    pub fn in_dir(root: &std::path::Path) -> Result<Blobs> {
+        // Interrupted uploads of the earlier layout (one file per photo):
+        // the device resumes from what the server now says it holds.
+        if let Ok(entries) = std::fs::read_dir(root.join("partial")) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_file()) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
         }
-        fs::metadata(self.partial_path(hash))
-            .map(|m| m.len())
-            .unwrap_or(0)
+        Blobs::open(Arc::new(DirObjects::open(root)?))
+    }
+
+    /// Removes partial chunks last written before `now_ms` − lifetime.
+    pub fn expire(objects: &dyn Objects, now_ms: i64) -> Result<usize> {
+        let stale = now_ms - PARTIAL_LIFETIME.as_millis() as i64;
+        let mut removed = 0;
+        for o in objects.list("partial/")? {
+            if o.modified_ms < stale {
+                objects.delete(&o.key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    pub fn describe(&self) -> String {
+        self.objects.describe()
+    }
+
+    pub fn exists(&self, hash: &PhotoHash) -> Result<bool> {
+        Ok(self.objects.size(&final_key(hash))?.is_some())
+    }
+
+    /// Bytes held: the whole photo once complete, else the partial upload's
+    /// contiguous run from byte 0.
+    pub fn received(&self, hash: &PhotoHash) -> Result<u64> {
+        if let Some(n) = self.objects.size(&final_key(hash))? {
+            return Ok(n);
+        }
+        Ok(contiguous(&self.objects.list(&partial_prefix(hash))?).0)
     }
 
     /// Appends a chunk at `offset`. A chunk at an offset other than what is
@@ -127,14 +175,13 @@ impl BlobDir {
                 format!("{total} bytes: a photo is 1 byte to {MAX_PHOTO_BYTES} bytes"),
             ));
         }
-        if self.exists(hash) {
+        if self.exists(hash)? {
             return Ok(ChunkAck {
                 received: total,
                 complete: true,
             });
         }
-        let partial = self.partial_path(hash);
-        let held = fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+        let held = contiguous(&self.objects.list(&partial_prefix(hash))?).0;
         if offset != held {
             return Ok(ChunkAck {
                 received: held,
@@ -147,12 +194,9 @@ impl BlobDir {
                 format!("chunk ends past the declared total of {total} bytes"),
             ));
         }
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&partial)?;
-        f.write_all(bytes)?;
-        f.sync_data()?;
+        if !bytes.is_empty() {
+            self.objects.put(&chunk_key(hash, offset), bytes)?;
+        }
         let received = offset + bytes.len() as u64;
         if received < total {
             return Ok(ChunkAck {
@@ -160,21 +204,33 @@ impl BlobDir {
                 complete: false,
             });
         }
-        let data = fs::read(&partial)?;
-        if PhotoHash::of(&data) != *hash {
-            fs::remove_file(&partial)?;
-            return Err(invalid(
-                "photo",
-                format!("bytes do not hash to {hash}; upload discarded"),
-            ));
+        // The last chunk: assemble, check, keep.
+        let chunks = self.objects.list(&partial_prefix(hash))?;
+        let (_, run) = contiguous(&chunks);
+        let mut data = Vec::with_capacity(total as usize);
+        for c in run {
+            match self.objects.get(&c.key)? {
+                Some(b) => data.extend_from_slice(&b),
+                None => break,
+            }
+        }
+        data.truncate(total as usize);
+        let discard = |why: String| -> Result<ChunkAck> {
+            for c in &chunks {
+                self.objects.delete(&c.key)?;
+            }
+            Err(invalid("photo", why))
+        };
+        if data.len() as u64 != total || PhotoHash::of(&data) != *hash {
+            return discard(format!("bytes do not hash to {hash}; upload discarded"));
         }
         if let Err(e) = inspect_photo("photo", &data) {
-            fs::remove_file(&partial)?;
-            return Err(invalid("photo", e.to_string()));
+            return discard(e.to_string());
         }
-        let dest = self.final_path(hash);
-        fs::create_dir_all(dest.parent().expect("blob paths have a parent"))?;
-        fs::rename(&partial, &dest)?;
+        self.objects.put(&final_key(hash), &data)?;
+        for c in &chunks {
+            self.objects.delete(&c.key)?;
+        }
         Ok(ChunkAck {
             received,
             complete: true,
@@ -183,8 +239,10 @@ impl BlobDir {
 
     /// A complete blob's bytes, verified against its name.
     pub fn read(&self, hash: &PhotoHash) -> Result<Vec<u8>> {
-        let data = fs::read(self.final_path(hash))
-            .map_err(|_| StorageError::NotFound(format!("photo {hash}")))?;
+        let data = self
+            .objects
+            .get(&final_key(hash))?
+            .ok_or_else(|| StorageError::NotFound(format!("photo {hash}")))?;
         if PhotoHash::of(&data) != *hash {
             return Err(StorageError::Core(field_core::Error::Corrupt(format!(
                 "photo {hash} no longer matches its hash"
@@ -192,27 +250,58 @@ impl BlobDir {
         }
         Ok(data)
     }
+
+    /// Writes a complete blob read elsewhere (a city moved between
+    /// backends), after checking it against its name.
+    pub fn put_verified(&self, hash: &PhotoHash, data: &[u8]) -> Result<()> {
+        if PhotoHash::of(data) != *hash {
+            return Err(invalid("photo", format!("bytes do not hash to {hash}")));
+        }
+        self.objects.put(&final_key(hash), data)
+    }
+
+    /// Every complete blob's hash.
+    pub fn hashes(&self) -> Result<Vec<PhotoHash>> {
+        Ok(self
+            .objects
+            .list("")?
+            .into_iter()
+            .filter_map(|o| {
+                let (dir, name) = o.key.split_once('/')?;
+                (dir.len() == 2 && !name.contains('/'))
+                    .then(|| PhotoHash::parse("hash", name).ok())
+                    .flatten()
+            })
+            .collect())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Longest side of a thumbnail, in pixels.
 pub const THUMB_SIDE: u32 = 256;
 
-impl BlobDir {
+impl Blobs {
     /// A JPEG thumbnail of a complete photo, made once and kept beside it.
     /// Decoding is bounded: a header over the pixel budget is refused before
     /// any decode, each decode may allocate at most [`DECODE_BUDGET_BYTES`],
     /// and at most [`MAX_CONCURRENT_DECODES`] run at once (the queue page
     /// asks for fifty thumbnails at a time).
     pub fn thumbnail(&self, hash: &PhotoHash) -> Result<Vec<u8>> {
-        let path = self.root.join("thumbs").join(format!("{hash}.jpg"));
-        if let Ok(bytes) = fs::read(&path) {
+        let key = format!("thumbs/{hash}.jpg");
+        if let Some(bytes) = self.objects.get(&key)? {
             return Ok(bytes);
         }
         let original = self.read(hash)?;
         inspect_photo("photo", &original).map_err(|e| invalid("photo", e.to_string()))?;
         self.decodes.run(|| {
             // Made by another request while this one waited its turn.
-            if let Ok(bytes) = fs::read(&path) {
+            if let Some(bytes) = self.objects.get(&key)? {
                 return Ok(bytes);
             }
             let mut reader = image::ImageReader::new(std::io::Cursor::new(&original))
@@ -233,10 +322,7 @@ impl BlobDir {
                     invalid("photo", format!("cannot encode a thumbnail of {hash}: {e}"))
                 })?;
             let bytes = out.into_inner();
-            fs::create_dir_all(self.root.join("thumbs"))?;
-            let tmp = path.with_extension(format!("{}.part", uuid::Uuid::new_v4()));
-            fs::write(&tmp, &bytes)?;
-            fs::rename(&tmp, &path)?;
+            self.objects.put(&key, &bytes)?;
             Ok(bytes)
         })
     }
@@ -261,12 +347,12 @@ fn ascii(field: Option<&exif::Field>) -> Option<String> {
     }
 }
 
-impl BlobDir {
+impl Blobs {
     /// Reads the photo's EXIF capture time once and keeps it beside the blob.
     pub fn exif_time(&self, hash: &PhotoHash) -> Result<ExifTime> {
-        let path = self.root.join("exif").join(format!("{hash}.json"));
-        if let Ok(text) = fs::read_to_string(&path)
-            && let Ok(t) = serde_json::from_str(&text)
+        let key = format!("exif/{hash}.json");
+        if let Some(text) = self.objects.get(&key)?
+            && let Ok(t) = serde_json::from_slice(&text)
         {
             return Ok(t);
         }
@@ -279,10 +365,8 @@ impl BlobDir {
                 offset: ascii(e.get_field(exif::Tag::OffsetTimeOriginal, exif::In::PRIMARY)),
             })
             .unwrap_or_default();
-        fs::create_dir_all(self.root.join("exif"))?;
-        let tmp = path.with_extension(format!("{}.part", uuid::Uuid::new_v4()));
-        fs::write(&tmp, serde_json::to_vec(&found).unwrap_or_default())?;
-        fs::rename(&tmp, &path)?;
+        self.objects
+            .put(&key, &serde_json::to_vec(&found).unwrap_or_default())?;
         Ok(found)
     }
 }
