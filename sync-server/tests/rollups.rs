@@ -226,3 +226,31 @@ proptest! {
         prop_assert_eq!(rolled.1, live.1, "company");
     }
 }
+
+#[test]
+fn one_instance_runs_the_nightly_roll_up_at_a_time() {
+    let now = field_core::model::Timestamp::parse("now", "2025-11-27T03:00:00+08:00")
+        .unwrap()
+        .millis();
+    let h = Harness::new(now, &grid(&["red"]));
+    // Another instance holds the lease: this one does nothing.
+    assert!(
+        h.center
+            .storage()
+            .take_lease("nightly", "instance-b", now, now + 60_000)
+            .unwrap()
+    );
+    let skipped = h.center.nightly(None).unwrap();
+    assert!(
+        skipped.skipped.is_some() && skipped.days.is_empty(),
+        "{skipped:?}"
+    );
+    // Its lease lapses (a killed run): the next night is not blocked.
+    h.now
+        .store(now + 120_000, std::sync::atomic::Ordering::SeqCst);
+    let ran = h.center.nightly(None).unwrap();
+    assert_eq!(ran.skipped, None);
+    assert_eq!(ran.days.len(), 1, "{ran:?}");
+    // And released after the run: the next one may start at once.
+    assert!(h.center.nightly(None).unwrap().skipped.is_none());
+}

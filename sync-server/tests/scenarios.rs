@@ -162,7 +162,7 @@ impl Run {
                 let fields = req.as_object_mut().unwrap();
                 fields.remove("collector");
                 fields.remove("cases");
-                for id in self.devices[&who].cases[from..to].to_vec().into_iter() {
+                for id in self.devices[&who].cases[from..to].iter().copied() {
                     self.h
                         .center
                         .decide(

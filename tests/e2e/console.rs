@@ -418,3 +418,69 @@ fn the_api_pages_and_filters_the_queue_and_gives_the_city_as_geojson() {
         assert_eq!(covered > 0, d["day"] == "2025-11-26", "{d}");
     }
 }
+
+#[test]
+fn a_console_session_outlives_a_restart_and_ends_with_its_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start_on(&data, "127.0.0.1:0");
+    let reviewer = server.enrolled_device(&server.add_user("钱审核", "reviewer", &[]));
+    let token = reviewer.token();
+    let r = http(
+        &server.url,
+        "POST",
+        "/console/sign-in",
+        &[],
+        &form(&[("token", &token)]),
+    );
+    assert_eq!(r.status, 303, "{}", r.reply.head);
+    let cookie = r
+        .reply
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let session_id = cookie.split_once('=').unwrap().1.to_string();
+    // Stored as hashes only: neither the cookie nor the token is in the database.
+    let db = rusqlite::Connection::open(data.join("center.db")).unwrap();
+    let (id_hash, token_hash): (String, String) = db
+        .query_row(
+            "SELECT id_hash, token_hash FROM console_sessions",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(id_hash != session_id && !id_hash.contains(&session_id));
+    assert!(token_hash != token && !token_hash.contains(&token));
+    drop(db);
+
+    // Another server process on the same data: still signed in.
+    server.kill();
+    let server = Server::start_on(&data, "127.0.0.1:0");
+    let with = [("Cookie", cookie.as_str())];
+    let queue = http(&server.url, "GET", "/console/queue", &with, "");
+    assert_eq!(queue.status, 200, "{}", queue.body);
+
+    // The account disabled: the session ends at the next request.
+    let users: serde_json::Value = server
+        .admin()
+        .call::<(), serde_json::Value>("GET", "/v1/center/users", None)
+        .unwrap();
+    let id = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "钱审核")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let _: serde_json::Value = server
+        .admin()
+        .call::<(), serde_json::Value>("POST", &format!("/v1/center/users/{id}/disable"), None)
+        .unwrap();
+    let queue = http(&server.url, "GET", "/console/queue", &with, "");
+    assert_eq!(queue.status, 303, "{}", queue.body);
+}

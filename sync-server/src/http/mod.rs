@@ -21,7 +21,6 @@ pub use error::AppError;
 #[derive(Clone)]
 pub struct AppState {
     pub center: Center,
-    pub sessions: console::Sessions,
     pub admission: admission::Admission,
 }
 
@@ -30,7 +29,6 @@ pub fn app(center: Center) -> Router {
     routes::router(AppState {
         admission: admission::Admission::new(center.limits()),
         center,
-        sessions: console::Sessions::default(),
     })
 }
 

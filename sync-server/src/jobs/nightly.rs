@@ -15,12 +15,38 @@ use crate::storage::{Role, User};
 pub struct NightlySummary {
     pub days: Vec<NaiveDate>,
     pub reports: usize,
+    /// Set when another instance held the nightly lease: nothing was done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
+
+/// How long one nightly run may hold its lease before another instance
+/// may take over (a run killed mid-way does not block the next night).
+pub const NIGHTLY_LEASE_MS: i64 = 2 * 3600 * 1000;
 
 impl Center {
     /// The nightly job: rolls up `day` (default: yesterday in the city's
     /// zone) and every day late data made stale, for every collector.
     pub fn nightly(&self, day: Option<NaiveDate>) -> Result<NightlySummary> {
+        // Exactly one instance runs it: a lease in the database.
+        let holder = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4());
+        let now = self.now();
+        if !self
+            .storage()
+            .take_lease("nightly", &holder, now, now + NIGHTLY_LEASE_MS)?
+        {
+            return Ok(NightlySummary {
+                days: Vec::new(),
+                reports: 0,
+                skipped: Some("another instance is running the nightly roll-up".into()),
+            });
+        }
+        let result = self.nightly_under_lease(day);
+        self.storage().release_lease("nightly", &holder)?;
+        result
+    }
+
+    fn nightly_under_lease(&self, day: Option<NaiveDate>) -> Result<NightlySummary> {
         let cfg = self.city_config()?;
         let rules = &cfg.config.patrol;
         let today = rules.local_date(self.now())?;
@@ -68,6 +94,10 @@ impl Center {
                 reports += 1;
             }
         }
-        Ok(NightlySummary { days, reports })
+        Ok(NightlySummary {
+            days,
+            reports,
+            skipped: None,
+        })
     }
 }

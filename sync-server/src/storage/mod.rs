@@ -151,6 +151,17 @@ pub struct Device {
     pub revoked: bool,
 }
 
+/// A signed-in console session, as every instance reads it: the id and the
+/// bearer token it was opened with are kept only as hashes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConsoleSession {
+    pub id_hash: String,
+    pub token_hash: String,
+    /// The session's CSRF token (it is rendered into every form).
+    pub csrf: String,
+    pub expires_ms: i64,
+}
+
 /// Who is calling: a user, through one of their devices (the admin token
 /// written at first start has no device).
 #[derive(Clone, Debug, PartialEq)]
@@ -186,6 +197,16 @@ pub trait Storage: Send + Sync {
     fn add_user_token(&self, token_hash: &str, user_id: &str) -> Result<()>;
     /// The principal a token stands for; `None` when unknown or revoked.
     fn principal(&self, token_hash: &str) -> Result<Option<Principal>>;
+    /// Opens a console session (expired ones are dropped on the way).
+    fn open_session(&self, session: &ConsoleSession) -> Result<()>;
+    /// A session not yet expired, by the hash of its id.
+    fn session(&self, id_hash: &str) -> Result<Option<ConsoleSession>>;
+    fn close_session(&self, id_hash: &str) -> Result<()>;
+    /// Takes (or renews) the lease on `job` for `holder` until `until_ms`
+    /// when it is free, expired at `now_ms`, or already the holder's: one
+    /// instance of many runs a job at a time. False when another holds it.
+    fn take_lease(&self, job: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool>;
+    fn release_lease(&self, job: &str, holder: &str) -> Result<()>;
     fn revoke_device(&self, actor: ActorId) -> Result<bool>;
     /// Disables (or re-enables) a user; false when no such user.
     fn set_user_disabled(&self, user_id: &str, disabled: bool) -> Result<bool>;

@@ -16,6 +16,7 @@ use field_core::sync::protocol::ChunkAck;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
+use super::ConsoleSession;
 use super::blobs::Blobs;
 use super::{
     AuditEntry, Device, Principal, ReportClock, Result, Role, Storage, StorageError, User,
@@ -86,6 +87,10 @@ CREATE TABLE enrolments (
     // 11: certification attempts and training sessions.
     "CREATE TABLE attempts (id TEXT PRIMARY KEY, body TEXT NOT NULL, day TEXT NOT NULL);
      CREATE TABLE trainings (id TEXT PRIMARY KEY, body TEXT NOT NULL, day TEXT NOT NULL);",
+    // 12: console sessions (by the hash of their id; the token they were
+    // opened with by its hash) and job leases: what any instance must know.
+    "CREATE TABLE console_sessions (id_hash TEXT PRIMARY KEY, token_hash TEXT NOT NULL, csrf TEXT NOT NULL, expires_ms INTEGER NOT NULL);
+     CREATE TABLE leases (job TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms INTEGER NOT NULL);",
 ];
 
 const USER_COLUMNS: &str = "id, name, role, company, cells, disabled";
@@ -217,6 +222,62 @@ impl SqliteStorage {
 }
 
 impl Storage for SqliteStorage {
+    fn open_session(&self, s: &ConsoleSession) -> Result<()> {
+        let db = self.db();
+        db.execute(
+            "DELETE FROM console_sessions WHERE expires_ms <= ?1",
+            [now_ms()],
+        )?;
+        db.execute(
+            "INSERT INTO console_sessions (id_hash, token_hash, csrf, expires_ms) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![s.id_hash, s.token_hash, s.csrf, s.expires_ms],
+        )?;
+        Ok(())
+    }
+
+    fn session(&self, id_hash: &str) -> Result<Option<ConsoleSession>> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT id_hash, token_hash, csrf, expires_ms FROM console_sessions WHERE id_hash = ?1 AND expires_ms > ?2",
+                rusqlite::params![id_hash, now_ms()],
+                |r| {
+                    Ok(ConsoleSession {
+                        id_hash: r.get(0)?,
+                        token_hash: r.get(1)?,
+                        csrf: r.get(2)?,
+                        expires_ms: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn close_session(&self, id_hash: &str) -> Result<()> {
+        self.db()
+            .execute("DELETE FROM console_sessions WHERE id_hash = ?1", [id_hash])?;
+        Ok(())
+    }
+
+    fn take_lease(&self, job: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool> {
+        let db = self.db();
+        let n = db.execute(
+            "INSERT INTO leases (job, holder, until_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
+             WHERE leases.until_ms <= ?4 OR leases.holder = excluded.holder",
+            rusqlite::params![job, holder, until_ms, now_ms],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn release_lease(&self, job: &str, holder: &str) -> Result<()> {
+        self.db().execute(
+            "DELETE FROM leases WHERE job = ?1 AND holder = ?2",
+            rusqlite::params![job, holder],
+        )?;
+        Ok(())
+    }
+
     fn create_user(
         &self,
         name: &str,

@@ -20,8 +20,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 
-pub use session::Sessions;
-
 use super::AppState;
 
 pub fn router() -> Router<AppState> {

@@ -1,13 +1,10 @@
 //! Where a console request is authenticated: a signed-in reviewer holds an
 //! HttpOnly, SameSite=Strict session cookie; every form that changes state
 //! carries the session's CSRF token, and a cross-site `Origin` is refused.
-//! Sessions live in memory: a restarted server asks staff to sign in again.
+//! Sessions live in the database (`service/sessions.rs`): any instance
+//! serves them, a restart keeps them.
 //! The session keeps the bearer token it was opened with, so a revoked
 //! token ends its sessions at the next request.
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::header::{COOKIE, HOST, ORIGIN};
@@ -16,59 +13,17 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::http::AppState;
 use crate::http::routes::blocking;
-use crate::service::tokens;
+use crate::service::SESSION_LIFETIME_MS;
 use crate::storage::Principal;
 
 pub const COOKIE_NAME: &str = "fc_session";
-const LIFETIME: Duration = Duration::from_secs(12 * 3600);
-
-struct Session {
-    bearer: String,
-    csrf: String,
-    expires: Instant,
-}
-
-/// The open console sessions.
-#[derive(Clone, Default)]
-pub struct Sessions {
-    inner: Arc<Mutex<HashMap<String, Session>>>,
-}
-
-impl Sessions {
-    /// Opens a session for a bearer token already checked to be staff;
-    /// returns the session id for the cookie.
-    pub fn open(&self, bearer: &str) -> String {
-        let id = tokens::new_token();
-        let session = Session {
-            bearer: bearer.to_string(),
-            csrf: tokens::new_token(),
-            expires: Instant::now() + LIFETIME,
-        };
-        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, s| s.expires > Instant::now());
-        map.insert(id.clone(), session);
-        id
-    }
-
-    pub fn close(&self, id: &str) {
-        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(id);
-    }
-
-    fn lookup(&self, id: &str) -> Option<(String, String)> {
-        let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(id)
-            .filter(|s| s.expires > Instant::now())
-            .map(|s| (s.bearer.clone(), s.csrf.clone()))
-    }
-}
 
 /// The `Set-Cookie` value that opens (or, with `None`, clears) a session.
 pub fn cookie(id: Option<&str>) -> String {
     match id {
         Some(id) => format!(
             "{COOKIE_NAME}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
-            LIFETIME.as_secs()
+            SESSION_LIFETIME_MS / 1000
         ),
         None => format!("{COOKIE_NAME}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0"),
     }
@@ -167,22 +122,19 @@ impl FromRequestParts<AppState> for Staff {
             None => Redirect::to("/console/sign-in").into_response(),
         };
         let id = session_id(parts).ok_or_else(to_sign_in)?;
-        let (bearer, csrf) = state.sessions.lookup(&id).ok_or_else(to_sign_in)?;
         let center = state.center.clone();
-        let principal = blocking(move || center.authenticate(Some(&bearer)))
+        let session = id.clone();
+        let open = blocking(move || center.console_session(&session))
             .await
             .ok()
-            .filter(|p| p.user.role.is_staff());
-        match principal {
-            Some(principal) => Ok(Staff {
-                principal,
+            .flatten();
+        match open {
+            Some(open) => Ok(Staff {
+                principal: open.principal,
                 session: id,
-                csrf,
+                csrf: open.csrf,
             }),
-            None => {
-                state.sessions.close(&id);
-                Err(to_sign_in())
-            }
+            None => Err(to_sign_in()),
         }
     }
 }

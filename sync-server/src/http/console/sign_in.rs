@@ -65,7 +65,11 @@ pub async fn sign_in(State(s): State<AppState>, parts: Parts, Form(f): Form<Sign
     let who = blocking(move || center.authenticate(Some(&bearer))).await;
     match who {
         Ok(p) if p.user.role.is_staff() => {
-            let id = s.sessions.open(&token);
+            let center = s.center.clone();
+            let id = match blocking(move || center.open_console_session(&token)).await {
+                Ok(id) => id,
+                Err(e) => return e.into_response(),
+            };
             (
                 [(header::SET_COOKIE, session::cookie(Some(&id)))],
                 Redirect::to(session::console_path(&f.next).unwrap_or("/console/queue")),
@@ -111,7 +115,11 @@ pub async fn sign_out(
             "cross-site request refused",
         );
     }
-    s.sessions.close(&staff.session);
+    let center = s.center.clone();
+    let id = staff.session.clone();
+    if let Err(e) = blocking(move || center.close_console_session(&id)).await {
+        return e.into_response();
+    }
     (
         [(header::SET_COOKIE, session::cookie(None))],
         Redirect::to("/console/sign-in"),
