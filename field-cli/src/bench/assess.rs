@@ -14,7 +14,8 @@ use field_core::model::{ActorId, LonLat, Timestamp, TrackPoint};
 use serde_json::json;
 use sync_server::config::Limits;
 use sync_server::service::{Center, ReportQuery, ensure_admin, system_clock};
-use sync_server::storage::{Storage, sqlite::SqliteStorage};
+use sync_server::storage::prelude::*;
+use sync_server::storage::sqlite::SqliteStorage;
 
 use super::sync::{SyncRow, row};
 

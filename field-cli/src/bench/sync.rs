@@ -14,7 +14,7 @@ use field_core::sync::client;
 use field_core::sync::http::HttpTransport;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sync_server::storage::Storage;
+use sync_server::storage::prelude::*;
 
 use crate::loopback::{Loopback, enrolled, start_server};
 use crate::simulate::{GridSpec, noise_photo, patrol_walk};

@@ -1,6 +1,10 @@
-//! The server's storage, behind one narrow interface: users and devices,
-//! changes and cursors, photo blobs. Handlers and the merge never see SQL
-//! or file paths; [`sqlite::SqliteStorage`] is the embedded default.
+//! The server's storage, by concern: [`Identity`] (users, devices, tokens,
+//! codes, sessions), [`Replica`] (changes, merged states and their
+//! projections, the pull log, tracks), [`BlobStore`] (photos) and
+//! [`Records`] (the assessment's records, rollups, leases); [`Storage`] is
+//! all four. Handlers and the merge never see SQL or file paths;
+//! [`sqlite::SqliteStorage`] is the embedded default, its photos in a
+//! directory or an S3 bucket ([`blobs`]).
 
 pub mod blobs;
 pub mod sqlite;
@@ -173,7 +177,10 @@ pub struct Principal {
 }
 
 /// Everything the server keeps.
-pub trait Storage: Send + Sync {
+/// Who is who: users, their devices and tokens, enrolment codes, console
+/// sessions, the audit log, per-device counters. Tokens and codes arrive
+/// already hashed.
+pub trait Identity: Send + Sync {
     // Users, devices, tokens. Tokens and codes arrive here already hashed.
     fn create_user(
         &self,
@@ -202,11 +209,6 @@ pub trait Storage: Send + Sync {
     /// A session not yet expired, by the hash of its id.
     fn session(&self, id_hash: &str) -> Result<Option<ConsoleSession>>;
     fn close_session(&self, id_hash: &str) -> Result<()>;
-    /// Takes (or renews) the lease on `job` for `holder` until `until_ms`
-    /// when it is free, expired at `now_ms`, or already the holder's: one
-    /// instance of many runs a job at a time. False when another holds it.
-    fn take_lease(&self, job: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool>;
-    fn release_lease(&self, job: &str, holder: &str) -> Result<()>;
     fn revoke_device(&self, actor: ActorId) -> Result<bool>;
     /// Disables (or re-enables) a user; false when no such user.
     fn set_user_disabled(&self, user_id: &str, disabled: bool) -> Result<bool>;
@@ -232,7 +234,19 @@ pub trait Storage: Send + Sync {
         token_hash: &str,
         now_ms: i64,
     ) -> Result<()>;
+    /// Adds `bytes` to what `device` uploaded on `day` (days since the
+    /// epoch) if that stays within `cap`; false (nothing added) otherwise.
+    fn charge_photo_bytes(&self, device: ActorId, day: i64, bytes: u64, cap: u64) -> Result<bool>;
+    /// The actor the server writes a staff member's decisions as (made once).
+    fn staff_actor(&self, user_id: &str) -> Result<ActorId>;
+    /// The cells a user covers now (what pulls are scoped by).
+    fn set_user_cells(&self, user_id: &str, cells: &[String]) -> Result<()>;
+}
 
+/// The replica the merge reads and writes: changes, merged cases and tasks
+/// and their projections (queue pages, cells, history, digests), the pull
+/// log, tracks, and the grid and catalog changes are checked against.
+pub trait Replica: Send + Sync {
     // Changes, merged by field-core; cursors are log positions.
     /// The body held under a change id (log or causal buffer).
     fn held_change(&self, id: ChangeId) -> Result<Option<String>>;
@@ -248,9 +262,6 @@ pub trait Storage: Send + Sync {
     /// Photos a device reported it can no longer read.
     fn mark_photos_lost(&self, hashes: &[PhotoHash], by: ActorId, now_ms: i64) -> Result<()>;
     fn photo_lost(&self, hash: &PhotoHash) -> Result<bool>;
-    /// Adds `bytes` to what `device` uploaded on `day` (days since the
-    /// epoch) if that stays within `cap`; false (nothing added) otherwise.
-    fn charge_photo_bytes(&self, device: ActorId, day: i64, bytes: u64, cap: u64) -> Result<bool>;
     fn apply(&self, changes: Vec<Change>) -> Result<Vec<(ChangeId, Judgement)>>;
     fn case(&self, id: CaseId) -> Result<Option<CaseView>>;
     fn cases(&self) -> Result<Vec<CaseView>>;
@@ -282,8 +293,6 @@ pub trait Storage: Send + Sync {
     fn assign_task(&self, actor: ActorId, spec: TaskSpec) -> Result<Change>;
     fn tasks(&self, to_user: Option<&str>) -> Result<Vec<TaskRow>>;
     fn task(&self, id: uuid::Uuid) -> Result<Option<TaskRow>>;
-    /// The actor the server writes a staff member's decisions as (made once).
-    fn staff_actor(&self, user_id: &str) -> Result<ActorId>;
     fn digest(&self) -> Result<DigestReport>;
     fn cases_digest(&self, cells: Option<&[String]>) -> Result<String>;
 
@@ -295,6 +304,25 @@ pub trait Storage: Send + Sync {
     fn custom_catalog(&self) -> Result<Option<Catalog>>;
     fn catalog(&self) -> Result<Catalog>;
 
+    // Evidence for the review queue.
+    /// Track points of `actor` between two instants (ms).
+    fn track_between(&self, actor: ActorId, from_ms: i64, to_ms: i64) -> Result<Vec<TrackPoint>>;
+    /// The usable points (accuracy ≤ `max_accuracy_m`) of `actor` bracketing
+    /// instant `t`, each within `window_ms`: (last at or before, first at or after).
+    fn track_around(
+        &self,
+        actor: ActorId,
+        t: i64,
+        window_ms: i64,
+        max_accuracy_m: f64,
+    ) -> Result<(Option<TrackPoint>, Option<TrackPoint>)>;
+    /// Every shift mark (test case), with its device.
+    fn shift_marks(&self) -> Result<Vec<(ActorId, ShiftMark)>>;
+}
+
+/// Photo bytes: content-addressed, uploaded in resumable chunks, verified;
+/// thumbnails and EXIF times kept beside them.
+pub trait BlobStore: Send + Sync {
     // Photo blobs, content-addressed; uploads are resumable.
     fn blob_exists(&self, hash: &PhotoHash) -> Result<bool>;
     fn blob_received(&self, hash: &PhotoHash) -> Result<u64>;
@@ -310,6 +338,17 @@ pub trait Storage: Send + Sync {
     fn blob_thumbnail(&self, hash: &PhotoHash) -> Result<Vec<u8>>;
     /// The photo's EXIF capture time, if it has one (read once, then kept).
     fn blob_exif_time(&self, hash: &PhotoHash) -> Result<blobs::ExifTime>;
+}
+
+/// The assessment's records: configuration versions, assignments,
+/// findings, surveys, violations, certification, training, rollups and
+/// which days are stale, and job leases.
+pub trait Records: Send + Sync {
+    /// Takes (or renews) the lease on `job` for `holder` until `until_ms`
+    /// when it is free, expired at `now_ms`, or already the holder's: one
+    /// instance of many runs a job at a time. False when another holds it.
+    fn take_lease(&self, job: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool>;
+    fn release_lease(&self, job: &str, holder: &str) -> Result<()>;
 
     // Special surveys.
     fn create_survey(&self, survey: &Survey) -> Result<()>;
@@ -331,8 +370,6 @@ pub trait Storage: Send + Sync {
     /// The days that have a rollup.
     fn rollup_days(&self) -> Result<Vec<chrono::NaiveDate>>;
     fn clear_dirty(&self, day: chrono::NaiveDate) -> Result<()>;
-    /// The cells a user covers now (what pulls are scoped by).
-    fn set_user_cells(&self, user_id: &str, cells: &[String]) -> Result<()>;
     /// The city configuration in force: (version, TOML).
     fn config(&self) -> Result<Option<(u64, String)>>;
     /// Stores a new version; returns its number.
@@ -347,19 +384,16 @@ pub trait Storage: Send + Sync {
     fn trainings(&self) -> Result<Vec<crate::service::Training>>;
     fn findings(&self) -> Result<Vec<ExternalFinding>>;
     fn surveys(&self) -> Result<Vec<Survey>>;
+}
 
-    // Evidence for the review queue.
-    /// Track points of `actor` between two instants (ms).
-    fn track_between(&self, actor: ActorId, from_ms: i64, to_ms: i64) -> Result<Vec<TrackPoint>>;
-    /// The usable points (accuracy ≤ `max_accuracy_m`) of `actor` bracketing
-    /// instant `t`, each within `window_ms`: (last at or before, first at or after).
-    fn track_around(
-        &self,
-        actor: ActorId,
-        t: i64,
-        window_ms: i64,
-        max_accuracy_m: f64,
-    ) -> Result<(Option<TrackPoint>, Option<TrackPoint>)>;
-    /// Every shift mark (test case), with its device.
-    fn shift_marks(&self) -> Result<Vec<(ActorId, ShiftMark)>>;
+/// Everything the server keeps, by concern: one backend implements all four
+/// (the embedded SQLite + files one, `sqlite.rs`). Services hold an
+/// `Arc<dyn Storage>`; bring the concern's trait into scope to call it.
+pub trait Storage: Identity + Replica + BlobStore + Records {}
+
+impl<T: Identity + Replica + BlobStore + Records> Storage for T {}
+
+/// The four concerns at once, for code that calls a concrete backend.
+pub mod prelude {
+    pub use super::{BlobStore, Identity, Records, Replica, Storage};
 }

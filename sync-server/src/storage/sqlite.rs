@@ -16,11 +16,9 @@ use field_core::sync::protocol::ChunkAck;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use super::ConsoleSession;
 use super::blobs::Blobs;
-use super::{
-    AuditEntry, Device, Principal, ReportClock, Result, Role, Storage, StorageError, User,
-};
+use super::{AuditEntry, Device, Principal, ReportClock, Result, Role, StorageError, User};
+use super::{BlobStore, ConsoleSession, Identity, Records, Replica};
 
 /// Migrations of `center.db`, in order; index + 1 is the version each
 /// brings it to.
@@ -221,7 +219,7 @@ impl SqliteStorage {
     }
 }
 
-impl Storage for SqliteStorage {
+impl Identity for SqliteStorage {
     fn open_session(&self, s: &ConsoleSession) -> Result<()> {
         let db = self.db();
         db.execute(
@@ -256,25 +254,6 @@ impl Storage for SqliteStorage {
     fn close_session(&self, id_hash: &str) -> Result<()> {
         self.db()
             .execute("DELETE FROM console_sessions WHERE id_hash = ?1", [id_hash])?;
-        Ok(())
-    }
-
-    fn take_lease(&self, job: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool> {
-        let db = self.db();
-        let n = db.execute(
-            "INSERT INTO leases (job, holder, until_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
-             WHERE leases.until_ms <= ?4 OR leases.holder = excluded.holder",
-            rusqlite::params![job, holder, until_ms, now_ms],
-        )?;
-        Ok(n == 1)
-    }
-
-    fn release_lease(&self, job: &str, holder: &str) -> Result<()> {
-        self.db().execute(
-            "DELETE FROM leases WHERE job = ?1 AND holder = ?2",
-            rusqlite::params![job, holder],
-        )?;
         Ok(())
     }
 
@@ -588,6 +567,56 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
+    fn charge_photo_bytes(&self, device: ActorId, day: i64, bytes: u64, cap: u64) -> Result<bool> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let used: i64 = tx
+            .query_row(
+                "SELECT bytes FROM photo_bytes WHERE actor = ?1 AND day = ?2",
+                params![device.as_bytes(), day],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        if used as u64 + bytes > cap {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO photo_bytes (actor, day, bytes) VALUES (?1, ?2, ?3)
+             ON CONFLICT (actor, day) DO UPDATE SET bytes = bytes + excluded.bytes",
+            params![device.as_bytes(), day, bytes as i64],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn staff_actor(&self, user_id: &str) -> Result<ActorId> {
+        let db = self.db();
+        let existing: Option<Vec<u8>> =
+            db.query_row("SELECT actor FROM users WHERE id = ?1", [user_id], |r| {
+                r.get(0)
+            })?;
+        if let Some(bytes) = existing {
+            return actor_from(&bytes);
+        }
+        let actor = uuid::Uuid::new_v4();
+        db.execute(
+            "UPDATE users SET actor = ?1 WHERE id = ?2",
+            params![actor.as_bytes(), user_id],
+        )?;
+        Ok(actor)
+    }
+
+    fn set_user_cells(&self, user_id: &str, cells: &[String]) -> Result<()> {
+        self.db().execute(
+            "UPDATE users SET cells = ?1 WHERE id = ?2",
+            params![serde_json::to_string(cells).unwrap_or_default(), user_id],
+        )?;
+        Ok(())
+    }
+}
+
+impl Replica for SqliteStorage {
     fn held_change(&self, id: ChangeId) -> Result<Option<String>> {
         Ok(self.store().change_body(id)?)
     }
@@ -628,29 +657,6 @@ impl Storage for SqliteStorage {
         }
         tx.commit()?;
         Ok(())
-    }
-
-    fn charge_photo_bytes(&self, device: ActorId, day: i64, bytes: u64, cap: u64) -> Result<bool> {
-        let mut db = self.db();
-        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let used: i64 = tx
-            .query_row(
-                "SELECT bytes FROM photo_bytes WHERE actor = ?1 AND day = ?2",
-                params![device.as_bytes(), day],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0);
-        if used as u64 + bytes > cap {
-            return Ok(false);
-        }
-        tx.execute(
-            "INSERT INTO photo_bytes (actor, day, bytes) VALUES (?1, ?2, ?3)
-             ON CONFLICT (actor, day) DO UPDATE SET bytes = bytes + excluded.bytes",
-            params![device.as_bytes(), day, bytes as i64],
-        )?;
-        tx.commit()?;
-        Ok(true)
     }
 
     fn photo_lost(&self, hash: &PhotoHash) -> Result<bool> {
@@ -757,23 +763,6 @@ impl Storage for SqliteStorage {
         }
     }
 
-    fn staff_actor(&self, user_id: &str) -> Result<ActorId> {
-        let db = self.db();
-        let existing: Option<Vec<u8>> =
-            db.query_row("SELECT actor FROM users WHERE id = ?1", [user_id], |r| {
-                r.get(0)
-            })?;
-        if let Some(bytes) = existing {
-            return actor_from(&bytes);
-        }
-        let actor = uuid::Uuid::new_v4();
-        db.execute(
-            "UPDATE users SET actor = ?1 WHERE id = ?2",
-            params![actor.as_bytes(), user_id],
-        )?;
-        Ok(actor)
-    }
-
     fn digest(&self) -> Result<DigestReport> {
         Ok(self.store().digest_report()?)
     }
@@ -817,6 +806,28 @@ impl Storage for SqliteStorage {
         Ok(self.store().catalog().clone())
     }
 
+    fn track_between(&self, actor: ActorId, from_ms: i64, to_ms: i64) -> Result<Vec<TrackPoint>> {
+        Ok(self.store().track_between(actor, from_ms, to_ms)?)
+    }
+
+    fn track_around(
+        &self,
+        actor: ActorId,
+        t: i64,
+        window_ms: i64,
+        max_accuracy_m: f64,
+    ) -> Result<(Option<TrackPoint>, Option<TrackPoint>)> {
+        Ok(self
+            .store()
+            .track_around(actor, t, window_ms, max_accuracy_m)?)
+    }
+
+    fn shift_marks(&self) -> Result<Vec<(ActorId, ShiftMark)>> {
+        Ok(self.store().shift_marks()?)
+    }
+}
+
+impl BlobStore for SqliteStorage {
     fn blob_exists(&self, hash: &PhotoHash) -> Result<bool> {
         self.blobs.exists(hash)
     }
@@ -845,6 +856,27 @@ impl Storage for SqliteStorage {
 
     fn blob_exif_time(&self, hash: &PhotoHash) -> Result<super::blobs::ExifTime> {
         self.blobs.exif_time(hash)
+    }
+}
+
+impl Records for SqliteStorage {
+    fn take_lease(&self, job: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool> {
+        let db = self.db();
+        let n = db.execute(
+            "INSERT INTO leases (job, holder, until_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
+             WHERE leases.until_ms <= ?4 OR leases.holder = excluded.holder",
+            rusqlite::params![job, holder, until_ms, now_ms],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn release_lease(&self, job: &str, holder: &str) -> Result<()> {
+        self.db().execute(
+            "DELETE FROM leases WHERE job = ?1 AND holder = ?2",
+            rusqlite::params![job, holder],
+        )?;
+        Ok(())
     }
 
     fn create_survey(&self, survey: &Survey) -> Result<()> {
@@ -955,14 +987,6 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    fn set_user_cells(&self, user_id: &str, cells: &[String]) -> Result<()> {
-        self.db().execute(
-            "UPDATE users SET cells = ?1 WHERE id = ?2",
-            params![serde_json::to_string(cells).unwrap_or_default(), user_id],
-        )?;
-        Ok(())
-    }
-
     fn config(&self) -> Result<Option<(u64, String)>> {
         Ok(self
             .db()
@@ -1057,25 +1081,5 @@ impl Storage for SqliteStorage {
 
     fn surveys(&self) -> Result<Vec<Survey>> {
         self.json_rows("SELECT body FROM surveys ORDER BY created_ms, id", "survey")
-    }
-
-    fn track_between(&self, actor: ActorId, from_ms: i64, to_ms: i64) -> Result<Vec<TrackPoint>> {
-        Ok(self.store().track_between(actor, from_ms, to_ms)?)
-    }
-
-    fn track_around(
-        &self,
-        actor: ActorId,
-        t: i64,
-        window_ms: i64,
-        max_accuracy_m: f64,
-    ) -> Result<(Option<TrackPoint>, Option<TrackPoint>)> {
-        Ok(self
-            .store()
-            .track_around(actor, t, window_ms, max_accuracy_m)?)
-    }
-
-    fn shift_marks(&self) -> Result<Vec<(ActorId, ShiftMark)>> {
-        Ok(self.store().shift_marks()?)
     }
 }
