@@ -45,6 +45,19 @@ enum Job {
     },
     /// Print who may do what at the center (the table in API.md), then exit.
     Policy,
+    /// Move a city's photos from its data directory into the `--blobs`
+    /// target (an S3 bucket): every photo copied, read back and checked
+    /// against its hash; safe to run again. Run it with the server stopped,
+    /// then start the server with the same `--blobs`. (`--to postgres://…`
+    /// for the records is not built yet: see the README.)
+    Migrate {
+        /// The data directory to move from.
+        #[arg(long)]
+        from: PathBuf,
+        /// Where the records go (PostgreSQL; not built yet).
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// Replace the admin token (a lost or leaked one) and write the new one
     /// to DATA/admin.token; the old token stops working. Run it with the
     /// server stopped, or use `POST /v1/center/token/rotate`.
@@ -62,6 +75,32 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(Job::Policy) = args.job {
         print!("{}", sync_server::service::authorize::table_markdown());
+        return Ok(());
+    }
+    if let Some(Job::Migrate { from, to }) = &args.job {
+        if let Some(to) = to {
+            anyhow::bail!(
+                "--to {to}: the PostgreSQL backend is not built yet; only the photos move (--blobs)"
+            );
+        }
+        let target = args
+            .blobs
+            .clone()
+            .context("migrate needs --blobs (the target, e.g. s3://bucket?endpoint=…)")?;
+        let from = from.clone();
+        // Not beside a server on the same data: uploads would race the copy.
+        let _lock = sync_server::storage::lock_data_dir(&from)?;
+        let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            use sync_server::storage::blobs::Blobs;
+            let source = Blobs::in_dir(&from.join("blobs"))?;
+            let target = match open_blobs(Some(&target))? {
+                Some(b) => b,
+                None => anyhow::bail!("--blobs must name a target"),
+            };
+            Ok(source.copy_to(&target)?)
+        })
+        .await??;
+        println!("{}", serde_json::to_string(&summary)?);
         return Ok(());
     }
     let file = match &args.config {
@@ -129,17 +168,25 @@ async fn main() -> anyhow::Result<()> {
 /// The embedded store in `data`, its photos in `blobs` (a directory or a
 /// bucket) or DATA/blobs.
 fn open_storage(data: &std::path::Path, blobs: Option<&str>) -> anyhow::Result<SqliteStorage> {
-    use sync_server::storage::blobs::{Blobs, s3};
-    let blobs = match blobs {
-        Some(url) if url.starts_with("s3://") => {
-            let objects = s3::S3Objects::open(s3::BucketUrl::parse(url)?)?;
-            Blobs::open(Arc::new(objects))?
-        }
-        Some(dir) => Blobs::in_dir(std::path::Path::new(dir))?,
-        None => Blobs::in_dir(&data.join("blobs"))?,
+    let blobs = match open_blobs(blobs)? {
+        Some(b) => b,
+        None => sync_server::storage::blobs::Blobs::in_dir(&data.join("blobs"))?,
     };
     SqliteStorage::open_with(data, Box::new(field_core::crdt::SystemClock), blobs)
         .with_context(|| format!("opening {}", data.display()))
+}
+
+/// The photos' home `--blobs` names: a bucket or a directory.
+fn open_blobs(blobs: Option<&str>) -> anyhow::Result<Option<sync_server::storage::blobs::Blobs>> {
+    use sync_server::storage::blobs::{Blobs, s3};
+    Ok(match blobs {
+        Some(url) if url.starts_with("s3://") => {
+            let objects = s3::S3Objects::open(s3::BucketUrl::parse(url)?)?;
+            Some(Blobs::open(Arc::new(objects))?)
+        }
+        Some(dir) => Some(Blobs::in_dir(std::path::Path::new(dir))?),
+        None => None,
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM; the handlers are installed when called.
