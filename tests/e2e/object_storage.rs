@@ -181,7 +181,12 @@ fn a_citys_photos_move_into_a_bucket_and_nothing_is_lost() {
     let photos: Vec<Vec<u8>> = (0..3).map(|i| png(40 + i)).collect();
     for (i, bytes) in photos.iter().enumerate() {
         let p = d.file(&format!("p{i}.png"), bytes);
-        d.report(("SJ0102", "120.2605", "30.1895"), &format!("case {i}"), &p, None);
+        d.report(
+            ("SJ0102", "120.2605", "30.1895"),
+            &format!("case {i}"),
+            &p,
+            None,
+        );
     }
     d.ok(&["sync"]);
     let before = server.digest();
@@ -189,11 +194,21 @@ fn a_citys_photos_move_into_a_bucket_and_nothing_is_lost() {
 
     let migrate = |expect_copied: u64| {
         let out = std::process::Command::new(field_e2e::server_bin())
-            .args(["migrate", "--from", data.to_str().unwrap(), "--blobs", &s3.url()])
+            .args([
+                "migrate",
+                "--from",
+                data.to_str().unwrap(),
+                "--blobs",
+                &s3.url(),
+            ])
             .envs(s3.env())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(summary["photos"], 3, "{summary}");
         assert_eq!(summary["copied"], expect_copied, "{summary}");
@@ -210,11 +225,20 @@ fn a_citys_photos_move_into_a_bucket_and_nothing_is_lost() {
     let mut admin = server.admin();
     for bytes in &photos {
         let hash = PhotoHash::of(bytes);
-        assert_eq!(&admin.get_bytes(&format!("/v1/photos/{hash}")).unwrap(), bytes);
+        assert_eq!(
+            &admin.get_bytes(&format!("/v1/photos/{hash}")).unwrap(),
+            bytes
+        );
     }
     // The records cannot move yet, and the command says so by name.
     let out = std::process::Command::new(field_e2e::server_bin())
-        .args(["migrate", "--from", data.to_str().unwrap(), "--to", "postgres://x/y"])
+        .args([
+            "migrate",
+            "--from",
+            data.to_str().unwrap(),
+            "--to",
+            "postgres://x/y",
+        ])
         .args(["--blobs", &s3.url()])
         .envs(s3.env())
         .output()

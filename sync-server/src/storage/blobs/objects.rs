@@ -147,11 +147,22 @@ impl Objects for DirObjects {
     }
 
     fn delete(&self, key: &str) -> Result<()> {
-        match fs::remove_file(self.path(key)?) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
+        let path = self.path(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
         }
+        // Folders emptied by it go too (a finished upload's `partial/<hash>/`),
+        // up to the first that is not empty; top-level folders stay.
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            if d.parent().is_none_or(|p| p == self.root) || fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(())
     }
 
     fn describe(&self) -> String {
