@@ -103,9 +103,36 @@ impl S3Objects {
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(&url.bucket)
             .with_region(&url.region);
-        if let Some((key, secret)) = credentials {
-            b = b.with_access_key_id(key).with_secret_access_key(secret);
+        match credentials {
+            Some((key, secret)) => {
+                b = b.with_access_key_id(key).with_secret_access_key(secret);
+            }
+            // Without keys the client would ask a cloud's instance metadata
+            // service, which a city's own servers do not have: say what to set.
+            None if std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
+                && std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").is_none()
+                && std::env::var_os("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_none() =>
+            {
+                return Err(bad(format!(
+                    "s3://{}: no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+                    url.bucket
+                )));
+            }
+            None => {}
         }
+        // A bucket that does not answer fails a request within a minute
+        // (a few retries), not after the client's default three.
+        b = b
+            .with_retry(object_store::RetryConfig {
+                max_retries: 3,
+                retry_timeout: std::time::Duration::from_secs(60),
+                ..Default::default()
+            })
+            .with_client_options(
+                object_store::ClientOptions::new()
+                    .with_connect_timeout(std::time::Duration::from_secs(5))
+                    .with_timeout(std::time::Duration::from_secs(60)),
+            );
         if let Some(e) = &url.endpoint {
             b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
         }
