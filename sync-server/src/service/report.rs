@@ -15,6 +15,9 @@ use field_core::model::ActorId;
 use serde::{Deserialize, Serialize};
 
 use super::authorize::Operation;
+
+/// Live collector-days computed together (see `Center::report`).
+const LIVE_DAYS_PER_BATCH: usize = 96;
 use super::{Center, Result, ServiceError};
 use crate::storage::{Principal, Role, User};
 
@@ -84,10 +87,14 @@ impl Center {
         let dirty = self.storage.dirty_days()?;
         let trainings = self.storage.trainings()?;
         // Which collector-days are read from rollups and which computed
-        // live (a single day always live, a stale one too).
-        let mut stored: Vec<Vec<Option<Report>>> = Vec::with_capacity(users.len());
+        // live (a single day always live, a stale one too). Collectors go
+        // in batches of about a hundred live days: enough to keep the
+        // reader and the computer busy together, few enough that a city's
+        // month is never all in memory at once.
+        let mut periods: Vec<CollectorPeriod> = Vec::with_capacity(users.len());
+        let mut batch: Vec<(&User, Vec<Option<Report>>)> = Vec::new();
         let mut jobs: Vec<(&User, NaiveDate)> = Vec::new();
-        for u in &users {
+        for (k, u) in users.iter().enumerate() {
             let mut per_day = Vec::with_capacity(days.len());
             for d in &days {
                 let rollup = if days.len() == 1 || dirty.contains(d) {
@@ -102,34 +109,30 @@ impl Center {
                 }
                 per_day.push(rollup);
             }
-            stored.push(per_day);
-        }
-        let mut live = self.collector_reports(&jobs, &q, &inp)?.into_iter();
-        let mut periods: Vec<CollectorPeriod> = Vec::with_capacity(users.len());
-        for (u, per_day) in users.iter().zip(stored) {
-            let from_rollups = per_day.iter().filter(|r| r.is_some()).count() as u32;
-            let per_day: Vec<Report> = per_day
-                .into_iter()
-                .map(|r| r.or_else(|| live.next()).unwrap_or_default())
-                .collect();
-            let mut period =
-                collector_period(&u.name, &q.period, &days, &per_day, &cfg.config, q.daily);
-            let r = &mut period.report;
-            r.days_from_rollups = from_rollups;
-            r.complete = complete;
-            if !q.explain {
-                r.explain = None;
+            batch.push((u, per_day));
+            if jobs.len() < LIVE_DAYS_PER_BATCH && k + 1 < users.len() {
+                continue;
             }
-            if monthly {
-                r.compliance.extend(training_shortfall(
-                    &u.id,
-                    period.months.iter().map(|(ym, _)| ym.as_str()),
+            let mut live = self.collector_reports(&jobs, &q, &inp)?.into_iter();
+            jobs.clear();
+            for (u, per_day) in batch.drain(..) {
+                let from_rollups = per_day.iter().filter(|r| r.is_some()).count() as u32;
+                let per_day: Vec<Report> = per_day
+                    .into_iter()
+                    .map(|r| r.or_else(|| live.next()).unwrap_or_default())
+                    .collect();
+                periods.push(self.collector_period_of(
+                    u,
+                    &q,
+                    &days,
+                    &per_day,
+                    from_rollups,
+                    complete,
+                    monthly,
                     &trainings,
-                    cfg.config.training_per_month,
+                    &cfg,
                 ));
             }
-            r.config_version = cfg.version;
-            periods.push(period);
         }
         let company = q
             .company
@@ -142,6 +145,41 @@ impl Center {
             reports.push(total);
         }
         Ok(reports)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    /// One collector's period from their days, with what only the server
+    /// knows: where the days came from, whether the period is over, the
+    /// training they attended, the configuration version.
+    fn collector_period_of(
+        &self,
+        u: &User,
+        q: &ReportQuery,
+        days: &[NaiveDate],
+        per_day: &[Report],
+        from_rollups: u32,
+        complete: bool,
+        monthly: bool,
+        trainings: &[field_core::assess::certification::Training],
+        cfg: &super::ConfigVersion,
+    ) -> CollectorPeriod {
+        let mut period = collector_period(&u.name, &q.period, days, per_day, &cfg.config, q.daily);
+        let r = &mut period.report;
+        r.days_from_rollups = from_rollups;
+        r.complete = complete;
+        if !q.explain {
+            r.explain = None;
+        }
+        if monthly {
+            r.compliance.extend(training_shortfall(
+                &u.id,
+                period.months.iter().map(|(ym, _)| ym.as_str()),
+                trainings,
+                cfg.config.training_per_month,
+            ));
+        }
+        r.config_version = cfg.version;
+        period
     }
 
     /// Each (collector, day)'s figures, computed live, in order: one thread
