@@ -94,6 +94,7 @@ pub fn sync(home: &Path, out: &Output) -> Result<()> {
         "bytes_sent": t.bytes_sent,
         "bytes_received": t.bytes_received,
         "round_trips": summary.round_trips,
+        "busy_waits": t.busy_waits,
         "seconds": started.elapsed().as_secs_f64(),
         "pending_changes": store.outbox_len()?,
         "clock_offset_ms": summary.clock_offset_ms,
@@ -116,6 +117,12 @@ pub fn sync(home: &Path, out: &Output) -> Result<()> {
             "pushed {} ({} refused), pulled {}, {} photos sent; {} bytes up, {} down, {} round trips, {:.2} s",
             r["pushed"], r["refused"], r["pulled"], r["photos_sent"], r["bytes_sent"], r["bytes_received"], r["round_trips"], r["seconds"].as_f64().unwrap_or_default()
         );
+        if t.busy_waits > 0 {
+            line.push_str(&format!(
+                "; the server was busy: waited and went on {} time(s)",
+                t.busy_waits
+            ));
+        }
         if summary.reissued > 0 {
             line.push_str(&format!(
                 "\n{} unsent changes re-issued as {} (this device was restored from a backup or its clock was wrong)",

@@ -77,16 +77,25 @@ fn a_full_server_says_when_to_come_back_and_a_device_finishes_later() {
     assert_eq!(health(&server)["admission"]["shed_total"], 1);
 
     // The device's sync meets the same answer, backs off, and keeps trying.
-    let mut sync = d.command(&["sync"]).spawn().unwrap();
+    let sync = d
+        .command(&["sync"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     until(&server, "the device turned away", |h| {
         h["admission"]["shed_total"].as_u64() >= Some(2)
     });
     // Room again: the slow upload gives up.
     drop(slow);
-    let status = sync.wait().unwrap();
+    let out = sync.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
     assert!(
-        status.success(),
-        "the sync failed after the server had room"
+        out.status.success(),
+        "the sync failed after the server had room: {said}"
+    );
+    assert!(
+        said.contains("the server was busy: waited and went on"),
+        "{said}"
     );
     let h = until(&server, "the turn released", |h| {
         h["admission"]["running"] == 0
