@@ -122,12 +122,22 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
     let permit = match i.turns.clone().try_acquire_owned() {
         Ok(p) => p,
         Err(_) => {
-            if i.waiting.fetch_add(1, Ordering::SeqCst) >= i.max_waiting {
-                i.waiting.fetch_sub(1, Ordering::SeqCst);
+            // Counted while waiting, uncounted however the wait ends (a
+            // client that hangs up drops this future mid-wait).
+            struct Waiting<'a>(&'a AtomicUsize);
+            impl Drop for Waiting<'_> {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            let place = i.waiting.fetch_add(1, Ordering::SeqCst);
+            let waiting = Waiting(&i.waiting);
+            if place >= i.max_waiting {
+                drop(waiting);
                 return adm.busy("the waiting line is full");
             }
             let got = tokio::time::timeout(i.wait, i.turns.clone().acquire_owned()).await;
-            i.waiting.fetch_sub(1, Ordering::SeqCst);
+            drop(waiting);
             match got {
                 Ok(Ok(p)) => p,
                 _ => return adm.busy("no turn came within the admission wait"),
