@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering;
 
 use chrono::NaiveDate;
-use field_core::model::{LonLat, Timestamp};
+use field_core::model::{LonLat, Timestamp, TrackPoint};
 use field_core::store::NewCase;
 use proptest::prelude::*;
 use sync_server::service::{
@@ -30,6 +30,8 @@ enum Event {
     Config { unit: u16 },
     Assign { day: u8, second_cell: bool },
     Violation { day: u8 },
+    Walk { day: u8, minute: u16 },
+    Attempt { day: u8, pass: bool },
     Nightly { day: u8 },
 }
 
@@ -42,6 +44,8 @@ fn event() -> impl Strategy<Value = Event> {
         1 => (1u16..500).prop_map(|unit| Event::Config { unit }),
         1 => (0u8..30, any::<bool>()).prop_map(|(day, second_cell)| Event::Assign { day, second_cell }),
         1 => (0u8..30).prop_map(|day| Event::Violation { day }),
+        2 => (0u8..30, 0u16..760).prop_map(|(day, minute)| Event::Walk { day, minute }),
+        1 => (0u8..30, any::<bool>()).prop_map(|(day, pass)| Event::Attempt { day, pass }),
         4 => (0u8..30).prop_map(|day| Event::Nightly { day }),
     ]
 }
@@ -181,6 +185,31 @@ impl World {
                     },
                 )
                 .unwrap();
+            }
+            // Ten minutes of patrol in the first cell, a point every 30 s.
+            Event::Walk { day, minute } => {
+                let start = World::at(day, minute).millis();
+                let points: Vec<TrackPoint> = (0..20)
+                    .map(|i| TrackPoint {
+                        at: Timestamp::from_millis("at", start + i * 30_000).unwrap(),
+                        pos: LonLat::new(120.2605 + (i % 5) as f64 * 1e-5, 30.1895).unwrap(),
+                        accuracy_m: Some(5.0),
+                        speed_mps: Some(1.0),
+                    })
+                    .collect();
+                self.handset.store.append_track_points(&points).unwrap();
+                self.push();
+            }
+            // A certification attempt: passed, a permit from that day on.
+            Event::Attempt { day, pass } => {
+                let req = serde_json::from_value(serde_json::json!({
+                    "collector": "陆",
+                    "date": NaiveDate::from_ymd_opt(2025, 11, 1 + day as u32).unwrap(),
+                    "theory": true, "video": pass, "field": true,
+                }))
+                .unwrap();
+                // A third attempt after two failures is refused: that is right.
+                let _ = c.record_attempt(&self.h.admin, req);
             }
             Event::Nightly { day } => {
                 c.nightly(NaiveDate::from_ymd_opt(2025, 11, 1 + day as u32))

@@ -89,6 +89,7 @@ pub struct ViolationRecord {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UncertifiedDay {
     pub day: NaiveDate,
+    /// The certificate held that day, if any (then it had expired).
     pub certified_on: Option<NaiveDate>,
     pub valid_until: Option<NaiveDate>,
 }

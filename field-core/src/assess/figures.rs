@@ -142,10 +142,13 @@ pub fn collector_figures(
             let points: &[TrackPoint] = got.points.get(d).map_or(&[], |p| p.as_slice());
             if cfg.require_certificate && !points.is_empty() && !certificate.valid_on(*d) {
                 r.uncertified_patrol_days += 1;
+                // The certificate as it stood that day (one earned later is
+                // not that day's fact, so a later attempt leaves it alone).
+                let held = certificate.certified_on.filter(|from| from <= d);
                 ex.uncertified_patrol_days.push(UncertifiedDay {
                     day: *d,
-                    certified_on: certificate.certified_on,
-                    valid_until: certificate.valid_until,
+                    certified_on: held,
+                    valid_until: held.and(certificate.valid_until),
                 });
             }
             let track = locate(mine, points, rules);
