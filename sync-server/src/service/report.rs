@@ -121,7 +121,7 @@ impl Center {
                     .into_iter()
                     .map(|r| r.or_else(|| live.next()).unwrap_or_default())
                     .collect();
-                periods.push(self.collector_period_of(
+                periods.push(collector_period_of(
                     u,
                     &q,
                     &days,
@@ -145,41 +145,6 @@ impl Center {
             reports.push(total);
         }
         Ok(reports)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    /// One collector's period from their days, with what only the server
-    /// knows: where the days came from, whether the period is over, the
-    /// training they attended, the configuration version.
-    fn collector_period_of(
-        &self,
-        u: &User,
-        q: &ReportQuery,
-        days: &[NaiveDate],
-        per_day: &[Report],
-        from_rollups: u32,
-        complete: bool,
-        monthly: bool,
-        trainings: &[field_core::assess::certification::Training],
-        cfg: &super::ConfigVersion,
-    ) -> CollectorPeriod {
-        let mut period = collector_period(&u.name, &q.period, days, per_day, &cfg.config, q.daily);
-        let r = &mut period.report;
-        r.days_from_rollups = from_rollups;
-        r.complete = complete;
-        if !q.explain {
-            r.explain = None;
-        }
-        if monthly {
-            r.compliance.extend(training_shortfall(
-                &u.id,
-                period.months.iter().map(|(ym, _)| ym.as_str()),
-                trainings,
-                cfg.config.training_per_month,
-            ));
-        }
-        r.config_version = cfg.version;
-        period
     }
 
     /// Each (collector, day)'s figures, computed live, in order: one thread
@@ -325,4 +290,38 @@ impl Center {
     pub fn city_tz(&self) -> Result<chrono_tz::Tz> {
         Ok(self.city_config()?.config.patrol.tz()?)
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+/// One collector's period from their days, with what only the server
+/// knows: where the days came from, whether the period is over, the
+/// training they attended, the configuration version.
+fn collector_period_of(
+    u: &User,
+    q: &ReportQuery,
+    days: &[NaiveDate],
+    per_day: &[Report],
+    from_rollups: u32,
+    complete: bool,
+    monthly: bool,
+    trainings: &[field_core::assess::certification::Training],
+    cfg: &super::ConfigVersion,
+) -> CollectorPeriod {
+    let mut period = collector_period(&u.name, &q.period, days, per_day, &cfg.config, q.daily);
+    let r = &mut period.report;
+    r.days_from_rollups = from_rollups;
+    r.complete = complete;
+    if !q.explain {
+        r.explain = None;
+    }
+    if monthly {
+        r.compliance.extend(training_shortfall(
+            &u.id,
+            period.months.iter().map(|(ym, _)| ym.as_str()),
+            trainings,
+            cfg.config.training_per_month,
+        ));
+    }
+    r.config_version = cfg.version;
+    period
 }

@@ -106,7 +106,10 @@ impl Blobs {
     /// Blobs in `objects`; uploads abandoned past [`PARTIAL_LIFETIME`] are
     /// removed (they are not coming back).
     pub fn open(objects: Arc<dyn Objects>) -> Result<Blobs> {
-        Blobs::expire(objects.as_ref(), now_ms())?;
+        Blobs::expire(
+            objects.as_ref(),
+            field_core::crdt::Clock::now_ms(&field_core::crdt::SystemClock) as i64,
+        )?;
         Ok(Blobs {
             objects,
             writes: std::array::from_fn(|_| std::sync::Mutex::new(())),
@@ -315,13 +318,6 @@ impl Blobs {
         }
         Ok(sum)
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Longest side of a thumbnail, in pixels.
