@@ -38,6 +38,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A storage backend outside this crate failed (the server's database):
+    /// like `Sqlite`, it ends the batch and nothing of it is committed.
+    #[error("storage: {0}")]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+
     /// Data read back from the store does not match what was written
     /// (a photo whose bytes no longer hash to its name, an unreadable state).
     #[error("stored data is corrupt: {0}")]
@@ -55,6 +60,15 @@ pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
 }
 
 impl Error {
+    /// A failure of storage rather than of the input: it ends a batch
+    /// (nothing is committed) instead of refusing one change.
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::Sqlite(_) | Error::Io { .. } | Error::Backend(_)
+        )
+    }
+
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Error {
         Error::Io {

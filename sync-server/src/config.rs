@@ -97,6 +97,8 @@ impl Default for ReviewRules {
 pub struct FileConfig {
     pub data: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
+    /// `sqlite` (the default: files in `data`) or `postgres://…`.
+    pub database: Option<String>,
     /// Where photos live: a directory (default DATA/blobs) or
     /// `s3://BUCKET[/PREFIX]?endpoint=URL&region=R`.
     pub blobs: Option<String>,

@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::Parser;
 use sync_server::config::FileConfig;
 use sync_server::service::{Center, ensure_admin, system_clock};
+use sync_server::storage::Storage;
+use sync_server::storage::postgres::PgStorage;
 use sync_server::storage::sqlite::SqliteStorage;
 
 #[derive(Parser, Debug)]
@@ -27,7 +29,13 @@ struct Args {
     /// (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
     #[arg(long, env = "SYNC_SERVER_BLOBS", global = true)]
     blobs: Option<String>,
-    /// TOML file with `data`, `listen`, `blobs`, `[limits]` and `[review]`.
+    /// Where the records live: the embedded SQLite files in the data
+    /// directory (the default, `sqlite`), or a PostgreSQL database,
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`, shared by any number of
+    /// instances (each with its own `--data` for its admin token copy).
+    #[arg(long, env = "SYNC_SERVER_DATABASE", global = true)]
+    database: Option<String>,
+    /// TOML file with `data`, `listen`, `database`, `blobs`, `[limits]` and `[review]`.
     #[arg(long, env = "SYNC_SERVER_CONFIG", global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -122,12 +130,15 @@ async fn main() -> anyhow::Result<()> {
         _ => Some(sync_server::storage::lock_data_dir(&data)?),
     };
     let blobs = args.blobs.or(file.blobs);
+    let database = args.database.or(file.database);
     let storage = {
         let data = data.clone();
-        // Opening may talk to a bucket: off the async threads.
-        tokio::task::spawn_blocking(move || open_storage(&data, blobs.as_deref())).await??
+        // Opening talks to the database and maybe a bucket: off the async threads.
+        tokio::task::spawn_blocking(move || {
+            open_storage(&data, database.as_deref(), blobs.as_deref())
+        })
+        .await??
     };
-    let storage = Arc::new(storage);
     if let Some(Job::RotateAdminToken) = args.job {
         sync_server::service::rotate_admin_file(storage.as_ref(), &data)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -165,15 +176,29 @@ async fn main() -> anyhow::Result<()> {
     std::process::exit(0)
 }
 
-/// The embedded store in `data`, its photos in `blobs` (a directory or a
-/// bucket) or DATA/blobs.
-fn open_storage(data: &std::path::Path, blobs: Option<&str>) -> anyhow::Result<SqliteStorage> {
+/// The records in `database` (PostgreSQL) or the embedded store in
+/// `data`, the photos in `blobs` (a directory or a bucket) or DATA/blobs.
+fn open_storage(
+    data: &std::path::Path,
+    database: Option<&str>,
+    blobs: Option<&str>,
+) -> anyhow::Result<Arc<dyn Storage>> {
     let blobs = match open_blobs(blobs)? {
         Some(b) => b,
         None => sync_server::storage::blobs::Blobs::in_dir(&data.join("blobs"))?,
     };
-    SqliteStorage::open_with(data, Box::new(field_core::crdt::SystemClock), blobs)
-        .with_context(|| format!("opening {}", data.display()))
+    Ok(match database {
+        None | Some("sqlite") => Arc::new(
+            SqliteStorage::open_with(data, Box::new(field_core::crdt::SystemClock), blobs)
+                .with_context(|| format!("opening {}", data.display()))?,
+        ),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Arc::new(PgStorage::open(url, blobs).context("opening the PostgreSQL database")?)
+        }
+        Some(other) => {
+            anyhow::bail!("database: {other:?} is neither `sqlite` nor a postgres:// URL")
+        }
+    })
 }
 
 /// The photos' home `--blobs` names: a bucket or a directory.

@@ -1,7 +1,16 @@
 //! What every storage backend must do, written once against the `Storage`
-//! interface and run against each implementation (the embedded SQLite one
-//! here; a scaled backend runs the same functions).
+//! interface and run unchanged against each implementation: the embedded
+//! SQLite one and PostgreSQL (on the cluster `scripts/test` starts). Then
+//! what only a shared database has to get right: instances merging into
+//! one case at once, and a pull cursor that never skips a late commit.
 
+mod support;
+
+use field_core::crdt::Change;
+use field_core::model::{CellCodePattern, LonLat, ShiftKind, Status, Timestamp, TrackPoint};
+use field_core::store::{CaseEditRequest, CaseQuery, Decision, Judgement, NewCase, Store};
+use sync_server::storage::blobs::Blobs;
+use sync_server::storage::postgres::PgStorage;
 use sync_server::storage::sqlite::SqliteStorage;
 use sync_server::storage::{ConsoleSession, Role, Storage};
 
@@ -73,10 +82,275 @@ fn identity(s: &dyn Storage) {
     assert!(s.principal(&"f".repeat(64)).unwrap().is_none());
 }
 
+const T0: i64 = 1_764_000_000_000;
+
+fn point(ms: i64, lon: f64) -> TrackPoint {
+    TrackPoint::new(
+        Timestamp::from_millis("at", ms).unwrap(),
+        LonLat::new(lon, 30.1895).unwrap(),
+        Some(5.0),
+        None,
+    )
+    .unwrap()
+}
+
+fn new_case(category: &str, lon: f64, seed: u32) -> NewCase {
+    NewCase {
+        category: category.into(),
+        pos: LonLat::new(lon, 30.1895).unwrap(),
+        description: format!("case {seed}"),
+        photos: vec![support::png(seed)],
+        at: None,
+        quick_fix_after: None,
+        survey: None,
+    }
+}
+
+/// A handset's day: a track, two reports with photos, a photo added
+/// later, a shift mark. Its changes, in the order it wrote them, and the
+/// case with two photos.
+fn handset(dir: &std::path::Path, name: &str) -> (Store, Vec<Change>, field_core::model::CaseId) {
+    let mut d = Store::init(&dir.join(format!("{name}.db")), name).unwrap();
+    let points: Vec<_> = (0..50)
+        .map(|i| point(T0 + i * 5000, 120.2605 + i as f64 * 1e-5))
+        .collect();
+    d.append_track_points(&points).unwrap();
+    let a = d.report_case(new_case("BJ0101", 120.2605, 1)).unwrap();
+    d.report_case(new_case("BJ0102", 120.2615, 2)).unwrap();
+    d.edit_case(
+        a,
+        CaseEditRequest {
+            add_photos: vec![support::png(3)],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    d.mark_shift(
+        ShiftKind::Start,
+        None,
+        Some(LonLat::new(120.2605, 30.1895).unwrap()),
+    )
+    .unwrap();
+    let changes = d.export_bundle(None).unwrap().changes;
+    (d, changes, a)
+}
+
+fn cells() -> Vec<field_core::model::Cell> {
+    field_core::import::parse_grid(&support::grid(&["red", "red"]), &CellCodePattern::default())
+        .unwrap()
+}
+
+/// The replica: changes in any order and twice merge to the device's own
+/// state; the queries the center reads answer from it; decisions and
+/// tasks are written as a staff member; a pull returns each change once.
+fn replica(s: &dyn Storage) {
+    let dir = tempfile::tempdir().unwrap();
+    s.set_grid(cells()).unwrap();
+    assert!(s.has_grid().unwrap());
+    assert_eq!(
+        s.locate_cell(LonLat::new(120.2605, 30.1895).unwrap())
+            .unwrap()
+            .as_deref(),
+        Some("330109001001001")
+    );
+    let (device, ch, a) = handset(dir.path(), "wu");
+    // track, report a, report b, photo add to a, shift mark. The photo add
+    // first: it waits for its report.
+    let first = s.apply(vec![ch[3].clone(), ch[0].clone()]).unwrap();
+    assert_eq!(first[0].1, Judgement::Buffered);
+    assert_eq!(first[1].1, Judgement::Applied);
+    let rest = s.apply(ch.clone()).unwrap();
+    let outcomes: Vec<_> = rest.iter().map(|(_, j)| j.clone()).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            Judgement::Duplicate,
+            Judgement::Applied,
+            Judgement::Applied,
+            Judgement::Duplicate,
+            Judgement::Applied
+        ]
+    );
+    let mut forged = ch[1].clone();
+    if let field_core::crdt::Op::CaseReport(r) = &mut forged.op {
+        r.fields.description = Some("forged".into());
+    }
+    assert_eq!(s.apply(vec![forged]).unwrap()[0].1, Judgement::Reused);
+    assert_eq!(
+        s.cases_digest(None).unwrap(),
+        device.cases_digest(None).unwrap()
+    );
+    let report = s.digest().unwrap();
+    assert_eq!(report.devices, device.device_digests().unwrap());
+    assert_eq!(report.changes, 5);
+    assert_eq!(s.held_change(ch[2].id()).unwrap(), Some(ch[2].to_json()));
+
+    // Reading.
+    let cases = s.cases().unwrap();
+    assert_eq!(cases.len(), 2);
+    assert_eq!(s.case(a).unwrap().unwrap().photos.len(), 2);
+    assert_eq!(s.case_cell(a).unwrap().as_deref(), Some("330109001001001"));
+    let page = s
+        .case_page(&CaseQuery {
+            category_prefix: Some("BJ0101".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!((page.total, page.cases.len(), page.cases[0].id), (1, 1, a));
+    let all = s
+        .case_page(&CaseQuery {
+            limit: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!((all.total, all.cases.len()), (2, 1));
+    let photo = s.case(a).unwrap().unwrap().photos[0].hash.clone();
+    assert_eq!(s.cases_citing(&photo).unwrap(), vec![a]);
+    let near = s
+        .open_cases_near("BJ0101", LonLat::new(120.2606, 30.1895).unwrap(), 50.0)
+        .unwrap();
+    assert_eq!(near.len(), 1);
+    assert!(near[0].1 > 5.0 && near[0].1 < 15.0, "{near:?}");
+    assert_eq!(s.case_history(a).unwrap().len(), 2);
+    let actor = device.actor();
+    assert_eq!(s.track_between(actor, T0, T0 + 10_000).unwrap().len(), 3);
+    let (before, after) = s.track_around(actor, T0 + 7_000, 5_000, 10.0).unwrap();
+    assert_eq!(before.unwrap().at.millis(), T0 + 5_000);
+    assert_eq!(after.unwrap().at.millis(), T0 + 10_000);
+    assert_eq!(s.shift_marks().unwrap().len(), 1);
+
+    // Writing as the center.
+    let staff = s.create_user("审核员", Role::Reviewer, None, &[]).unwrap();
+    let me = s.staff_actor(&staff.id).unwrap();
+    assert_eq!(s.staff_actor(&staff.id).unwrap(), me, "minted once");
+    let register = |to| Decision {
+        to,
+        reason: None,
+        note: None,
+        department: None,
+        seen: None,
+    };
+    let c1 = s.decide(me, a, register(Status::Registered)).unwrap();
+    assert!(
+        s.decide(me, a, register(Status::Handled)).is_err(),
+        "registered cannot be handled"
+    );
+    let c2 = s.decide(me, a, register(Status::Dispatched)).unwrap();
+    assert_eq!((c1.counter, c2.counter), (1, 2));
+    assert!(c2.hlc > c1.hlc);
+    assert_eq!(
+        s.case(a).unwrap().unwrap().statuses(),
+        vec![Status::Dispatched]
+    );
+    let collector = s.create_user("吴", Role::Collector, None, &[]).unwrap();
+    let spec = field_core::model::TaskSpec {
+        id: uuid::Uuid::new_v4(),
+        kind: field_core::model::TaskKind::Verify,
+        case: Some(a),
+        place: None,
+        category: None,
+        to_user: collector.id.clone(),
+        to_name: collector.name.clone(),
+        created_at: Timestamp::from_millis("c", T0).unwrap(),
+        due_at: Timestamp::from_millis("d", T0 + 3_600_000).unwrap(),
+        note: None,
+    };
+    s.assign_task(me, spec.clone()).unwrap();
+    assert_eq!(s.tasks(Some(&collector.id)).unwrap().len(), 1);
+    assert_eq!(s.tasks(Some("nobody")).unwrap().len(), 0);
+    assert!(s.task(spec.id).unwrap().is_some());
+
+    // Pulling: another collector covering the first cell gets the cases
+    // there and the decisions, never tracks; its own tasks; each once.
+    let other = uuid::Uuid::new_v4();
+    let cell = vec!["330109001001001".to_string()];
+    let page = s
+        .pull(0, 1000, other, &cell, &[], Some(&collector.id))
+        .unwrap();
+    let kinds: Vec<_> = page.changes.iter().map(|c| c.op.kind()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "case_report",
+            "case_edit",
+            "status_set",
+            "status_set",
+            "task_assign"
+        ],
+        "{kinds:?}"
+    );
+    assert!(!page.more);
+    let again = s
+        .pull(page.cursor, 1000, other, &cell, &[], Some(&collector.id))
+        .unwrap();
+    assert!(again.changes.is_empty());
+    assert_eq!(again.cursor, page.cursor);
+    // Paged, the same changes in the same order.
+    let (mut cursor, mut paged) = (0, Vec::new());
+    loop {
+        let p = s
+            .pull(cursor, 2, other, &cell, &[], Some(&collector.id))
+            .unwrap();
+        paged.extend(p.changes.iter().map(|c| c.id()));
+        cursor = p.cursor;
+        if !p.more {
+            break;
+        }
+    }
+    assert_eq!(
+        paged,
+        page.changes.iter().map(|c| c.id()).collect::<Vec<_>>()
+    );
+    // The device's own pull: its tracks come back to a restored handset.
+    let own = s
+        .pull(0, 1000, uuid::Uuid::new_v4(), &[], &[actor], None)
+        .unwrap();
+    assert!(own.changes.iter().any(|c| c.op.kind() == "track_append"));
+
+    // Reference data.
+    let (version, geojson) = s.grid().unwrap().unwrap();
+    assert_eq!(version.len(), 16);
+    assert_eq!(geojson["features"].as_array().unwrap().len(), 2);
+    assert!(s.custom_catalog().unwrap().is_none());
+    let catalog = s.catalog().unwrap();
+    let cover = catalog.resolve("category", "BJ0101").unwrap().code.clone();
+    assert!(s.has_category(&cover).unwrap());
+}
+
+/// Assessment records: configuration versions number up, rollups and
+/// stale days round-trip, assignments come oldest first.
+fn records(s: &dyn Storage) {
+    assert_eq!(s.config().unwrap(), None);
+    assert_eq!(s.set_config("a = 1", "admin").unwrap(), 1);
+    assert_eq!(s.set_config("a = 2", "admin").unwrap(), 2);
+    assert_eq!(s.config().unwrap(), Some((2, "a = 2".into())));
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
+    s.put_rollup(day, "u1", "{}").unwrap();
+    s.put_rollup(day, "u1", "{\"x\":1}").unwrap();
+    assert_eq!(s.rollup(day, "u1").unwrap().as_deref(), Some("{\"x\":1}"));
+    assert_eq!(s.rollup_days().unwrap(), vec![day]);
+    s.mark_dirty(&[day, day]).unwrap();
+    assert_eq!(s.dirty_days().unwrap(), vec![day]);
+    s.clear_dirty(day).unwrap();
+    assert!(s.dirty_days().unwrap().is_empty());
+    let u = s.create_user("郑", Role::Collector, None, &[]).unwrap();
+    let later = day.succ_opt().unwrap();
+    s.set_assignment(&u.id, &["b".into()], later).unwrap();
+    s.set_assignment(&u.id, &["a".into()], day).unwrap();
+    let got = s.assignments(&u.id).unwrap();
+    assert_eq!(
+        got,
+        vec![(day, vec!["a".to_string()]), (later, vec!["b".to_string()])]
+    );
+}
+
 fn suite(s: &dyn Storage) {
     sessions(s);
     leases(s);
     identity(s);
+    replica(s);
+    records(s);
 }
 
 #[test]
@@ -84,4 +358,17 @@ fn sqlite_meets_the_storage_contract() {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStorage::open(&dir.path().join("server")).unwrap();
     suite(&s);
+}
+
+fn postgres(url: &str, dir: &std::path::Path) -> PgStorage {
+    PgStorage::open(url, Blobs::in_dir(&dir.join("blobs")).unwrap()).unwrap()
+}
+
+#[test]
+fn postgres_meets_the_storage_contract() {
+    let Some(url) = support::pg_database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    suite(&postgres(&url, dir.path()));
 }

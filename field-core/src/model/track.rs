@@ -53,6 +53,24 @@ pub enum ShiftKind {
     End,
 }
 
+impl ShiftKind {
+    /// The wire and stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShiftKind::Start => "start",
+            ShiftKind::End => "end",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ShiftKind> {
+        match s {
+            "start" => Some(ShiftKind::Start),
+            "end" => Some(ShiftKind::End),
+            _ => None,
+        }
+    }
+}
+
 /// A shift test case (测试案卷): its time is the attendance record. Never reviewed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

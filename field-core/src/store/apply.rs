@@ -4,15 +4,16 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde::Serialize;
 
+use super::merge_rows::{CaseProjection, MergeRows, SqliteRows, TaskProjection};
 use super::{Store, set_meta};
 use crate::crdt::ChangeId;
-use crate::crdt::{CaseState, Change, Op};
+use crate::crdt::{CaseState, Change, HlcGenerator, Op};
 use crate::error::{Result, invalid};
 use crate::geo::CellIndex;
-use crate::model::{ActorId, CaseId, ShiftMark};
+use crate::model::{ActorId, CaseId};
 
 /// What applying a set of remote changes did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -31,12 +32,12 @@ pub struct ApplySummary {
     pub refused: Vec<String>,
 }
 
-/// Applies changes inside one open transaction. Each touched case's state
-/// stays in memory until [`Applier::finish`] writes it once, and each
-/// actor's applied counter is read once: a batch of 1,000 edits to 100
-/// cases costs 100 state writes, not 1,000.
+/// Applies changes inside one open transaction, on any backend's rows.
+/// Each touched case's state stays in memory until [`Applier::finish`]
+/// writes it once, and each actor's applied counter is read once: a batch
+/// of 1,000 edits to 100 cases costs 100 state writes, not 1,000.
 #[derive(Default)]
-pub(super) struct Applier {
+pub struct Applier {
     /// This replica's wall clock when the batch began: the changes' receipt time.
     now_ms: i64,
     cases: HashMap<CaseId, CaseState>,
@@ -44,7 +45,7 @@ pub(super) struct Applier {
 }
 
 impl Applier {
-    pub(super) fn at(now_ms: u64) -> Applier {
+    pub fn at(now_ms: u64) -> Applier {
         Applier {
             now_ms: now_ms as i64,
             ..Applier::default()
@@ -53,71 +54,110 @@ impl Applier {
 
     /// The highest counter of `actor` applied here. Changes of an actor are
     /// applied without gaps, so every counter up to this one is present.
-    pub(super) fn applied_counter(&mut self, tx: &Connection, actor: ActorId) -> Result<u64> {
+    pub fn applied_counter(&mut self, rows: &mut impl MergeRows, actor: ActorId) -> Result<u64> {
         if let Some(n) = self.counters.get(&actor) {
             return Ok(*n);
         }
-        let n: Option<i64> = tx
-            .prepare_cached("SELECT MAX(counter) FROM changes WHERE actor = ?1")?
-            .query_row([actor.as_bytes()], |r| r.get(0))?;
-        let n = n.unwrap_or(0) as u64;
+        let n = rows.applied_counter(actor)?;
         self.counters.insert(actor, n);
         Ok(n)
     }
 
+    /// Stamps `op` as `actor`'s next change (this replica writes as that
+    /// actor: a device itself, or a staff member at the server), applies and
+    /// logs it.
+    pub fn emit(
+        &mut self,
+        rows: &mut impl MergeRows,
+        actor: ActorId,
+        hlc: &mut HlcGenerator,
+        op: Op,
+    ) -> Result<Change> {
+        let change = Change {
+            schema: crate::crdt::CHANGE_SCHEMA,
+            actor,
+            counter: self.applied_counter(rows, actor)? + 1,
+            hlc: hlc.tick(self.now_ms.max(0) as u64),
+            op,
+        };
+        change.check_bounds()?;
+        self.apply_and_log(rows, &change)?;
+        Ok(change)
+    }
+
     /// Applies a change to state and appends it to the log. The caller has
     /// checked it is the next change of its actor.
-    pub(super) fn apply_and_log(&mut self, tx: &Connection, change: &Change) -> Result<()> {
+    pub fn apply_and_log(&mut self, rows: &mut impl MergeRows, change: &Change) -> Result<()> {
         match &change.op {
             Op::CaseReport(_) | Op::CaseEdit(_) | Op::StatusSet(_) => {
                 let id = change.case_id().expect("case ops name their case");
-                let state = self.case(tx, id)?;
+                let state = self.case(rows, id)?;
                 // `CaseState::apply` checks before it mutates: a refused
                 // change leaves the cached state as it was.
                 state
                     .apply(change)
                     .map_err(|e| invalid(format!("change {}", change.id()), e.to_string()))?;
             }
-            Op::TrackAppend(batch) => super::tracks::insert_points(tx, change.actor, batch)?,
-            Op::ShiftMark(mark) => insert_shift(tx, change.actor, mark)?,
-            Op::TaskAssign(_) | Op::TaskAnswer(_) => super::tasks::apply(tx, change, self.now_ms)?,
+            Op::TrackAppend(batch) => rows.insert_points(change.actor, &batch.decode()?)?,
+            Op::ShiftMark(mark) => rows.insert_shift(change.actor, mark)?,
+            Op::TaskAssign(_) | Op::TaskAnswer(_) => apply_task(rows, change, self.now_ms)?,
         }
-        tx.prepare_cached(
-            "INSERT INTO changes (actor, counter, hlc, kind, case_id, body, task_id, received_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?
-        .execute(params![
-            change.actor.as_bytes(),
-            change.counter as i64,
-            change.hlc.raw() as i64,
-            change.op.kind(),
-            change.case_id().map(|c| c.to_string()),
-            change.to_json(),
-            change.task_id().map(|t| t.to_string()),
-            self.now_ms,
-        ])?;
+        rows.log(change, self.now_ms)?;
         self.counters.insert(change.actor, change.counter);
         Ok(())
     }
 
-    /// Writes every touched case's state and projections.
-    /// Cases placed without a cell (reported before the device had the
-    /// grid) get their cell from `grid` in the `cell` projection, so
-    /// queries by cell find them; the replicated placement is unchanged.
-    pub(super) fn finish(self, tx: &Connection, grid: Option<&CellIndex>) -> Result<()> {
-        for (id, state) in &self.cases {
-            save_case(tx, *id, state, grid)?;
+    /// Writes every touched case's state and projections (cells located
+    /// with `grid` where the report carries none).
+    pub fn finish(self, rows: &mut impl MergeRows, grid: Option<&CellIndex>) -> Result<()> {
+        let mut ids: Vec<_> = self.cases.keys().copied().collect();
+        ids.sort();
+        for id in ids {
+            let state = &self.cases[&id];
+            rows.save_case(id, state, &CaseProjection::of(id, state, grid))?;
         }
         Ok(())
     }
+
+    /// Judges one remote change: its schema, its clock against `hlc` (which
+    /// observes it), then [`Applier::take`]. A change wrong in itself is
+    /// refused alone; only a storage failure is an error (and ends the batch).
+    pub fn judge(
+        &mut self,
+        rows: &mut impl MergeRows,
+        change: &Change,
+        hlc: &mut HlcGenerator,
+    ) -> Result<Judgement> {
+        let judged = Change::check_schema(change.schema)
+            .and_then(|()| hlc.observe(change.hlc, self.now_ms.max(0) as u64))
+            .and_then(|()| self.take(rows, change));
+        match judged {
+            Ok(j) => Ok(j),
+            Err(e) if e.is_storage_failure() => Err(e),
+            Err(e) => Ok(Judgement::Refused(e.to_string())),
+        }
+    }
 }
 
-pub(super) fn load_case(tx: &rusqlite::Connection, id: CaseId) -> Result<Option<CaseState>> {
-    let bytes: Option<Vec<u8>> = tx
-        .prepare_cached("SELECT state FROM cases WHERE id = ?1")?
-        .query_row([id.to_string()], |r| r.get(0))
-        .optional()?;
-    bytes.map(|b| CaseState::from_cbor(&b)).transpose()
+/// Merges a task change and keeps the projections queries need.
+fn apply_task(rows: &mut impl MergeRows, change: &Change, now_ms: i64) -> Result<()> {
+    let id = change.task_id().expect("task ops name their task");
+    let mut state = rows.load_task(id)?.unwrap_or_default();
+    let before = state.answer.marker;
+    state
+        .apply(change)
+        .map_err(|e| invalid(format!("change {}", change.id()), e.to_string()))?;
+    let answer_won = matches!(change.op, Op::TaskAnswer(_)) && state.answer.marker != before;
+    rows.save_task(
+        id,
+        &state,
+        &TaskProjection::of(id, &state),
+        answer_won.then_some(now_ms),
+    )
+}
+
+pub(super) fn load_case(tx: &Connection, id: CaseId) -> Result<Option<CaseState>> {
+    SqliteRows(tx).load_case(id)
 }
 
 pub(super) fn save_case(
@@ -126,82 +166,12 @@ pub(super) fn save_case(
     state: &CaseState,
     grid: Option<&CellIndex>,
 ) -> Result<()> {
-    let view = state.view(id);
-    let status = view
-        .statuses()
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join("|");
-    let pos = view.placement.as_ref().map(|p| p.pos);
-    tx.prepare_cached(
-        "INSERT INTO cases (id, state, status, conflict, category, cell, reporter, reported_at,
-                            collector, lon, lat)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-         ON CONFLICT (id) DO UPDATE SET state = excluded.state, status = excluded.status,
-           conflict = excluded.conflict, category = excluded.category, cell = excluded.cell,
-           reporter = excluded.reporter, reported_at = excluded.reported_at,
-           collector = excluded.collector, lon = excluded.lon, lat = excluded.lat",
-    )?
-    .execute(params![
-        id.to_string(),
-        state.to_cbor(),
-        status,
-        view.in_conflict(),
-        view.category.as_ref().map(|c| c.to_string()),
-        view.placement.as_ref().and_then(|p| {
-            p.cell
-                .as_ref()
-                .or_else(|| grid.and_then(|g| g.locate(p.pos)).map(|c| &c.code))
-                .map(|c| c.to_string())
-        }),
-        view.origin.as_ref().map(|o| o.reporter.as_bytes().to_vec()),
-        view.origin.as_ref().map(|o| o.reported_at.millis()),
-        view.origin.as_ref().map(|o| o.collector.as_str()),
-        pos.map(|p| p.lon()),
-        pos.map(|p| p.lat()),
-    ])?;
-    tx.prepare_cached("DELETE FROM case_photos WHERE case_id = ?1")?
-        .execute([id.to_string()])?;
-    let mut add =
-        tx.prepare_cached("INSERT OR IGNORE INTO case_photos (hash, case_id) VALUES (?1, ?2)")?;
-    for p in &view.photos {
-        add.execute(params![p.hash.as_str(), id.to_string()])?;
-    }
-    Ok(())
+    SqliteRows(tx).save_case(id, state, &CaseProjection::of(id, state, grid))
 }
 
-/// The body held under a change id, in the log or the causal buffer.
-fn held_body(conn: &Connection, id: ChangeId) -> Result<Option<String>> {
-    let key = params![id.actor.as_bytes(), id.counter as i64];
-    let logged: Option<String> = conn
-        .prepare_cached("SELECT body FROM changes WHERE actor = ?1 AND counter = ?2")?
-        .query_row(key, |r| r.get(0))
-        .optional()?;
-    if logged.is_some() {
-        return Ok(logged);
-    }
-    Ok(conn
-        .prepare_cached("SELECT body FROM pending_changes WHERE actor = ?1 AND counter = ?2")?
-        .query_row(key, |r| r.get(0))
-        .optional()?)
-}
-
-pub(super) fn insert_shift(tx: &Connection, actor: ActorId, m: &ShiftMark) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT OR IGNORE INTO shift_marks (id, actor, kind, t_ms, lon, lat, cell)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        m.id.to_string(),
-        actor.as_bytes(),
-        serde_json::to_value(m.kind)?.as_str().unwrap_or_default(),
-        m.at.millis(),
-        m.pos.map(|p| p.lon()),
-        m.pos.map(|p| p.lat()),
-        m.cell.as_ref().map(|c| c.to_string()),
-    ])?;
-    Ok(())
+/// A task change re-applied outside a batch (a re-issued answer).
+pub(super) fn reapply_task(tx: &Connection, change: &Change, now_ms: i64) -> Result<()> {
+    apply_task(&mut SqliteRows(tx), change, now_ms)
 }
 
 /// What happened to one remote change.
@@ -280,21 +250,13 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         first(&tx)?;
         let mut applier = Applier::at(now);
+        let mut rows = SqliteRows(&tx);
         for i in order {
             let change = &changes[i];
-            let judged = Change::check_schema(change.schema)
-                .and_then(|()| self.hlc.observe(change.hlc, now))
-                .and_then(|()| applier.take(&tx, change));
-            let judgement = match judged {
-                Ok(j) => j,
-                // Storage failures end the batch (nothing is committed);
-                // a change that is wrong in itself is refused alone.
-                Err(e @ (crate::Error::Sqlite(_) | crate::Error::Io { .. })) => return Err(e),
-                Err(e) => Judgement::Refused(e.to_string()),
-            };
+            let judgement = applier.judge(&mut rows, change, &mut self.hlc)?;
             out[i] = Some((change.id(), judgement));
         }
-        applier.finish(&tx, self.cell_index.as_ref())?;
+        applier.finish(&mut rows, self.cell_index.as_ref())?;
         set_meta(&tx, "hlc", &self.hlc.last().raw().to_string())?;
         tx.commit()?;
         Ok(out
@@ -305,7 +267,7 @@ impl Store {
 
     /// The body held under a change id, in the log or the causal buffer.
     pub fn change_body(&self, id: ChangeId) -> Result<Option<String>> {
-        held_body(&self.conn, id)
+        SqliteRows(&self.conn).held_body(id)
     }
 
     /// Number of remote changes waiting in the causal buffer.
@@ -327,52 +289,34 @@ impl Store {
 
 impl Applier {
     /// Takes one remote change: a duplicate, ready to apply, or waiting.
-    fn take(&mut self, tx: &Connection, change: &Change) -> Result<Judgement> {
+    pub fn take(&mut self, rows: &mut impl MergeRows, change: &Change) -> Result<Judgement> {
         change.check_bounds()?;
-        if let Some(held) = self.held_body(tx, change)? {
+        if let Some(held) = rows.held_body(change.id())? {
             return Ok(if held == change.to_json() {
                 Judgement::Duplicate
             } else {
                 Judgement::Reused
             });
         }
-        if self.waits(tx, change)? {
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO pending_changes (actor, counter, body, case_id) VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![
-                    change.actor.as_bytes(),
-                    change.counter as i64,
-                    change.to_json(),
-                    change.case_id().map(|c| c.to_string())
-                ])?;
-            return Ok(if inserted == 1 {
+        if self.waits(rows, change)? {
+            return Ok(if rows.buffer(change)? {
                 Judgement::Buffered
             } else {
                 Judgement::Duplicate
             });
         }
-        self.apply_and_log(tx, change)?;
+        self.apply_and_log(rows, change)?;
         if let Some(case) = change.case_id() {
-            self.drain_buffer(tx, case)?;
+            self.drain_buffer(rows, case)?;
         }
         Ok(Judgement::Applied)
-    }
-
-    fn holds(&self, tx: &Connection, change: &Change) -> Result<bool> {
-        Ok(self.held_body(tx, change)?.is_some())
-    }
-
-    fn held_body(&self, tx: &Connection, change: &Change) -> Result<Option<String>> {
-        held_body(tx, change.id())
     }
 
     /// The one ordering the merge needs: an author's photo adds to a case
     /// come in the order of their dots (the OR-set drops a dot that skips
     /// ahead). Everything else commutes, so a partial replica that receives
     /// only some cases' changes never waits on the others.
-    fn waits(&mut self, tx: &Connection, change: &Change) -> Result<bool> {
+    fn waits(&mut self, rows: &mut impl MergeRows, change: &Change) -> Result<bool> {
         let dot = match &change.op {
             Op::CaseReport(r) if !r.photos.is_empty() => r.photo_dot,
             Op::CaseEdit(e) if !e.add_photos.is_empty() => match e.photo_dot {
@@ -382,39 +326,33 @@ impl Applier {
             _ => return Ok(false),
         };
         let id = change.case_id().expect("case ops name their case");
-        Ok(dot > self.case(tx, id)?.next_photo_dot(change.actor))
+        Ok(dot > self.case(rows, id)?.next_photo_dot(change.actor))
     }
 
-    fn case(&mut self, tx: &Connection, id: CaseId) -> Result<&mut CaseState> {
+    fn case(&mut self, rows: &mut impl MergeRows, id: CaseId) -> Result<&mut CaseState> {
         Ok(match self.cases.entry(id) {
             Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(load_case(tx, id)?.unwrap_or_default()),
+            Entry::Vacant(e) => e.insert(rows.load_case(id)?.unwrap_or_default()),
         })
     }
 
     /// Applies buffered changes of `case` that have become ready, until none is.
-    fn drain_buffer(&mut self, tx: &Connection, case: CaseId) -> Result<()> {
+    fn drain_buffer(&mut self, rows: &mut impl MergeRows, case: CaseId) -> Result<()> {
         loop {
-            let waiting: Vec<String> = tx
-                .prepare_cached(
-                    "SELECT body FROM pending_changes WHERE case_id = +?1 ORDER BY actor, counter",
-                )?
-                .query_map([case.to_string()], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+            let waiting = rows.buffered_for_case(case)?;
             let mut progressed = false;
             for body in waiting {
                 let change = Change::from_json(&body)?;
-                if self.waits(tx, &change)? {
+                if self.waits(rows, &change)? {
                     continue;
                 }
-                tx.prepare_cached("DELETE FROM pending_changes WHERE actor = ?1 AND counter = ?2")?
-                    .execute(params![change.actor.as_bytes(), change.counter as i64])?;
-                if !self.holds(tx, &change)?
-                    && let Err(e) = self.apply_and_log(tx, &change)
+                rows.unbuffer(change.id())?;
+                if rows.held_body(change.id())?.is_none()
+                    && let Err(e) = self.apply_and_log(rows, &change)
                 {
                     // A held change the merge refuses once its turn comes
                     // is dropped, never left to wedge the case's buffer.
-                    if matches!(e, crate::Error::Sqlite(_) | crate::Error::Io { .. }) {
+                    if e.is_storage_failure() {
                         return Err(e);
                     }
                 }

@@ -343,53 +343,8 @@ impl Store {
         d: Decision,
     ) -> Result<Change> {
         let state = self.case_state(id)?;
-        let view = state.view(id);
-        if view
-            .origin
-            .as_ref()
-            .is_some_and(|o| o.source == CaseSource::Test)
-        {
-            return Err(invalid("case", "a test case is never reviewed"));
-        }
-        let quick_fix = view.origin.as_ref().is_some_and(|o| o.is_quick_fix());
-        let (from, base) = match d.seen {
-            Some(seen) => (seen.statuses, seen.context),
-            None => (view.statuses(), view.status_context.clone()),
-        };
-        let to = d.to;
-        let resolving = from.len() > 1 && from.contains(&to);
-        if !resolving && !from.iter().any(|f| f.may_become(to, quick_fix)) {
-            let hint = if quick_fix && to == Status::Registered {
-                " (a quick fix is approved by closing it)"
-            } else {
-                ""
-            };
-            return Err(invalid(
-                "status",
-                format!("cannot go from {:?} to {}{hint}", from, to.as_str()),
-            ));
-        }
-        if to == Status::Rejected && d.reason.is_none() {
-            return Err(invalid("reason", "a rejection needs a reason"));
-        }
-        let mut context = base;
-        let own = context
-            .get(&actor)
-            .copied()
-            .unwrap_or(0)
-            .max(view.status_context.get(&actor).copied().unwrap_or(0));
-        context.insert(actor, own + 1);
         let at = Timestamp::from_millis("at", self.now_ms() as i64)?;
-        let op = Op::StatusSet(StatusSet {
-            case: id,
-            from,
-            to,
-            reason: d.reason,
-            note: d.note,
-            department: d.department,
-            at,
-            context,
-        });
+        let op = decision_op(id, &state, actor, d, at)?;
         self.write_local_as(actor, |w| w.emit(op))
     }
 
@@ -443,30 +398,7 @@ impl Store {
         let bodies = stmt
             .query_map([id.to_string()], |r| r.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut out = Vec::new();
-        for body in bodies {
-            let change = Change::from_json(&body)?;
-            let marker = (change.hlc, change.actor);
-            let written = written_fields(&change.op);
-            let wins = |f: &str| match f {
-                "description" => state.description.marker == marker,
-                "category" => state.category.marker == marker,
-                "placement" => state.placement.marker == marker,
-                _ => true,
-            };
-            let (current, overwritten) = written.into_iter().partition(|f| wins(f));
-            out.push(HistoryEntry {
-                at: Timestamp::from_millis("hlc", change.hlc.physical_ms() as i64)?,
-                hlc: change.hlc.to_string(),
-                actor: change.actor,
-                counter: change.counter,
-                kind: change.op.kind().to_string(),
-                op: serde_json::to_value(&change.op)?,
-                current,
-                overwritten,
-            });
-        }
-        Ok(out)
+        history_of(&state, &bodies)
     }
 
     /// Whether a case id exists here.
@@ -500,6 +432,94 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Every change of a case (bodies oldest first by HLC), each marked with
+/// which of its writes still stand in the merged `state`.
+pub fn history_of(state: &CaseState, bodies: &[String]) -> Result<Vec<HistoryEntry>> {
+    let mut out = Vec::new();
+    for body in bodies {
+        let change = Change::from_json(body)?;
+        let marker = (change.hlc, change.actor);
+        let written = written_fields(&change.op);
+        let wins = |f: &str| match f {
+            "description" => state.description.marker == marker,
+            "category" => state.category.marker == marker,
+            "placement" => state.placement.marker == marker,
+            _ => true,
+        };
+        let (current, overwritten) = written.into_iter().partition(|f| wins(f));
+        out.push(HistoryEntry {
+            at: Timestamp::from_millis("hlc", change.hlc.physical_ms() as i64)?,
+            hlc: change.hlc.to_string(),
+            actor: change.actor,
+            counter: change.counter,
+            kind: change.op.kind().to_string(),
+            op: serde_json::to_value(&change.op)?,
+            current,
+            overwritten,
+        });
+    }
+    Ok(out)
+}
+
+/// The change a center decision makes to a case as `actor`: the lifecycle
+/// checked against what the decider saw (`seen`, from the case view they
+/// acted on) or, without it, against the merged `state`. Pure: every
+/// backend writing decisions builds them here.
+pub fn decision_op(
+    id: CaseId,
+    state: &CaseState,
+    actor: crate::model::ActorId,
+    d: Decision,
+    at: Timestamp,
+) -> Result<Op> {
+    let view = state.view(id);
+    if view
+        .origin
+        .as_ref()
+        .is_some_and(|o| o.source == CaseSource::Test)
+    {
+        return Err(invalid("case", "a test case is never reviewed"));
+    }
+    let quick_fix = view.origin.as_ref().is_some_and(|o| o.is_quick_fix());
+    let (from, base) = match d.seen {
+        Some(seen) => (seen.statuses, seen.context),
+        None => (view.statuses(), view.status_context.clone()),
+    };
+    let to = d.to;
+    let resolving = from.len() > 1 && from.contains(&to);
+    if !resolving && !from.iter().any(|f| f.may_become(to, quick_fix)) {
+        let hint = if quick_fix && to == Status::Registered {
+            " (a quick fix is approved by closing it)"
+        } else {
+            ""
+        };
+        return Err(invalid(
+            "status",
+            format!("cannot go from {:?} to {}{hint}", from, to.as_str()),
+        ));
+    }
+    if to == Status::Rejected && d.reason.is_none() {
+        return Err(invalid("reason", "a rejection needs a reason"));
+    }
+    let mut context = base;
+    let own = context
+        .get(&actor)
+        .copied()
+        .unwrap_or(0)
+        .max(view.status_context.get(&actor).copied().unwrap_or(0));
+    context.insert(actor, own + 1);
+    Ok(Op::StatusSet(StatusSet {
+        case: id,
+        from,
+        to,
+        reason: d.reason,
+        note: d.note,
+        department: d.department,
+        at,
+        context,
+    }))
 }
 
 fn written_fields(op: &Op) -> Vec<String> {

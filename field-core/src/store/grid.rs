@@ -25,12 +25,7 @@ impl Store {
     /// one transaction. A grid that does not tile is refused whole, listing
     /// every problem by cell code.
     pub fn import_grid(&mut self, cells: Vec<Cell>) -> Result<GridSummary> {
-        let problems = check_tiling(&cells, DEFAULT_TOLERANCE_M2);
-        if !problems.is_empty() {
-            return Err(Error::Tiling(
-                problems.iter().map(|p| p.to_string()).collect(),
-            ));
-        }
+        check_grid(&cells)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -80,10 +75,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (code, zone, name, geometry) = row?;
-            let corrupt = |e: Error| Error::Corrupt(format!("cell {code}: {e}"));
-            let zone = Zone::parse("zone", &zone).map_err(corrupt)?;
-            let geometry = parse_polygonal(&geometry).map_err(corrupt)?;
-            out.push(Cell::new(CellCode::trusted(code), zone, name, geometry));
+            out.push(stored_cell(code, &zone, name, &geometry)?);
         }
         Ok(out)
     }
@@ -102,4 +94,39 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A cell as a replica stored it (checked when it was imported): its code,
+/// zone, name and GeoJSON geometry.
+pub fn stored_cell(code: String, zone: &str, name: Option<String>, geometry: &str) -> Result<Cell> {
+    let corrupt = |e: Error| Error::Corrupt(format!("cell {code}: {e}"));
+    let zone = Zone::parse("zone", zone).map_err(corrupt)?;
+    let geometry = parse_polygonal(geometry).map_err(corrupt)?;
+    Ok(Cell::new(CellCode::trusted(code), zone, name, geometry))
+}
+
+/// Checks that `cells` tile the city: a grid that does not is refused
+/// whole, listing every problem by cell code.
+pub fn check_grid(cells: &[Cell]) -> Result<()> {
+    let problems = check_tiling(cells, DEFAULT_TOLERANCE_M2);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Tiling(
+            problems.iter().map(|p| p.to_string()).collect(),
+        ))
+    }
+}
+
+/// A grid as a GeoJSON FeatureCollection, for devices to pull.
+pub fn grid_geojson_of(cells: &[Cell]) -> Result<serde_json::Value> {
+    let mut features = Vec::new();
+    for c in cells {
+        features.push(serde_json::json!({
+            "type": "Feature",
+            "properties": { "code": c.code, "zone": c.zone, "name": c.name },
+            "geometry": serde_json::to_value(geojson::Geometry::from(&c.geometry))?,
+        }));
+    }
+    Ok(serde_json::json!({ "type": "FeatureCollection", "features": features }))
 }

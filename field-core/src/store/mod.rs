@@ -9,6 +9,7 @@ mod cases;
 mod digest;
 mod exchange;
 mod grid;
+mod merge_rows;
 mod photos;
 mod reissue;
 mod schema;
@@ -21,21 +22,25 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use uuid::Uuid;
 
-use crate::crdt::{CHANGE_SCHEMA, Change, Clock, Hlc, HlcGenerator, Op, SystemClock};
+use crate::crdt::{Change, Clock, Hlc, HlcGenerator, Op, SystemClock};
 use crate::error::{Error, Result, invalid};
 use crate::geo::CellIndex;
 use crate::model::{ActorId, Catalog, CellCodePattern};
 
-pub use apply::{ApplySummary, Judgement};
+pub use apply::{Applier, ApplySummary, Judgement};
 pub use case_query::{CasePage, CaseQuery};
-pub use cases::{CaseEditRequest, CaseSummary, Decision, HistoryEntry, NewCase, SeenStatus};
-pub use digest::DigestReport;
+pub use cases::{
+    CaseEditRequest, CaseSummary, Decision, HistoryEntry, NewCase, SeenStatus, decision_op,
+    history_of,
+};
+pub use digest::{DigestReport, add_shift, cases_digest_of, point_line, whole_digest};
 pub use exchange::ImportSummary;
-pub use grid::GridSummary;
+pub use grid::{GridSummary, check_grid, grid_geojson_of, stored_cell};
+pub use merge_rows::{CaseProjection, MergeRows, SqliteRows, TaskProjection};
 pub use reissue::Reissue;
 pub use schema::{STORE_VERSION, apply_migrations};
 pub use sync_state::{PullPage, SyncSettings, SyncStatus};
-pub use tasks::TaskRow;
+pub use tasks::{TaskRow, check_task_spec};
 pub use tracks::{StoredPoint, TrackSummary};
 
 /// The store file inside a device home directory.
@@ -226,21 +231,17 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut applier = apply::Applier::at(now_ms);
-        let next_counter = applier.applied_counter(&tx, actor)? + 1;
         let mut local = LocalTx {
             tx,
-            applier,
+            applier: apply::Applier::at(now_ms),
             actor,
             hlc: self.hlc,
-            now_ms,
-            next_counter,
         };
         let out = f(&mut local)?;
         let LocalTx {
             tx, applier, hlc, ..
         } = local;
-        applier.finish(&tx, self.cell_index.as_ref())?;
+        applier.finish(&mut SqliteRows(&tx), self.cell_index.as_ref())?;
         set_meta(&tx, "hlc", &hlc.last().raw().to_string())?;
         tx.commit()?;
         self.hlc = hlc;
@@ -280,8 +281,6 @@ struct LocalTx<'a> {
     applier: apply::Applier,
     actor: ActorId,
     hlc: HlcGenerator,
-    now_ms: u64,
-    next_counter: u64,
 }
 
 impl LocalTx<'_> {
@@ -291,17 +290,8 @@ impl LocalTx<'_> {
 
     /// Stamps `op` as this device's next change, applies and logs it.
     fn emit(&mut self, op: Op) -> Result<Change> {
-        let change = Change {
-            schema: CHANGE_SCHEMA,
-            actor: self.actor,
-            counter: self.next_counter,
-            hlc: self.hlc.tick(self.now_ms),
-            op,
-        };
-        change.check_bounds()?;
-        self.applier.apply_and_log(&self.tx, &change)?;
-        self.next_counter += 1;
-        Ok(change)
+        self.applier
+            .emit(&mut SqliteRows(&self.tx), self.actor, &mut self.hlc, op)
     }
 }
 

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{TransactionBehavior, params};
 
-use super::{Store, set_meta};
+use super::{MergeRows, Store, set_meta};
 use crate::crdt::{CaseState, Change, Hlc, HlcGenerator, Op};
 use crate::error::Result;
 use crate::model::{ActorId, CaseId, Timestamp};
@@ -116,12 +116,12 @@ impl Store {
                     if last > now_i {
                         batch.t0_ms -= last - now_i;
                     }
-                    super::tracks::insert_points(&tx, new, batch)?;
+                    super::SqliteRows(&tx).insert_points(new, &batch.decode()?)?;
                 }
                 Op::ShiftMark(m) => {
                     clamp(&mut m.at, now_i)?;
                     tx.execute("DELETE FROM shift_marks WHERE id = ?1", [m.id.to_string()])?;
-                    super::apply::insert_shift(&tx, new, m)?;
+                    super::SqliteRows(&tx).insert_shift(new, m)?;
                 }
                 Op::TaskAnswer(a) => clamp(&mut a.answered_at, now_i)?,
                 Op::TaskAssign(_) => {}
@@ -137,7 +137,7 @@ impl Store {
                 ],
             )?;
             if matches!(ch.op, Op::TaskAnswer(_)) {
-                super::tasks::apply(&tx, &ch, now_i)?;
+                super::apply::reapply_task(&tx, &ch, now_i)?;
             }
         }
         for case in touched {

@@ -354,15 +354,7 @@ impl Store {
 
     /// The grid as a GeoJSON FeatureCollection, for devices to pull.
     pub fn grid_geojson(&self) -> Result<serde_json::Value> {
-        let mut features = Vec::new();
-        for c in self.cells()? {
-            features.push(serde_json::json!({
-                "type": "Feature",
-                "properties": { "code": c.code, "zone": c.zone, "name": c.name },
-                "geometry": serde_json::to_value(geojson::Geometry::from(&c.geometry))?,
-            }));
-        }
-        Ok(serde_json::json!({ "type": "FeatureCollection", "features": features }))
+        super::grid::grid_geojson_of(&self.cells()?)
     }
 
     /// Records which grid version the store holds (the server sets it on import).

@@ -1,14 +1,13 @@
 //! Tasks on the device and the server: assigned by the center, answered by
 //! the collector they are addressed to, merged like everything else.
 
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::Store;
 use crate::crdt::{Change, Op, TaskState, TaskView};
 use crate::error::{Error, Result, invalid};
 use crate::model::photo::inspect_photo;
-use crate::model::{ActorId, TaskAnswer, TaskKind, TaskResult, TaskSpec, Timestamp};
+use crate::model::{ActorId, TaskAnswer, TaskResult, TaskSpec, Timestamp};
 
 /// A task with when its answer reached this replica.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -20,50 +19,17 @@ pub struct TaskRow {
     pub answer_received_at: Option<Timestamp>,
 }
 
-fn load(tx: &Connection, id: &str) -> Result<Option<TaskState>> {
-    let bytes: Option<Vec<u8>> = tx
-        .prepare_cached("SELECT state FROM tasks WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
-    bytes.map(|b| TaskState::from_cbor(&b)).transpose()
-}
-
-/// Merges a task change and keeps the projections queries need.
-pub(super) fn apply(tx: &Connection, change: &Change, now_ms: i64) -> Result<()> {
-    let id = change
-        .task_id()
-        .expect("task ops name their task")
-        .to_string();
-    let mut state = load(tx, &id)?.unwrap_or_default();
-    let before = state.answer.marker;
-    state
-        .apply(change)
-        .map_err(|e| invalid(format!("change {}", change.id()), e.to_string()))?;
-    let view = state.view(change.task_id().expect("task op"));
-    let answer_won = matches!(change.op, Op::TaskAnswer(_)) && state.answer.marker != before;
-    let spec = view.spec.as_ref();
-    tx.prepare_cached(
-        "INSERT INTO tasks (id, state, kind, case_id, to_user, due_ms, answered_ms, received_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT (id) DO UPDATE SET state = excluded.state, kind = excluded.kind,
-           case_id = excluded.case_id, to_user = excluded.to_user, due_ms = excluded.due_ms,
-           answered_ms = excluded.answered_ms,
-           received_ms = CASE WHEN ?9 THEN excluded.received_ms ELSE tasks.received_ms END",
-    )?
-    .execute(params![
-        id,
-        state.to_cbor(),
-        spec.map(|s| match s.kind {
-            TaskKind::Verify => "verify",
-            TaskKind::Check => "check",
-        }),
-        spec.and_then(|s| s.case).map(|c| c.to_string()),
-        spec.map(|s| s.to_user.clone()),
-        spec.map(|s| s.due_at.millis()),
-        view.answer.as_ref().map(|a| a.answered_at.millis()),
-        answer_won.then_some(now_ms),
-        answer_won,
-    ])?;
+/// What any replica checks of a task before assigning it.
+pub fn check_task_spec(spec: &TaskSpec) -> Result<()> {
+    if spec.case.is_none() && spec.place.is_none() {
+        return Err(invalid("case", "a task needs a case or a place to go to"));
+    }
+    if spec.due_at <= spec.created_at {
+        return Err(invalid(
+            "due",
+            "the deadline must be after the task is created",
+        ));
+    }
     Ok(())
 }
 
@@ -71,15 +37,7 @@ impl Store {
     /// Assigns a task, authored by `actor` (the server writes as the staff
     /// member who created it).
     pub fn assign_task_as(&mut self, actor: ActorId, spec: TaskSpec) -> Result<Change> {
-        if spec.case.is_none() && spec.place.is_none() {
-            return Err(invalid("case", "a task needs a case or a place to go to"));
-        }
-        if spec.due_at <= spec.created_at {
-            return Err(invalid(
-                "due",
-                "the deadline must be after the task is created",
-            ));
-        }
+        check_task_spec(&spec)?;
         self.write_local_as(actor, |w| w.emit(Op::TaskAssign(spec)))
     }
 

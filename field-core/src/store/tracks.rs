@@ -37,31 +37,6 @@ pub struct TrackSummary {
     pub last: Option<Timestamp>,
 }
 
-pub(super) fn insert_points(
-    tx: &rusqlite::Connection,
-    actor: ActorId,
-    batch: &TrackBatch,
-) -> Result<()> {
-    let points = batch.decode()?;
-    let mut stmt = tx.prepare_cached(
-        "INSERT OR IGNORE INTO track_points (actor, seq, t_ms, lon, lat, accuracy_m, speed_mps)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
-    let actor = actor.as_bytes();
-    for (seq, p) in points {
-        stmt.execute(params![
-            actor,
-            seq as i64,
-            p.at.millis(),
-            p.pos.lon(),
-            p.pos.lat(),
-            p.accuracy_m,
-            p.speed_mps
-        ])?;
-    }
-    Ok(())
-}
-
 impl Store {
     /// Appends this device's points, all or none, as changes of at most
     /// [`MAX_POINTS_PER_CHANGE`] points. Returns the number appended.

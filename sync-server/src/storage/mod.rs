@@ -7,6 +7,7 @@
 //! directory or an S3 bucket ([`blobs`]).
 
 pub mod blobs;
+pub mod postgres;
 pub mod sqlite;
 
 use field_core::crdt::{CaseView, Change, ChangeId};
@@ -80,6 +81,11 @@ pub enum StorageError {
     Core(#[from] field_core::Error),
     #[error("storage: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The database cannot be reached or used (its pool, its runtime).
+    #[error("{0}")]
+    Backend(String),
     #[error("blob store: {0}")]
     Io(#[from] std::io::Error),
     #[error("{field}: {reason}")]
@@ -89,6 +95,15 @@ pub enum StorageError {
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// The wall clock (ms since the epoch), for bookkeeping no domain rule
+/// reads (session expiry sweeps).
+pub(crate) fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
 
 /// What a user may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,13 +12,12 @@ use field_core::model::{ExternalFinding, ShiftMark, Survey, TaskSpec, TrackPoint
 use field_core::store::{
     CasePage, CaseQuery, Decision, DigestReport, HistoryEntry, Judgement, PullPage, Store, TaskRow,
 };
-use field_core::sync::protocol::ChunkAck;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::blobs::Blobs;
 use super::{AuditEntry, Device, Principal, ReportClock, Result, Role, StorageError, User};
-use super::{BlobStore, ConsoleSession, Identity, Records, Replica};
+use super::{ConsoleSession, Identity, Records, Replica};
 
 /// Migrations of `center.db`, in order; index + 1 is the version each
 /// brings it to.
@@ -122,12 +121,7 @@ fn invalid(field: &str, reason: impl Into<String>) -> StorageError {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use super::wall_clock_ms as now_ms;
 
 fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     let role: String = r.get(2)?;
@@ -827,35 +821,9 @@ impl Replica for SqliteStorage {
     }
 }
 
-impl BlobStore for SqliteStorage {
-    fn blob_exists(&self, hash: &PhotoHash) -> Result<bool> {
-        self.blobs.exists(hash)
-    }
-
-    fn blob_received(&self, hash: &PhotoHash) -> Result<u64> {
-        self.blobs.received(hash)
-    }
-
-    fn blob_append(
-        &self,
-        hash: &PhotoHash,
-        offset: u64,
-        total: u64,
-        bytes: &[u8],
-    ) -> Result<ChunkAck> {
-        self.blobs.append(hash, offset, total, bytes)
-    }
-
-    fn blob_read(&self, hash: &PhotoHash) -> Result<Vec<u8>> {
-        self.blobs.read(hash)
-    }
-
-    fn blob_thumbnail(&self, hash: &PhotoHash) -> Result<Vec<u8>> {
-        self.blobs.thumbnail(hash)
-    }
-
-    fn blob_exif_time(&self, hash: &PhotoHash) -> Result<super::blobs::ExifTime> {
-        self.blobs.exif_time(hash)
+impl super::blobs::HasBlobs for SqliteStorage {
+    fn blobs(&self) -> &Blobs {
+        &self.blobs
     }
 }
 

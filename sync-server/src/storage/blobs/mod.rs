@@ -407,3 +407,40 @@ impl Blobs {
         Ok(found)
     }
 }
+
+/// A backend whose photos are a [`Blobs`]: it is a [`super::BlobStore`].
+pub trait HasBlobs {
+    fn blobs(&self) -> &Blobs;
+}
+
+impl<T: HasBlobs + Send + Sync> super::BlobStore for T {
+    fn blob_exists(&self, hash: &PhotoHash) -> Result<bool> {
+        self.blobs().exists(hash)
+    }
+
+    fn blob_received(&self, hash: &PhotoHash) -> Result<u64> {
+        self.blobs().received(hash)
+    }
+
+    fn blob_append(
+        &self,
+        hash: &PhotoHash,
+        offset: u64,
+        total: u64,
+        bytes: &[u8],
+    ) -> Result<ChunkAck> {
+        self.blobs().append(hash, offset, total, bytes)
+    }
+
+    fn blob_read(&self, hash: &PhotoHash) -> Result<Vec<u8>> {
+        self.blobs().read(hash)
+    }
+
+    fn blob_thumbnail(&self, hash: &PhotoHash) -> Result<Vec<u8>> {
+        self.blobs().thumbnail(hash)
+    }
+
+    fn blob_exif_time(&self, hash: &PhotoHash) -> Result<ExifTime> {
+        self.blobs().exif_time(hash)
+    }
+}

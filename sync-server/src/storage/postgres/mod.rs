@@ -1,0 +1,316 @@
+//! The city backend: PostgreSQL through `tokio-postgres` and a
+//! `deadpool-postgres` pool, for any number of server instances sharing one
+//! database. The merge is field-core's (`Applier` over [`rows::PgRows`]);
+//! what this module adds is where the rows live and how concurrent writers
+//! stay correct:
+//! - a change is applied in one transaction that holds a lock on every case
+//!   and task it merges into (an advisory transaction lock keyed by the id,
+//!   taken before the state is read, so a case not yet created is locked
+//!   too), so two instances merging into one case serialise;
+//! - log positions are allocated at the end of the transaction under the
+//!   one `log_head` row lock, held until commit: positions become visible in
+//!   order, and a pull never skips a change committed late (ARCHITECTURE.md);
+//! - a transaction that meets a deadlock, a serialisation failure or a
+//!   concurrent insert of the same change is run again from the start.
+//!
+//! Photos stay in the blob store (`--blobs`, a directory or a bucket).
+
+mod identity;
+mod records;
+mod replica;
+mod rows;
+mod schema;
+
+use std::sync::Mutex;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use field_core::crdt::{Clock, HlcGenerator};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, NoTls, Row};
+
+use super::blobs::Blobs;
+use super::{Result, StorageError};
+
+pub use schema::SCHEMA_VERSION;
+
+/// Most connections one instance holds: with the default admission limit
+/// (8 device requests at once) and the console beside it, 16 is enough and
+/// leaves room for several instances under PostgreSQL's default 100.
+const DEFAULT_POOL_SIZE: usize = 16;
+
+/// How often a transaction that lost a race (deadlock, serialisation, the
+/// same change inserted by another instance) is run again before giving up.
+const MAX_ATTEMPTS: usize = 8;
+
+pub struct PgStorage {
+    /// Always `Some` until dropped (shut down without blocking).
+    runtime: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+    blobs: Blobs,
+    clock: Mutex<Box<dyn Clock>>,
+    hlc: Mutex<HlcGenerator>,
+    grid: Mutex<Option<replica::GridCache>>,
+    /// Tests only: runs inside every merge transaction just before its log
+    /// positions are allocated (a slow transaction, made slow on purpose).
+    before_positions: Mutex<Option<std::sync::Arc<dyn Fn() + Send + Sync>>>,
+}
+
+impl Drop for PgStorage {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn pool_error(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Backend(format!("database pool: {e}"))
+}
+
+/// Whether a failed transaction lost a race and may simply run again.
+fn retryable(e: &StorageError) -> bool {
+    let pg = match e {
+        StorageError::Postgres(e) => Some(e),
+        StorageError::Core(field_core::Error::Backend(b)) => {
+            b.downcast_ref::<tokio_postgres::Error>()
+        }
+        _ => None,
+    };
+    use tokio_postgres::error::SqlState;
+    pg.and_then(|e| e.code()).is_some_and(|c| {
+        *c == SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == SqlState::T_R_DEADLOCK_DETECTED
+            || *c == SqlState::UNIQUE_VIOLATION
+    })
+}
+
+/// A PostgreSQL error inside the merge, which speaks field-core's errors.
+fn core_error(e: tokio_postgres::Error) -> field_core::Error {
+    field_core::Error::Backend(Box::new(e))
+}
+
+impl PgStorage {
+    /// Connects to `url` (`postgres://user:pass@host:port/db`), brings the
+    /// schema up to date (refusing one newer than this build) and keeps
+    /// photos in `blobs`.
+    pub fn open(url: &str, blobs: Blobs) -> Result<PgStorage> {
+        PgStorage::open_with(
+            url,
+            blobs,
+            Box::new(field_core::crdt::SystemClock),
+            DEFAULT_POOL_SIZE,
+        )
+    }
+
+    /// [`PgStorage::open`] with the clock injected and the pool sized.
+    pub fn open_with(
+        url: &str,
+        blobs: Blobs,
+        clock: Box<dyn Clock>,
+        pool_size: usize,
+    ) -> Result<PgStorage> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| StorageError::Invalid {
+            field: "database".into(),
+            reason: format!("not a PostgreSQL URL: {e}"),
+        })?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("postgres")
+            .enable_all()
+            .build()?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(std::time::Duration::from_secs(60)))
+            .create_timeout(Some(std::time::Duration::from_secs(10)))
+            .build()
+            .map_err(pool_error)?;
+        let storage = PgStorage {
+            runtime: Some(runtime),
+            pool,
+            blobs,
+            clock: Mutex::new(clock),
+            hlc: Mutex::new(HlcGenerator::default()),
+            grid: Mutex::new(None),
+            before_positions: Mutex::new(None),
+        };
+        storage.write(|tx| schema::migrate(tx))?;
+        Ok(storage)
+    }
+
+    /// Tests only: `hook` runs in every merge transaction just before it
+    /// takes its log positions.
+    #[doc(hidden)]
+    pub fn set_before_positions(&self, hook: Option<std::sync::Arc<dyn Fn() + Send + Sync>>) {
+        *self
+            .before_positions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = hook;
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .now_ms() as i64
+    }
+
+    /// Runs `f` in a read-write transaction, again from the start when it
+    /// lost a race to another transaction.
+    fn write<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        self.transaction(IsolationLevel::ReadCommitted, false, &mut f)
+    }
+
+    /// Runs `f` on one consistent snapshot (REPEATABLE READ, read only).
+    fn read<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        self.transaction(IsolationLevel::RepeatableRead, true, &mut f)
+    }
+
+    fn transaction<T>(
+        &self,
+        level: IsolationLevel,
+        read_only: bool,
+        f: &mut dyn FnMut(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let rt = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| StorageError::Backend("the database client is shut down".into()))?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut client = rt.block_on(self.pool.get()).map_err(pool_error)?;
+            let result = (|| {
+                let tx = rt.block_on(
+                    client
+                        .build_transaction()
+                        .isolation_level(level)
+                        .read_only(read_only)
+                        .start(),
+                )?;
+                let mut tx = Tx { rt, tx };
+                let out = f(&mut tx)?;
+                rt.block_on(tx.tx.commit())?;
+                Ok(out)
+            })();
+            match result {
+                Err(e) if attempt < MAX_ATTEMPTS && retryable(&e) => {
+                    // Lost a race: back off a little, longer each time.
+                    std::thread::sleep(std::time::Duration::from_millis(fastrand_ms(
+                        attempt as u64 * 5,
+                    )));
+                    continue;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl super::blobs::HasBlobs for PgStorage {
+    fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+}
+
+/// A few milliseconds of jitter, up to `max`, so racing retries spread.
+fn fastrand_ms(max: u64) -> u64 {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    u64::from_le_bytes(b) % max.max(1)
+}
+
+/// One open transaction, called synchronously from the storage layer's
+/// blocking threads.
+pub(crate) struct Tx<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    tx: deadpool_postgres::Transaction<'a>,
+}
+
+impl Tx<'_> {
+    pub(crate) fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.rt.block_on(async {
+            let stmt = self.tx.prepare_cached(sql).await?;
+            self.tx.query(&stmt, params).await
+        })
+    }
+
+    pub(crate) fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        self.rt.block_on(async {
+            let stmt = self.tx.prepare_cached(sql).await?;
+            self.tx.query_opt(&stmt, params).await
+        })
+    }
+
+    pub(crate) fn query_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, tokio_postgres::Error> {
+        self.rt.block_on(async {
+            let stmt = self.tx.prepare_cached(sql).await?;
+            self.tx.query_one(&stmt, params).await
+        })
+    }
+
+    pub(crate) fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        self.rt.block_on(async {
+            let stmt = self.tx.prepare_cached(sql).await?;
+            self.tx.execute(&stmt, params).await
+        })
+    }
+
+    /// Statements without parameters, several at once (migrations).
+    pub(crate) fn batch(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.rt.block_on(self.tx.batch_execute(sql))
+    }
+}
+
+/// Creates database `name` through the maintenance database at `admin_url`
+/// and returns the URL of the new one (tests make a fresh database each).
+#[doc(hidden)]
+pub fn create_database(admin_url: &str, name: &str) -> Result<String> {
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(StorageError::Invalid {
+            field: "name".into(),
+            reason: "letters, digits and _ only".into(),
+        });
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(admin_url, NoTls).await?;
+        let driver = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await?;
+        drop(client);
+        let _ = driver.await;
+        Ok::<_, StorageError>(())
+    })?;
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(base, _)| base)
+        .unwrap_or(admin_url);
+    Ok(format!("{base}/{name}"))
+}

@@ -1,0 +1,205 @@
+//! Versioned migrations of the PostgreSQL schema. `schema_version` holds
+//! how many ran; each runs in the transaction that records it, under an
+//! advisory lock, so instances starting together migrate once. A database
+//! written by a newer build is refused.
+
+use super::{Result, StorageError, Tx};
+
+/// Migrations in order; index + 1 is the version each brings the database to.
+const MIGRATIONS: &[&str] = &[
+    // 1: everything the embedded backend keeps in `changes.db` and `center.db`.
+    r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+-- The change log. `log_seq` is allocated at commit under the `log_head`
+-- row lock, so positions become visible in order (ARCHITECTURE.md).
+CREATE TABLE log_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL);
+INSERT INTO log_head (id, seq) VALUES (1, 0);
+CREATE TABLE changes (
+    log_seq     BIGINT NOT NULL UNIQUE,
+    actor       BYTEA NOT NULL,
+    counter     BIGINT NOT NULL,
+    hlc         BIGINT NOT NULL,
+    kind        TEXT NOT NULL,
+    case_id     TEXT,
+    task_id     TEXT,
+    body        TEXT NOT NULL,
+    received_ms BIGINT NOT NULL,
+    PRIMARY KEY (actor, counter)
+);
+CREATE INDEX changes_by_case ON changes (case_id) WHERE case_id IS NOT NULL;
+CREATE INDEX changes_by_task ON changes (task_id) WHERE task_id IS NOT NULL;
+CREATE INDEX changes_shift_marks ON changes (kind) WHERE kind = 'shift_mark';
+
+CREATE TABLE pending_changes (
+    actor   BYTEA NOT NULL,
+    counter BIGINT NOT NULL,
+    case_id TEXT,
+    body    TEXT NOT NULL,
+    PRIMARY KEY (actor, counter)
+);
+CREATE INDEX pending_by_case ON pending_changes (case_id);
+
+CREATE TABLE cases (
+    id          TEXT PRIMARY KEY,
+    state       BYTEA NOT NULL,
+    status      TEXT NOT NULL,
+    conflict    BOOLEAN NOT NULL,
+    category    TEXT,
+    cell        TEXT,
+    reporter    BYTEA,
+    reported_at BIGINT,
+    collector   TEXT,
+    lon         DOUBLE PRECISION,
+    lat         DOUBLE PRECISION
+);
+CREATE INDEX cases_by_cell ON cases (cell);
+CREATE INDEX cases_by_reporter ON cases (reporter);
+CREATE INDEX cases_by_time ON cases (reported_at, id);
+CREATE INDEX cases_by_collector ON cases (collector, reported_at);
+CREATE INDEX cases_by_category ON cases (category, lat);
+CREATE TABLE case_photos (
+    hash    TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    PRIMARY KEY (hash, case_id)
+);
+CREATE INDEX case_photos_by_case ON case_photos (case_id);
+
+CREATE TABLE tasks (
+    id          TEXT PRIMARY KEY,
+    state       BYTEA NOT NULL,
+    kind        TEXT,
+    case_id     TEXT,
+    to_user     TEXT,
+    due_ms      BIGINT,
+    answered_ms BIGINT,
+    received_ms BIGINT
+);
+CREATE INDEX tasks_by_user ON tasks (to_user);
+
+-- A collector-day is one range scan on (actor, t_ms), covering the columns
+-- the assessment reads.
+CREATE TABLE track_points (
+    actor      BYTEA NOT NULL,
+    seq        BIGINT NOT NULL,
+    t_ms       BIGINT NOT NULL,
+    lon        DOUBLE PRECISION NOT NULL,
+    lat        DOUBLE PRECISION NOT NULL,
+    accuracy_m DOUBLE PRECISION,
+    speed_mps  DOUBLE PRECISION,
+    PRIMARY KEY (actor, seq)
+);
+CREATE INDEX track_by_time ON track_points (actor, t_ms) INCLUDE (lon, lat, accuracy_m, speed_mps);
+
+CREATE TABLE shift_marks (
+    id    TEXT PRIMARY KEY,
+    actor BYTEA NOT NULL,
+    kind  TEXT NOT NULL,
+    t_ms  BIGINT NOT NULL,
+    lon   DOUBLE PRECISION,
+    lat   DOUBLE PRECISION,
+    cell  TEXT
+);
+
+CREATE TABLE cells (
+    code     TEXT PRIMARY KEY,
+    zone     TEXT NOT NULL,
+    name     TEXT,
+    area_m2  DOUBLE PRECISION NOT NULL,
+    geometry TEXT NOT NULL
+);
+
+CREATE TABLE users (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    company    TEXT,
+    cells      TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    actor      BYTEA,
+    disabled   BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE TABLE devices (
+    actor        BYTEA PRIMARY KEY,
+    user_id      TEXT NOT NULL REFERENCES users (id),
+    name         TEXT,
+    revoked      BOOLEAN NOT NULL DEFAULT FALSE,
+    enrolled_ms  BIGINT NOT NULL,
+    successor_of BYTEA
+);
+CREATE INDEX devices_by_user ON devices (user_id);
+CREATE TABLE tokens (
+    hash    TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id),
+    actor   BYTEA REFERENCES devices (actor)
+);
+CREATE TABLE enrolments (
+    code_hash  TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users (id),
+    expires_ms BIGINT NOT NULL,
+    used_ms    BIGINT
+);
+CREATE TABLE console_sessions (
+    id_hash    TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL,
+    csrf       TEXT NOT NULL,
+    expires_ms BIGINT NOT NULL
+);
+CREATE TABLE audit (
+    seq     BIGSERIAL PRIMARY KEY,
+    at_ms   BIGINT NOT NULL,
+    by_user TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    target  TEXT NOT NULL,
+    detail  TEXT NOT NULL
+);
+CREATE TABLE photo_bytes (actor BYTEA NOT NULL, day BIGINT NOT NULL, bytes BIGINT NOT NULL, PRIMARY KEY (actor, day));
+CREATE TABLE report_skews (case_id TEXT PRIMARY KEY, skew_ms BIGINT NOT NULL, backdate_ms BIGINT NOT NULL);
+CREATE TABLE photos_lost (hash TEXT PRIMARY KEY, actor BYTEA NOT NULL, at_ms BIGINT NOT NULL);
+
+CREATE TABLE surveys (id TEXT PRIMARY KEY, body TEXT NOT NULL, created_ms BIGINT NOT NULL);
+CREATE TABLE findings (id TEXT PRIMARY KEY, body TEXT NOT NULL, at_ms BIGINT NOT NULL);
+CREATE TABLE config_versions (version BIGINT PRIMARY KEY, toml TEXT NOT NULL, by_user TEXT NOT NULL, created_ms BIGINT NOT NULL);
+CREATE TABLE assignments (user_id TEXT NOT NULL REFERENCES users (id), from_date TEXT NOT NULL, cells TEXT NOT NULL, PRIMARY KEY (user_id, from_date));
+CREATE TABLE rollups (day TEXT NOT NULL, user_id TEXT NOT NULL, report TEXT NOT NULL, computed_ms BIGINT NOT NULL, PRIMARY KEY (day, user_id));
+CREATE TABLE dirty_days (day TEXT PRIMARY KEY, since_ms BIGINT NOT NULL);
+CREATE TABLE violations (id TEXT PRIMARY KEY, body TEXT NOT NULL, at_ms BIGINT NOT NULL);
+CREATE TABLE attempts (id TEXT PRIMARY KEY, body TEXT NOT NULL, day TEXT NOT NULL);
+CREATE TABLE trainings (id TEXT PRIMARY KEY, body TEXT NOT NULL, day TEXT NOT NULL);
+CREATE TABLE leases (job TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms BIGINT NOT NULL);
+"#,
+];
+
+/// The schema version this build creates.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Any number between instances of this product: the lock migrations take.
+const MIGRATION_LOCK: i64 = 0x6669_656c_645f_6d67; // "field_mg"
+
+pub(super) fn migrate(tx: &mut Tx<'_>) -> Result<()> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+    let current: i64 = match tx.query_opt("SELECT version FROM schema_version", &[])? {
+        Some(row) => row.get(0),
+        None => {
+            tx.execute("INSERT INTO schema_version (version) VALUES (0)", &[])?;
+            0
+        }
+    };
+    if current > SCHEMA_VERSION {
+        return Err(StorageError::Invalid {
+            field: "database".into(),
+            reason: format!(
+                "its schema is version {current}, newer than this build understands (up to {SCHEMA_VERSION}); run a newer sync-server"
+            ),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.batch(sql)?;
+        tx.execute(
+            "UPDATE schema_version SET version = $1",
+            &[&((i + 1) as i64)],
+        )?;
+    }
+    Ok(())
+}
