@@ -6,13 +6,16 @@
 
 mod support;
 
+use std::sync::Arc;
+
 use field_core::crdt::Change;
 use field_core::model::{CellCodePattern, LonLat, ShiftKind, Status, Timestamp, TrackPoint};
 use field_core::store::{CaseEditRequest, CaseQuery, Decision, Judgement, NewCase, Store};
 use sync_server::storage::blobs::Blobs;
 use sync_server::storage::postgres::PgStorage;
+use sync_server::storage::prelude::*;
 use sync_server::storage::sqlite::SqliteStorage;
-use sync_server::storage::{ConsoleSession, Role, Storage};
+use sync_server::storage::{ConsoleSession, Role};
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -371,4 +374,156 @@ fn postgres_meets_the_storage_contract() {
     };
     let dir = tempfile::tempdir().unwrap();
     suite(&postgres(&url, dir.path()));
+}
+
+/// Several handsets edit one case offline (descriptions, categories,
+/// photos); two instances on one database merge their changes at once,
+/// one change per transaction, in two threads. Both instances then hold the
+/// state one replica applying everything alone holds, and the log holds
+/// every change once.
+#[test]
+fn two_instances_merging_into_one_case_agree_with_one_replica() {
+    let Some(url) = support::pg_database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let i1 = Arc::new(postgres(&url, dir.path()));
+    let i2 = Arc::new(postgres(&url, dir.path()));
+    let reference = SqliteStorage::open(&dir.path().join("reference")).unwrap();
+    i1.set_grid(cells()).unwrap();
+    reference.set_grid(cells()).unwrap();
+    let (_, report, case) = handset(dir.path(), "reporter");
+    let mut editors = Vec::new();
+    for (k, name) in ["b", "c", "d", "e"].iter().enumerate() {
+        // The reporter's other handsets (only the reporter edits a report).
+        let mut d = Store::init(&dir.path().join(format!("{name}.db")), "reporter").unwrap();
+        d.apply_changes(report.clone()).unwrap();
+        let own_from = d.change_count().unwrap();
+        for round in 0..6u32 {
+            let edit = match round % 3 {
+                0 => CaseEditRequest {
+                    description: Some(format!("{name} says {round}")),
+                    ..Default::default()
+                },
+                1 => CaseEditRequest {
+                    category: Some(if k % 2 == 0 { "BJ0103" } else { "BJ0104" }.into()),
+                    ..Default::default()
+                },
+                _ => CaseEditRequest {
+                    add_photos: vec![support::png(100 + k as u32 * 10 + round)],
+                    ..Default::default()
+                },
+            };
+            d.edit_case(case, edit).unwrap();
+        }
+        let mine: Vec<Change> = d
+            .export_bundle(None)
+            .unwrap()
+            .changes
+            .into_iter()
+            .skip(own_from as usize)
+            .collect();
+        editors.push(mine);
+    }
+    for s in [&*i1 as &dyn Storage, &reference] {
+        s.apply(report.clone()).unwrap();
+    }
+    let all: Vec<Change> = editors.iter().flatten().cloned().collect();
+    reference.apply(all.clone()).unwrap();
+    std::thread::scope(|scope| {
+        for (k, changes) in editors.iter().enumerate() {
+            let instance = if k % 2 == 0 { i1.clone() } else { i2.clone() };
+            scope.spawn(move || {
+                for c in changes {
+                    let judged = instance.apply(vec![c.clone()]).unwrap();
+                    assert!(
+                        matches!(judged[0].1, Judgement::Applied | Judgement::Buffered),
+                        "{judged:?}"
+                    );
+                }
+            });
+        }
+    });
+    let want = reference.cases_digest(None).unwrap();
+    assert_eq!(i1.cases_digest(None).unwrap(), want);
+    assert_eq!(i2.cases_digest(None).unwrap(), want);
+    assert_eq!(
+        i1.case(case).unwrap().unwrap().photos.len(),
+        reference.case(case).unwrap().unwrap().photos.len()
+    );
+    assert_eq!(
+        i2.digest().unwrap().changes,
+        (report.len() + all.len()) as u64
+    );
+    let pulled = i2
+        .pull(
+            0,
+            10_000,
+            uuid::Uuid::new_v4(),
+            &["330109001001001".into()],
+            &[],
+            None,
+        )
+        .unwrap();
+    let mut ids: Vec<_> = pulled.changes.iter().map(|c| c.id()).collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "no change pulled twice");
+}
+
+/// The classic lost update of sequence-based change feeds: writer 1 is
+/// slow (its merge done, its log positions not yet taken), writer 2
+/// commits meanwhile, a device pulls in between. The device must get
+/// writer 2's change now and writer 1's on its next pull — never skip it
+/// because its cursor moved past — and neither twice.
+#[test]
+fn a_pull_never_skips_a_change_committed_late() {
+    let Some(url) = support::pg_database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let slow = Arc::new(postgres(&url, dir.path()));
+    let fast = postgres(&url, dir.path());
+    fast.set_grid(cells()).unwrap();
+    let (_, x, _) = handset(dir.path(), "x");
+    let (_, y, _) = handset(dir.path(), "y");
+    let (x, y) = (x[1].clone(), y[1].clone()); // a report each, in cell 1
+    let cell = vec!["330109001001001".to_string()];
+    let reader = uuid::Uuid::new_v4();
+    let start = fast.pull(0, 100, reader, &cell, &[], None).unwrap().cursor;
+
+    let (reached_tx, reached) = std::sync::mpsc::channel::<()>();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = std::sync::Mutex::new(release_rx);
+    let reached_tx = std::sync::Mutex::new(reached_tx);
+    slow.set_before_positions(Some(Arc::new(move || {
+        reached_tx.lock().unwrap().send(()).unwrap();
+        release_rx.lock().unwrap().recv().unwrap();
+    })));
+    let writer = {
+        let slow = slow.clone();
+        let x = x.clone();
+        std::thread::spawn(move || slow.apply(vec![x]).unwrap())
+    };
+    reached.recv().unwrap(); // writer 1 is inside its transaction
+    assert_eq!(
+        fast.apply(vec![y.clone()]).unwrap()[0].1,
+        Judgement::Applied
+    );
+    let first = fast.pull(start, 100, reader, &cell, &[], None).unwrap();
+    let got: Vec<_> = first.changes.iter().map(|c| c.id()).collect();
+    assert_eq!(got, vec![y.id()], "only what has committed");
+    release.send(()).unwrap();
+    assert_eq!(writer.join().unwrap()[0].1, Judgement::Applied);
+    slow.set_before_positions(None);
+    let second = fast
+        .pull(first.cursor, 100, reader, &cell, &[], None)
+        .unwrap();
+    let got: Vec<_> = second.changes.iter().map(|c| c.id()).collect();
+    assert_eq!(got, vec![x.id()], "the late commit, once");
+    let third = fast
+        .pull(second.cursor, 100, reader, &cell, &[], None)
+        .unwrap();
+    assert!(third.changes.is_empty());
 }
