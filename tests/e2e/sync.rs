@@ -11,7 +11,7 @@ use field_e2e::server::Server;
 use field_e2e::{CELLS, Device, grid_geojson, png};
 use serde_json::Value;
 
-fn report(d: &Device, seed: u32, lon: &str, desc: &str) -> String {
+pub(crate) fn report(d: &Device, seed: u32, lon: &str, desc: &str) -> String {
     let p = d.file(&format!("p{seed}.png"), &png(seed));
     d.ok(&[
         "case",
@@ -32,7 +32,7 @@ fn report(d: &Device, seed: u32, lon: &str, desc: &str) -> String {
     .to_string()
 }
 
-fn track(d: &Device, minute: u32) {
+pub(crate) fn track(d: &Device, minute: u32) {
     let at = format!("2025-11-26T08:{minute:02}:00+08:00");
     d.ok(&[
         "track",
@@ -48,7 +48,7 @@ fn track(d: &Device, minute: u32) {
     ]);
 }
 
-fn own_changes(d: &Device) -> i64 {
+pub(crate) fn own_changes(d: &Device) -> i64 {
     let conn = rusqlite::Connection::open(d.home().join("device.db")).unwrap();
     conn.query_row(
         "SELECT COUNT(*) FROM changes WHERE actor = (SELECT unhex(replace(value, '-', '')) FROM meta WHERE key = 'actor')",

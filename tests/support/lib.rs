@@ -317,3 +317,19 @@ pub fn push(
     t.call("POST", "/v1/sync", Some(&req))
         .expect("sync answers")
 }
+
+/// A fresh PostgreSQL database on the test cluster (`FIELD_PG_URL`, which
+/// `scripts/test` starts), or `None` when there is none here — a failure
+/// instead when the run requires it (`FIELD_PG_REQUIRED`).
+pub fn pg_database() -> Option<String> {
+    let Ok(admin) = std::env::var("FIELD_PG_URL") else {
+        assert!(
+            std::env::var_os("FIELD_PG_REQUIRED").is_none(),
+            "FIELD_PG_REQUIRED is set but FIELD_PG_URL is not: start scripts/pg-cluster"
+        );
+        eprintln!("skipped: no PostgreSQL here (FIELD_PG_URL unset; scripts/test starts one)");
+        return None;
+    };
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    Some(sync_server::storage::postgres::create_database(&admin, &name).expect("test database"))
+}

@@ -39,13 +39,25 @@ pub struct Proxy {
 impl Proxy {
     /// Listens on a free loopback port and forwards to `upstream` (host:port).
     pub fn start(upstream: String) -> Proxy {
+        Proxy::balance(vec![upstream])
+    }
+
+    /// A load balancer: each new connection goes to the next of
+    /// `upstreams` (host:port) in turn, skipping one that refuses it (a
+    /// stopped instance).
+    pub fn balance(upstreams: Vec<String>) -> Proxy {
+        let next = std::sync::atomic::AtomicUsize::new(0);
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy binds");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let state = Arc::new(Mutex::new(CutState::default()));
         let st = state.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let Ok(server) = TcpStream::connect(&upstream) else {
+                let first = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let server = (0..upstreams.len()).find_map(|k| {
+                    TcpStream::connect(&upstreams[(first + k) % upstreams.len()]).ok()
+                });
+                let Some(server) = server else {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 };

@@ -55,6 +55,11 @@ impl Server {
         Server::spawn(data, "127.0.0.1:0", &["--blobs", &url], &s3.env())
     }
 
+    /// Starts a server on `data` with more flags and environment.
+    pub fn start_with(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn(data, "127.0.0.1:0", extra, env)
+    }
+
     fn spawn(data: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(server_bin())
             .args([
@@ -85,6 +90,11 @@ impl Server {
             data: data.to_path_buf(),
             _dir: None,
         }
+    }
+
+    /// `127.0.0.1:PORT`, for a proxy in front.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
     }
 
     pub fn port(&self) -> u16 {

@@ -173,7 +173,28 @@ impl PgStorage {
         self.transaction(IsolationLevel::RepeatableRead, true, &mut f)
     }
 
+    /// The storage interface is synchronous. Called on an async worker
+    /// thread (a handler that did not move to a blocking thread), the
+    /// worker is handed over to blocking work for the call, so the
+    /// server's other tasks keep running.
     fn transaction<T>(
+        &self,
+        level: IsolationLevel,
+        read_only: bool,
+        f: &mut dyn FnMut(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| self.run_transaction(level, read_only, f))
+            }
+            Ok(_) => Err(StorageError::Backend(
+                "the PostgreSQL backend is called from a blocking thread or a multi-threaded runtime".into(),
+            )),
+            Err(_) => self.run_transaction(level, read_only, f),
+        }
+    }
+
+    fn run_transaction<T>(
         &self,
         level: IsolationLevel,
         read_only: bool,

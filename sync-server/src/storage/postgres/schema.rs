@@ -178,7 +178,12 @@ const MIGRATION_LOCK: i64 = 0x6669_656c_645f_6d67; // "field_mg"
 
 pub(super) fn migrate(tx: &mut Tx<'_>) -> Result<()> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        tx.batch("CREATE TABLE schema_version (version BIGINT NOT NULL)")?;
+    }
     let current: i64 = match tx.query_opt("SELECT version FROM schema_version", &[])? {
         Some(row) => row.get(0),
         None => {

@@ -1,0 +1,168 @@
+//! Two `sync-server` processes on one PostgreSQL database and one blob
+//! directory, behind a round-robin balancer: every device request may land
+//! on either. They serve one city; one of them killed mid-push loses and
+//! duplicates nothing while the other keeps serving.
+
+use std::io::Write;
+
+use field_e2e::proxy::Proxy;
+use field_e2e::server::Server;
+use field_e2e::{CELLS, Device, grid_geojson, png};
+
+use crate::sync::{own_changes, report, track};
+
+struct City {
+    _dir: tempfile::TempDir,
+    one: Server,
+    two: Server,
+    balancer: Proxy,
+}
+
+/// Instance one starts first (it writes the admin token); instance two
+/// gets a copy of the token file, as an operator would hand it out.
+fn city() -> Option<City> {
+    let url = field_e2e::pg_database()?;
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = dir.path().join("blobs");
+    let flags = ["--database", &url, "--blobs", blobs.to_str().unwrap()];
+    let one = Server::start_with(&dir.path().join("one"), &flags, &[]);
+    std::fs::create_dir_all(dir.path().join("two")).unwrap();
+    std::fs::copy(
+        dir.path().join("one/admin.token"),
+        dir.path().join("two/admin.token"),
+    )
+    .unwrap();
+    let two = Server::start_with(&dir.path().join("two"), &flags, &[]);
+    let balancer = Proxy::balance(vec![one.addr(), two.addr()]);
+    Some(City {
+        _dir: dir,
+        one,
+        two,
+        balancer,
+    })
+}
+
+fn enrol(city: &City, code: &str) -> Device {
+    let d = Device::init("pending");
+    d.ok(&["enroll", "--server", &city.balancer.url, "--code", code]);
+    d
+}
+
+#[test]
+fn two_instances_on_one_database_serve_one_city() {
+    let Some(city) = city() else {
+        return;
+    };
+    // The grid imported on one instance is what the other serves.
+    city.two.import_grid(&grid_geojson(false));
+    let a1 = enrol(&city, &city.one.add_user("王芳", "collector", &CELLS));
+    let a2 = enrol(&city, &city.two.new_code("王芳"));
+    let b = enrol(&city, &city.one.add_user("李伟", "collector", &CELLS));
+    let devices = [&a1, &a2, &b];
+    a1.ok(&["sync"]);
+    assert!(
+        a1.status()["pull_cursor"].as_u64().is_some(),
+        "a1 synced through the balancer"
+    );
+    let x = report(&a1, 1, "120.2605", "garbage by the gate");
+    report(&b, 3, "120.2625", "bags on the kerb");
+    for (i, d) in devices.iter().enumerate() {
+        track(d, i as u32);
+    }
+    // Each `field sync` is a new process, so a new connection: the
+    // balancer alternates instances between them.
+    for d in [&a1, &b, &a2, &a1, &b, &a2] {
+        d.ok(&["sync"]);
+    }
+    a2.ok(&["case", "edit", &x, "--desc", "garbage, two bags (a2)"]);
+    let p9 = a1.file("p9.png", &png(9));
+    a1.ok(&[
+        "case",
+        "edit",
+        &x,
+        "--desc",
+        "garbage, three bags (a1)",
+        "--add-photo",
+        p9.to_str().unwrap(),
+    ]);
+    for d in [&a2, &a1, &b, &a1, &a2, &b] {
+        d.ok(&["sync"]);
+    }
+    let (one, two) = (city.one.digest(), city.two.digest());
+    assert_eq!(one, two, "both instances read the same city");
+    let mut authored = 0;
+    for d in devices {
+        let mine = d.digests();
+        assert_eq!(mine["cases"], one["cases"]);
+        let actor = d.actor();
+        assert_eq!(mine["devices"][&actor], one["devices"][&actor]);
+        let status = d.status();
+        assert_eq!(status["pending_changes"], 0);
+        assert_eq!(status["pending_photos"], 0);
+        assert_eq!(status["refused_changes"], 0);
+        authored += own_changes(d);
+    }
+    assert_eq!(
+        one["changes"].as_i64().unwrap(),
+        authored,
+        "each change once"
+    );
+    // A photo uploaded through either instance is readable on both.
+    let shown = a2.ok(&["case", "show", &x, "--json"]).json();
+    for p in shown["case"]["photos"].as_array().unwrap() {
+        let hash = p["hash"].as_str().unwrap();
+        for s in [&city.one, &city.two] {
+            let bytes = s
+                .admin()
+                .get_bytes(&format!("/v1/photos/{hash}"))
+                .expect("photo on both instances");
+            assert!(!bytes.is_empty());
+        }
+    }
+}
+
+#[test]
+fn an_instance_killed_mid_push_loses_and_duplicates_nothing() {
+    let Some(mut city) = city() else {
+        return;
+    };
+    city.one.import_grid(&grid_geojson(false));
+    let d = enrol(&city, &city.one.add_user("赵磊", "collector", &CELLS));
+    d.ok(&["sync"]);
+    for i in 0..5 {
+        report(&d, 20 + i, "120.2605", &format!("case {i}"));
+        track(&d, i);
+    }
+    // Half a push reaches instance one, which then dies (SIGKILL).
+    let bundle = d.home().join("out.json");
+    d.ok(&["changes", "export", "--out", bundle.to_str().unwrap()]);
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "protocol": field_core::sync::protocol::PROTOCOL_VERSION,
+        "push": bundle["changes"],
+        "pull": {}
+    }))
+    .unwrap();
+    let mut raw = std::net::TcpStream::connect(city.one.addr()).unwrap();
+    write!(
+        raw,
+        "POST /v1/sync HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        d.token(),
+        body.len()
+    )
+    .unwrap();
+    raw.write_all(&body[..body.len() / 2]).unwrap();
+    raw.flush().unwrap();
+    city.one.kill();
+    // The device syncs on; the balancer finds instance one gone.
+    d.ok(&["sync"]);
+    d.ok(&["sync"]);
+    let server = city.two.digest();
+    let mine = d.digests();
+    assert_eq!(mine["cases"], server["cases"]);
+    assert_eq!(mine["devices"][&d.actor()], server["devices"][&d.actor()]);
+    assert_eq!(d.status()["pending_changes"], 0);
+    assert_eq!(d.status()["pending_photos"], 0);
+    assert_eq!(server["changes"].as_i64().unwrap(), own_changes(&d));
+}
