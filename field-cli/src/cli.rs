@@ -674,6 +674,18 @@ pub enum BenchCmd {
         /// Cases already on the server for the large-history measurement.
         #[arg(long, default_value_t = 100_000)]
         history: usize,
+        /// Also run the many-devices sync on `postgres` (beside the embedded
+        /// run, with the ratio): needs `--database`.
+        #[arg(long, value_enum, default_value_t = BenchBackend::Sqlite)]
+        backend: BenchBackend,
+        /// An empty PostgreSQL database for `--backend postgres`
+        /// (`postgres://USER@HOST:PORT/DB`; default $FIELD_PG_DATABASE).
+        #[arg(long, env = "FIELD_PG_DATABASE")]
+        database: Option<String>,
+        /// Server instances sharing that database; devices take turns
+        /// among them.
+        #[arg(long, default_value_t = 2)]
+        instances: usize,
     },
     /// The device store: track inserts vs plain rusqlite, remote change apply, cell lookup.
     Store {
@@ -686,4 +698,13 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 1_000_000)]
         lookups: usize,
     },
+}
+
+/// Where a bench's server keeps its records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchBackend {
+    /// The embedded default only.
+    Sqlite,
+    /// The embedded default and PostgreSQL with several instances.
+    Postgres,
 }

@@ -18,7 +18,6 @@ use field_core::store::{CaseEditRequest, NewCase, STORE_FILE, Store};
 use field_core::sync::Bundle;
 use field_core::sync::http::HttpTransport;
 use serde_json::{Value, json};
-use sync_server::storage::prelude::*;
 
 use crate::loopback::{add_collector, enroll, new_code, start_server};
 use crate::output::{Output, table};

@@ -10,6 +10,7 @@ use field_core::sync::protocol::EnrollRequest;
 use serde_json::{Value, json};
 use sync_server::config::Limits;
 use sync_server::service::{Center, ensure_admin, system_clock};
+use sync_server::storage::Storage;
 use sync_server::storage::sqlite::SqliteStorage;
 
 /// The first day the demo's and benches' collectors are assigned.
@@ -18,7 +19,7 @@ pub const HISTORY_FROM: &str = "2026-01-01";
 /// A server on loopback, stopped when dropped.
 pub struct Loopback {
     pub url: String,
-    pub storage: Arc<SqliteStorage>,
+    pub storage: Arc<dyn Storage>,
     /// The server's logic, for in-process measurements beside the HTTP ones.
     pub center: Center,
     pub admin: String,
@@ -46,6 +47,37 @@ pub fn start_server(dir: &std::path::Path) -> Result<Loopback> {
     let storage = Arc::new(SqliteStorage::open(dir)?);
     let admin =
         ensure_admin(storage.as_ref(), dir)?.context("the data directory already has an admin")?;
+    serve(storage, admin)
+}
+
+/// `instances` servers on one PostgreSQL database (`url`, empty), photos
+/// in DIR/blobs: each its own storage, pool and runtime, as separate
+/// processes would be.
+pub fn start_instances(
+    dir: &std::path::Path,
+    url: &str,
+    instances: usize,
+) -> Result<Vec<Loopback>> {
+    let mut out = Vec::new();
+    let mut admin = None;
+    for i in 0..instances.max(1) {
+        let blobs = sync_server::storage::blobs::Blobs::in_dir(&dir.join("blobs"))?;
+        let storage: Arc<dyn Storage> =
+            Arc::new(sync_server::storage::postgres::PgStorage::open(url, blobs)?);
+        if admin.is_none() {
+            let home = dir.join(format!("instance{i}"));
+            std::fs::create_dir_all(&home)?;
+            admin = Some(
+                ensure_admin(storage.as_ref(), &home)?
+                    .context("the database already has an admin: give the bench an empty one")?,
+            );
+        }
+        out.push(serve(storage, admin.clone().unwrap_or_default())?);
+    }
+    Ok(out)
+}
+
+fn serve(storage: Arc<dyn Storage>, admin: String) -> Result<Loopback> {
     let center = Center::new(storage.clone(), Limits::default(), system_clock());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

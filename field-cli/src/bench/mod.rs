@@ -99,8 +99,25 @@ pub fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
             let rows = console::run(dir.path(), cases, collectors, browser)?;
             show_measures(out, &rows)
         }
-        BenchCmd::Sync { devices, history } => {
-            let rows = sync::run(dir.path(), devices, history)?;
+        BenchCmd::Sync {
+            devices,
+            history,
+            backend,
+            database,
+            instances,
+        } => {
+            let postgres = match backend {
+                crate::cli::BenchBackend::Sqlite => None,
+                crate::cli::BenchBackend::Postgres => Some((
+                    database.ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--backend postgres needs --database postgres://… (an empty database)"
+                        )
+                    })?,
+                    instances,
+                )),
+            };
+            let rows = sync::run(dir.path(), devices, history, postgres)?;
             show_measures(out, &rows)
         }
     }

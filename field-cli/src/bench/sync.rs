@@ -14,7 +14,6 @@ use field_core::sync::client;
 use field_core::sync::http::HttpTransport;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sync_server::storage::prelude::*;
 
 use crate::loopback::{Loopback, enrolled, start_server};
 use crate::simulate::{GridSpec, noise_photo, patrol_walk};
@@ -188,7 +187,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-pub fn run(dir: &std::path::Path, devices: usize, history: usize) -> Result<Vec<SyncRow>> {
+pub fn run(
+    dir: &std::path::Path,
+    devices: usize,
+    history: usize,
+    postgres: Option<(String, usize)>,
+) -> Result<Vec<SyncRow>> {
     let lb = start_server(&dir.join("server"))?;
     let grid = GridSpec {
         west: 120.2,
@@ -309,7 +313,43 @@ pub fn run(dir: &std::path::Path, devices: usize, history: usize) -> Result<Vec<
         json!({ "ratio": small_large[1] / small_large[0] }),
     ));
 
-    // 4. Many devices, a day each, all at once. Each collector walks a
+    // 4. Many devices, a day each, all at once: on the embedded server,
+    // then (asked for) on PostgreSQL with several instances, the devices
+    // taking turns among them.
+    let (embedded, _) = many_devices(&[lb], &dir.join("many"), devices, "embedded")?;
+    let embedded_rate = embedded.figures["device_days_per_second"]
+        .as_f64()
+        .unwrap_or(0.0);
+    rows.push(embedded);
+    if let Some((url, instances)) = postgres {
+        let lbs = crate::loopback::start_instances(&dir.join("pg"), &url, instances)?;
+        let (mut pg, rate) = many_devices(
+            &lbs,
+            &dir.join("many-pg"),
+            devices,
+            &format!("PostgreSQL, {instances} instances"),
+        )?;
+        pg.note = format!(
+            "{}; {:.2}× the embedded run's device-days/s",
+            pg.note,
+            rate / embedded_rate.max(f64::MIN_POSITIVE)
+        );
+        rows.push(pg);
+    }
+    Ok(rows)
+}
+
+/// Many devices sync a day each at once, device `i` through server
+/// `lbs[i % n]`. The row, and its device-days per second.
+fn many_devices(
+    lbs: &[Loopback],
+    dir: &std::path::Path,
+    devices: usize,
+    label: &str,
+) -> Result<(SyncRow, f64)> {
+    std::fs::create_dir_all(dir)?;
+    let lb = &lbs[0];
+    // Each collector walks a
     // beat of their own (a block of 4 × 4 cells of a city grid sized for
     // them), as in a city: a device pulls its own cells' cases, not the
     // whole city's. (Before, every device shared one 50-cell area and so
@@ -323,7 +363,7 @@ pub fn run(dir: &std::path::Path, devices: usize, history: usize) -> Result<Vec<
         cols: side * BEAT,
         cell_m: 100.0,
     };
-    import_grid(&lb, city)?;
+    import_grid(lb, city)?;
     let mut stores = Vec::new();
     let mut total_points = 0;
     let mut total_raw = 0;
@@ -341,7 +381,12 @@ pub fn run(dir: &std::path::Path, devices: usize, history: usize) -> Result<Vec<
             cols: BEAT,
             cell_m: city.cell_m,
         };
-        let mut s = enrolled(&lb, &dir.join(format!("d{i}.db")), &format!("c{i}"), &beat)?;
+        let mut s = enrolled(
+            &lbs[i % lbs.len()],
+            &dir.join(format!("d{i}.db")),
+            &format!("c{i}"),
+            &beat,
+        )?;
         sync(&mut s)?;
         let (p, r) = patrol_day(&mut s, &block, 100 + i as u64, 40, 48)?;
         total_points += p;
@@ -371,11 +416,23 @@ pub fn run(dir: &std::path::Path, devices: usize, history: usize) -> Result<Vec<
         bytes += r.up + r.down;
     }
     times.sort_by(f64::total_cmp);
-    rows.push(row(
-        &format!("{devices} devices sync a day each at once"),
-        format!("{:.1} s wall, {:.0} points/s, {:.1} MB/s", wall, total_points as f64 / wall, bytes as f64 / 1e6 / wall),
-        format!("each on its own {} cells; {:.2} device-days/s; per-device sync p50 {:.2} s, p99 {:.2} s; raw payload {:.1} MB", BEAT * BEAT, devices as f64 / wall, percentile(&times, 0.5), percentile(&times, 0.99), total_raw as f64 / 1e6),
+    let r = row(
+        &format!("{devices} devices sync a day each at once ({label})"),
+        format!(
+            "{:.1} s wall, {:.0} points/s, {:.1} MB/s",
+            wall,
+            total_points as f64 / wall,
+            bytes as f64 / 1e6 / wall
+        ),
+        format!(
+            "each on its own {} cells; {:.2} device-days/s; per-device sync p50 {:.2} s, p99 {:.2} s; raw payload {:.1} MB",
+            BEAT * BEAT,
+            devices as f64 / wall,
+            percentile(&times, 0.5),
+            percentile(&times, 0.99),
+            total_raw as f64 / 1e6
+        ),
         json!({ "wall_seconds": wall, "device_days_per_second": devices as f64 / wall, "points": total_points, "bytes": bytes, "p50_seconds": percentile(&times, 0.5), "p99_seconds": percentile(&times, 0.99) }),
-    ));
-    Ok(rows)
+    );
+    Ok((r, devices as f64 / wall))
 }
