@@ -56,13 +56,13 @@ enum Job {
     /// Move a city's photos from its data directory into the `--blobs`
     /// target (an S3 bucket): every photo copied, read back and checked
     /// against its hash; safe to run again. Run it with the server stopped,
-    /// then start the server with the same `--blobs`. (`--to postgres://…`
-    /// for the records is not built yet: see the README.)
+    /// then start the server with the same `--blobs`. (`--to postgres://…`,
+    /// copying the records into PostgreSQL, is not built yet.)
     Migrate {
         /// The data directory to move from.
         #[arg(long)]
         from: PathBuf,
-        /// Where the records go (PostgreSQL; not built yet).
+        /// Where the records go (PostgreSQL; copying them is not built yet).
         #[arg(long)]
         to: Option<String>,
     },
@@ -88,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(Job::Migrate { from, to }) = &args.job {
         if let Some(to) = to {
             anyhow::bail!(
-                "--to {to}: the PostgreSQL backend is not built yet; only the photos move (--blobs)"
+                "--to {to}: copying a data directory's records into PostgreSQL is not built yet; only the photos move (--blobs). A new city can start on --database postgres://… directly"
             );
         }
         let target = args
