@@ -1,11 +1,12 @@
-//! Two `sync-server` processes on one PostgreSQL database and one blob
-//! directory, behind a round-robin balancer: every device request may land
-//! on either. They serve one city; one of them killed mid-push loses and
+//! Two `sync-server` processes on one PostgreSQL database and one S3
+//! bucket (s3s-fs on loopback), behind a round-robin balancer: every device
+//! connection may land on either. They serve one city; one of them killed mid-push loses and
 //! duplicates nothing while the other keeps serving.
 
 use std::io::Write;
 
 use field_e2e::proxy::Proxy;
+use field_e2e::s3::S3Server;
 use field_e2e::server::Server;
 use field_e2e::{CELLS, Device, grid_geojson, png};
 
@@ -13,6 +14,7 @@ use crate::sync::{own_changes, report, track};
 
 struct City {
     _dir: tempfile::TempDir,
+    _bucket: S3Server,
     one: Server,
     two: Server,
     balancer: Proxy,
@@ -22,20 +24,23 @@ struct City {
 /// gets a copy of the token file, as an operator would hand it out.
 fn city() -> Option<City> {
     let url = field_e2e::pg_database()?;
+    let bucket = S3Server::start("city")?;
     let dir = tempfile::tempdir().unwrap();
-    let blobs = dir.path().join("blobs");
-    let flags = ["--database", &url, "--blobs", blobs.to_str().unwrap()];
-    let one = Server::start_with(&dir.path().join("one"), &flags, &[]);
+    let blobs = bucket.url();
+    let flags = ["--database", &url, "--blobs", &blobs];
+    let env = bucket.env();
+    let one = Server::start_with(&dir.path().join("one"), &flags, &env);
     std::fs::create_dir_all(dir.path().join("two")).unwrap();
     std::fs::copy(
         dir.path().join("one/admin.token"),
         dir.path().join("two/admin.token"),
     )
     .unwrap();
-    let two = Server::start_with(&dir.path().join("two"), &flags, &[]);
+    let two = Server::start_with(&dir.path().join("two"), &flags, &env);
     let balancer = Proxy::balance(vec![one.addr(), two.addr()]);
     Some(City {
         _dir: dir,
+        _bucket: bucket,
         one,
         two,
         balancer,
