@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use field_core::crdt::{CaseState, CaseView, Change, ChangeId, Hlc, Op, TaskState};
+use field_core::crdt::{CaseState, CaseView, Change, ChangeId, Hlc, HlcGenerator, Op, TaskState};
 use field_core::geo::CellIndex;
 use field_core::model::{ActorId, CaseId, Catalog, Cell, LonLat, PhotoHash};
 use field_core::model::{ShiftMark, TaskSpec, Timestamp, TrackPoint};
@@ -219,13 +219,27 @@ impl PgStorage {
                     &[&actor.as_bytes().as_slice()],
                 )?
                 .get(0);
-            let mut hlc = self.hlc.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(last) = last {
-                let _ = hlc.observe(Hlc::from_raw(last as u64), self.now_ms().max(0) as u64);
-            }
             let op = op(tx)?;
-            Ok(applier.emit(rows, actor, &mut hlc, op)?)
+            self.with_hlc(|hlc| {
+                if let Some(last) = last {
+                    let _ = hlc.observe(Hlc::from_raw(last as u64), self.now_ms().max(0) as u64);
+                }
+                Ok(applier.emit(rows, actor, hlc, op)?)
+            })
         })
+    }
+
+    /// Runs `f` with a copy of this instance's clock, then keeps the later
+    /// of the two: merges on one instance never wait on each other's
+    /// database work for the clock.
+    fn with_hlc<T>(&self, f: impl FnOnce(&mut HlcGenerator) -> T) -> T {
+        let mut mine = *self.hlc.lock().unwrap_or_else(|p| p.into_inner());
+        let out = f(&mut mine);
+        let mut shared = self.hlc.lock().unwrap_or_else(|p| p.into_inner());
+        if mine.last() > shared.last() {
+            *shared = mine;
+        }
+        out
     }
 
     fn case_state(&self, tx: &Tx<'_>, id: CaseId) -> Result<Option<CaseState>> {
@@ -358,12 +372,13 @@ impl Replica for PgStorage {
     fn apply(&self, changes: Vec<Change>) -> Result<Vec<(ChangeId, Judgement)>> {
         // Delivery order, never re-sorted (see `Store::apply_judged`).
         self.merge(|_, rows, applier| {
-            let mut hlc = self.hlc.lock().unwrap_or_else(|p| p.into_inner());
-            let mut out = Vec::with_capacity(changes.len());
-            for change in &changes {
-                out.push((change.id(), applier.judge(rows, change, &mut hlc)?));
-            }
-            Ok(out)
+            self.with_hlc(|hlc| {
+                let mut out = Vec::with_capacity(changes.len());
+                for change in &changes {
+                    out.push((change.id(), applier.judge(rows, change, hlc)?));
+                }
+                Ok(out)
+            })
         })
     }
 
