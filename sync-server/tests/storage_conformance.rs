@@ -319,6 +319,11 @@ fn replica(s: &dyn Storage) {
     let catalog = s.catalog().unwrap();
     let cover = catalog.resolve("category", "BJ0101").unwrap().code.clone();
     assert!(s.has_category(&cover).unwrap());
+    let mut custom = catalog.clone();
+    custom.version = "city-2026".into();
+    s.set_catalog(custom).unwrap();
+    assert_eq!(s.custom_catalog().unwrap().unwrap().version, "city-2026");
+    assert_eq!(s.catalog().unwrap().version, "city-2026");
 }
 
 /// Assessment records: configuration versions number up, rollups and
@@ -428,6 +433,15 @@ fn two_instances_merging_into_one_case_agree_with_one_replica() {
     for s in [&*i1 as &dyn Storage, &reference] {
         s.apply(report.clone()).unwrap();
     }
+    // Reference data one instance imports is what the other serves.
+    assert_eq!(i2.grid().unwrap(), i1.grid().unwrap());
+    let mut custom = i2.catalog().unwrap();
+    custom.version = "imported-on-1".into();
+    i1.set_catalog(custom.clone()).unwrap();
+    assert_eq!(i1.catalog().unwrap().version, "imported-on-1"); // read, and held
+    custom.version = "imported-on-2".into();
+    i2.set_catalog(custom).unwrap();
+    assert_eq!(i1.catalog().unwrap().version, "imported-on-2");
     let all: Vec<Change> = editors.iter().flatten().cloned().collect();
     reference.apply(all.clone()).unwrap();
     std::thread::scope(|scope| {

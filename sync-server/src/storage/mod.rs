@@ -105,6 +105,40 @@ pub(crate) fn wall_clock_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A storage input refused: the field and the reason.
+pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> StorageError {
+    StorageError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A new user, its fields checked (name, company, cells bounded): what
+/// every backend stores on `create_user`.
+pub(crate) fn new_user(
+    name: &str,
+    role: Role,
+    company: Option<&str>,
+    cells: &[String],
+) -> Result<User> {
+    use field_core::model::limits::{MAX_NAME_BYTES, bounded, bounded_len, bounded_opt};
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(invalid("name", "is empty"));
+    }
+    bounded("name", name, MAX_NAME_BYTES)?;
+    bounded_opt("company", company, MAX_NAME_BYTES)?;
+    bounded_len("cells", cells.len(), 100_000)?;
+    Ok(User {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: name.to_string(),
+        role,
+        company: company.map(str::to_string),
+        cells: cells.to_vec(),
+        disabled: false,
+    })
+}
+
 /// What a user may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

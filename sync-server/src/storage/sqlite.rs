@@ -114,13 +114,7 @@ pub struct SqliteStorage {
     grid_cache: Mutex<Option<(String, serde_json::Value)>>,
 }
 
-fn invalid(field: &str, reason: impl Into<String>) -> StorageError {
-    StorageError::Invalid {
-        field: field.into(),
-        reason: reason.into(),
-    }
-}
-
+use super::invalid;
 use super::wall_clock_ms as now_ms;
 
 fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
@@ -258,22 +252,7 @@ impl Identity for SqliteStorage {
         company: Option<&str>,
         cells: &[String],
     ) -> Result<User> {
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(invalid("name", "is empty"));
-        }
-        use field_core::model::limits::{MAX_NAME_BYTES, bounded, bounded_len, bounded_opt};
-        bounded("name", name, MAX_NAME_BYTES)?;
-        bounded_opt("company", company, MAX_NAME_BYTES)?;
-        bounded_len("cells", cells.len(), 100_000)?;
-        let user = User {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: name.to_string(),
-            role,
-            company: company.map(str::to_string),
-            cells: cells.to_vec(),
-            disabled: false,
-        };
+        let user = super::new_user(name, role, company, cells)?;
         self.db().execute(
             "INSERT INTO users (id, name, role, company, cells, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![user.id, user.name, role.as_str(), user.company, serde_json::to_string(&user.cells).unwrap_or_default(), now_ms()],

@@ -2,21 +2,13 @@
 //! console sessions, the audit log, per-device counters.
 
 use field_core::model::ActorId;
-use field_core::model::limits::{MAX_NAME_BYTES, bounded, bounded_len, bounded_opt};
 use tokio_postgres::Row;
 
-use super::PgStorage;
+use super::{PgStorage, actor_of};
 use crate::storage::{AuditEntry, ConsoleSession, Device, Identity, Principal, Result, Role};
-use crate::storage::{StorageError, User};
+use crate::storage::{StorageError, User, invalid};
 
 const USER_COLUMNS: &str = "id, name, role, company, cells, disabled";
-
-fn invalid(field: &str, reason: &str) -> StorageError {
-    StorageError::Invalid {
-        field: field.into(),
-        reason: reason.into(),
-    }
-}
 
 fn user_of(r: &Row) -> User {
     User {
@@ -27,10 +19,6 @@ fn user_of(r: &Row) -> User {
         cells: serde_json::from_str(r.get::<_, &str>(4)).unwrap_or_default(),
         disabled: r.get(5),
     }
-}
-
-fn actor_of(bytes: &[u8]) -> Result<ActorId> {
-    uuid::Uuid::from_slice(bytes).map_err(|e| StorageError::NotFound(format!("device id: {e}")))
 }
 
 fn bytes(a: &ActorId) -> &[u8] {
@@ -45,21 +33,7 @@ impl Identity for PgStorage {
         company: Option<&str>,
         cells: &[String],
     ) -> Result<User> {
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(invalid("name", "is empty"));
-        }
-        bounded("name", name, MAX_NAME_BYTES)?;
-        bounded_opt("company", company, MAX_NAME_BYTES)?;
-        bounded_len("cells", cells.len(), 100_000)?;
-        let user = User {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: name.to_string(),
-            role,
-            company: company.map(str::to_string),
-            cells: cells.to_vec(),
-            disabled: false,
-        };
+        let user = crate::storage::new_user(name, role, company, cells)?;
         let cells = serde_json::to_string(&user.cells).unwrap_or_default();
         let now = self.now_ms();
         self.write(|tx| {

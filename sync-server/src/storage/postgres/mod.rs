@@ -50,6 +50,8 @@ pub struct PgStorage {
     clock: Mutex<Box<dyn Clock>>,
     hlc: Mutex<HlcGenerator>,
     grid: Mutex<Option<replica::GridCache>>,
+    /// The imported catalog, parsed, with the stamp of its import.
+    catalog: Mutex<Option<(String, field_core::model::Catalog)>>,
     /// Tests only: runs inside every merge transaction just before its log
     /// positions are allocated (a slow transaction, made slow on purpose).
     before_positions: Mutex<Option<std::sync::Arc<dyn Fn() + Send + Sync>>>,
@@ -82,6 +84,12 @@ fn retryable(e: &StorageError) -> bool {
             || *c == SqlState::T_R_DEADLOCK_DETECTED
             || *c == SqlState::UNIQUE_VIOLATION
     })
+}
+
+/// An actor id read back from the database.
+fn actor_of(bytes: &[u8]) -> Result<field_core::model::ActorId> {
+    uuid::Uuid::from_slice(bytes)
+        .map_err(|e| StorageError::Core(field_core::Error::Corrupt(format!("actor id: {e}"))))
 }
 
 /// A PostgreSQL error inside the merge, which speaks field-core's errors.
@@ -139,6 +147,7 @@ impl PgStorage {
             clock: Mutex::new(clock),
             hlc: Mutex::new(HlcGenerator::default()),
             grid: Mutex::new(None),
+            catalog: Mutex::new(None),
             before_positions: Mutex::new(None),
         };
         storage.write(|tx| schema::migrate(tx))?;

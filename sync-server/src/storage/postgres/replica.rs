@@ -17,7 +17,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::rows::PgRows;
-use super::{PgStorage, Tx};
+use super::{PgStorage, Tx, actor_of};
 use crate::storage::{Replica, ReportClock, Result, StorageError};
 
 /// The grid an instance holds in memory, with the version it was read at:
@@ -31,10 +31,6 @@ pub(super) struct GridCache {
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StorageError {
     StorageError::Core(field_core::Error::Corrupt(format!("{what}: {e}")))
-}
-
-fn actor_of(bytes: &[u8]) -> Result<ActorId> {
-    uuid::Uuid::from_slice(bytes).map_err(|e| corrupt("actor id", e))
 }
 
 fn case_id(text: &str) -> Result<CaseId> {
@@ -641,14 +637,33 @@ impl Replica for PgStorage {
     }
 
     fn set_catalog(&self, catalog: Catalog) -> Result<()> {
-        self.write(|tx| PgStorage::set_meta(tx, "catalog", &catalog.to_json()))
+        let stamp = uuid::Uuid::new_v4().to_string();
+        self.write(|tx| {
+            PgStorage::set_meta(tx, "catalog", &catalog.to_json())?;
+            PgStorage::set_meta(tx, "catalog_stamp", &stamp)
+        })
     }
 
+    /// Read and parsed once per import on each instance: every pushed
+    /// report checks its category, so only the import's stamp is read each
+    /// time.
     fn custom_catalog(&self) -> Result<Option<Catalog>> {
         self.read(|tx| {
-            self.meta(tx, "catalog")?
-                .map(|json| Ok(Catalog::from_json(&json)?))
-                .transpose()
+            let Some(stamp) = self.meta(tx, "catalog_stamp")? else {
+                return Ok(None);
+            };
+            let mut cache = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((held, catalog)) = cache.as_ref()
+                && *held == stamp
+            {
+                return Ok(Some(catalog.clone()));
+            }
+            let Some(json) = self.meta(tx, "catalog")? else {
+                return Ok(None);
+            };
+            let catalog = Catalog::from_json(&json)?;
+            *cache = Some((stamp, catalog.clone()));
+            Ok(Some(catalog))
         })
     }
 
