@@ -53,16 +53,19 @@ enum Job {
     },
     /// Print who may do what at the center (the table in API.md), then exit.
     Policy,
-    /// Move a city's photos from its data directory into the `--blobs`
-    /// target (an S3 bucket): every photo copied, read back and checked
-    /// against its hash; safe to run again. Run it with the server stopped,
-    /// then start the server with the same `--blobs`. (`--to postgres://…`,
-    /// copying the records into PostgreSQL, is not built yet.)
+    /// Move a city out of its data directory: `--to postgres://…` copies
+    /// the records into an empty PostgreSQL database (the change log
+    /// replayed through the merge with its receipt times, the center's
+    /// tables copied, then the state digests of both sides compared — a
+    /// difference fails the command); `--blobs s3://…` copies the photos
+    /// (each read back and hash-checked; safe to run again). Run it with the
+    /// server stopped, then start servers with the same `--database` and
+    /// `--blobs`.
     Migrate {
         /// The data directory to move from.
         #[arg(long)]
         from: PathBuf,
-        /// Where the records go (PostgreSQL; copying them is not built yet).
+        /// Where the records go: an empty PostgreSQL database.
         #[arg(long)]
         to: Option<String>,
     },
@@ -86,29 +89,17 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     if let Some(Job::Migrate { from, to }) = &args.job {
-        if let Some(to) = to {
-            anyhow::bail!(
-                "--to {to}: copying a data directory's records into PostgreSQL is not built yet; only the photos move (--blobs). A new city can start on --database postgres://… directly"
-            );
-        }
-        let target = args
-            .blobs
-            .clone()
-            .context("migrate needs --blobs (the target, e.g. s3://bucket?endpoint=…)")?;
-        let from = from.clone();
+        let (from, to, blobs) = (from.clone(), to.clone(), args.blobs.clone());
         // Not beside a server on the same data: uploads would race the copy.
         let _lock = sync_server::storage::lock_data_dir(&from)?;
-        let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            use sync_server::storage::blobs::Blobs;
-            let source = Blobs::in_dir(&from.join("blobs"))?;
-            let target = match open_blobs(Some(&target))? {
-                Some(b) => b,
-                None => anyhow::bail!("--blobs must name a target"),
-            };
-            Ok(source.copy_to(&target)?)
-        })
-        .await??;
+        let (summary, equal) =
+            tokio::task::spawn_blocking(move || migrate(&from, to.as_deref(), blobs.as_deref()))
+                .await??;
         println!("{}", serde_json::to_string(&summary)?);
+        anyhow::ensure!(
+            equal,
+            "the state digests differ after the move: see the summary above"
+        );
         return Ok(());
     }
     let file = match &args.config {
@@ -199,6 +190,62 @@ fn open_storage(
             anyhow::bail!("database: {other:?} is neither `sqlite` nor a postgres:// URL")
         }
     })
+}
+
+/// Moves the city in the data directory `from`: its records into the
+/// PostgreSQL database `to` (empty) when given, its photos into `blobs`
+/// when given. The summary, and whether both sides' digests agree.
+fn migrate(
+    from: &std::path::Path,
+    to: Option<&str>,
+    blobs: Option<&str>,
+) -> anyhow::Result<(serde_json::Value, bool)> {
+    use sync_server::storage::blobs::Blobs;
+    anyhow::ensure!(
+        to.is_some() || blobs.is_some(),
+        "migrate needs --to postgres://… (the records), --blobs s3://… (the photos), or both"
+    );
+    // The target database first: an unreachable one stops the move before
+    // anything is copied.
+    let target = match to {
+        Some(url) => {
+            anyhow::ensure!(
+                url.starts_with("postgres://") || url.starts_with("postgresql://"),
+                "--to: {url:?} is not a postgres:// URL"
+            );
+            anyhow::ensure!(
+                from.join("center.db").exists(),
+                "--from: {} holds no city (no center.db)",
+                from.display()
+            );
+            let photos_home = match open_blobs(blobs)? {
+                Some(b) => b,
+                None => Blobs::in_dir(&from.join("blobs"))?,
+            };
+            Some(PgStorage::open(url, photos_home).context("opening the target database")?)
+        }
+        None => None,
+    };
+    let photos = match open_blobs(blobs)? {
+        Some(to) => Some(Blobs::in_dir(&from.join("blobs"))?.copy_to(&to)?),
+        None => None,
+    };
+    let records = match target {
+        Some(target) => {
+            let source = SqliteStorage::open_with(
+                from,
+                Box::new(field_core::crdt::SystemClock),
+                Blobs::in_dir(&from.join("blobs"))?,
+            )?;
+            Some(target.import_city(&source)?)
+        }
+        None => None,
+    };
+    let equal = records.as_ref().is_none_or(|r| r.equal);
+    Ok((
+        serde_json::json!({ "records": records, "photos": photos }),
+        equal,
+    ))
 }
 
 /// The photos' home `--blobs` names: a bucket or a directory.

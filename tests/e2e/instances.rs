@@ -171,3 +171,80 @@ fn an_instance_killed_mid_push_loses_and_duplicates_nothing() {
     assert_eq!(d.status()["pending_photos"], 0);
     assert_eq!(server["changes"].as_i64().unwrap(), own_changes(&d));
 }
+
+/// `migrate` of the demo's city: records into PostgreSQL, photos into a
+/// bucket, digests equal; a server on the new homes serves the same city
+/// to the same admin token.
+#[test]
+fn migrate_moves_the_demo_city() {
+    let Some(url) = field_e2e::pg_database() else {
+        return;
+    };
+    let Some(bucket) = S3Server::start("moved-demo") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let out = std::process::Command::new(field_e2e::field_bin())
+        .args(["demo", "--no-serve", "--keep", demo.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = demo.join("server");
+    let (before, users) = {
+        let old = Server::start_on(&data, "127.0.0.1:0");
+        let users: serde_json::Value = old
+            .admin()
+            .call::<(), serde_json::Value>("GET", "/v1/center/users", None)
+            .unwrap();
+        (old.digest(), users)
+    };
+    let out = std::process::Command::new(field_e2e::server_bin())
+        .args(["migrate", "--from", data.to_str().unwrap(), "--to", &url])
+        .args(["--blobs", &bucket.url()])
+        .envs(bucket.env())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let records = &summary["records"];
+    assert_eq!(records["equal"], true, "{summary}");
+    assert_eq!(records["digest_from"], records["digest_to"]);
+    assert_eq!(records["changes"], before["changes"]);
+    assert_eq!(records["rows"]["users"], 3, "{summary}");
+    let photos = &summary["photos"];
+    assert!(photos["photos"].as_u64().unwrap() > 0);
+    assert_eq!(photos["verified"], photos["photos"]);
+
+    // Again: the target is no longer empty, and the command says so.
+    let again = std::process::Command::new(field_e2e::server_bin())
+        .args(["migrate", "--from", data.to_str().unwrap(), "--to", &url])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a city"));
+
+    // A server on PostgreSQL and the bucket, with the city's admin token.
+    let home = dir.path().join("moved");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::copy(data.join("admin.token"), home.join("admin.token")).unwrap();
+    let moved = Server::start_with(
+        &home,
+        &["--database", &url, "--blobs", &bucket.url()],
+        &bucket.env(),
+    );
+    assert_eq!(moved.digest(), before);
+    let moved_users: serde_json::Value = moved
+        .admin()
+        .call::<(), serde_json::Value>("GET", "/v1/center/users", None)
+        .unwrap();
+    assert_eq!(moved_users, users);
+}

@@ -344,6 +344,43 @@ impl Store {
         Ok(page)
     }
 
+    /// The log itself, for moving a replica elsewhere: up to `limit`
+    /// changes after position `after`, in log order, each with its position
+    /// and when it reached this replica (ms; `None` for changes logged
+    /// before receipt times were kept).
+    pub fn log_page(&self, after: u64, limit: usize) -> Result<Vec<(u64, Option<i64>, Change)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT log_seq, received_ms, body FROM changes WHERE log_seq > ?1 ORDER BY log_seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(
+            params![after as i64, limit.min(i64::MAX as usize) as i64],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, received, body) = row?;
+            out.push((seq as u64, received, Change::from_json(&body)?));
+        }
+        Ok(out)
+    }
+
+    /// Changes waiting in the causal buffer.
+    pub fn buffered_changes(&self) -> Result<Vec<Change>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT body FROM pending_changes ORDER BY actor, counter")?;
+        let bodies = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        bodies.iter().map(|b| Change::from_json(b)).collect()
+    }
+
     /// The position of the newest change in the log.
     pub fn log_position(&self) -> Result<u64> {
         let n: Option<i64> = self

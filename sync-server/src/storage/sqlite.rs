@@ -178,7 +178,7 @@ impl SqliteStorage {
         })
     }
 
-    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+    pub(crate) fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         // A panic while holding the lock leaves SQLite consistent (every
         // write is a transaction), so a poisoned lock is safe to take.
         self.changes.lock().unwrap_or_else(|p| p.into_inner())
@@ -202,7 +202,7 @@ impl SqliteStorage {
             .collect()
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.center.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -16,6 +16,7 @@
 //! Photos stay in the blob store (`--blobs`, a directory or a bucket).
 
 mod identity;
+mod import;
 mod records;
 mod replica;
 mod rows;
@@ -31,6 +32,7 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 use super::blobs::Blobs;
 use super::{Result, StorageError};
 
+pub use import::MoveSummary;
 pub use schema::SCHEMA_VERSION;
 
 /// Most connections one instance holds: with the default admission limit
@@ -65,8 +67,15 @@ impl Drop for PgStorage {
     }
 }
 
-fn pool_error(e: impl std::fmt::Display) -> StorageError {
-    StorageError::Backend(format!("database pool: {e}"))
+fn pool_error(e: impl std::error::Error) -> StorageError {
+    // The pool's message, then its causes (the connection's own reason).
+    let mut text = format!("database pool: {e}");
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    StorageError::Backend(text)
 }
 
 /// Whether a failed transaction lost a race and may simply run again.

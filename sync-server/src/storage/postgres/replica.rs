@@ -182,12 +182,13 @@ impl PgStorage {
     /// changes get their positions.
     fn merge<T>(
         &self,
+        received_ms: i64,
         mut f: impl FnMut(&Tx<'_>, &mut PgRows<'_, '_>, &mut Applier) -> Result<T>,
     ) -> Result<T> {
         self.write(|tx| {
             let grid = self.grid_cache(tx)?;
             let mut rows = PgRows::new(tx);
-            let mut applier = Applier::at(self.now_ms().max(0) as u64);
+            let mut applier = Applier::at(received_ms.max(0) as u64);
             let out = f(tx, &mut rows, &mut applier)?;
             applier.finish(&mut rows, grid.as_ref().map(|g| g.1.as_ref()))?;
             let hook = self
@@ -208,7 +209,7 @@ impl PgStorage {
     /// clocks differ, and a staff member's later decision must not carry
     /// an earlier stamp than one another instance wrote.
     fn emit_as(&self, actor: ActorId, mut op: impl FnMut(&Tx<'_>) -> Result<Op>) -> Result<Change> {
-        self.merge(|tx, rows, applier| {
+        self.merge(self.now_ms(), |tx, rows, applier| {
             let last: Option<i64> = tx
                 .query_one(
                     "SELECT MAX(hlc) FROM changes WHERE actor = $1",
@@ -221,6 +222,26 @@ impl PgStorage {
                     let _ = hlc.observe(Hlc::from_raw(last as u64), self.now_ms().max(0) as u64);
                 }
                 Ok(applier.emit(rows, actor, hlc, op)?)
+            })
+        })
+    }
+
+    /// Merges `changes` as if they reached the center at `received_ms`
+    /// (what decides a task answer's timeliness): `Replica::apply` with the
+    /// time now, a city moved from another store with the times it kept.
+    /// Delivery order, never re-sorted (see `Store::apply_judged`).
+    pub fn apply_received(
+        &self,
+        changes: Vec<Change>,
+        received_ms: i64,
+    ) -> Result<Vec<(ChangeId, Judgement)>> {
+        self.merge(received_ms, |_, rows, applier| {
+            self.with_hlc(|hlc| {
+                let mut out = Vec::with_capacity(changes.len());
+                for change in &changes {
+                    out.push((change.id(), applier.judge(rows, change, hlc)?));
+                }
+                Ok(out)
             })
         })
     }
@@ -366,16 +387,7 @@ impl Replica for PgStorage {
     }
 
     fn apply(&self, changes: Vec<Change>) -> Result<Vec<(ChangeId, Judgement)>> {
-        // Delivery order, never re-sorted (see `Store::apply_judged`).
-        self.merge(|_, rows, applier| {
-            self.with_hlc(|hlc| {
-                let mut out = Vec::with_capacity(changes.len());
-                for change in &changes {
-                    out.push((change.id(), applier.judge(rows, change, hlc)?));
-                }
-                Ok(out)
-            })
-        })
+        self.apply_received(changes, self.now_ms())
     }
 
     fn case(&self, id: CaseId) -> Result<Option<CaseView>> {
