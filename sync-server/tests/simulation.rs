@@ -8,8 +8,16 @@
 //! server's cases, every change is on the server exactly once, every photo
 //! arrived, nothing is left pending.
 //!
-//! SIM_SEEDS=N runs seeds 0..N (default 1000); SIM_SEED=K runs only seed K,
-//! which replays the same schedule of operations and faults.
+//! The same simulation runs against two server instances on one
+//! PostgreSQL database (every request to either, each restarting on its
+//! own), where a merge on one instance is now and then held open — its
+//! states merged, its log positions not yet taken — while another device
+//! syncs through the other instance: a transaction that commits after a
+//! later one.
+//!
+//! SIM_SEEDS=N runs seeds 0..N (default 1000; on PostgreSQL SIM_PG_SEEDS,
+//! default 200); SIM_SEED=K runs only seed K, which replays the same
+//! schedule of operations and faults.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -25,7 +33,40 @@ use field_core::sync::protocol::{
 };
 use sync_server::config::Limits;
 use sync_server::service::{Center, ServiceError, tokens};
+use sync_server::storage::blobs::Blobs;
+use sync_server::storage::postgres::PgStorage;
 use sync_server::storage::{Role, sqlite::SqliteStorage};
+
+mod support;
+
+/// Where the simulated center keeps its records.
+#[derive(Clone)]
+enum Backend {
+    Sqlite,
+    /// Two instances on this database.
+    Postgres(String),
+}
+
+/// Syncs run while a merge was held open, over all seeds (the mechanism
+/// must have been exercised for the run to mean anything).
+static HELD_SYNCS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+thread_local! {
+    /// What a held-open merge does while it is held (this thread's seed).
+    static WHILE_HELD: RefCell<Option<Box<dyn FnMut()>>> = RefCell::new(None);
+}
+
+/// The hook a PostgreSQL instance runs before its log positions: runs this
+/// thread's `WHILE_HELD` (taken out while it runs: no re-entry).
+fn hold_hook() -> Arc<dyn Fn() + Send + Sync> {
+    Arc::new(|| {
+        let f = WHILE_HELD.with(|w| w.borrow_mut().take());
+        if let Some(mut f) = f {
+            f();
+            WHILE_HELD.with(|w| *w.borrow_mut() = Some(f));
+        }
+    })
+}
 
 const BASE_MS: i64 = 1_764_115_200_000; // 2025-11-26T00:00:00Z
 const HOUR: i64 = 3_600_000;
@@ -57,11 +98,13 @@ fn grid() -> String {
     serde_json::json!({ "type": "FeatureCollection", "features": features }).to_string()
 }
 
-/// The server as the network sees it: restartable, with its own clock.
+/// The server as the network sees it: one or more instances, each
+/// restartable, with its own clock.
 struct Net {
     dir: std::path::PathBuf,
     now: Arc<AtomicI64>,
-    center: RefCell<Center>,
+    backend: Backend,
+    centers: RefCell<Vec<Center>>,
     rng: RefCell<fastrand::Rng>,
     faults: std::cell::Cell<bool>,
     stale: RefCell<Vec<(String, SyncRequest)>>,
@@ -69,21 +112,57 @@ struct Net {
 }
 
 fn open_center(dir: &std::path::Path, now: &Arc<AtomicI64>) -> Center {
-    let n = now.clone();
     let clock = ManualClock::at(now.load(Ordering::SeqCst) as u64);
     let storage = SqliteStorage::open_with_clock(dir, Box::new(clock)).expect("server storage");
+    center_on(Arc::new(storage), now)
+}
+
+/// An instance on the shared database; photos in the shared DIR/blobs.
+fn open_instance(url: &str, dir: &std::path::Path, now: &Arc<AtomicI64>) -> Center {
+    let clock = ManualClock::at(now.load(Ordering::SeqCst) as u64);
+    let blobs = Blobs::in_dir(&dir.join("blobs")).expect("blob dir");
+    let storage = PgStorage::open_with(url, blobs, Box::new(clock), 4).expect("server storage");
+    storage.set_before_positions(Some(hold_hook()));
+    center_on(Arc::new(storage), now)
+}
+
+fn center_on(storage: Arc<dyn sync_server::storage::Storage>, now: &Arc<AtomicI64>) -> Center {
+    let n = now.clone();
     Center::new(
-        Arc::new(storage),
+        storage,
         Limits::default(),
         Arc::new(move || n.load(Ordering::SeqCst)),
     )
 }
 
 impl Net {
+    fn open(backend: &Backend, dir: &std::path::Path, now: &Arc<AtomicI64>) -> Vec<Center> {
+        match backend {
+            Backend::Sqlite => vec![open_center(&dir.join("server"), now)],
+            Backend::Postgres(url) => (0..2).map(|_| open_instance(url, dir, now)).collect(),
+        }
+    }
+
+    /// Any instance: a device's request may reach either.
+    fn center(&self) -> Center {
+        let centers = self.centers.borrow();
+        let i = self.rng.borrow_mut().usize(0..centers.len());
+        centers[i].clone()
+    }
+
+    /// Restarts one instance on the same data.
     fn restart(&self) {
-        // Drop the old storage before opening the same files again.
-        *self.center.borrow_mut() = open_center(&self.dir.join("empty"), &self.now);
-        *self.center.borrow_mut() = open_center(&self.dir.join("server"), &self.now);
+        match &self.backend {
+            Backend::Sqlite => {
+                // Drop the old storage before opening the same files again.
+                self.centers.borrow_mut()[0] = open_center(&self.dir.join("empty"), &self.now);
+                self.centers.borrow_mut()[0] = open_center(&self.dir.join("server"), &self.now);
+            }
+            Backend::Postgres(url) => {
+                let i = self.rng.borrow_mut().usize(0..2);
+                self.centers.borrow_mut()[i] = open_instance(url, &self.dir, &self.now);
+            }
+        }
         self.restarts.set(self.restarts.get() + 1);
     }
 
@@ -92,16 +171,20 @@ impl Net {
     }
 
     fn serve(&self, token: &str, req: SyncRequest) -> Result<SyncResponse, ServiceError> {
-        let center = self.center.borrow().clone();
+        let center = self.center();
         let p = center.authenticate(Some(token))?;
         center.sync(&p, req)
     }
 }
 
 fn refused(e: ServiceError) -> TransportError {
-    TransportError::Refused {
-        status: 400,
-        reason: e.to_string(),
+    match e {
+        // The server failed (a lock waited too long): try again later.
+        ServiceError::Internal(why) => TransportError::Unreachable(why),
+        e => TransportError::Refused {
+            status: 400,
+            reason: e.to_string(),
+        },
     }
 }
 
@@ -119,7 +202,7 @@ impl Transport for SimTransport {
         if self.partitioned {
             return Err(TransportError::Unreachable("request lost".into()));
         }
-        let center = self.net.center.borrow().clone();
+        let center = self.net.center();
         let p = center.authenticate(Some(&self.token)).map_err(refused)?;
         center.succeed_device(&p, req.clone()).map_err(refused)
     }
@@ -180,7 +263,7 @@ impl Transport for SimTransport {
         if self.partitioned || self.net.roll(10) {
             return Err(TransportError::Unreachable("request lost".into()));
         }
-        let center = self.net.center.borrow().clone();
+        let center = self.net.center();
         let p = center.authenticate(Some(&self.token)).map_err(refused)?;
         center.photos_needed(&p, req.clone()).map_err(refused)
     }
@@ -195,7 +278,7 @@ impl Transport for SimTransport {
         if self.partitioned || self.net.roll(10) {
             return Err(TransportError::Unreachable("chunk lost".into()));
         }
-        let center = self.net.center.borrow().clone();
+        let center = self.net.center();
         let p = center.authenticate(Some(&self.token)).map_err(refused)?;
         let ack = center
             .upload_chunk(&p, hash.as_str(), offset, total, bytes)
@@ -214,7 +297,7 @@ struct SimDevice {
     transport: SimTransport,
 }
 
-fn run_seed(seed: u64) -> Result<(), String> {
+fn run_seed(seed: u64, backend: &Backend) -> Result<(), String> {
     let mut rng = fastrand::Rng::with_seed(seed);
     // RAM-backed where the machine has it: the simulation is about logic, not disks.
     let shm = std::path::Path::new("/dev/shm");
@@ -228,7 +311,8 @@ fn run_seed(seed: u64) -> Result<(), String> {
     let net = Rc::new(Net {
         dir: tmp.path().to_path_buf(),
         now: now.clone(),
-        center: RefCell::new(open_center(&tmp.path().join("server"), &now)),
+        backend: backend.clone(),
+        centers: RefCell::new(Net::open(backend, tmp.path(), &now)),
         rng: RefCell::new(fastrand::Rng::with_seed(seed ^ 0x9e37_79b9)),
         faults: std::cell::Cell::new(true),
         stale: RefCell::new(Vec::new()),
@@ -236,7 +320,7 @@ fn run_seed(seed: u64) -> Result<(), String> {
     });
 
     // The center: an admin, the grid, three collectors on every cell.
-    let center = net.center.borrow().clone();
+    let center = net.center();
     let storage = center.storage().clone();
     let admin_user = storage
         .create_user("admin", Role::Admin, None, &[])
@@ -267,7 +351,7 @@ fn run_seed(seed: u64) -> Result<(), String> {
         center.add_user(&admin, req).map_err(|e| e.to_string())?;
     }
     let owners = [0usize, 0, 1, 1, 2]; // zhang and li carry a spare handset
-    let mut devices = Vec::new();
+    let mut devices: Vec<RefCell<SimDevice>> = Vec::new();
     for (i, owner) in owners.iter().enumerate() {
         let skew = rng.i64(-2 * HOUR..=2 * HOUR);
         let clock = ManualClock::at((now.load(Ordering::SeqCst) + skew) as u64);
@@ -297,7 +381,7 @@ fn run_seed(seed: u64) -> Result<(), String> {
                 user: resp.user,
             })
             .map_err(|e| e.to_string())?;
-        devices.push(SimDevice {
+        devices.push(RefCell::new(SimDevice {
             store,
             clock,
             skew,
@@ -306,25 +390,47 @@ fn run_seed(seed: u64) -> Result<(), String> {
                 token: resp.token,
                 partitioned: false,
             },
-        });
+        }));
     }
     drop(center);
+    let devices = Rc::new(devices);
+    // A merge held open: now and then another device syncs meanwhile
+    // (its push commits first, its pull runs before the held merge commits).
+    {
+        let (net, devices) = (net.clone(), devices.clone());
+        let hold: Box<dyn FnMut()> = Box::new(move || {
+            if !net.roll(20) {
+                return;
+            }
+            let j = net.rng.borrow_mut().usize(0..devices.len());
+            if let Ok(mut other) = devices[j].try_borrow_mut() {
+                let other = &mut *other;
+                if !other.transport.partitioned {
+                    HELD_SYNCS.fetch_add(1, Ordering::SeqCst);
+                    let _ = client::sync(&mut other.store, &mut other.transport, &mut |_| {});
+                }
+            }
+        });
+        WHILE_HELD.with(|w| *w.borrow_mut() = Some(hold));
+    }
 
     let mut photo_seed = seed * 1000;
     let mut seq = 0u32;
     for _step in 0..40 {
         let t = now.fetch_add(rng.i64(1_000..120_000), Ordering::SeqCst);
-        for d in &devices {
+        for d in devices.iter() {
+            let d = d.borrow();
             d.clock.set((t + d.skew) as u64);
         }
         if rng.u32(0..100) < 4 {
             net.restart();
         }
         let i = rng.usize(0..devices.len());
+        let mut held = devices[i].borrow_mut();
+        let d = &mut *held;
         if rng.u32(0..100) < 10 {
-            devices[i].transport.partitioned = !devices[i].transport.partitioned;
+            d.transport.partitioned = !d.transport.partitioned;
         }
-        let d = &mut devices[i];
         let device_now = Timestamp::from_millis("at", t + d.skew).map_err(|e| e.to_string())?;
         match rng.u32(0..100) {
             0..=24 => {
@@ -414,19 +520,22 @@ fn run_seed(seed: u64) -> Result<(), String> {
 
     // Heal: no faults, no partitions; everyone syncs until nothing is pending.
     net.faults.set(false);
-    for d in devices.iter_mut() {
-        d.transport.partitioned = false;
+    WHILE_HELD.with(|w| *w.borrow_mut() = None);
+    for d in devices.iter() {
+        d.borrow_mut().transport.partitioned = false;
     }
     for round in 0..3 {
-        for (i, d) in devices.iter_mut().enumerate() {
+        for (i, d) in devices.iter().enumerate() {
+            let d = &mut *d.borrow_mut();
             client::sync(&mut d.store, &mut d.transport, &mut |_| {})
                 .map_err(|e| format!("round {round} device {i}: {e}"))?;
         }
     }
 
-    let center = net.center.borrow().clone();
+    let center = net.center();
     let server = center.storage().digest().map_err(|e| e.to_string())?;
     for (i, d) in devices.iter().enumerate() {
+        let d = d.borrow();
         let refused = d.store.refused_changes().map_err(|e| e.to_string())?;
         if !refused.is_empty() {
             return Err(format!("device {i}: the server refused {refused:?}"));
@@ -473,6 +582,7 @@ fn run_seed(seed: u64) -> Result<(), String> {
     let own_total: u64 = devices
         .iter()
         .map(|d| {
+            let d = d.borrow();
             let id = d.store.actor();
             d.store
                 .export_bundle(None)
@@ -501,19 +611,8 @@ fn run_seed(seed: u64) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn sync_converges_under_faults_for_every_seed() {
-    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("SIM_SEED is a number")],
-        Err(_) => {
-            let n: u64 = std::env::var("SIM_SEEDS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(1000);
-            (0..n).collect()
-        }
-    };
-    // Seeds are independent: spread them over the machine's cores.
+/// Runs `seeds` on the machine's cores; every failure, with how to rerun it.
+fn run_seeds(seeds: Vec<u64>, run: impl Fn(u64) -> Result<(), String> + Sync) {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -522,9 +621,10 @@ fn sync_converges_under_faults_for_every_seed() {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
                 let mine: Vec<u64> = seeds.iter().copied().skip(w).step_by(workers).collect();
+                let run = &run;
                 scope.spawn(move || {
                     mine.into_iter()
-                        .filter_map(|seed| run_seed(seed).err().map(|e| format!("seed {seed}: {e}  (rerun: SIM_SEED={seed} cargo test -p sync-server --test simulation)")))
+                        .filter_map(|seed| run(seed).err().map(|e| format!("seed {seed}: {e}  (rerun: SIM_SEED={seed} cargo test -p sync-server --test simulation)")))
                         .collect::<Vec<_>>()
                 })
             })
@@ -541,4 +641,48 @@ fn sync_converges_under_faults_for_every_seed() {
         seeds.len(),
         failures.join("\n")
     );
+}
+
+/// SIM_SEED=K, or seeds 0..$count_var (default `default`).
+fn seeds(count_var: &str, default: u64) -> Vec<u64> {
+    match std::env::var("SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("SIM_SEED is a number")],
+        Err(_) => {
+            let n: u64 = std::env::var(count_var)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(default);
+            (0..n).collect()
+        }
+    }
+}
+
+#[test]
+fn sync_converges_under_faults_for_every_seed() {
+    run_seeds(seeds("SIM_SEEDS", 1000), |seed| {
+        run_seed(seed, &Backend::Sqlite)
+    });
+}
+
+#[test]
+fn two_postgres_instances_converge_under_faults_for_every_seed() {
+    let Ok(admin) = std::env::var("FIELD_PG_URL") else {
+        support::pg_database(); // skips, or fails where PostgreSQL is required
+        return;
+    };
+    let seeds = seeds("SIM_PG_SEEDS", 200);
+    let many = seeds.len() >= 20;
+    run_seeds(seeds, |seed| {
+        let name = format!("sim_{seed}_{}", uuid::Uuid::new_v4().simple());
+        let url = sync_server::storage::postgres::create_database(&admin, &name)
+            .map_err(|e| e.to_string())?;
+        // A held-open merge must never make another request wait forever.
+        let url = format!("{url}?options=-c%20lock_timeout%3D2000");
+        let result = run_seed(seed, &Backend::Postgres(url));
+        let _ = sync_server::storage::postgres::drop_database(&admin, &name);
+        result
+    });
+    let held = HELD_SYNCS.load(Ordering::SeqCst);
+    eprintln!("syncs run while a merge was held open: {held}");
+    assert!(!many || held > 0, "no merge was ever held open");
 }

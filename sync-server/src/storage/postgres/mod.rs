@@ -328,6 +328,22 @@ impl Tx<'_> {
 /// and returns the URL of the new one (tests make a fresh database each).
 #[doc(hidden)]
 pub fn create_database(admin_url: &str, name: &str) -> Result<String> {
+    maintenance(admin_url, name, "CREATE DATABASE")?;
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(base, _)| base)
+        .unwrap_or(admin_url);
+    Ok(format!("{base}/{name}"))
+}
+
+/// Drops database `name` (its sessions ended first).
+#[doc(hidden)]
+pub fn drop_database(admin_url: &str, name: &str) -> Result<()> {
+    maintenance(admin_url, name, "DROP DATABASE IF EXISTS")?;
+    Ok(())
+}
+
+fn maintenance(admin_url: &str, name: &str, verb: &str) -> Result<()> {
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(StorageError::Invalid {
             field: "name".into(),
@@ -340,16 +356,16 @@ pub fn create_database(admin_url: &str, name: &str) -> Result<String> {
     runtime.block_on(async {
         let (client, connection) = tokio_postgres::connect(admin_url, NoTls).await?;
         let driver = tokio::spawn(connection);
+        let force = if verb.starts_with("DROP") {
+            " WITH (FORCE)"
+        } else {
+            ""
+        };
         client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .batch_execute(&format!("{verb} {name}{force}"))
             .await?;
         drop(client);
         let _ = driver.await;
         Ok::<_, StorageError>(())
-    })?;
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(base, _)| base)
-        .unwrap_or(admin_url);
-    Ok(format!("{base}/{name}"))
+    })
 }
