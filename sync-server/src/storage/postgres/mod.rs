@@ -183,12 +183,19 @@ impl PgStorage {
     /// Runs `f` in a read-write transaction, again from the start when it
     /// lost a race to another transaction.
     fn write<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        self.transaction(IsolationLevel::ReadCommitted, false, &mut f)
+        self.transaction(Some(IsolationLevel::ReadCommitted), false, &mut f)
     }
 
-    /// Runs `f` on one consistent snapshot (REPEATABLE READ, read only).
+    /// Runs `f` on one consistent snapshot (REPEATABLE READ, read only):
+    /// for reads of several statements that must agree.
+    fn snapshot<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        self.transaction(Some(IsolationLevel::RepeatableRead), true, &mut f)
+    }
+
+    /// Runs `f`, statement by statement, outside a transaction: for reads
+    /// of one statement (no BEGIN and COMMIT round trips on hot paths).
     fn read<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        self.transaction(IsolationLevel::RepeatableRead, true, &mut f)
+        self.transaction(None, true, &mut f)
     }
 
     /// The storage interface is synchronous. Called on an async worker
@@ -197,7 +204,7 @@ impl PgStorage {
     /// server's other tasks keep running.
     fn transaction<T>(
         &self,
-        level: IsolationLevel,
+        level: Option<IsolationLevel>,
         read_only: bool,
         f: &mut dyn FnMut(&mut Tx<'_>) -> Result<T>,
     ) -> Result<T> {
@@ -214,7 +221,7 @@ impl PgStorage {
 
     fn run_transaction<T>(
         &self,
-        level: IsolationLevel,
+        level: Option<IsolationLevel>,
         read_only: bool,
         f: &mut dyn FnMut(&mut Tx<'_>) -> Result<T>,
     ) -> Result<T> {
@@ -227,6 +234,12 @@ impl PgStorage {
             attempt += 1;
             let mut client = rt.block_on(self.pool.get()).map_err(pool_error)?;
             let result = (|| {
+                let Some(level) = level else {
+                    return f(&mut Tx {
+                        rt,
+                        conn: Conn::Client(&client),
+                    });
+                };
                 let tx = rt.block_on(
                     client
                         .build_transaction()
@@ -234,9 +247,14 @@ impl PgStorage {
                         .read_only(read_only)
                         .start(),
                 )?;
-                let mut tx = Tx { rt, tx };
+                let mut tx = Tx {
+                    rt,
+                    conn: Conn::Tx(tx),
+                };
                 let out = f(&mut tx)?;
-                rt.block_on(tx.tx.commit())?;
+                if let Conn::Tx(tx) = tx.conn {
+                    rt.block_on(tx.commit())?;
+                }
                 Ok(out)
             })();
             match result {
@@ -266,11 +284,38 @@ fn fastrand_ms(max: u64) -> u64 {
     u64::from_le_bytes(b) % max.max(1)
 }
 
-/// One open transaction, called synchronously from the storage layer's
-/// blocking threads.
+/// Where statements go: an open transaction, or a connection in
+/// autocommit (each statement its own transaction).
+enum Conn<'a> {
+    Tx(deadpool_postgres::Transaction<'a>),
+    Client(&'a deadpool_postgres::Object),
+}
+
+/// One open transaction (or autocommit connection), called synchronously
+/// from the storage layer's blocking threads. Statements are prepared once
+/// per connection and cached.
 pub(crate) struct Tx<'a> {
     rt: &'a tokio::runtime::Runtime,
-    tx: deadpool_postgres::Transaction<'a>,
+    conn: Conn<'a>,
+}
+
+/// Runs `$call` (a method of both a transaction and a client) on a
+/// prepared statement for `$sql`.
+macro_rules! on_conn {
+    ($self:ident, $sql:ident, $params:ident, $call:ident) => {
+        $self.rt.block_on(async {
+            match &$self.conn {
+                Conn::Tx(tx) => {
+                    let stmt = tx.prepare_cached($sql).await?;
+                    tx.$call(&stmt, $params).await
+                }
+                Conn::Client(c) => {
+                    let stmt = c.prepare_cached($sql).await?;
+                    c.$call(&stmt, $params).await
+                }
+            }
+        })
+    };
 }
 
 impl Tx<'_> {
@@ -279,10 +324,7 @@ impl Tx<'_> {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        self.rt.block_on(async {
-            let stmt = self.tx.prepare_cached(sql).await?;
-            self.tx.query(&stmt, params).await
-        })
+        on_conn!(self, sql, params, query)
     }
 
     pub(crate) fn query_opt(
@@ -290,10 +332,7 @@ impl Tx<'_> {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, tokio_postgres::Error> {
-        self.rt.block_on(async {
-            let stmt = self.tx.prepare_cached(sql).await?;
-            self.tx.query_opt(&stmt, params).await
-        })
+        on_conn!(self, sql, params, query_opt)
     }
 
     pub(crate) fn query_one(
@@ -301,10 +340,7 @@ impl Tx<'_> {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row, tokio_postgres::Error> {
-        self.rt.block_on(async {
-            let stmt = self.tx.prepare_cached(sql).await?;
-            self.tx.query_one(&stmt, params).await
-        })
+        on_conn!(self, sql, params, query_one)
     }
 
     pub(crate) fn execute(
@@ -312,15 +348,17 @@ impl Tx<'_> {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, tokio_postgres::Error> {
-        self.rt.block_on(async {
-            let stmt = self.tx.prepare_cached(sql).await?;
-            self.tx.execute(&stmt, params).await
-        })
+        on_conn!(self, sql, params, execute)
     }
 
     /// Statements without parameters, several at once (migrations).
     pub(crate) fn batch(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
-        self.rt.block_on(self.tx.batch_execute(sql))
+        self.rt.block_on(async {
+            match &self.conn {
+                Conn::Tx(tx) => tx.batch_execute(sql).await,
+                Conn::Client(c) => c.batch_execute(sql).await,
+            }
+        })
     }
 }
 

@@ -320,7 +320,7 @@ impl Replica for PgStorage {
     }
 
     fn locate_cell(&self, pos: LonLat) -> Result<Option<String>> {
-        self.read(|tx| {
+        self.snapshot(|tx| {
             Ok(self
                 .grid_cache(tx)?
                 .and_then(|(_, index, _)| index.locate(pos).map(|c| c.code.to_string())))
@@ -399,7 +399,7 @@ impl Replica for PgStorage {
     }
 
     fn case_page(&self, q: &CaseQuery) -> Result<CasePage> {
-        self.read(|tx| {
+        self.snapshot(|tx| {
             let (clause, mut args) = clause(q);
             let total: i64 = if q.skip_count {
                 0
@@ -483,7 +483,7 @@ impl Replica for PgStorage {
     }
 
     fn case_history(&self, id: CaseId) -> Result<Vec<HistoryEntry>> {
-        self.read(|tx| {
+        self.snapshot(|tx| {
             let Some(state) = self.case_state(tx, id)? else {
                 return Err(StorageError::NotFound(format!("case {id} not found")));
             };
@@ -514,7 +514,7 @@ impl Replica for PgStorage {
         // position at or below a visible head is visible (positions are
         // taken under the head's lock and committed with it), so moving the
         // cursor to the head skips nothing a later commit could fill in.
-        self.read(|tx| {
+        self.snapshot(|tx| {
             let rows = tx.query(
                 "SELECT log_seq, body FROM changes
                  WHERE log_seq > $1 AND actor <> $2 AND (
@@ -597,7 +597,7 @@ impl Replica for PgStorage {
     }
 
     fn digest(&self) -> Result<DigestReport> {
-        self.read(|tx| {
+        self.snapshot(|tx| {
             let cases = field_core::store::cases_digest_of(self.all_cases(tx)?, None)?;
             let devices = self.device_digests(tx)?;
             let changes: i64 = tx.query_one("SELECT count(*) FROM changes", &[])?.get(0);
@@ -645,7 +645,7 @@ impl Replica for PgStorage {
     }
 
     fn grid(&self) -> Result<Option<(String, serde_json::Value)>> {
-        self.read(|tx| Ok(self.grid_cache(tx)?.map(|(v, _, g)| (v, g))))
+        self.snapshot(|tx| Ok(self.grid_cache(tx)?.map(|(v, _, g)| (v, g))))
     }
 
     fn set_catalog(&self, catalog: Catalog) -> Result<()> {
@@ -660,7 +660,7 @@ impl Replica for PgStorage {
     /// report checks its category, so only the import's stamp is read each
     /// time.
     fn custom_catalog(&self) -> Result<Option<Catalog>> {
-        self.read(|tx| {
+        self.snapshot(|tx| {
             let Some(stamp) = self.meta(tx, "catalog_stamp")? else {
                 return Ok(None);
             };
