@@ -79,8 +79,12 @@ pub fn start_instances(
 
 fn serve(storage: Arc<dyn Storage>, admin: String) -> Result<Loopback> {
     let center = Center::new(storage.clone(), Limits::default(), system_clock());
+    // Named, and kept alive, so the benches can count the server's CPU
+    // time by thread (`bench::sync::server_cpu`).
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("center")
+        .thread_keep_alive(std::time::Duration::from_secs(3600))
         .enable_all()
         .build()?;
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;

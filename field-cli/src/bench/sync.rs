@@ -339,6 +339,39 @@ pub fn run(
     Ok(rows)
 }
 
+/// CPU seconds spent so far by the server: this process's threads named
+/// `center…` (the HTTP runtime, its blocking pool, the PostgreSQL client)
+/// and, on this machine, the PostgreSQL server processes. Linux only
+/// (`/proc`); 0 elsewhere. USER_HZ is 100 on Linux.
+fn server_cpu() -> (f64, f64) {
+    fn ticks(stat: &str) -> f64 {
+        // Fields after the command's closing parenthesis: utime is the
+        // 12th, stime the 13th.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let n = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (n(11) + n(12)) / 100.0
+    }
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    let mut center = 0.0;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            if read(t.path().join("comm")).starts_with("center") {
+                center += ticks(&read(t.path().join("stat")));
+            }
+        }
+    }
+    let mut database = 0.0;
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for p in procs.flatten() {
+            if read(p.path().join("comm")).trim() == "postgres" {
+                database += ticks(&read(p.path().join("stat")));
+            }
+        }
+    }
+    (center, database)
+}
+
 /// Many devices sync a day each at once, device `i` through server
 /// `lbs[i % n]`. The row, and its device-days per second.
 fn many_devices(
@@ -393,6 +426,7 @@ fn many_devices(
         total_raw += r;
         stores.push(s);
     }
+    let cpu_before = server_cpu();
     let started = Instant::now();
     let results: Vec<Result<Synced>> = std::thread::scope(|scope| {
         let handles: Vec<_> = stores
@@ -408,6 +442,9 @@ fn many_devices(
             .collect()
     });
     let wall = started.elapsed().as_secs_f64();
+    let cpu_after = server_cpu();
+    let center_cpu = (cpu_after.0 - cpu_before.0) / devices as f64;
+    let database_cpu = (cpu_after.1 - cpu_before.1) / devices as f64;
     let mut times = Vec::new();
     let mut bytes = 0;
     for r in results {
@@ -425,14 +462,17 @@ fn many_devices(
             bytes as f64 / 1e6 / wall
         ),
         format!(
-            "each on its own {} cells; {:.2} device-days/s; per-device sync p50 {:.2} s, p99 {:.2} s; raw payload {:.1} MB",
+            "each on its own {} cells; {:.2} device-days/s; per-device sync p50 {:.2} s, p99 {:.2} s; server CPU {:.3} s per device-day ({:.3} s center + {:.3} s database); raw payload {:.1} MB",
             BEAT * BEAT,
             devices as f64 / wall,
             percentile(&times, 0.5),
             percentile(&times, 0.99),
+            center_cpu + database_cpu,
+            center_cpu,
+            database_cpu,
             total_raw as f64 / 1e6
         ),
-        json!({ "wall_seconds": wall, "device_days_per_second": devices as f64 / wall, "points": total_points, "bytes": bytes, "p50_seconds": percentile(&times, 0.5), "p99_seconds": percentile(&times, 0.99) }),
+        json!({ "wall_seconds": wall, "device_days_per_second": devices as f64 / wall, "points": total_points, "bytes": bytes, "p50_seconds": percentile(&times, 0.5), "p99_seconds": percentile(&times, 0.99), "server_cpu_seconds_per_device_day": center_cpu + database_cpu, "center_cpu_seconds_per_device_day": center_cpu, "database_cpu_seconds_per_device_day": database_cpu }),
     );
     Ok((r, devices as f64 / wall))
 }

@@ -132,7 +132,7 @@ impl PgStorage {
         })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .thread_name("postgres")
+            .thread_name("center-db")
             .enable_all()
             .build()?;
         let manager = Manager::from_config(
