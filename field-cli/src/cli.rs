@@ -650,6 +650,13 @@ pub enum BenchCmd {
         /// Seconds between points.
         #[arg(long, default_value_t = 5)]
         every: i64,
+        /// Also assess the same city from `postgres` (beside the embedded
+        /// run, with the ratio): needs `--database`.
+        #[arg(long, value_enum, default_value_t = BenchBackend::Sqlite)]
+        backend: BenchBackend,
+        /// An empty PostgreSQL database for `--backend postgres`.
+        #[arg(long, env = "FIELD_PG_DATABASE")]
+        database: Option<String>,
     },
     /// The web console at a city's scale over real HTTP: the review queue
     /// over 100,000 cases (pages, filters) and the map of 2,500 cells with

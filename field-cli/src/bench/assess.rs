@@ -14,7 +14,6 @@ use field_core::model::{ActorId, LonLat, Timestamp, TrackPoint};
 use serde_json::json;
 use sync_server::config::Limits;
 use sync_server::service::{Center, ReportQuery, ensure_admin, system_clock};
-use sync_server::storage::prelude::*;
 use sync_server::storage::sqlite::SqliteStorage;
 
 use super::sync::{SyncRow, row};
@@ -38,10 +37,97 @@ pub fn run(
     collectors: usize,
     days: usize,
     every: i64,
+    postgres: Option<String>,
 ) -> Result<Vec<SyncRow>> {
     let data = dir.join("server");
     let storage = Arc::new(SqliteStorage::open(&data)?);
-    let admin_token = ensure_admin(storage.as_ref(), &data)?.unwrap_or_default();
+    let changes_db = data.join("changes.db");
+    let mut rows = run_on(storage, &data, collectors, days, every, "", &|| {
+        sqlite_scan(&changes_db)
+    })?;
+    if let Some(url) = postgres {
+        let home = dir.join("postgres");
+        std::fs::create_dir_all(&home)?;
+        let blobs = sync_server::storage::blobs::Blobs::in_dir(&home.join("blobs"))?;
+        let storage = Arc::new(sync_server::storage::postgres::PgStorage::open(
+            &url, blobs,
+        )?);
+        let mut pg = run_on(
+            storage,
+            &home,
+            collectors,
+            days,
+            every,
+            " (PostgreSQL)",
+            &|| postgres_scan(&url),
+        )?;
+        // The month assessment against the embedded one, same run.
+        let embedded = rows[2].figures["seconds"].as_f64().unwrap_or(f64::NAN);
+        let on_pg = pg[2].figures["seconds"].as_f64().unwrap_or(f64::NAN);
+        pg[2].note = format!(
+            "{}; {:.2}× the embedded backend's",
+            pg[2].note,
+            on_pg / embedded
+        );
+        rows.extend(pg);
+    }
+    Ok(rows)
+}
+
+/// Reads every point once, as plainly as SQLite allows: (points, checksum).
+fn sqlite_scan(changes_db: &std::path::Path) -> Result<(usize, f64)> {
+    let conn = rusqlite::Connection::open(changes_db)?;
+    let mut sum = 0.0;
+    let mut n = 0usize;
+    let mut stmt = conn.prepare("SELECT t_ms, lon, lat, accuracy_m FROM track_points")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        sum += r.get::<_, f64>(1)?
+            + r.get::<_, f64>(2)?
+            + r.get::<_, i64>(0)? as f64
+            + r.get::<_, Option<f64>>(3)?.unwrap_or(0.0);
+        n += 1;
+    }
+    Ok((n, sum))
+}
+
+/// The same from PostgreSQL, streamed through the driver.
+fn postgres_scan(url: &str) -> Result<(usize, f64)> {
+    use futures_util::TryStreamExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        let stmt = client
+            .prepare("SELECT t_ms, lon, lat, accuracy_m FROM track_points")
+            .await?;
+        let rows = client.query_raw(&stmt, std::iter::empty::<i64>()).await?;
+        futures_util::pin_mut!(rows);
+        let (mut n, mut sum) = (0usize, 0.0);
+        while let Some(r) = rows.try_next().await? {
+            sum += r.get::<_, f64>(1)
+                + r.get::<_, f64>(2)
+                + r.get::<_, i64>(0) as f64
+                + r.get::<_, Option<f64>>(3).unwrap_or(0.0);
+            n += 1;
+        }
+        Ok((n, sum))
+    })
+}
+
+/// The measurements on one backend; `suffix` names it in the rows.
+fn run_on(
+    storage: Arc<dyn sync_server::storage::Storage>,
+    data: &std::path::Path,
+    collectors: usize,
+    days: usize,
+    every: i64,
+    suffix: &str,
+    scan_points: &dyn Fn() -> Result<(usize, f64)>,
+) -> Result<Vec<SyncRow>> {
+    let admin_token = ensure_admin(storage.as_ref(), data)?.unwrap_or_default();
     let center = Center::new(storage.clone(), Limits::default(), system_clock());
     let admin = center.authenticate(Some(&admin_token))?;
     let started = Instant::now();
@@ -55,22 +141,9 @@ pub fn run(
         .collect();
     let load = started.elapsed().as_secs_f64();
 
-    // Baseline: read every point once, as plainly as SQLite allows.
+    // Baseline: read every point once, as plainly as the backend allows.
     let started = Instant::now();
-    let conn = rusqlite::Connection::open(data.join("changes.db"))?;
-    let mut sum = 0.0;
-    let mut n = 0usize;
-    {
-        let mut stmt = conn.prepare("SELECT t_ms, lon, lat, accuracy_m FROM track_points")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            sum += r.get::<_, f64>(1)?
-                + r.get::<_, f64>(2)?
-                + r.get::<_, i64>(0)? as f64
-                + r.get::<_, Option<f64>>(3)?.unwrap_or(0.0);
-            n += 1;
-        }
-    }
+    let (n, sum) = scan_points()?;
     let scan = started.elapsed().as_secs_f64();
     anyhow::ensure!(
         n == points_total && sum.is_finite(),
@@ -197,19 +270,19 @@ pub fn run(
 
     Ok(vec![
         row(
-            "city month generated and stored",
+            &format!("{}{suffix}", "city month generated and stored"),
             format!("{points_total} points"),
             format!("{collectors} collectors × {days} days, 2,500 cells; {load:.1} s"),
             json!({ "points": points_total, "seconds": load }),
         ),
         row(
-            "plain scan of the points",
+            &format!("{}{suffix}", "plain scan of the points"),
             format!("{scan:.2} s"),
             "SELECT of every point, summed".into(),
             json!({ "seconds": scan }),
         ),
         row(
-            "month assessment, all collectors",
+            &format!("{}{suffix}", "month assessment, all collectors"),
             format!("{assess:.2} s"),
             format!(
                 "{:.2}× the plain scan; {covered}/{required} windows covered; peak RSS {:.0} MB",
@@ -219,13 +292,16 @@ pub fn run(
             json!({ "seconds": assess, "ratio_to_scan": assess / scan, "peak_rss_mb": peak_rss_mb(), "covered": covered, "required": required }),
         ),
         row(
-            "one day's rollup refreshed after a late sync",
+            &format!("{}{suffix}", "one day's rollup refreshed after a late sync"),
             format!("{refresh:.2} s"),
             format!("{} collector reports recomputed", refreshed.reports),
             json!({ "seconds": refresh, "reports": refreshed.reports }),
         ),
         row(
-            "month brought up to date after 1,000 decisions",
+            &format!(
+                "{}{suffix}",
+                "month brought up to date after 1,000 decisions"
+            ),
             format!("{catch_up:.2} s"),
             format!(
                 "{decisions} decisions over the month made {stale} day(s) stale; {} collector-days recomputed; {:.2}× the live month",

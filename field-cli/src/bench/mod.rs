@@ -87,8 +87,11 @@ pub fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
             collectors,
             days,
             every,
+            backend,
+            database,
         } => {
-            let rows = assess::run(dir.path(), collectors, days, every)?;
+            let postgres = postgres_target(backend, database)?;
+            let rows = assess::run(dir.path(), collectors, days, every, postgres)?;
             show_measures(out, &rows)
         }
         BenchCmd::Console {
@@ -120,6 +123,19 @@ pub fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
             let rows = sync::run(dir.path(), devices, history, postgres)?;
             show_measures(out, &rows)
         }
+    }
+}
+
+/// The database a bench runs on beside the embedded one, if asked.
+fn postgres_target(
+    backend: crate::cli::BenchBackend,
+    database: Option<String>,
+) -> Result<Option<String>> {
+    match backend {
+        crate::cli::BenchBackend::Sqlite => Ok(None),
+        crate::cli::BenchBackend::Postgres => database.map(Some).ok_or_else(|| {
+            anyhow::anyhow!("--backend postgres needs --database postgres://… (an empty database)")
+        }),
     }
 }
 
