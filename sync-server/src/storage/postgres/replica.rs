@@ -235,7 +235,9 @@ impl PgStorage {
         changes: Vec<Change>,
         received_ms: i64,
     ) -> Result<Vec<(ChangeId, Judgement)>> {
+        let ids: Vec<ChangeId> = changes.iter().map(|c| c.id()).collect();
         self.merge(received_ms, |_, rows, applier| {
+            rows.prefetch(&ids)?;
             self.with_hlc(|hlc| {
                 let mut out = Vec::with_capacity(changes.len());
                 for change in &changes {

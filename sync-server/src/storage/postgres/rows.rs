@@ -24,6 +24,9 @@ pub(super) struct PgRows<'t, 'a> {
     tx: &'t Tx<'a>,
     logged: Vec<Logged>,
     logged_at: HashMap<ChangeId, usize>,
+    /// What the database holds under change ids looked up in advance
+    /// (`None`: nothing), kept current as this transaction buffers.
+    held: HashMap<ChangeId, Option<String>>,
 }
 
 impl<'t, 'a> PgRows<'t, 'a> {
@@ -32,7 +35,35 @@ impl<'t, 'a> PgRows<'t, 'a> {
             tx,
             logged: Vec::new(),
             logged_at: HashMap::new(),
+            held: HashMap::new(),
         }
+    }
+
+    /// Looks up what is held under `ids` (log or causal buffer) in one
+    /// statement, so judging a batch does not ask change by change.
+    pub(super) fn prefetch(&mut self, ids: &[ChangeId]) -> CoreResult<()> {
+        let actors: Vec<&[u8]> = ids.iter().map(|i| i.actor.as_bytes().as_slice()).collect();
+        let counters: Vec<i64> = ids.iter().map(|i| i.counter as i64).collect();
+        let rows = self
+            .tx
+            .query(
+                "WITH wanted (actor, counter) AS (SELECT * FROM UNNEST($1::bytea[], $2::bigint[]))
+                 SELECT w.actor, w.counter, COALESCE(c.body, p.body) FROM wanted w
+                 LEFT JOIN changes c ON c.actor = w.actor AND c.counter = w.counter
+                 LEFT JOIN pending_changes p ON p.actor = w.actor AND p.counter = w.counter",
+                &[&actors, &counters],
+            )
+            .map_err(core_error)?;
+        for r in rows {
+            let actor = uuid::Uuid::from_slice(r.get::<_, &[u8]>(0))
+                .map_err(|e| field_core::Error::Corrupt(format!("actor id: {e}")))?;
+            let id = ChangeId {
+                actor,
+                counter: r.get::<_, i64>(1) as u64,
+            };
+            self.held.insert(id, r.get(2));
+        }
+        Ok(())
     }
 
     /// Locks `key` (a case or task id) until the transaction ends.
@@ -118,6 +149,9 @@ impl MergeRows for PgRows<'_, '_> {
         if let Some(i) = self.logged_at.get(&id) {
             return Ok(Some(self.logged[*i].body.clone()));
         }
+        if let Some(known) = self.held.get(&id) {
+            return Ok(known.clone());
+        }
         let key: (&[u8], i64) = (id.actor.as_bytes(), id.counter as i64);
         let row = self
             .tx
@@ -197,6 +231,9 @@ impl MergeRows for PgRows<'_, '_> {
                 ],
             )
             .map_err(core_error)?;
+        if n == 1 {
+            self.held.insert(change.id(), Some(change.to_json()));
+        }
         Ok(n == 1)
     }
 
@@ -214,6 +251,7 @@ impl MergeRows for PgRows<'_, '_> {
     }
 
     fn unbuffer(&mut self, id: ChangeId) -> CoreResult<()> {
+        self.held.insert(id, None);
         self.tx
             .execute(
                 "DELETE FROM pending_changes WHERE actor = $1 AND counter = $2",
