@@ -156,7 +156,7 @@ fn replica(s: &dyn Storage) {
             .as_deref(),
         Some("330109001001001")
     );
-    let (device, ch, a) = handset(dir.path(), "wu");
+    let (mut device, ch, a) = handset(dir.path(), "wu");
     // track, report a, report b, photo add to a, shift mark. The photo add
     // first: it waits for its report.
     let first = s.apply(vec![ch[3].clone(), ch[0].clone()]).unwrap();
@@ -210,12 +210,27 @@ fn replica(s: &dyn Storage) {
     assert_eq!((all.total, all.cases.len()), (2, 1));
     let photo = s.case(a).unwrap().unwrap().photos[0].hash.clone();
     assert_eq!(s.cases_citing(&photo).unwrap(), vec![a]);
+    // A photo removed from the case is no longer cited by it.
+    let before = device.change_count().unwrap();
+    device
+        .edit_case(
+            a,
+            CaseEditRequest {
+                remove_photos: vec![photo.clone()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let removal = device.export_bundle(Some(before)).unwrap().changes;
+    assert_eq!(s.apply(removal).unwrap()[0].1, Judgement::Applied);
+    assert!(s.cases_citing(&photo).unwrap().is_empty());
+    assert_eq!(s.case(a).unwrap().unwrap().photos.len(), 1);
     let near = s
         .open_cases_near("BJ0101", LonLat::new(120.2606, 30.1895).unwrap(), 50.0)
         .unwrap();
     assert_eq!(near.len(), 1);
     assert!(near[0].1 > 5.0 && near[0].1 < 15.0, "{near:?}");
-    assert_eq!(s.case_history(a).unwrap().len(), 2);
+    assert_eq!(s.case_history(a).unwrap().len(), 3);
     let actor = device.actor();
     assert_eq!(s.track_between(actor, T0, T0 + 10_000).unwrap().len(), 3);
     let (before, after) = s.track_around(actor, T0 + 7_000, 5_000, 10.0).unwrap();
@@ -276,6 +291,7 @@ fn replica(s: &dyn Storage) {
         kinds,
         vec![
             "case_report",
+            "case_edit",
             "case_edit",
             "status_set",
             "status_set",

@@ -179,15 +179,24 @@ impl MergeRows for PgRows<'_, '_> {
     fn save_case(&mut self, id: CaseId, state: &CaseState, p: &CaseProjection) -> CoreResult<()> {
         let key = id.to_string();
         let reporter = p.reporter.map(|r| r.as_bytes().to_vec());
+        let hashes: Vec<String> = p.photos.iter().map(|h| h.as_str().to_string()).collect();
+        // One statement: the state and its projections, and the cited
+        // photos (those no longer cited dropped, new ones added).
         self.tx
             .execute(
-                "INSERT INTO cases (id, state, status, conflict, category, cell, reporter, reported_at,
-                                    collector, lon, lat)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, status = excluded.status,
-                   conflict = excluded.conflict, category = excluded.category, cell = excluded.cell,
-                   reporter = excluded.reporter, reported_at = excluded.reported_at,
-                   collector = excluded.collector, lon = excluded.lon, lat = excluded.lat",
+                "WITH saved AS (
+                   INSERT INTO cases (id, state, status, conflict, category, cell, reporter,
+                                      reported_at, collector, lon, lat)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                   ON CONFLICT (id) DO UPDATE SET state = excluded.state, status = excluded.status,
+                     conflict = excluded.conflict, category = excluded.category, cell = excluded.cell,
+                     reporter = excluded.reporter, reported_at = excluded.reported_at,
+                     collector = excluded.collector, lon = excluded.lon, lat = excluded.lat),
+                 uncited AS (
+                   DELETE FROM case_photos WHERE case_id = $1 AND hash <> ALL($12::text[]))
+                 INSERT INTO case_photos (hash, case_id)
+                 SELECT DISTINCT h, $1 FROM UNNEST($12::text[]) AS h
+                 ON CONFLICT DO NOTHING",
                 &[
                     &key,
                     &state.to_cbor(),
@@ -200,18 +209,8 @@ impl MergeRows for PgRows<'_, '_> {
                     &p.collector,
                     &p.lon,
                     &p.lat,
+                    &hashes,
                 ],
-            )
-            .map_err(core_error)?;
-        self.tx
-            .execute("DELETE FROM case_photos WHERE case_id = $1", &[&key])
-            .map_err(core_error)?;
-        let hashes: Vec<String> = p.photos.iter().map(|h| h.as_str().to_string()).collect();
-        self.tx
-            .execute(
-                "INSERT INTO case_photos (hash, case_id) SELECT DISTINCT h, $2 FROM UNNEST($1::text[]) AS h
-                 ON CONFLICT DO NOTHING",
-                &[&hashes, &key],
             )
             .map_err(core_error)?;
         Ok(())
