@@ -263,7 +263,10 @@ impl Center {
         )?;
         let grid = match self.storage.grid()? {
             Some((version, geojson)) if req.grid_version.as_deref() != Some(version.as_str()) => {
-                Some(GridPayload { version, geojson })
+                Some(GridPayload {
+                    version,
+                    geojson: (*geojson).clone(),
+                })
             }
             _ => None,
         };

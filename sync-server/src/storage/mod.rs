@@ -347,7 +347,9 @@ pub trait Replica: Send + Sync {
 
     // Reference data devices pull.
     fn set_grid(&self, cells: Vec<Cell>) -> Result<String>;
-    fn grid(&self) -> Result<Option<(String, serde_json::Value)>>;
+    /// The grid as GeoJSON with its version (shared: a caller that needs
+    /// its own copy makes one).
+    fn grid(&self) -> Result<Option<(String, std::sync::Arc<serde_json::Value>)>>;
     fn set_catalog(&self, catalog: Catalog) -> Result<()>;
     /// The catalog as a device should receive it, when the center imported one.
     fn custom_catalog(&self) -> Result<Option<Catalog>>;

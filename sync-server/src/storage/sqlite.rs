@@ -111,7 +111,7 @@ pub struct SqliteStorage {
     changes: Mutex<Store>,
     center: Mutex<Connection>,
     blobs: Blobs,
-    grid_cache: Mutex<Option<(String, serde_json::Value)>>,
+    grid_cache: Mutex<Option<(String, std::sync::Arc<serde_json::Value>)>>,
 }
 
 use super::invalid;
@@ -751,16 +751,16 @@ impl Replica for SqliteStorage {
         let version = hex::encode(Sha256::digest(geojson.to_string().as_bytes()))[..16].to_string();
         store.set_grid_version(&version)?;
         *self.grid_cache.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((version.clone(), geojson));
+            Some((version.clone(), std::sync::Arc::new(geojson)));
         Ok(version)
     }
 
-    fn grid(&self) -> Result<Option<(String, serde_json::Value)>> {
+    fn grid(&self) -> Result<Option<(String, std::sync::Arc<serde_json::Value>)>> {
         let mut cache = self.grid_cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.is_none() {
             let store = self.store();
             if let Some(version) = store.grid_version()? {
-                *cache = Some((version, store.grid_geojson()?));
+                *cache = Some((version, std::sync::Arc::new(store.grid_geojson()?)));
             }
         }
         Ok(cache.clone())

@@ -23,10 +23,11 @@ use crate::storage::{Replica, ReportClock, Result, StorageError};
 /// The grid an instance holds in memory, with the version it was read at:
 /// checked against the database's on every use, so an instance never
 /// locates with a grid another instance has replaced.
+#[derive(Clone)]
 pub(super) struct GridCache {
     version: String,
     index: std::sync::Arc<CellIndex>,
-    geojson: serde_json::Value,
+    geojson: std::sync::Arc<serde_json::Value>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StorageError {
@@ -125,11 +126,10 @@ fn clause(q: &CaseQuery) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
 }
 
 impl PgStorage {
-    /// The grid in force, re-read when another instance imported a new one.
-    fn grid_cache(
-        &self,
-        tx: &Tx<'_>,
-    ) -> Result<Option<(String, std::sync::Arc<CellIndex>, serde_json::Value)>> {
+    /// The grid in force, re-read when another instance imported a new one
+    /// (its version and its cells are read apart: a cache labelled with an
+    /// older version is replaced at the next call, never kept).
+    fn grid_cache(&self, tx: &Tx<'_>) -> Result<Option<GridCache>> {
         let version: Option<String> = tx
             .query_opt("SELECT value FROM meta WHERE key = 'grid_version'", &[])?
             .map(|r| r.get(0));
@@ -154,12 +154,10 @@ impl PgStorage {
             *cache = Some(GridCache {
                 version: version.clone(),
                 index: std::sync::Arc::new(CellIndex::new(cells)),
-                geojson,
+                geojson: std::sync::Arc::new(geojson),
             });
         }
-        Ok(cache
-            .as_ref()
-            .map(|c| (c.version.clone(), c.index.clone(), c.geojson.clone())))
+        Ok(cache.clone())
     }
 
     fn meta(&self, tx: &Tx<'_>, key: &str) -> Result<Option<String>> {
@@ -190,7 +188,7 @@ impl PgStorage {
             let mut rows = PgRows::new(tx);
             let mut applier = Applier::at(received_ms.max(0) as u64);
             let out = f(tx, &mut rows, &mut applier)?;
-            applier.finish(&mut rows, grid.as_ref().map(|g| g.1.as_ref()))?;
+            applier.finish(&mut rows, grid.as_ref().map(|g| g.index.as_ref()))?;
             let hook = self
                 .before_positions
                 .lock()
@@ -322,10 +320,10 @@ impl Replica for PgStorage {
     }
 
     fn locate_cell(&self, pos: LonLat) -> Result<Option<String>> {
-        self.snapshot(|tx| {
+        self.read(|tx| {
             Ok(self
                 .grid_cache(tx)?
-                .and_then(|(_, index, _)| index.locate(pos).map(|c| c.code.to_string())))
+                .and_then(|g| g.index.locate(pos).map(|c| c.code.to_string())))
         })
     }
 
@@ -646,8 +644,8 @@ impl Replica for PgStorage {
         Ok(version)
     }
 
-    fn grid(&self) -> Result<Option<(String, serde_json::Value)>> {
-        self.snapshot(|tx| Ok(self.grid_cache(tx)?.map(|(v, _, g)| (v, g))))
+    fn grid(&self) -> Result<Option<(String, std::sync::Arc<serde_json::Value>)>> {
+        self.read(|tx| Ok(self.grid_cache(tx)?.map(|g| (g.version, g.geojson))))
     }
 
     fn set_catalog(&self, catalog: Catalog) -> Result<()> {
