@@ -557,3 +557,55 @@ fn a_pull_never_skips_a_change_committed_late() {
         .unwrap();
     assert!(third.changes.is_empty());
 }
+
+/// Runs one statement on `url` (the test's own connection).
+fn sql(url: &str, statement: &str) -> Vec<tokio_postgres::Row> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client.query(statement, &[]).await.unwrap()
+    })
+}
+
+/// A database from an older build is brought forward at start; one from a
+/// newer build is refused by name, untouched.
+#[test]
+fn postgres_migrates_an_older_schema_and_refuses_a_newer_one() {
+    let Some(url) = support::pg_database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let version = || -> i64 { sql(&url, "SELECT version FROM schema_version")[0].get(0) };
+    drop(postgres(&url, dir.path()));
+    let current = version();
+    assert_eq!(current, sync_server::storage::postgres::SCHEMA_VERSION);
+    sql(&url, "UPDATE schema_version SET version = 1");
+    sql(
+        &url,
+        "ALTER TABLE changes ALTER COLUMN body SET STORAGE EXTENDED",
+    );
+    drop(postgres(&url, dir.path()));
+    assert_eq!(version(), current, "migrated forward");
+    let storage: String = sql(
+        &url,
+        "SELECT attstorage::text FROM pg_attribute WHERE attrelid = 'changes'::regclass AND attname = 'body'",
+    )[0]
+    .get(0);
+    assert_eq!(storage, "e", "migration 2 ran again");
+    sql(
+        &url,
+        &format!("UPDATE schema_version SET version = {}", current + 1),
+    );
+    let refused = PgStorage::open(&url, Blobs::in_dir(&dir.path().join("blobs")).unwrap())
+        .err()
+        .expect("a newer schema is refused")
+        .to_string();
+    assert!(refused.contains("newer than this build"), "{refused}");
+    assert_eq!(version(), current + 1, "left as it was");
+}
