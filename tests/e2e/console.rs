@@ -9,7 +9,13 @@ use field_e2e::{grid_geojson, png};
 const TOP_ROW: [&str; 3] = ["330109001001001", "330109001001002", "330109001001003"];
 
 /// A request as a browser sends it; the body as text.
-fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)], form: &str) -> Page {
+pub(crate) fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    form: &str,
+) -> Page {
     let r = exchange(base, method, path, headers, form);
     Page {
         status: r.status,
@@ -18,19 +24,19 @@ fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)], form: &s
     }
 }
 
-struct Page {
-    status: u16,
-    body: String,
-    reply: Reply,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) body: String,
+    pub(crate) reply: Reply,
 }
 
-fn form(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
 }
 
-fn csrf_of(page: &str) -> String {
+pub(crate) fn csrf_of(page: &str) -> String {
     let at = page
         .find("name=\"csrf\" value=\"")
         .expect("a form with a csrf token")

@@ -10,6 +10,7 @@ use field_e2e::s3::S3Server;
 use field_e2e::server::Server;
 use field_e2e::{CELLS, Device, grid_geojson, png};
 
+use crate::console::{csrf_of, form, http};
 use crate::sync::{own_changes, report, track};
 
 struct City {
@@ -247,4 +248,46 @@ fn migrate_moves_the_demo_city() {
         .call::<(), serde_json::Value>("GET", "/v1/center/users", None)
         .unwrap();
     assert_eq!(moved_users, users);
+}
+
+/// A reviewer signed in on one instance is signed in on the other; signing
+/// out on the other ends the session on both.
+#[test]
+fn a_console_session_is_the_citys_not_an_instances() {
+    let Some(city) = city() else {
+        return;
+    };
+    let (one, two) = (city.one.url.as_str(), city.two.url.as_str());
+    let r = http(
+        one,
+        "POST",
+        "/console/sign-in",
+        &[],
+        &form(&[("token", &city.one.admin_token())]),
+    );
+    assert_eq!(r.status, 303, "{}", r.reply.head);
+    let cookie = r
+        .reply
+        .header("set-cookie")
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let with = [("Cookie", cookie.as_str())];
+    let queue = http(two, "GET", "/console/queue", &with, "");
+    assert_eq!(queue.status, 200, "instance two knows the session");
+    let csrf = csrf_of(&queue.body);
+    let r = http(
+        two,
+        "POST",
+        "/console/sign-out",
+        &with,
+        &form(&[("csrf", &csrf)]),
+    );
+    assert_eq!(r.status, 303);
+    for base in [one, two] {
+        let r = http(base, "GET", "/console/queue", &with, "");
+        assert_eq!(r.status, 303, "signed out everywhere");
+    }
 }
