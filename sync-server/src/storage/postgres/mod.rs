@@ -213,7 +213,7 @@ impl PgStorage {
                 tokio::task::block_in_place(|| self.run_transaction(level, read_only, f))
             }
             Ok(_) => Err(StorageError::Backend(
-                "the PostgreSQL backend is called from a blocking thread or a multi-threaded runtime".into(),
+                "the PostgreSQL backend was called on a single-threaded async runtime: call it from a blocking thread".into(),
             )),
             Err(_) => self.run_transaction(level, read_only, f),
         }
