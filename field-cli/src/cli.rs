@@ -24,6 +24,14 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Trust the CA certificates in this PEM file beside the system's (a
+    /// city's own CA). Also FIELD_CA_FILE.
+    #[arg(long, global = true, env = "FIELD_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Allow plain http:// to a server on another machine (tokens travel in
+    /// clear text: a trusted network only). Also FIELD_ALLOW_HTTP=1.
+    #[arg(long, global = true)]
+    pub allow_http: bool,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -26,6 +26,11 @@ fn main() {
 fn run(args: cli::Cli) -> anyhow::Result<()> {
     use cli::Command;
     let out = output::Output::new(args.json);
+    field_core::sync::http::set_client_tls(field_core::sync::http::ClientTls {
+        ca_file: args.ca_file.clone(),
+        allow_plain_http: args.allow_http
+            || std::env::var("FIELD_ALLOW_HTTP").is_ok_and(|v| v == "1" || v == "true"),
+    });
     match args.command {
         Command::Init { collector } => device::init(&args.home, &collector, &out),
         Command::Grid(cmd) => device::grid(&args.home, cmd, &out),

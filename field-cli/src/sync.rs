@@ -23,6 +23,8 @@ pub fn enroll(
 ) -> Result<()> {
     let mut store = open(home)?;
     let mut t = HttpTransport::new(server, None)?;
+    // The address as understood (`host:port` → `https://host:port`).
+    let server = &t.base().to_string();
     let resp = t
         .enroll(&EnrollRequest {
             code: code.to_string(),

@@ -1,4 +1,5 @@
-//! `sync-server --data DIR --listen ADDR`: a few lines; the work is in the library.
+//! `sync-server --config FILE`: reads the configuration, opens the storage,
+//! and serves or runs one job; the work is in the library.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,27 +16,28 @@ use sync_server::storage::sqlite::SqliteStorage;
 #[command(
     name = "sync-server",
     version,
-    about = "The city center's sync server."
+    about = "The city center's sync server.",
+    long_about = "The city center's sync server. Every setting lives in one TOML file (--config; keys in docs/configuration.md), each overridable by an environment variable SYNC_SERVER_<SECTION>_<KEY>; the flags below win over both."
 )]
 struct Args {
     /// Data directory (SQLite files and photo blobs). Default ./server-data.
-    #[arg(long, env = "SYNC_SERVER_DATA", global = true)]
+    #[arg(long, global = true)]
     data: Option<PathBuf>,
     /// Address to listen on. Default 127.0.0.1:8080; port 0 picks a free one.
-    #[arg(long, env = "SYNC_SERVER_LISTEN")]
+    #[arg(long)]
     listen: Option<std::net::SocketAddr>,
     /// Where photos live: a directory (default DATA/blobs) or an
     /// S3-compatible bucket, `s3://BUCKET[/PREFIX]?endpoint=URL&region=R`
     /// (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
-    #[arg(long, env = "SYNC_SERVER_BLOBS", global = true)]
+    #[arg(long, global = true)]
     blobs: Option<String>,
     /// Where the records live: the embedded SQLite files in the data
     /// directory (the default, `sqlite`), or a PostgreSQL database,
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`, shared by any number of
     /// instances (each with its own `--data` for its admin token copy).
-    #[arg(long, env = "SYNC_SERVER_DATABASE", global = true)]
+    #[arg(long, global = true)]
     database: Option<String>,
-    /// TOML file with `data`, `listen`, `database`, `blobs`, `[limits]` and `[review]`.
+    /// The TOML configuration file (every key: docs/configuration.md).
     #[arg(long, env = "SYNC_SERVER_CONFIG", global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -45,7 +47,8 @@ struct Args {
 #[derive(clap::Subcommand, Debug)]
 enum Job {
     /// Roll up a finished day (default: yesterday) and every day late data
-    /// made stale, then exit. Run it nightly (cron, a systemd timer).
+    /// made stale, then exit. The server also runs it by itself at
+    /// `jobs.nightly_at`.
     Nightly {
         /// YYYY-MM-DD.
         #[arg(long)]
@@ -73,21 +76,102 @@ enum Job {
     /// to DATA/admin.token; the old token stops working. Run it with the
     /// server stopped, or use `POST /v1/center/token/rotate`.
     RotateAdminToken,
+    /// The configuration: `check` validates a file and prints the
+    /// effective settings (secrets masked); `keys` lists every key with its
+    /// environment variable.
+    Config {
+        #[command(subcommand)]
+        what: ConfigCommand,
+    },
+    /// List the runs of the server's jobs (scheduled and manual), newest first.
+    Jobs {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take an online backup of the embedded store (records, photos,
+    /// admin token, manifest of digests) into a new directory, while a
+    /// server keeps serving the same data.
+    Backup {
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into the data directory (refused when it is not
+    /// empty, unless --force). The restored server has a new restore epoch:
+    /// devices that synced after the backup send again what it lacks.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        /// Replace the data directory's store.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate FILE (and the environment's overrides); print the
+    /// effective configuration with secrets masked.
+    Check {
+        file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every key and the environment variable that overrides it.
+    Keys {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The file and environment, with the flags laid over them.
+fn effective_config(args: &Args, file: Option<&std::path::Path>) -> anyhow::Result<FileConfig> {
+    let mut c = FileConfig::load(file, std::env::vars())?;
+    if let Some(d) = &args.data {
+        c.data = d.clone();
+    }
+    if let Some(l) = args.listen {
+        c.listen = l;
+    }
+    if let Some(b) = &args.blobs {
+        c.blobs = Some(b.clone());
+    }
+    if let Some(d) = &args.database {
+        c.database = d.clone();
+    }
+    Ok(c)
+}
+
+fn init_logs(c: &FileConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&c.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if c.log.format == "json" {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.init();
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
     if let Some(Job::Policy) = args.job {
         print!("{}", sync_server::service::authorize::table_markdown());
         return Ok(());
     }
+    if let Some(Job::Config { what }) = &args.job {
+        return config_command(&args, what);
+    }
+    let config = effective_config(&args, args.config.as_deref())?;
+    init_logs(&config);
     if let Some(Job::Migrate { from, to }) = &args.job {
         let (from, to, blobs) = (from.clone(), to.clone(), args.blobs.clone());
         // Not beside a server on the same data: uploads would race the copy.
@@ -102,33 +186,38 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let file = match &args.config {
-        Some(p) => FileConfig::load(p)?,
-        None => FileConfig::default(),
-    };
-    let data = args
-        .data
-        .or(file.data)
-        .unwrap_or_else(|| PathBuf::from("server-data"));
-    let listen = args
-        .listen
-        .or(file.listen)
-        .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default"));
+    let data = config.data.clone();
+    if let Some(Job::Restore { from, force }) = &args.job {
+        anyhow::ensure!(
+            config.database == "sqlite",
+            "restore: this restores the embedded store; for PostgreSQL see docs/deploy.md (scripts/pg-backup, scripts/pg-restore)"
+        );
+        // Not under a running server.
+        let _lock = sync_server::storage::lock_data_dir(&data)?;
+        let (from, force, blobs) = (from.clone(), *force, config.blobs.clone());
+        let data2 = data.clone();
+        let summary = tokio::task::spawn_blocking(move || {
+            let target = open_blobs(blobs.as_deref())?;
+            anyhow::Ok(sync_server::storage::backup::restore(
+                &from, &data2, target, force,
+            )?)
+        })
+        .await??;
+        println!("{}", serde_json::to_string(&summary)?);
+        return Ok(());
+    }
     // One data directory, one server: the lock lives as long as the process.
-    // The nightly job runs beside a serving server (SQLite takes turns).
+    // The nightly job, a backup and the job list run beside a serving server.
     let _lock = match args.job {
-        Some(Job::Nightly { .. }) => None,
+        Some(Job::Nightly { .. } | Job::Backup { .. } | Job::Jobs { .. }) => None,
         _ => Some(sync_server::storage::lock_data_dir(&data)?),
     };
-    let blobs = args.blobs.or(file.blobs);
-    let database = args.database.or(file.database);
     let storage = {
         let data = data.clone();
+        let (database, blobs) = (config.database.clone(), config.blobs.clone());
         // Opening talks to the database and maybe a bucket: off the async threads.
-        tokio::task::spawn_blocking(move || {
-            open_storage(&data, database.as_deref(), blobs.as_deref())
-        })
-        .await??
+        tokio::task::spawn_blocking(move || open_storage(&data, &database, blobs.as_deref()))
+            .await??
     };
     if let Some(Job::RotateAdminToken) = args.job {
         sync_server::service::rotate_admin_file(storage.as_ref(), &data)
@@ -139,27 +228,125 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if let Some(Job::Jobs { limit, json }) = args.job {
+        let runs = storage.job_runs(limit)?;
+        print_job_runs(&runs, json, &config.review.timezone)?;
+        return Ok(());
+    }
+    if let Some(Job::Backup { to }) = &args.job {
+        let (to, data2, s) = (to.clone(), data.clone(), storage.clone());
+        let now = sync_server::storage::wall_clock_ms();
+        let manifest = tokio::task::spawn_blocking(move || s.backup_to(&data2, &to, now)).await??;
+        println!("{}", serde_json::to_string(&manifest)?);
+        return Ok(());
+    }
     if ensure_admin(storage.as_ref(), &data)?.is_some() {
         eprintln!(
             "admin token written to {}",
             data.join("admin.token").display()
         );
     }
-    let center = Center::new(storage, file.limits, system_clock()).with_rules(file.review);
+    let center = Center::new(storage, config.limits.clone(), system_clock())
+        .with_rules(config.review.clone());
     if let Some(Job::Nightly { day }) = args.job {
-        let summary = center.nightly(day).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let c = center.clone();
+        let run = tokio::task::spawn_blocking(move || {
+            // A manual run is recorded beside the scheduled ones.
+            let now = c.now();
+            let instance = format!("manual:{}", std::process::id());
+            let _ = c.storage().claim_job_run("nightly", now, &instance, now);
+            let summary = c.nightly(day);
+            let (outcome, detail) = match &summary {
+                Ok(s) => ("ok", serde_json::to_string(s).unwrap_or_default()),
+                Err(e) => ("failed", e.to_string()),
+            };
+            let _ = c
+                .storage()
+                .finish_job_run("nightly", now, c.now(), outcome, &detail);
+            summary
+        })
+        .await?;
+        let summary = run.map_err(|e| anyhow::anyhow!("{e}"))?;
         println!("{}", serde_json::to_string(&summary)?);
         return Ok(());
     }
-    let listener = tokio::net::TcpListener::bind(listen)
+    serve(config, center).await
+}
+
+/// Serves until SIGTERM or Ctrl-C: the API and console, TLS when
+/// configured (SIGHUP re-reads the certificate), the metrics listener, and
+/// the scheduler.
+async fn serve(config: FileConfig, center: Center) -> anyhow::Result<()> {
+    use sync_server::http::{Serving, frontend::FrontDoor, tls::TlsFiles};
+    let tls = match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => Some(TlsFiles::load(cert, key)?),
+        _ => None,
+    };
+    let serving = Serving {
+        tls: tls.clone(),
+        front_door: FrontDoor::new(config.proxy.clone(), config.public_url.as_deref()),
+        metrics_token: config.metrics.token.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("binding {listen}"))?;
+        .with_context(|| format!("binding {}", config.listen))?;
     // Handlers in place before anyone can know the address: a SIGTERM
     // right after it is a clean stop, not the default kill.
     let stop = shutdown_signal()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    if let Some(files) = tls {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match files.reload() {
+                    Ok(()) => tracing::info!("TLS certificate reloaded"),
+                    Err(e) => {
+                        tracing::warn!("TLS certificate not reloaded, the old one stays: {e}")
+                    }
+                }
+            }
+        });
+    }
+    if let Some(addr) = config.metrics.listen {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding metrics.listen {addr}"))?;
+        eprintln!("metrics on http://{}/metrics", l.local_addr()?);
+        tokio::spawn(sync_server::http::serve_metrics(l, stopped()));
+    }
+    if config.jobs.enabled {
+        let schedule = sync_server::jobs::scheduler::Schedule::from_config(
+            &config.jobs,
+            &config.review.timezone,
+            config.data.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        let every = std::time::Duration::from_secs(config.jobs.tick_s);
+        tokio::spawn(sync_server::jobs::scheduler::run_scheduler(
+            center.clone(),
+            schedule,
+            every,
+            stopped(),
+        ));
+    }
+    let scheme = if serving.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     // The first stdout line is the address, for scripts and tests.
-    println!("listening on http://{}", listener.local_addr()?);
-    sync_server::run(listener, center, stop).await?;
+    println!("listening on {scheme}://{}", listener.local_addr()?);
+    sync_server::http::serve(listener, center, serving, async move {
+        stop.await;
+        let _ = stop_tx.send(true);
+    })
+    .await?;
     eprintln!("sync-server stopped");
     // Work still running on blocking threads (a huge grid being checked)
     // must not keep a stopped server alive: every write is a transaction,
@@ -167,13 +354,82 @@ async fn main() -> anyhow::Result<()> {
     std::process::exit(0)
 }
 
+fn config_command(args: &Args, what: &ConfigCommand) -> anyhow::Result<()> {
+    match what {
+        ConfigCommand::Check { file, json } => {
+            let file = file.as_deref().or(args.config.as_deref());
+            let c = effective_config(args, file)?;
+            if *json {
+                let masked: toml::Value = toml::from_str(&c.masked_toml())?;
+                println!("{}", serde_json::to_string_pretty(&masked)?);
+            } else {
+                eprintln!("configuration is valid; the effective settings (secrets masked):");
+                print!("{}", c.masked_toml());
+            }
+        }
+        ConfigCommand::Keys { json } => {
+            let keys = FileConfig::keys();
+            if *json {
+                let rows: Vec<_> = keys
+                    .iter()
+                    .map(|(k, e)| serde_json::json!({ "key": k, "env": e }))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for (k, e) in keys {
+                    println!("{k:<36} {e}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_job_runs(
+    runs: &[sync_server::storage::JobRun],
+    json: bool,
+    tz: &str,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(runs)?);
+        return Ok(());
+    }
+    let tz: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+    let local = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default()
+    };
+    println!(
+        "{:<8} {:<19} {:<19} {:<8} {:>8}  detail",
+        "job", "due", "started", "outcome", "seconds"
+    );
+    for r in runs {
+        let secs = r
+            .finished_ms
+            .map(|f| format!("{:.1}", (f - r.started_ms) as f64 / 1000.0))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<8} {:<19} {:<19} {:<8} {:>8}  {}",
+            r.job,
+            local(r.slot_ms),
+            local(r.started_ms),
+            r.outcome,
+            secs,
+            r.detail
+        );
+    }
+    Ok(())
+}
+
 /// The records in `database` (PostgreSQL) or the embedded store in
 /// `data`, the photos in `blobs` (a directory or a bucket) or DATA/blobs.
 fn open_storage(
     data: &std::path::Path,
-    database: Option<&str>,
+    database: &str,
     blobs: Option<&str>,
 ) -> anyhow::Result<Arc<dyn Storage>> {
+    let database = Some(database);
     let blobs = match open_blobs(blobs)? {
         Some(b) => b,
         None => sync_server::storage::blobs::Blobs::in_dir(&data.join("blobs"))?,

@@ -169,6 +169,32 @@ impl Store {
         Ok(redo)
     }
 
+    /// Notes the server's restore epoch. When it differs from the one
+    /// seen before, the server was restored from a backup and may lack
+    /// what this device sent since: the push cursor goes back to the start
+    /// (the server answers `duplicate` for what it holds), the pull cursor
+    /// too (the restored server hands out log positions anew), and every
+    /// photo is offered again. True when that happened.
+    pub fn observe_server_epoch(&mut self, epoch: &str) -> Result<bool> {
+        let seen = get_meta(&self.conn, "server_epoch")?;
+        if seen.as_deref() == Some(epoch) {
+            return Ok(false);
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        set_meta(&tx, "server_epoch", epoch)?;
+        // The first epoch seen is not a restore.
+        let restored = seen.is_some();
+        if restored {
+            set_meta(&tx, "push_cursor", "0")?;
+            set_meta(&tx, "pull_cursor", "0")?;
+            tx.execute("UPDATE photos SET uploaded = 0", [])?;
+        }
+        tx.commit()?;
+        Ok(restored)
+    }
+
     pub fn pull_cursor(&self) -> Result<u64> {
         meta_u64(&self.conn, "pull_cursor")
     }

@@ -25,6 +25,9 @@ pub enum TransportError {
     /// The server answered with a refusal.
     #[error("server refused ({status}): {reason}")]
     Refused { status: u16, reason: String },
+    /// The server's address cannot be used as given (never sent anywhere).
+    #[error("server address {given:?}: {reason}")]
+    Address { given: String, reason: String },
 }
 
 /// Moves protocol messages; HTTP in the field, a simulated network in tests.
@@ -73,6 +76,10 @@ pub struct SyncSummary {
     pub clock_offset_ms: i64,
     /// Changes re-issued under a new actor (restored backup, wrong clock).
     pub reissued: usize,
+    /// The server had been restored from a backup: everything this device
+    /// holds of its own was sent again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub server_restored: bool,
     /// Photos that could not be sent (unreadable on this device), with why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub photos_lost: Vec<String>,
@@ -133,6 +140,23 @@ pub fn sync(
         };
         let resp = t.sync(&req)?;
         summary.round_trips += 1;
+        // A server restored from a backup: its answer to our old cursor
+        // means nothing; start over from the beginning on both sides.
+        if let Some(epoch) = &resp.epoch
+            && store.observe_server_epoch(epoch)?
+        {
+            if summary.server_restored {
+                // Two epochs in one sync: two different servers answer at
+                // one address. Stop rather than resend forever.
+                return Err(TransportError::Refused {
+                    status: 409,
+                    reason: "the server's restore epoch changed twice in one sync: are two different servers behind this address?".into(),
+                }
+                .into());
+            }
+            summary.server_restored = true;
+            continue;
+        }
         if resp.server_time_ms > 0 {
             // Half the round trip is the best estimate of when it was read.
             let mid = sent_at + store.device_clock_ms().saturating_sub(sent_at) / 2;

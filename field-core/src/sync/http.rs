@@ -56,6 +56,88 @@ pub fn tls_ready() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// How this process's clients reach servers: certificate authorities
+/// trusted beside the system's, and whether plain HTTP to a server off this
+/// machine is allowed (it is not by default: tokens would travel in clear).
+#[derive(Clone, Debug, Default)]
+pub struct ClientTls {
+    /// A PEM file of extra CA certificates (a city's own CA).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Allow `http://` to a non-loopback server.
+    pub allow_plain_http: bool,
+}
+
+static CLIENT_TLS: std::sync::OnceLock<ClientTls> = std::sync::OnceLock::new();
+
+/// Sets the process's [`ClientTls`] (once, before the first client; the
+/// `field` command does it from `--ca-file` / `--allow-http`). Unset, it is
+/// read from `FIELD_CA_FILE` and `FIELD_ALLOW_HTTP=1`.
+pub fn set_client_tls(tls: ClientTls) {
+    let _ = CLIENT_TLS.set(tls);
+}
+
+fn client_tls() -> &'static ClientTls {
+    CLIENT_TLS.get_or_init(|| ClientTls {
+        ca_file: std::env::var_os("FIELD_CA_FILE")
+            .filter(|v| !v.is_empty())
+            .map(Into::into),
+        allow_plain_http: std::env::var("FIELD_ALLOW_HTTP").is_ok_and(|v| v == "1" || v == "true"),
+    })
+}
+
+/// The base URL of a server given as `https://host[:port]`,
+/// `http://host[:port]` or plain `host[:port]` (HTTPS, except to this
+/// machine, where it is HTTP). Plain HTTP to another machine is refused
+/// unless `allow_plain_http`.
+pub fn server_base(given: &str, allow_plain_http: bool) -> Result<String, TransportError> {
+    let refuse = |reason: &str| TransportError::Address {
+        given: given.to_string(),
+        reason: reason.to_string(),
+    };
+    let trimmed = given.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Err(refuse("empty: expected https://HOST[:PORT] or HOST:PORT"));
+    }
+    let (scheme, rest) = match trimmed.split_once("://") {
+        Some((s, r)) => (Some(s.to_ascii_lowercase()), r),
+        None => (None, trimmed),
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = host_of(authority);
+    if host.is_empty() || authority.contains('@') || authority.chars().any(char::is_whitespace) {
+        return Err(refuse("expected https://HOST[:PORT] or HOST:PORT"));
+    }
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let scheme = match scheme.as_deref() {
+        Some("https") => "https",
+        Some("http") => "http",
+        Some(other) => {
+            return Err(refuse(&format!(
+                "scheme {other}:// is not http:// or https://"
+            )));
+        }
+        None if loopback => "http",
+        None => "https",
+    };
+    if scheme == "http" && !loopback && !allow_plain_http {
+        return Err(refuse(
+            "plain http:// to another machine would send the token in clear text: use https:// (or allow plain HTTP with --allow-http on a trusted network)",
+        ));
+    }
+    Ok(format!("{scheme}://{rest}"))
+}
+
+/// `host` of `host:port`, `[::1]:port` or `host`.
+fn host_of(authority: &str) -> &str {
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or_default();
+    }
+    authority.split(':').next().unwrap_or_default()
+}
+
 /// A random fraction in [0, 1), for jitter.
 fn jitter() -> f64 {
     let b = uuid::Uuid::new_v4().as_u64_pair().0;
@@ -64,8 +146,32 @@ fn jitter() -> f64 {
 
 impl HttpTransport {
     pub fn new(base: &str, token: Option<String>) -> Result<HttpTransport, TransportError> {
+        HttpTransport::with_tls(base, token, client_tls())
+    }
+
+    /// [`HttpTransport::new`] with its TLS settings given.
+    pub fn with_tls(
+        base: &str,
+        token: Option<String>,
+        tls: &ClientTls,
+    ) -> Result<HttpTransport, TransportError> {
         tls_ready();
-        let client = reqwest::blocking::Client::builder()
+        let base = server_base(base, tls.allow_plain_http)?;
+        let mut builder = reqwest::blocking::Client::builder();
+        if let Some(path) = &tls.ca_file {
+            let pem = std::fs::read(path).map_err(|e| TransportError::Address {
+                given: base.clone(),
+                reason: format!("CA file {}: {e}", path.display()),
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                TransportError::Address {
+                    given: base.clone(),
+                    reason: format!("CA file {}: {e}", path.display()),
+                }
+            })?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120))
             // Below the server's keep-alive (10 s by default): a pooled
@@ -74,7 +180,7 @@ impl HttpTransport {
             .build()
             .map_err(|e| TransportError::Unreachable(e.to_string()))?;
         Ok(HttpTransport {
-            base: base.trim_end_matches('/').to_string(),
+            base,
             token,
             client,
             bytes_sent: 0,
@@ -82,6 +188,11 @@ impl HttpTransport {
             patience: DEFAULT_PATIENCE,
             busy_waits: 0,
         })
+    }
+
+    /// The server's base URL, as understood (`https://host:port`).
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// Sends a request; a busy server (503 or 429) is asked again after
@@ -259,5 +370,44 @@ impl Transport for HttpTransport {
     ) -> Result<ChunkAck, TransportError> {
         let path = format!("/v1/photos/{hash}?offset={offset}&total={total}");
         self.call_raw("PUT", &path, "application/octet-stream", bytes.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_address_is_read_as_an_operator_would_mean_it() {
+        assert_eq!(
+            server_base("center.example.cn:8443", false).unwrap(),
+            "https://center.example.cn:8443"
+        );
+        assert_eq!(
+            server_base("127.0.0.1:8080", false).unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            server_base("localhost:8080/", false).unwrap(),
+            "http://localhost:8080"
+        );
+        assert_eq!(
+            server_base("[::1]:8080", false).unwrap(),
+            "http://[::1]:8080"
+        );
+        assert_eq!(
+            server_base("HTTPS://center.example.cn", false).unwrap(),
+            "https://center.example.cn"
+        );
+        assert!(
+            matches!(server_base("http://10.1.2.3:8080", false), Err(TransportError::Address { reason, .. }) if reason.contains("clear text"))
+        );
+        assert_eq!(
+            server_base("http://10.1.2.3:8080", true).unwrap(),
+            "http://10.1.2.3:8080"
+        );
+        for bad in ["", "ftp://x", "user@host:1", "://", "a b:1"] {
+            assert!(server_base(bad, false).is_err(), "{bad:?}");
+        }
     }
 }

@@ -83,6 +83,12 @@ pub struct SyncResponse {
     /// The server's clock when it answered (ms since the epoch).
     #[serde(default)]
     pub server_time_ms: i64,
+    /// The server's restore epoch: it changes when the server is restored
+    /// from a backup. A device that sees it change sends everything it
+    /// holds of its own again and pulls from the start (the server may
+    /// have lost what came after the backup, and reuses log positions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
 }
 
 /// The server's judgement of one pushed change.

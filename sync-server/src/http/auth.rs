@@ -28,6 +28,7 @@ impl FromRequestParts<AppState> for Auth {
         let center = state.center.clone();
         let principal =
             super::routes::blocking(move || center.authenticate(bearer.as_deref())).await?;
+        super::observe::principal(&principal.label());
         Ok(Auth(principal))
     }
 }

@@ -6,7 +6,11 @@ mod admission;
 mod auth;
 mod console;
 mod error;
+pub mod frontend;
+pub mod observe;
+mod operations;
 mod routes;
+pub mod tls;
 
 use std::future::Future;
 
@@ -22,14 +26,51 @@ pub use error::AppError;
 pub struct AppState {
     pub center: Center,
     pub admission: admission::Admission,
+    /// Which forwarding headers to believe, and the public URL.
+    pub front_door: std::sync::Arc<frontend::FrontDoor>,
+    /// The bearer a Prometheus scraper presents (else the admin token).
+    pub metrics_token: Option<std::sync::Arc<str>>,
+}
+
+/// How the server is put on the network, beyond its listener.
+#[derive(Clone, Default)]
+pub struct Serving {
+    /// Terminate TLS with these files (reloadable).
+    pub tls: Option<std::sync::Arc<tls::TlsFiles>>,
+    pub front_door: frontend::FrontDoor,
+    pub metrics_token: Option<String>,
 }
 
 /// The whole API as a router (tests can drive it without a socket).
 pub fn app(center: Center) -> Router {
-    routes::router(AppState {
+    app_with(center, &Serving::default())
+}
+
+fn app_with(center: Center, serving: &Serving) -> Router {
+    observe::prometheus();
+    let state = AppState {
         admission: admission::Admission::new(center.limits()),
         center,
-    })
+        front_door: std::sync::Arc::new(serving.front_door.clone()),
+        metrics_token: serving.metrics_token.as_deref().map(std::sync::Arc::from),
+    };
+    routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        state,
+        observe::observe,
+    ))
+}
+
+/// Serves only `/metrics`, without a token, until `shutdown` resolves: for
+/// a listener on a private interface (`metrics.listen`).
+pub async fn serve_metrics(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    observe::prometheus();
+    let app = Router::new().route("/metrics", axum::routing::get(operations::metrics_open));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests
@@ -43,11 +84,21 @@ pub async fn run(
     center: Center,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve(listener, center, Serving::default(), shutdown).await
+}
+
+/// [`run`], put on the network as `serving` says (TLS, a proxy in front).
+pub async fn serve(
+    listener: TcpListener,
+    center: Center,
+    serving: Serving,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use std::time::Duration;
 
     let limits = center.limits().clone();
-    let app = app(center).layer((
+    let app = app_with(center, &serving).layer((
         tower_http::timeout::RequestBodyTimeoutLayer::new(Duration::from_secs(
             limits.body_timeout_s,
         )),
@@ -56,7 +107,6 @@ pub async fn run(
             Duration::from_secs(limits.request_timeout_s),
         ),
     ));
-    let service = hyper_util::service::TowerToHyperService::new(app);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(limits.header_timeout_s.max(1)));
@@ -71,7 +121,7 @@ pub async fn run(
             },
             _ = &mut shutdown => break,
         };
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -83,12 +133,50 @@ pub async fn run(
             },
             _ = &mut shutdown => break,
         };
-        let conn = http.serve_connection(TokioIo::new(stream), service.clone());
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
-        });
+        let info = frontend::Conn {
+            peer,
+            tls: serving.tls.is_some(),
+        };
+        // Each request learns its connection's facts (peer, TLS).
+        let service = hyper_util::service::TowerToHyperService::new(
+            tower::ServiceBuilder::new()
+                .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(info);
+                    req
+                })
+                .service(app.clone()),
+        );
+        match &serving.tls {
+            None => {
+                let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+            Some(files) => {
+                let acceptor = files.acceptor();
+                let http = http.clone();
+                let watcher = graceful.watcher();
+                let handshake = Duration::from_secs(limits.header_timeout_s.max(1));
+                tokio::spawn(async move {
+                    // A client that never finishes its handshake holds a
+                    // slot no longer than a slow header would.
+                    let stream =
+                        match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, "TLS handshake failed: {e}");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                    let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown())

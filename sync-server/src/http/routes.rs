@@ -69,6 +69,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/photos/{hash}/thumb", get(photo_thumb))
         .layer(DefaultBodyLimit::max(limits.max_chunk_bytes));
     Router::new()
+        .route("/", get(super::operations::front_door))
+        .route("/healthz", get(super::operations::healthz))
+        .route("/readyz", get(super::operations::readyz))
+        .route("/metrics", get(super::operations::metrics))
         .route("/v1/health", get(health))
         .route("/v1/enroll", post(enroll))
         .route("/v1/sync", post(sync).layer(admitted()))
@@ -147,7 +151,12 @@ async fn sync(
     ApiJson(req): ApiJson<crate::service::SyncWire>,
 ) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
-    Ok(Json(blocking(move || c.sync_wire(&p, req)).await?))
+    let pushed = req.push.len();
+    let bytes: usize = req.push.iter().map(|c| c.get().len()).sum();
+    let device = p.label();
+    let resp = blocking(move || c.sync_wire(&p, req)).await?;
+    super::observe::sync_done(&device, pushed, &resp, bytes);
+    Ok(Json(resp))
 }
 
 async fn successor(
@@ -165,7 +174,9 @@ async fn photos_needed(
     ApiJson(req): ApiJson<PhotosNeededRequest>,
 ) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
-    Ok(Json(blocking(move || c.photos_needed(&p, req)).await?))
+    let resp = blocking(move || c.photos_needed(&p, req)).await?;
+    metrics::gauge!("photo_uploads_pending").set(resp.needed.len() as f64);
+    Ok(Json(resp))
 }
 
 #[derive(Deserialize)]
@@ -185,9 +196,10 @@ async fn upload_chunk(
     let Query(q) = query?;
     let bytes = body?;
     let c = s.center.clone();
-    Ok(Json(
-        blocking(move || c.upload_chunk(&p, &hash, q.offset, q.total, &bytes)).await?,
-    ))
+    let n = bytes.len() as u64;
+    let ack = blocking(move || c.upload_chunk(&p, &hash, q.offset, q.total, &bytes)).await?;
+    metrics::counter!("photo_bytes_in_total").increment(n);
+    Ok(Json(ack))
 }
 
 async fn add_user(
@@ -532,6 +544,7 @@ async fn serve_photo(
 
 /// A stored photo as a response, with its type and a long cache life.
 pub(super) fn photo_response(file: crate::service::PhotoFile) -> Response {
+    metrics::counter!("photo_bytes_out_total").increment(file.bytes.len() as u64);
     (
         [
             (axum::http::header::CONTENT_TYPE, file.mime),

@@ -1,6 +1,7 @@
-//! Jobs that run on a schedule beside the server (cron, a systemd timer):
-//! `sync-server nightly`.
+//! Jobs the server runs on its own schedule (`scheduler`), which are also
+//! commands: `sync-server nightly`, `sync-server backup`.
 
 mod nightly;
+pub mod scheduler;
 
 pub use nightly::NightlySummary;

@@ -116,6 +116,8 @@ pub struct Center {
     /// striped by hash), so concurrent uploads of a photo are charged once
     /// and different photos go up in parallel.
     uploads: Arc<[std::sync::Mutex<()>; UPLOAD_STRIPES]>,
+    /// The restore epoch, read once (a restore happens with servers stopped).
+    epoch: Arc<std::sync::OnceLock<String>>,
 }
 
 impl Center {
@@ -126,6 +128,7 @@ impl Center {
             rules: ReviewRules::default(),
             clock,
             uploads: Arc::new(std::array::from_fn(|_| std::sync::Mutex::new(()))),
+            epoch: Arc::default(),
         }
     }
 
@@ -151,6 +154,15 @@ impl Center {
     /// simulator own time.
     pub fn now(&self) -> i64 {
         self.now_ms()
+    }
+
+    /// The restore epoch devices compare (see `SyncResponse::epoch`).
+    pub fn restore_epoch(&self) -> Result<String> {
+        if let Some(e) = self.epoch.get() {
+            return Ok(e.clone());
+        }
+        let e = self.storage.restore_epoch()?;
+        Ok(self.epoch.get_or_init(|| e).clone())
     }
 
     /// The principal behind a bearer token: 401 when missing, unknown or revoked.

@@ -123,6 +123,7 @@ impl Center {
             push,
             pull,
             server_time_ms: self.now_ms(),
+            epoch: Some(self.restore_epoch()?),
         })
     }
 

@@ -6,6 +6,7 @@
 //! [`sqlite::SqliteStorage`] is the embedded default, its photos in a
 //! directory or an S3 bucket ([`blobs`]).
 
+pub mod backup;
 pub mod blobs;
 pub mod postgres;
 pub mod sqlite;
@@ -98,7 +99,7 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 /// The wall clock (ms since the epoch), for bookkeeping no domain rule
 /// reads (session expiry sweeps).
-pub(crate) fn wall_clock_ms() -> i64 {
+pub fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -225,6 +226,16 @@ pub struct Principal {
     pub token_hash: String,
 }
 
+impl Principal {
+    /// Who, for logs: the user's name, and the device when there is one.
+    pub fn label(&self) -> String {
+        match &self.device {
+            Some(d) => format!("{}@{}", self.user.name, d),
+            None => self.user.name.clone(),
+        }
+    }
+}
+
 /// Everything the server keeps.
 /// Who is who: users, their devices and tokens, enrolment codes, console
 /// sessions, the audit log, per-device counters. Tokens and codes arrive
@@ -258,6 +269,10 @@ pub trait Identity: Send + Sync {
     /// A session not yet expired, by the hash of its id.
     fn session(&self, id_hash: &str) -> Result<Option<ConsoleSession>>;
     fn close_session(&self, id_hash: &str) -> Result<()>;
+    /// Drops sessions expired at `now_ms`; how many.
+    fn expire_sessions(&self, now_ms: i64) -> Result<usize>;
+    /// Sessions open at `now_ms` (a gauge).
+    fn count_sessions(&self, now_ms: i64) -> Result<u64>;
     fn revoke_device(&self, actor: ActorId) -> Result<bool>;
     /// Disables (or re-enables) a user; false when no such user.
     fn set_user_disabled(&self, user_id: &str, disabled: bool) -> Result<bool>;
@@ -389,6 +404,10 @@ pub trait BlobStore: Send + Sync {
     fn blob_thumbnail(&self, hash: &PhotoHash) -> Result<Vec<u8>>;
     /// The photo's EXIF capture time, if it has one (read once, then kept).
     fn blob_exif_time(&self, hash: &PhotoHash) -> Result<blobs::ExifTime>;
+    /// The photo store answers (a directory is there; a bucket replies).
+    fn blobs_ready(&self) -> Result<()>;
+    /// Removes uploads abandoned past their lifetime at `now_ms`; how many chunks.
+    fn blobs_expire(&self, now_ms: i64) -> Result<usize>;
 }
 
 /// The assessment's records: configuration versions, assignments,
@@ -400,6 +419,46 @@ pub trait Records: Send + Sync {
     /// instance of many runs a job at a time. False when another holds it.
     fn take_lease(&self, job: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool>;
     fn release_lease(&self, job: &str, holder: &str) -> Result<()>;
+
+    // The server's own schedule and its state.
+    /// Claims the run of `job` due at `slot_ms`: true for exactly one
+    /// caller of all instances (the others see the run already claimed).
+    fn claim_job_run(&self, job: &str, slot_ms: i64, instance: &str, now_ms: i64) -> Result<bool>;
+    /// Records how a claimed run ended.
+    fn finish_job_run(
+        &self,
+        job: &str,
+        slot_ms: i64,
+        now_ms: i64,
+        outcome: &str,
+        detail: &str,
+    ) -> Result<()>;
+    /// The newest `limit` runs, newest first.
+    fn job_runs(&self, limit: usize) -> Result<Vec<JobRun>>;
+    /// The restore epoch devices compare: minted on first use, replaced by
+    /// every restore (a device seeing it change re-sends what it holds).
+    fn restore_epoch(&self) -> Result<String>;
+    fn set_restore_epoch(&self, epoch: &str) -> Result<()>;
+    /// The records are reachable and their schema is this build's.
+    fn ready(&self) -> Result<()>;
+    /// An online backup of the records and photos into `to` (the
+    /// embedded backend; PostgreSQL is backed up with its own tools).
+    fn backup_to(
+        &self,
+        data: &std::path::Path,
+        to: &std::path::Path,
+        now_ms: i64,
+    ) -> Result<backup::Manifest> {
+        let _ = (data, to, now_ms);
+        Err(StorageError::Invalid {
+            field: "backup".into(),
+            reason: "this backend is backed up with its own tools (docs/deploy.md)".into(),
+        })
+    }
+    /// The connection pool's state, for a backend that has one.
+    fn pool(&self) -> Option<PoolStatus> {
+        None
+    }
 
     // Special surveys.
     fn create_survey(&self, survey: &Survey) -> Result<()>;
@@ -440,6 +499,28 @@ pub trait Records: Send + Sync {
 /// Everything the server keeps, by concern: one backend implements all four
 /// (the embedded SQLite + files one, `sqlite.rs`). Services hold an
 /// `Arc<dyn Storage>`; bring the concern's trait into scope to call it.
+/// One run of a scheduled (or manual) job, as `sync-server jobs` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobRun {
+    pub job: String,
+    /// When it was due (ms since the epoch; a manual run: when asked).
+    pub slot_ms: i64,
+    pub instance: String,
+    pub started_ms: i64,
+    pub finished_ms: Option<i64>,
+    /// `running`, `ok` or `failed`.
+    pub outcome: String,
+    pub detail: String,
+}
+
+/// A connection pool's state (the `db_pool_connections` gauges).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PoolStatus {
+    pub size: usize,
+    pub available: usize,
+    pub waiting: usize,
+}
+
 pub trait Storage: Identity + Replica + BlobStore + Records {}
 
 impl<T: Identity + Replica + BlobStore + Records> Storage for T {}

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::blobs::Blobs;
 use super::{AuditEntry, Device, Principal, ReportClock, Result, Role, StorageError, User};
-use super::{ConsoleSession, Identity, Records, Replica};
+use super::{ConsoleSession, Identity, JobRun, Records, Replica};
 
 /// Migrations of `center.db`, in order; index + 1 is the version each
 /// brings it to.
@@ -88,6 +88,10 @@ CREATE TABLE enrolments (
     // opened with by its hash) and job leases: what any instance must know.
     "CREATE TABLE console_sessions (id_hash TEXT PRIMARY KEY, token_hash TEXT NOT NULL, csrf TEXT NOT NULL, expires_ms INTEGER NOT NULL);
      CREATE TABLE leases (job TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms INTEGER NOT NULL);",
+    // 13: the server's own jobs (one row per due run, claimed once) and its
+    // facts (the restore epoch).
+    "CREATE TABLE job_runs (job TEXT NOT NULL, slot_ms INTEGER NOT NULL, instance TEXT NOT NULL, started_ms INTEGER NOT NULL, finished_ms INTEGER, outcome TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '', PRIMARY KEY (job, slot_ms));
+     CREATE TABLE server_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
 ];
 
 const USER_COLUMNS: &str = "id, name, role, company, cells, disabled";
@@ -391,6 +395,21 @@ impl Identity for SqliteStorage {
                 device: actor.map(|a| actor_from(&a)).transpose()?,
             })),
         }
+    }
+
+    fn expire_sessions(&self, now_ms: i64) -> Result<usize> {
+        Ok(self.db().execute(
+            "DELETE FROM console_sessions WHERE expires_ms <= ?1",
+            [now_ms],
+        )?)
+    }
+
+    fn count_sessions(&self, now_ms: i64) -> Result<u64> {
+        Ok(self.db().query_row(
+            "SELECT COUNT(*) FROM console_sessions WHERE expires_ms > ?1",
+            [now_ms],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
     }
 
     fn revoke_device(&self, actor: ActorId) -> Result<bool> {
@@ -824,6 +843,85 @@ impl Records for SqliteStorage {
             rusqlite::params![job, holder],
         )?;
         Ok(())
+    }
+
+    fn claim_job_run(&self, job: &str, slot_ms: i64, instance: &str, now_ms: i64) -> Result<bool> {
+        Ok(self.db().execute(
+            "INSERT INTO job_runs (job, slot_ms, instance, started_ms, outcome) VALUES (?1, ?2, ?3, ?4, 'running')
+             ON CONFLICT (job, slot_ms) DO NOTHING",
+            rusqlite::params![job, slot_ms, instance, now_ms],
+        )? == 1)
+    }
+
+    fn finish_job_run(
+        &self,
+        job: &str,
+        slot_ms: i64,
+        now_ms: i64,
+        outcome: &str,
+        detail: &str,
+    ) -> Result<()> {
+        self.db().execute(
+            "UPDATE job_runs SET finished_ms = ?3, outcome = ?4, detail = ?5 WHERE job = ?1 AND slot_ms = ?2",
+            rusqlite::params![job, slot_ms, now_ms, outcome, detail],
+        )?;
+        Ok(())
+    }
+
+    fn job_runs(&self, limit: usize) -> Result<Vec<JobRun>> {
+        let db = self.db();
+        let mut stmt = db.prepare_cached(
+            "SELECT job, slot_ms, instance, started_ms, finished_ms, outcome, detail FROM job_runs
+             ORDER BY started_ms DESC, job LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit.min(100_000) as i64], |r| {
+            Ok(JobRun {
+                job: r.get(0)?,
+                slot_ms: r.get(1)?,
+                instance: r.get(2)?,
+                started_ms: r.get(3)?,
+                finished_ms: r.get(4)?,
+                outcome: r.get(5)?,
+                detail: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn restore_epoch(&self) -> Result<String> {
+        let db = self.db();
+        let fresh = uuid::Uuid::new_v4().simple().to_string();
+        db.execute(
+            "INSERT INTO server_meta (key, value) VALUES ('restore_epoch', ?1) ON CONFLICT (key) DO NOTHING",
+            [&fresh],
+        )?;
+        Ok(db.query_row(
+            "SELECT value FROM server_meta WHERE key = 'restore_epoch'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn set_restore_epoch(&self, epoch: &str) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO server_meta (key, value) VALUES ('restore_epoch', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [epoch],
+        )?;
+        Ok(())
+    }
+
+    fn backup_to(&self, data: &Path, to: &Path, now_ms: i64) -> Result<super::backup::Manifest> {
+        self.online_backup(data, to, now_ms)
+    }
+
+    fn ready(&self) -> Result<()> {
+        // Both files answer (the schema was brought up to date at open).
+        self.db().query_row("SELECT 1", [], |_| Ok(()))?;
+        self.store()
+            .log_position()
+            .map(|_| ())
+            .map_err(StorageError::from)
     }
 
     fn create_survey(&self, survey: &Survey) -> Result<()> {

@@ -7,7 +7,7 @@
 //! token ends its sessions at the next request.
 
 use axum::extract::FromRequestParts;
-use axum::http::header::{COOKIE, HOST, ORIGIN};
+use axum::http::header::{COOKIE, ORIGIN};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 
@@ -18,15 +18,35 @@ use crate::storage::Principal;
 
 pub const COOKIE_NAME: &str = "fc_session";
 
-/// The `Set-Cookie` value that opens (or, with `None`, clears) a session.
-pub fn cookie(id: Option<&str>) -> String {
+/// The `Set-Cookie` value that opens (or, with `None`, clears) a session;
+/// `Secure` whenever the console was reached over HTTPS.
+pub fn cookie(id: Option<&str>, parts: &Parts) -> String {
+    let secure = if frontend(parts).https {
+        "; Secure"
+    } else {
+        ""
+    };
     match id {
         Some(id) => format!(
-            "{COOKIE_NAME}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
+            "{COOKIE_NAME}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
             SESSION_LIFETIME_MS / 1000
         ),
-        None => format!("{COOKIE_NAME}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0"),
+        None => {
+            format!("{COOKIE_NAME}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+        }
     }
+}
+
+/// How the request reached us (set by the observing middleware; a router
+/// driven without it sees plain HTTP and the `Host` header).
+fn frontend(parts: &Parts) -> crate::http::frontend::Frontend {
+    parts
+        .extensions
+        .get::<crate::http::frontend::Frontend>()
+        .cloned()
+        .unwrap_or_else(|| {
+            crate::http::frontend::FrontDoor::default().frontend(None, &parts.headers)
+        })
 }
 
 fn session_id(parts: &Parts) -> Option<String> {
@@ -66,11 +86,13 @@ pub fn cross_site(parts: &Parts) -> bool {
     let Some(origin) = parts.headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let host = parts.headers.get(HOST).and_then(|v| v.to_str().ok());
+    // Our host as the browser knows it: behind a proxy that rewrites
+    // `Host`, the forwarded host or the configured public URL's.
+    let host = frontend(parts).host;
     let origin_host = origin
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"));
-    origin_host != host
+    origin_host != host.as_deref()
 }
 
 /// `path` when it is a console page of this server (a redirect target that
@@ -129,11 +151,14 @@ impl FromRequestParts<AppState> for Staff {
             .ok()
             .flatten();
         match open {
-            Some(open) => Ok(Staff {
-                principal: open.principal,
-                session: id,
-                csrf: open.csrf,
-            }),
+            Some(open) => {
+                crate::http::observe::principal(&open.principal.label());
+                Ok(Staff {
+                    principal: open.principal,
+                    session: id,
+                    csrf: open.csrf,
+                })
+            }
             None => Err(to_sign_in()),
         }
     }

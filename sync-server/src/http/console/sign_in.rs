@@ -71,7 +71,7 @@ pub async fn sign_in(State(s): State<AppState>, parts: Parts, Form(f): Form<Sign
                 Err(e) => return e.into_response(),
             };
             (
-                [(header::SET_COOKIE, session::cookie(Some(&id)))],
+                [(header::SET_COOKIE, session::cookie(Some(&id), &parts))],
                 Redirect::to(session::console_path(&f.next).unwrap_or("/console/queue")),
             )
                 .into_response()
@@ -121,7 +121,7 @@ pub async fn sign_out(
         return e.into_response();
     }
     (
-        [(header::SET_COOKIE, session::cookie(None))],
+        [(header::SET_COOKIE, session::cookie(None, &parts))],
         Redirect::to("/console/sign-in"),
     )
         .into_response()

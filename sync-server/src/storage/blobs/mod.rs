@@ -443,4 +443,13 @@ impl<T: HasBlobs + Send + Sync> super::BlobStore for T {
     fn blob_exif_time(&self, hash: &PhotoHash) -> Result<ExifTime> {
         self.blobs().exif_time(hash)
     }
+
+    fn blobs_ready(&self) -> Result<()> {
+        // A HEAD of a key that need not exist: the store must answer.
+        self.blobs().objects.size("ready-probe").map(|_| ())
+    }
+
+    fn blobs_expire(&self, now_ms: i64) -> Result<usize> {
+        Blobs::expire(self.blobs().objects.as_ref(), now_ms)
+    }
 }

@@ -218,6 +218,26 @@ impl Identity for PgStorage {
         })
     }
 
+    fn expire_sessions(&self, now_ms: i64) -> Result<usize> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "DELETE FROM console_sessions WHERE expires_ms <= $1",
+                &[&now_ms],
+            )? as usize)
+        })
+    }
+
+    fn count_sessions(&self, now_ms: i64) -> Result<u64> {
+        self.read(|tx| {
+            Ok(tx
+                .query_one(
+                    "SELECT COUNT(*) FROM console_sessions WHERE expires_ms > $1",
+                    &[&now_ms],
+                )?
+                .get::<_, i64>(0) as u64)
+        })
+    }
+
     fn revoke_device(&self, actor: ActorId) -> Result<bool> {
         self.write(|tx| {
             Ok(tx.execute(

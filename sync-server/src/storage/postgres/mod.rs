@@ -180,6 +180,16 @@ impl PgStorage {
             .now_ms() as i64
     }
 
+    /// The pool's size, idle connections and waiters (metrics).
+    pub fn pool_status(&self) -> crate::storage::PoolStatus {
+        let s = self.pool.status();
+        crate::storage::PoolStatus {
+            size: s.size,
+            available: s.available,
+            waiting: s.waiting,
+        }
+    }
+
     /// Runs `f` in a read-write transaction, again from the start when it
     /// lost a race to another transaction.
     fn write<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
@@ -230,6 +240,13 @@ impl PgStorage {
             .as_ref()
             .ok_or_else(|| StorageError::Backend("the database client is shut down".into()))?;
         let mut attempt = 0;
+        let started = std::time::Instant::now();
+        let kind = match (level, read_only) {
+            (None, _) => "read",
+            (Some(_), true) => "snapshot",
+            (Some(_), false) => "write",
+        };
+        let _timer = TxTimer { kind, started };
         loop {
             attempt += 1;
             let mut client = rt.block_on(self.pool.get()).map_err(pool_error)?;
@@ -406,4 +423,18 @@ fn maintenance(admin_url: &str, name: &str, verb: &str) -> Result<()> {
         let _ = driver.await;
         Ok::<_, StorageError>(())
     })
+}
+
+/// Records a transaction's time (retries included) when it ends, however
+/// it ends.
+struct TxTimer {
+    kind: &'static str,
+    started: std::time::Instant,
+}
+
+impl Drop for TxTimer {
+    fn drop(&mut self) {
+        metrics::histogram!("db_transaction_seconds", "kind" => self.kind)
+            .record(self.started.elapsed().as_secs_f64());
+    }
 }

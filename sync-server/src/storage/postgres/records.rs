@@ -5,7 +5,7 @@
 use field_core::model::{ExternalFinding, Survey};
 
 use super::{PgStorage, Tx};
-use crate::storage::{Records, Result, StorageError};
+use crate::storage::{JobRun, Records, Result, StorageError};
 
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
@@ -77,6 +77,102 @@ impl Records for PgStorage {
             )?;
             Ok(())
         })
+    }
+
+    fn claim_job_run(&self, job: &str, slot_ms: i64, instance: &str, now_ms: i64) -> Result<bool> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "INSERT INTO job_runs (job, slot_ms, instance, started_ms, outcome) VALUES ($1, $2, $3, $4, 'running')
+                 ON CONFLICT (job, slot_ms) DO NOTHING",
+                &[&job, &slot_ms, &instance, &now_ms],
+            )? == 1)
+        })
+    }
+
+    fn finish_job_run(
+        &self,
+        job: &str,
+        slot_ms: i64,
+        now_ms: i64,
+        outcome: &str,
+        detail: &str,
+    ) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE job_runs SET finished_ms = $3, outcome = $4, detail = $5 WHERE job = $1 AND slot_ms = $2",
+                &[&job, &slot_ms, &now_ms, &outcome, &detail],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn job_runs(&self, limit: usize) -> Result<Vec<JobRun>> {
+        let limit = limit.min(100_000) as i64;
+        self.read(|tx| {
+            Ok(tx
+                .query(
+                    "SELECT job, slot_ms, instance, started_ms, finished_ms, outcome, detail FROM job_runs
+                     ORDER BY started_ms DESC, job LIMIT $1",
+                    &[&limit],
+                )?
+                .iter()
+                .map(|r| JobRun {
+                    job: r.get(0),
+                    slot_ms: r.get(1),
+                    instance: r.get(2),
+                    started_ms: r.get(3),
+                    finished_ms: r.get(4),
+                    outcome: r.get(5),
+                    detail: r.get(6),
+                })
+                .collect())
+        })
+    }
+
+    fn restore_epoch(&self) -> Result<String> {
+        let fresh = uuid::Uuid::new_v4().simple().to_string();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('restore_epoch', $1) ON CONFLICT (key) DO NOTHING",
+                &[&fresh],
+            )?;
+            Ok(tx
+                .query_one("SELECT value FROM meta WHERE key = 'restore_epoch'", &[])?
+                .get(0))
+        })
+    }
+
+    fn set_restore_epoch(&self, epoch: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('restore_epoch', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&epoch],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn pool(&self) -> Option<crate::storage::PoolStatus> {
+        Some(self.pool_status())
+    }
+
+    fn ready(&self) -> Result<()> {
+        let version: i64 = self.read(|tx| {
+            Ok(tx
+                .query_one("SELECT version FROM schema_version", &[])?
+                .get(0))
+        })?;
+        if version != super::schema::SCHEMA_VERSION {
+            return Err(StorageError::Invalid {
+                field: "schema_version".into(),
+                reason: format!(
+                    "the database is at version {version}, this build at {}",
+                    super::schema::SCHEMA_VERSION
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn create_survey(&self, survey: &Survey) -> Result<()> {
