@@ -104,6 +104,7 @@ pub fn sync(home: &Path, out: &Output) -> Result<()> {
         "reissued": summary.reissued,
         "actor": store.actor().to_string(),
         "photos_lost": summary.photos_lost,
+        "server_restored": summary.server_restored,
     });
     if let Some(w) = summary.clock_warning() {
         eprintln!("warning: {}", crate::output::printable(&w));
@@ -124,6 +125,9 @@ pub fn sync(home: &Path, out: &Output) -> Result<()> {
                 "; the server was busy: waited and went on {} time(s)",
                 t.busy_waits
             ));
+        }
+        if summary.server_restored {
+            line.push_str("\nthe server was restored from a backup: everything this device holds of its own was sent again");
         }
         if summary.reissued > 0 {
             line.push_str(&format!(

@@ -241,10 +241,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     if ensure_admin(storage.as_ref(), &data)?.is_some() {
-        eprintln!(
-            "admin token written to {}",
-            data.join("admin.token").display()
-        );
+        tracing::info!(path = %data.join("admin.token").display(), "admin token written");
     }
     let center = Center::new(storage, config.limits.clone(), system_clock())
         .with_rules(config.review.clone());
@@ -317,7 +314,7 @@ async fn serve(config: FileConfig, center: Center) -> anyhow::Result<()> {
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding metrics.listen {addr}"))?;
-        eprintln!("metrics on http://{}/metrics", l.local_addr()?);
+        tracing::info!(address = %l.local_addr()?, "metrics served on /metrics");
         tokio::spawn(sync_server::http::serve_metrics(l, stopped()));
     }
     if config.jobs.enabled {
@@ -347,7 +344,7 @@ async fn serve(config: FileConfig, center: Center) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     })
     .await?;
-    eprintln!("sync-server stopped");
+    tracing::info!("sync-server stopped");
     // Work still running on blocking threads (a huge grid being checked)
     // must not keep a stopped server alive: every write is a transaction,
     // so leaving now loses nothing accepted.

@@ -66,6 +66,47 @@ fn leases(s: &dyn Storage) {
     assert!(s.take_lease("nightly", "a", t + 220, t + 320).unwrap());
 }
 
+/// The server's own state: a job slot is claimed once, runs are listed
+/// newest first with their outcome, the restore epoch is stable until set,
+/// expired sessions are counted out and dropped, and the store is ready.
+fn jobs_and_epoch(s: &dyn Storage) {
+    assert!(s.claim_job_run("nightly", 100, "one", 1_000).unwrap());
+    assert!(
+        !s.claim_job_run("nightly", 100, "two", 1_001).unwrap(),
+        "claimed once"
+    );
+    assert!(s.claim_job_run("expire", 100, "two", 1_002).unwrap());
+    s.finish_job_run("nightly", 100, 2_000, "ok", "{\"reports\":3}")
+        .unwrap();
+    let runs = s.job_runs(10).unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].job, "expire", "newest first");
+    assert_eq!(runs[0].outcome, "running");
+    assert_eq!(runs[1].instance, "one");
+    assert_eq!(runs[1].finished_ms, Some(2_000));
+    assert_eq!(runs[1].outcome, "ok");
+    let epoch = s.restore_epoch().unwrap();
+    assert_eq!(s.restore_epoch().unwrap(), epoch, "stable");
+    s.set_restore_epoch("restored-1").unwrap();
+    assert_eq!(s.restore_epoch().unwrap(), "restored-1");
+    let now = sync_server::storage::wall_clock_ms();
+    for (id, expires) in [("old", now - 1), ("live", now + 60_000)] {
+        s.open_session(&ConsoleSession {
+            id_hash: format!("{id}-jobs"),
+            token_hash: "t".into(),
+            csrf: "c".into(),
+            expires_ms: expires,
+        })
+        .unwrap();
+    }
+    let open = s.count_sessions(now).unwrap();
+    assert!(open >= 1);
+    s.expire_sessions(now + 120_000).unwrap();
+    assert_eq!(s.count_sessions(now).unwrap(), 0, "all expired by then");
+    s.ready().unwrap();
+    s.blobs_ready().unwrap();
+}
+
 /// Identity: a user and a token find their principal; a disabled user's
 /// token does not.
 fn identity(s: &dyn Storage) {
@@ -372,6 +413,7 @@ fn records(s: &dyn Storage) {
 fn suite(s: &dyn Storage) {
     sessions(s);
     leases(s);
+    jobs_and_epoch(s);
     identity(s);
     replica(s);
     records(s);

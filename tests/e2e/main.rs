@@ -11,6 +11,7 @@ mod faults;
 mod flags;
 mod instances;
 mod object_storage;
+mod operations;
 mod overload;
 mod pay;
 mod review;

@@ -60,7 +60,27 @@ impl Server {
         Server::spawn(data, "127.0.0.1:0", extra, env)
     }
 
+    /// Starts a server on `data` whose log (at `info`, every line) goes to
+    /// the file `log`.
+    pub fn start_logged(data: &Path, log: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn_logging(data, "127.0.0.1:0", extra, env, Some(log))
+    }
+
     fn spawn(data: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn_logging(data, listen, extra, env, None)
+    }
+
+    fn spawn_logging(
+        data: &Path,
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        log: Option<&Path>,
+    ) -> Server {
+        let stderr = match log {
+            Some(p) => Stdio::from(std::fs::File::create(p).expect("log file")),
+            None => Stdio::null(),
+        };
         let mut child = Command::new(server_bin())
             .args([
                 "--data",
@@ -69,10 +89,10 @@ impl Server {
                 listen,
             ])
             .args(extra)
+            .env("RUST_LOG", if log.is_some() { "info" } else { "warn" })
             .envs(env.iter().copied())
-            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("sync-server starts");
         let mut line = String::new();
@@ -94,7 +114,10 @@ impl Server {
 
     /// `127.0.0.1:PORT`, for a proxy in front.
     pub fn addr(&self) -> String {
-        self.url.trim_start_matches("http://").to_string()
+        self.url
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_string()
     }
 
     pub fn port(&self) -> u16 {

@@ -247,7 +247,19 @@ impl HttpTransport {
         };
         let resp = req.send().map_err(|e| {
             let connect = e.is_connect();
-            let e = TransportError::Unreachable(e.to_string());
+            // The causes say what went wrong (a certificate not trusted,
+            // a refused connection); reqwest's own message does not.
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                let more = c.to_string();
+                if !text.contains(&more) {
+                    text.push_str(": ");
+                    text.push_str(&more);
+                }
+                cause = c.source();
+            }
+            let e = TransportError::Unreachable(text);
             if connect {
                 Failure::NotConnected(e)
             } else {

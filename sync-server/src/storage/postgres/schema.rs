@@ -178,7 +178,7 @@ ALTER TABLE pending_changes ALTER COLUMN body SET STORAGE EXTERNAL;
     // 3: the server's own jobs, one row per due run (claimed once by one
     // instance of many).
     r#"
-CREATE TABLE job_runs (job TEXT NOT NULL, slot_ms BIGINT NOT NULL, instance TEXT NOT NULL, started_ms BIGINT NOT NULL, finished_ms BIGINT, outcome TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '', PRIMARY KEY (job, slot_ms));
+CREATE TABLE IF NOT EXISTS job_runs (job TEXT NOT NULL, slot_ms BIGINT NOT NULL, instance TEXT NOT NULL, started_ms BIGINT NOT NULL, finished_ms BIGINT, outcome TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '', PRIMARY KEY (job, slot_ms));
 "#,
 ];
 
