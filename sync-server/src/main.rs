@@ -8,9 +8,9 @@ use anyhow::Context;
 use clap::Parser;
 use sync_server::config::FileConfig;
 use sync_server::service::{Center, ensure_admin, system_clock};
-use sync_server::storage::Storage;
 use sync_server::storage::postgres::PgStorage;
 use sync_server::storage::sqlite::SqliteStorage;
+use sync_server::storage::{Records, Storage};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -188,19 +188,12 @@ async fn main() -> anyhow::Result<()> {
     }
     let data = config.data.clone();
     if let Some(Job::Restore { from, force }) = &args.job {
-        anyhow::ensure!(
-            config.database == "sqlite",
-            "restore: this restores the embedded store; for PostgreSQL see docs/deploy.md (scripts/pg-backup, scripts/pg-restore)"
-        );
         // Not under a running server.
         let _lock = sync_server::storage::lock_data_dir(&data)?;
         let (from, force, blobs) = (from.clone(), *force, config.blobs.clone());
-        let data2 = data.clone();
+        let (data2, database) = (data.clone(), config.database.clone());
         let summary = tokio::task::spawn_blocking(move || {
-            let target = open_blobs(blobs.as_deref())?;
-            anyhow::Ok(sync_server::storage::backup::restore(
-                &from, &data2, target, force,
-            )?)
+            restore(&from, &data2, &database, blobs.as_deref(), force)
         })
         .await??;
         println!("{}", serde_json::to_string(&summary)?);
@@ -499,6 +492,34 @@ fn migrate(
         serde_json::json!({ "records": records, "photos": photos }),
         equal,
     ))
+}
+
+/// Restores the backup in `from`: the embedded store into `data`, or a
+/// `pg_dump` into the PostgreSQL `database`; photos into `blobs`. The
+/// restored city gets a new restore epoch either way.
+fn restore(
+    from: &std::path::Path,
+    data: &std::path::Path,
+    database: &str,
+    blobs: Option<&str>,
+    force: bool,
+) -> anyhow::Result<sync_server::storage::backup::RestoreSummary> {
+    use sync_server::storage::backup;
+    let target = open_blobs(blobs)?;
+    if database == "sqlite" {
+        return Ok(backup::restore(from, data, target, force)?);
+    }
+    let photos = match target {
+        Some(b) => b,
+        None => sync_server::storage::blobs::Blobs::in_dir(&data.join("blobs"))?,
+    };
+    let has_city = sync_server::storage::postgres::holds_city(database)
+        .context("reaching the target database")?;
+    let mut summary = backup::postgres_restore(from, database, &photos, has_city, force)?;
+    let storage = PgStorage::open(database, photos)?;
+    summary.epoch = uuid::Uuid::new_v4().simple().to_string();
+    storage.set_restore_epoch(&summary.epoch)?;
+    Ok(summary)
 }
 
 /// The photos' home `--blobs` names: a bucket or a directory.

@@ -8,6 +8,9 @@
 //! temporary name and renamed when complete, so a half-made backup never
 //! looks like one.
 //!
+//! On PostgreSQL the records are a `pg_dump` (custom format) restored with
+//! `pg_restore`; the photos and manifest are the same.
+//!
 //! A restore checks the manifest, refuses a non-empty data directory
 //! unless forced, copies the files in, and gives the server a new restore
 //! epoch: devices that synced after the backup see it change and send
@@ -39,6 +42,9 @@ pub struct BackupFile {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub version: u32,
+    /// `sqlite` (the embedded store's files) or `postgres` (a `pg_dump`).
+    #[serde(default = "sqlite")]
+    pub backend: String,
     pub created_ms: i64,
     /// The restore epoch of the server backed up.
     pub epoch: String,
@@ -56,6 +62,13 @@ pub struct RestoreSummary {
     /// The restored server's new epoch (devices compare it).
     pub epoch: String,
 }
+
+fn sqlite() -> String {
+    "sqlite".into()
+}
+
+/// The PostgreSQL dump's file name in a backup.
+pub const DATABASE_DUMP: &str = "database.dump";
 
 fn invalid(field: &str, reason: impl Into<String>) -> StorageError {
     StorageError::Invalid {
@@ -90,46 +103,7 @@ impl SqliteStorage {
     /// Takes an online backup into `to` (which must not exist, or be an
     /// empty directory), while the server keeps serving.
     pub fn online_backup(&self, data: &Path, to: &Path, now_ms: i64) -> Result<Manifest> {
-        if to.exists() && std::fs::read_dir(to)?.next().is_some() {
-            return Err(invalid(
-                "--to",
-                format!(
-                    "{} is not empty: a backup goes into a new directory",
-                    to.display()
-                ),
-            ));
-        }
-        let parent = to
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent)?;
-        let name = to
-            .file_name()
-            .ok_or_else(|| invalid("--to", "names no directory"))?
-            .to_string_lossy()
-            .to_string();
-        let tmp = parent.join(format!(".{name}.partial-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&tmp)?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700))?;
-        }
-        let made = self.backup_into(data, &tmp, now_ms);
-        match made {
-            Ok(manifest) => {
-                if to.exists() {
-                    std::fs::remove_dir(to)?;
-                }
-                std::fs::rename(&tmp, to)?;
-                sync_dir(parent)?;
-                Ok(manifest)
-            }
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&tmp);
-                Err(e)
-            }
-        }
+        into_new_dir(to, |tmp| self.backup_into(data, tmp, now_ms))
     }
 
     fn backup_into(&self, data: &Path, tmp: &Path, now_ms: i64) -> Result<Manifest> {
@@ -190,21 +164,195 @@ impl SqliteStorage {
             super::blobs::HasBlobs::blobs(self).copy_to(&Blobs::in_dir(&tmp.join("blobs"))?)?;
         let manifest = Manifest {
             version: MANIFEST_VERSION,
+            backend: sqlite(),
             created_ms: now_ms,
             epoch: self.restore_epoch()?,
             files,
             photos: copied.photos,
             photo_bytes: copied.bytes_copied,
         };
-        let path = tmp.join(MANIFEST);
-        std::fs::write(
-            &path,
-            serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
-        )?;
-        std::fs::File::open(&path)?.sync_all()?;
-        sync_dir(tmp)?;
+        write_manifest(tmp, &manifest)?;
         Ok(manifest)
     }
+}
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let path = dir.join(MANIFEST);
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(manifest).unwrap_or_default(),
+    )?;
+    std::fs::File::open(&path)?.sync_all()?;
+    sync_dir(dir)
+}
+
+/// Makes a backup in a temporary sibling of `to`, renamed into place once
+/// `fill` succeeded (removed when it failed): a half-made backup never
+/// looks like one.
+fn into_new_dir(to: &Path, fill: impl FnOnce(&Path) -> Result<Manifest>) -> Result<Manifest> {
+    if to.exists() && std::fs::read_dir(to)?.next().is_some() {
+        return Err(invalid(
+            "--to",
+            format!(
+                "{} is not empty: a backup goes into a new directory",
+                to.display()
+            ),
+        ));
+    }
+    let parent = to
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let name = to
+        .file_name()
+        .ok_or_else(|| invalid("--to", "names no directory"))?
+        .to_string_lossy()
+        .to_string();
+    let tmp = parent.join(format!(".{name}.partial-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&tmp)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700))?;
+    }
+    match fill(&tmp) {
+        Ok(manifest) => {
+            if to.exists() {
+                std::fs::remove_dir(to)?;
+            }
+            std::fs::rename(&tmp, to)?;
+            sync_dir(parent)?;
+            Ok(manifest)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// A PostgreSQL tool (`pg_dump`, `pg_restore`): on the PATH, or in
+/// Debian's versioned directory.
+fn pg_tool(name: &str) -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file());
+    on_path
+        .or_else(|| {
+            let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+                .ok()?
+                .flatten()
+                .map(|e| e.path().join("bin").join(name))
+                .filter(|p| p.is_file())
+                .collect();
+            found.sort();
+            found.pop()
+        })
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn run_tool(tool: &str, args: &[&std::ffi::OsStr]) -> Result<()> {
+    let out = std::process::Command::new(pg_tool(tool))
+        .args(args)
+        .output()
+        .map_err(|e| {
+            invalid(
+                tool,
+                format!("cannot run ({e}): install the PostgreSQL client tools"),
+            )
+        })?;
+    if !out.status.success() {
+        return Err(invalid(
+            tool,
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// An online backup of a PostgreSQL city: `pg_dump` (one consistent
+/// snapshot; writers go on undisturbed) and the photos, with a manifest.
+pub fn postgres_backup(
+    url: &str,
+    photos: &Blobs,
+    epoch: &str,
+    to: &Path,
+    now_ms: i64,
+) -> Result<Manifest> {
+    into_new_dir(to, |tmp| {
+        let dump = tmp.join(DATABASE_DUMP);
+        run_tool(
+            "pg_dump",
+            &[
+                "--format=custom".as_ref(),
+                "--no-owner".as_ref(),
+                "--file".as_ref(),
+                dump.as_os_str(),
+                url.as_ref(),
+            ],
+        )?;
+        let (bytes, sha256) = sha256_file(&dump)?;
+        let copied = photos.copy_to(&Blobs::in_dir(&tmp.join("blobs"))?)?;
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            backend: "postgres".into(),
+            created_ms: now_ms,
+            epoch: epoch.to_string(),
+            files: vec![BackupFile {
+                path: DATABASE_DUMP.into(),
+                bytes,
+                sha256,
+            }],
+            photos: copied.photos,
+            photo_bytes: copied.bytes_copied,
+        };
+        write_manifest(tmp, &manifest)?;
+        Ok(manifest)
+    })
+}
+
+/// Restores a PostgreSQL backup into the database `url` (which must hold
+/// no city unless `force`: then its tables are replaced), photos into
+/// `photos`. The caller gives the restored city a new epoch.
+pub fn postgres_restore(
+    from: &Path,
+    url: &str,
+    photos: &Blobs,
+    has_city: bool,
+    force: bool,
+) -> Result<RestoreSummary> {
+    let manifest = verify(from)?;
+    if manifest.backend != "postgres" {
+        return Err(invalid(
+            "--from",
+            format!(
+                "a backup of the {} store: restore it without --database",
+                manifest.backend
+            ),
+        ));
+    }
+    if has_city && !force {
+        return Err(invalid(
+            "--database",
+            "the database already holds a city: restore into an empty database, or pass --force to replace it",
+        ));
+    }
+    let dump = from.join(DATABASE_DUMP);
+    let mut args: Vec<&std::ffi::OsStr> =
+        vec!["--no-owner".as_ref(), "--dbname".as_ref(), url.as_ref()];
+    if has_city {
+        args.push("--clean".as_ref());
+        args.push("--if-exists".as_ref());
+    }
+    args.push(dump.as_os_str());
+    run_tool("pg_restore", &args)?;
+    let copied = Blobs::in_dir(&from.join("blobs"))?.copy_to(photos)?;
+    Ok(RestoreSummary {
+        files: manifest.files.len(),
+        photos: copied.photos,
+        epoch: String::new(),
+    })
 }
 
 /// Reads and checks a backup: every file's digest, every photo's hash.
@@ -242,8 +390,13 @@ pub fn verify(from: &Path) -> Result<Manifest> {
             ));
         }
     }
-    for name in DATABASE_FILES {
-        if !manifest.files.iter().any(|f| f.path == name) {
+    let required: &[&str] = if manifest.backend == "postgres" {
+        &[DATABASE_DUMP]
+    } else {
+        &DATABASE_FILES
+    };
+    for name in required {
+        if !manifest.files.iter().any(|f| f.path == *name) {
             return Err(invalid("manifest.json", format!("{name} is missing")));
         }
     }

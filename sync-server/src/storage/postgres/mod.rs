@@ -45,6 +45,8 @@ const DEFAULT_POOL_SIZE: usize = 16;
 const MAX_ATTEMPTS: usize = 8;
 
 pub struct PgStorage {
+    /// Where the database is (backups hand it to `pg_dump`).
+    url: String,
     /// Always `Some` until dropped (shut down without blocking).
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
@@ -150,6 +152,7 @@ impl PgStorage {
             .build()
             .map_err(pool_error)?;
         let storage = PgStorage {
+            url: url.to_string(),
             runtime: Some(runtime),
             pool,
             blobs,
@@ -178,6 +181,10 @@ impl PgStorage {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .now_ms() as i64
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     /// The pool's size, idle connections and waiters (metrics).
@@ -389,6 +396,24 @@ pub fn create_database(admin_url: &str, name: &str) -> Result<String> {
         .map(|(base, _)| base)
         .unwrap_or(admin_url);
     Ok(format!("{base}/{name}"))
+}
+
+/// Whether the database at `url` holds a city already (without creating
+/// anything there): a restore refuses to overwrite one unless forced.
+pub fn holds_city(url: &str) -> Result<bool> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+        let driver = tokio::spawn(connection);
+        let row = client
+            .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+            .await?;
+        drop(client);
+        let _ = driver.await;
+        Ok(row.get(0))
+    })
 }
 
 /// Drops database `name` (its sessions ended first).

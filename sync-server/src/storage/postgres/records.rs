@@ -153,6 +153,21 @@ impl Records for PgStorage {
         })
     }
 
+    fn backup_to(
+        &self,
+        _data: &std::path::Path,
+        to: &std::path::Path,
+        now_ms: i64,
+    ) -> Result<crate::storage::backup::Manifest> {
+        crate::storage::backup::postgres_backup(
+            self.url(),
+            crate::storage::blobs::HasBlobs::blobs(self),
+            &self.restore_epoch()?,
+            to,
+            now_ms,
+        )
+    }
+
     fn pool(&self) -> Option<crate::storage::PoolStatus> {
         Some(self.pool_status())
     }
