@@ -90,6 +90,9 @@ impl Server {
             ])
             .args(extra)
             .env("RUST_LOG", if log.is_some() { "info" } else { "warn" })
+            // The scheduler would run a nightly roll-up at start between
+            // 02:00 and 08:00 city time: tests run jobs when they mean to.
+            .env("SYNC_SERVER_JOBS_ENABLED", "false")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)

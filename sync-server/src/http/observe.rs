@@ -138,7 +138,13 @@ pub async fn observe(State(s): State<AppState>, mut req: Request, next: Next) ->
             HeaderValue::from_static("max-age=31536000"),
         );
     }
-    let labels = [("route", route), ("method", method.as_str().to_string())];
+    // Label values come from a closed set: the route template, a known
+    // method (a client inventing methods must not mint new series).
+    let method_label = match method.as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "PATCH" | "OPTIONS") => m,
+        _ => "OTHER",
+    };
+    let labels = [("route", route), ("method", method_label.to_string())];
     metrics::counter!(
         "http_requests_total",
         &[

@@ -107,8 +107,10 @@ impl SqliteStorage {
     }
 
     fn backup_into(&self, data: &Path, tmp: &Path, now_ms: i64) -> Result<Manifest> {
-        // One cut of both files: readers open their snapshots while the
-        // writers are held (an instant), then copy at leisure.
+        // One cut of both files, even against writers in another process:
+        // a fence holds the write lock of each file (writers wait) while
+        // the readers open their snapshots, then lets go; the copy is made
+        // from the snapshots while devices keep syncing (WAL).
         let readers: Vec<Connection> = DATABASE_FILES
             .iter()
             .map(|f| {
@@ -119,11 +121,21 @@ impl SqliteStorage {
             })
             .collect::<rusqlite::Result<_>>()?;
         {
-            let _changes = self.store();
-            let _center = self.db();
+            let fences: Vec<Connection> = DATABASE_FILES
+                .iter()
+                .map(|f| {
+                    let c = Connection::open(data.join(f))?;
+                    c.busy_timeout(std::time::Duration::from_secs(30))?;
+                    c.execute_batch("BEGIN IMMEDIATE")?;
+                    Ok(c)
+                })
+                .collect::<rusqlite::Result<_>>()?;
             for r in &readers {
                 r.execute_batch("BEGIN")?;
                 r.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |_| Ok(()))?;
+            }
+            for f in fences {
+                f.execute_batch("ROLLBACK")?;
             }
         }
         let mut files = Vec::new();
