@@ -483,7 +483,10 @@ fn migrate(
                 Box::new(field_core::crdt::SystemClock),
                 Blobs::in_dir(&from.join("blobs"))?,
             )?;
-            Some(target.import_city(&source)?)
+            let summary = target.import_city(&source)?;
+            // The same city, not a restored one: devices keep their place.
+            target.set_restore_epoch(&source.restore_epoch()?)?;
+            Some(summary)
         }
         None => None,
     };
