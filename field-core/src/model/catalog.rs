@@ -292,3 +292,56 @@ mod one_code {
         );
     }
 }
+
+/// Subclasses matching `query`, best first: a code prefix (`SJ01`, `01`),
+/// then names containing it (Chinese `井盖`, English `manhole`, any case);
+/// at most `limit`.
+pub fn catalog_search<'a>(
+    catalog: &'a Catalog,
+    query: &str,
+    limit: usize,
+) -> Vec<&'a CatalogEntry> {
+    let q = query.trim();
+    if q.is_empty() {
+        return catalog.entries().take(limit).collect();
+    }
+    let upper = q.to_uppercase();
+    let lower = q.to_lowercase();
+    let mut by_code: Vec<&CatalogEntry> = Vec::new();
+    let mut by_name: Vec<&CatalogEntry> = Vec::new();
+    for e in catalog.entries() {
+        if e.code.as_str().starts_with(&upper) {
+            by_code.push(e);
+        } else if e.name_zh.contains(q)
+            || e.major_name.contains(q)
+            || e.name_en.to_lowercase().contains(&lower)
+        {
+            by_name.push(e);
+        }
+    }
+    by_code.extend(by_name);
+    by_code.truncate(limit);
+    by_code
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::*;
+
+    #[test]
+    fn search_finds_codes_then_names() {
+        let c = Catalog::default_catalog();
+        let first = c.entries().next().unwrap();
+        let prefix = &first.code.as_str()[..2];
+        let hits = catalog_search(&c, &prefix.to_lowercase(), 5);
+        assert!(!hits.is_empty() && hits.iter().all(|e| e.code.as_str().starts_with(prefix)));
+        let name: String = first.name_zh.chars().take(2).collect();
+        assert!(
+            catalog_search(&c, &name, 50)
+                .iter()
+                .any(|e| e.code == first.code)
+        );
+        assert!(catalog_search(&c, "no such thing at all", 5).is_empty());
+        assert_eq!(catalog_search(&c, "", 3).len(), 3);
+    }
+}

@@ -18,7 +18,7 @@ pub use case::{
     CaseFields, CaseOrigin, CasePhoto, CaseSource, PhotoRole, Placement, RejectReason, Status,
     StatusEntry,
 };
-pub use catalog::{Catalog, CatalogEntry, CategoryCode, CodeStyle, Family};
+pub use catalog::{Catalog, CatalogEntry, CategoryCode, CodeStyle, Family, catalog_search};
 pub use cell::{Cell, CellCode, CellCodePattern, Zone};
 pub use finding::ExternalFinding;
 pub use ids::{ActorId, CaseId};
