@@ -101,10 +101,25 @@ pub fn track(home: &Path, cmd: TrackCmd, out: &Output) -> Result<()> {
         TrackCmd::Import { file } => {
             let reader = std::fs::File::open(&file)
                 .with_context(|| format!("opening {}", file.display()))?;
-            let points = field_core::import::read_gpx(reader)?;
-            let n = store.append_track_points(&points)?;
-            out.show(&json!({ "imported": n, "file": file }), |_| {
-                format!("{n} track points imported")
+            let read = field_core::import::read_gpx_report(reader)
+                .with_context(|| format!("importing {}", file.display()))?;
+            let (n, held) = store.import_track_points(&read.points)?;
+            let info = json!({ "imported": n, "already_held": held, "skipped": read.skipped, "file": file });
+            out.show(&info, |_| {
+                let mut text = format!("{n} track points imported");
+                if held > 0 {
+                    text.push_str(&format!("; {held} already held (not added again)"));
+                }
+                if !read.skipped.is_empty() {
+                    text.push_str(&format!("; {} skipped:", read.skipped.len()));
+                    for s in read.skipped.iter().take(10) {
+                        text.push_str(&format!("\n  {} {}", s.point, s.reason));
+                    }
+                    if read.skipped.len() > 10 {
+                        text.push_str(&format!("\n  … and {} more", read.skipped.len() - 10));
+                    }
+                }
+                text
             })
         }
         TrackCmd::Add {

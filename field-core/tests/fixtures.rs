@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use field_core::import::{parse_grid, parse_polygonal, read_gpx};
+use field_core::import::{parse_grid, parse_polygonal, read_gpx, read_gpx_report};
 use field_core::model::CellCodePattern;
 
 fn fixtures() -> Option<PathBuf> {
@@ -60,17 +60,24 @@ fn gpx_files_import_with_exact_counts_or_are_refused_clearly() {
     let (mut imported, mut refused) = (0, 0);
     for path in &all {
         let text = String::from_utf8_lossy(&std::fs::read(path).unwrap()).to_string();
-        let result = std::panic::catch_unwind(|| read_gpx(std::fs::File::open(path).unwrap()));
+        let result =
+            std::panic::catch_unwind(|| read_gpx_report(std::fs::File::open(path).unwrap()));
         let result = result.unwrap_or_else(|_| panic!("{} panicked the importer", path.display()));
         match result {
-            Ok(points) => {
+            Ok(read) => {
                 let trkpt = count_tag(&text, "trkpt");
                 let expected = if trkpt > 0 {
                     trkpt
                 } else {
                     count_tag(&text, "wpt")
                 };
-                assert_eq!(points.len(), expected, "{}", path.display());
+                // Every point is imported or reported with its reason.
+                assert_eq!(
+                    read.points.len() + read.skipped.len(),
+                    expected,
+                    "{}",
+                    path.display()
+                );
                 imported += 1;
             }
             Err(e) => {

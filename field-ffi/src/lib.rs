@@ -122,6 +122,16 @@ pub struct FixesRecorded {
     pub skipped_mock: u64,
 }
 
+/// What a GPX import did.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct GpxImport {
+    pub added: u64,
+    /// Points at instants this device already held (not added again).
+    pub already_held: u64,
+    /// Points left out, each `line N (track t segment s point p) why`.
+    pub skipped: Vec<String>,
+}
+
 /// A photo: its bytes, or a path to read them from.
 #[derive(Clone, Debug, uniffi::Enum)]
 pub enum Photo {
@@ -471,6 +481,25 @@ impl Device {
         Ok(FixesRecorded {
             recorded,
             skipped_mock,
+        })
+    }
+
+    /// Imports a GPX file (1.0 or 1.1) into this device's track: points
+    /// already held are not added again; untimed points are skipped and
+    /// reported.
+    pub fn import_gpx(&self, path: String) -> Result<GpxImport, FieldError> {
+        let file =
+            std::fs::File::open(&path).map_err(|e| invalid("path", format!("{path}: {e}")))?;
+        let read = field_core::import::read_gpx_report(file)?;
+        let (added, already_held) = self.store().import_track_points(&read.points)?;
+        Ok(GpxImport {
+            added,
+            already_held,
+            skipped: read
+                .skipped
+                .into_iter()
+                .map(|s| format!("{} {}", s.point, s.reason))
+                .collect(),
         })
     }
 

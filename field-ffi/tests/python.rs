@@ -29,13 +29,20 @@ fn pytest_available() -> bool {
     ok
 }
 
-/// target/<profile>/libfield_ffi.so, built with this test.
+/// The library built with this test: cargo leaves it in
+/// target/<profile>/deps (a `cargo build` also copies it one level up,
+/// where it may be older).
 fn library() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(Path::parent).expect("target layout");
-    let lib = dir.join("libfield_ffi.so");
-    assert!(lib.is_file(), "{} was not built", lib.display());
-    lib
+    let deps = exe.parent().expect("target layout");
+    [
+        deps.to_path_buf(),
+        deps.parent().expect("target layout").to_path_buf(),
+    ]
+    .iter()
+    .map(|d| d.join("libfield_ffi.so"))
+    .find(|p| p.is_file())
+    .expect("libfield_ffi.so was not built")
 }
 
 fn generate(lib: &Path, language: &str, out: &Path) {

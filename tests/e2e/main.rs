@@ -9,6 +9,7 @@ mod crash;
 mod device_flow;
 mod faults;
 mod flags;
+mod handheld;
 mod instances;
 mod object_storage;
 mod operations;

@@ -6,4 +6,4 @@ pub mod geojson_grid;
 pub mod gpx_track;
 
 pub use geojson_grid::{parse_grid, parse_polygonal};
-pub use gpx_track::{HDOP_UERE_M, read_gpx};
+pub use gpx_track::{GpxRead, HDOP_UERE_M, SkippedPoint, read_gpx, read_gpx_report};

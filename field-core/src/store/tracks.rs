@@ -58,6 +58,38 @@ impl Store {
         })
     }
 
+    /// Imports this device's points from a file: a point at an instant
+    /// this device already holds (the same file imported twice, or fixes
+    /// the recorder already took) is not added again, nor one repeated
+    /// within the file. Returns (added, already held).
+    pub fn import_track_points(&mut self, points: &[TrackPoint]) -> Result<(u64, u64)> {
+        let (Some(lo), Some(hi)) = (
+            points.iter().map(|p| p.at.millis()).min(),
+            points.iter().map(|p| p.at.millis()).max(),
+        ) else {
+            return Err(invalid("track", "no points to import"));
+        };
+        let mut held: std::collections::HashSet<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT t_ms FROM track_points WHERE actor = ?1 AND t_ms BETWEEN ?2 AND ?3",
+            )?
+            .query_map(rusqlite::params![self.actor.as_bytes(), lo, hi], |r| {
+                r.get(0)
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let fresh: Vec<TrackPoint> = points
+            .iter()
+            .filter(|p| held.insert(p.at.millis()))
+            .copied()
+            .collect();
+        let already = (points.len() - fresh.len()) as u64;
+        if fresh.is_empty() {
+            return Ok((0, already));
+        }
+        Ok((self.append_track_points(&fresh)?, already))
+    }
+
     /// Records the start or end of a shift (a test case).
     pub fn mark_shift(
         &mut self,

@@ -130,7 +130,7 @@ def test_a_collectors_morning_through_the_sdk(center, tmp_path):
 
     # A morning's fixes, every 5 s, as the location service delivers them;
     # one mocked fix is kept out of the track.
-    start = int(time.time() * 1000) - 3600_000
+    start = (int(time.time()) - 3600) * 1000  # whole seconds, as GPX writes them
     fixes = [
         field_ffi.Fix(
             at_ms=start + i * 5000,
@@ -152,6 +152,21 @@ def test_a_collectors_morning_through_the_sdk(center, tmp_path):
     )
     recorded = device.record_fixes(fixes)
     assert recorded.recorded == 120 and recorded.skipped_mock == 1
+    # A GPX file holding two of those instants and one new: only the new
+    # point is added; the untimed one is reported.
+    iso = lambda ms: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + "Z"
+    gpx = tmp_path / "logger.gpx"
+    gpx.write_text(
+        '<gpx creator="x"><trk><trkseg>'
+        f'<trkpt lat="30.1895" lon="120.2603"><time>{iso(start)}</time></trkpt>'
+        f'<trkpt lat="30.1895" lon="120.2604"><time>{iso(start + 5000)}</time></trkpt>'
+        f'<trkpt lat="30.1895" lon="120.2605"><time>{iso(start + 600_000 + 2500)}</time></trkpt>'
+        '<trkpt lat="30.1895" lon="120.2606"></trkpt>'
+        "</trkseg></trk></gpx>"
+    )
+    imported = device.import_gpx(str(gpx))
+    assert (imported.added, imported.already_held) == (1, 2), imported
+    assert len(imported.skipped) == 1 and "has no <time>" in imported.skipped[0]
     device.start_shift(start, 120.2603, 30.1895)
 
     # The catalog: by code prefix and by Chinese name.

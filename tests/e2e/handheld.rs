@@ -1,0 +1,52 @@
+//! The handheld's importer on real-world GPX: standard elements other
+//! readers refuse, partly timed tracks, the same file twice.
+
+use field_e2e::Device;
+
+/// GPX 1.0 as a phone logger writes it: a BOM, no `version`, `<course>`,
+/// `<magvar>`, `<url>`, an empty `<fix>`, one point without a time.
+const LOGGER: &str = "\u{feff}<?xml version=\"1.0\" encoding=\"UTF-8\"?>
+<gpx creator=\"GPSLogger\" xmlns=\"http://www.topografix.com/GPX/1/0\">
+<url>https://gpslogger.app</url>
+<trk><name>patrol</name><trkseg>
+<trkpt lat=\"30.1894\" lon=\"120.2601\"><ele>8</ele><time>2025-11-26T00:00:00Z</time><course>91.2</course><speed>1.3</speed><magvar>4.5</magvar><fix/><hdop>0.9</hdop></trkpt>
+<trkpt lat=\"30.1894\" lon=\"120.2602\"><time>2025-11-26T00:00:05Z</time><fix></fix></trkpt>
+<trkpt lat=\"30.1894\" lon=\"120.2603\"><ele>8</ele></trkpt>
+<trkpt lat=\"30.1894\" lon=\"120.2604\"><time>2025-11-26T00:00:15Z</time></trkpt>
+</trkseg></trk></gpx>
+";
+
+#[test]
+fn real_gpx_imports_once_with_its_untimed_points_reported() {
+    let d = Device::init("王芳");
+    let file = d.file("logger.gpx", LOGGER.as_bytes());
+    let path = file.to_str().unwrap();
+    let first = d.ok(&["track", "import", path, "--json"]).json();
+    assert_eq!(first["imported"], 3, "{first}");
+    assert_eq!(first["already_held"], 0);
+    let skipped = first["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0]["point"], "line 7 (track 1 segment 1 point 3)");
+    assert_eq!(skipped[0]["reason"], "has no <time>");
+    // The same file again: nothing doubles.
+    let again = d.ok(&["track", "import", path, "--json"]).json();
+    assert_eq!(again["imported"], 0, "{again}");
+    assert_eq!(again["already_held"], 3);
+    let text = d.ok(&["track", "import", path]).stdout;
+    assert!(text.contains("3 already held"), "{text}");
+    let points = d.ok(&["track", "list", "--points", "--json"]).json();
+    assert_eq!(points.as_array().unwrap().len(), 3);
+    // A file with no usable point is refused whole, naming the line.
+    let untimed = d.file(
+        "untimed.gpx",
+        b"<gpx><trk><trkseg>\n<trkpt lat=\"30\" lon=\"120\"/>\n</trkseg></trk></gpx>",
+    );
+    let r = d.run(&["track", "import", untimed.to_str().unwrap()]);
+    assert!(!r.ok);
+    assert!(
+        r.stderr
+            .contains("line 2 (track 1 segment 1 point 1) has no <time>"),
+        "{}",
+        r.stderr
+    );
+}
