@@ -65,6 +65,10 @@ pub enum Command {
     Case(CaseCmd),
     /// Hash of this device's merged state: equal on replicas holding the same changes.
     Digest,
+    /// The category catalog this device holds: list it, or search by code
+    /// prefix or by Chinese or English name.
+    #[command(subcommand)]
+    Catalog(CatalogCmd),
     /// Change bundles: merge two devices by file, with no server.
     #[command(subcommand)]
     Changes(ChangesCmd),
@@ -722,4 +726,17 @@ pub enum BenchBackend {
     Sqlite,
     /// The embedded default and PostgreSQL with several instances.
     Postgres,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CatalogCmd {
+    /// Every subclass, by code.
+    List,
+    /// Subclasses whose code starts with QUERY (`SJ01`, `01`), then those
+    /// whose name holds it (`井盖`, `manhole`).
+    Search {
+        query: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
 }

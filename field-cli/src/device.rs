@@ -40,6 +40,41 @@ fn read_text(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
+/// The device store, created when this home has none (a fresh handset
+/// enrolling: the collector's name comes from the server).
+pub fn open_or_create(home: &Path) -> Result<Store> {
+    if !store_path(home).exists() {
+        std::fs::create_dir_all(home).with_context(|| format!("creating {}", home.display()))?;
+        drop(Store::init(&store_path(home), "pending")?);
+    }
+    open(home)
+}
+
+/// `field catalog list|search`.
+pub fn catalog(home: &Path, cmd: crate::cli::CatalogCmd, out: &Output) -> Result<()> {
+    let store = open(home)?;
+    let hits: Vec<&field_core::model::CatalogEntry> = match &cmd {
+        crate::cli::CatalogCmd::List => store.catalog().entries().collect(),
+        crate::cli::CatalogCmd::Search { query, limit } => {
+            field_core::model::catalog_search(store.catalog(), query, *limit)
+        }
+    };
+    out.show(&hits, |hits| {
+        if hits.is_empty() {
+            return "no subclass matches".to_string();
+        }
+        hits.iter()
+            .map(|e| {
+                format!(
+                    "{:<8} {}  {}  ({})",
+                    e.code, e.name_zh, e.name_en, e.major_name
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
 pub fn init(home: &Path, collector: &str, out: &Output) -> Result<()> {
     let store = Store::init(&store_path(home), collector)?;
     let info = json!({ "home": home, "actor": store.actor(), "collector": store.collector() });

@@ -17,8 +17,15 @@ use clap::Parser;
 
 fn main() {
     let args = cli::Cli::parse();
+    let json = args.json;
     if let Err(e) = run(args) {
-        eprintln!("error: {}", output::printable(&format!("{e:#}")));
+        let text = format!("{e:#}");
+        if json {
+            // A script asked for JSON: the error is JSON too.
+            eprintln!("{}", serde_json::json!({ "error": text }));
+        } else {
+            eprintln!("error: {}", output::printable(&text));
+        }
         std::process::exit(1);
     }
 }
@@ -40,6 +47,7 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         }
         Command::Case(cmd) => device::case(&args.home, cmd, &out),
         Command::Digest => device::digest(&args.home, &out),
+        Command::Catalog(cmd) => device::catalog(&args.home, cmd, &out),
         Command::Changes(cmd) => device::changes(&args.home, cmd, &out),
         Command::Enroll { server, code, name } => {
             sync::enroll(&args.home, &server, &code, name, &out)

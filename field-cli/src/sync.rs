@@ -21,8 +21,9 @@ pub fn enroll(
     name: Option<String>,
     out: &Output,
 ) -> Result<()> {
-    let mut store = open(home)?;
     let mut t = HttpTransport::new(server, None)?;
+    // A fresh handset: its store is made here, named by the server.
+    let mut store = crate::device::open_or_create(home)?;
     // The address as understood (`host:port` → `https://host:port`).
     let server = &t.base().to_string();
     let resp = t

@@ -50,3 +50,61 @@ fn real_gpx_imports_once_with_its_untimed_points_reported() {
         r.stderr
     );
 }
+
+/// A fresh handset enrols without `field init`: its store is made and named
+/// by the server.
+#[test]
+fn a_fresh_handset_enrols_and_searches_its_catalog() {
+    use field_e2e::server::Server;
+    let server = Server::start();
+    server.import_grid(&field_e2e::grid_geojson(false));
+    let code = server.add_user("王芳", "collector", &field_e2e::CELLS);
+    let home = tempfile::tempdir().unwrap();
+    let field = |args: &[&str]| {
+        std::process::Command::new(field_e2e::field_bin())
+            .arg("--home")
+            .arg(home.path().join("phone"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = field(&["enroll", "--server", &server.url, "--code", &code, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value =
+        serde_json::from_slice(&field(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(status["user"], "王芳");
+    let hits: serde_json::Value =
+        serde_json::from_slice(&field(&["catalog", "search", "SJ01", "--json"]).stdout).unwrap();
+    let hits = hits.as_array().unwrap();
+    assert!(!hits.is_empty());
+    assert!(
+        hits.iter()
+            .all(|h| h["code"].as_str().unwrap().starts_with("SJ01"))
+    );
+    let name: String = hits[0]["name_zh"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .take(2)
+        .collect();
+    let by_name: serde_json::Value =
+        serde_json::from_slice(&field(&["catalog", "search", &name, "--json"]).stdout).unwrap();
+    assert!(
+        by_name
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["code"] == hits[0]["code"])
+    );
+    // With --json, an error is JSON too.
+    let bad = field(&["case", "show", "not-a-case", "--json"]);
+    assert!(!bad.status.success());
+    let e: serde_json::Value = serde_json::from_slice(&bad.stderr).expect("a JSON error");
+    assert!(
+        e["error"].as_str().unwrap().contains("id") || !e["error"].as_str().unwrap().is_empty()
+    );
+}
