@@ -594,3 +594,49 @@ fn console_sessions_survive_a_restart() {
     let queue = http(&again.url, "GET", "/console/queue", &with, "");
     assert_eq!(queue.status, 200, "still signed in after the restart");
 }
+
+/// Gzipped bodies are taken (devices send a day's track so), but the body
+/// limit counts the bytes after decompression: 64 MB of zeros in 64 KB of
+/// gzip is refused like a 64 MB body, and the server keeps serving.
+#[test]
+fn a_gzip_bomb_is_refused_like_a_large_body() {
+    use std::io::Write;
+    let server = Server::start();
+    server.import_grid(&grid_geojson(false));
+    let d = server.enrolled_device(&server.add_user("王芳", "collector", &CELLS));
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![b' '; 1 << 20];
+    for _ in 0..64 {
+        enc.write_all(&zeros).unwrap();
+    }
+    let bomb = enc.finish().unwrap();
+    assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+    field_core::sync::http::tls_ready();
+    let client = reqwest::blocking::Client::new();
+    let send = |encoding: &str, body: Vec<u8>| {
+        client
+            .post(format!("{}/v1/sync", server.url))
+            .bearer_auth(d.token())
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(body)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(send("gzip", bomb), 413);
+    assert_eq!(
+        send("br", b"{}".to_vec()),
+        415,
+        "an encoding we do not take"
+    );
+    // Still serving, and a real gzipped sync goes through.
+    report(&d, 1, "120.2605", "garbage by the gate");
+    for m in 0..40 {
+        track(&d, m);
+    }
+    let synced = d.ok(&["sync", "--json"]).json();
+    assert_eq!(synced["refused"], 0);
+    assert!(synced["pushed"].as_u64().unwrap() >= 2);
+}

@@ -215,6 +215,7 @@ pub fn run(
     let mut pushes = Vec::new();
     let mut checks = Vec::new();
     let (mut points, mut raw, mut track_json, mut wire, mut trips) = (0, 0, 0, 0, 0);
+    let mut track_wire = 0;
     let mut d = enrolled(&lb, &dir.join("day0.db"), "day0", &mine)?;
     for day in 0..3u64 {
         if day > 0 {
@@ -228,11 +229,22 @@ pub fn run(
         sync(&mut d)?; // the grid
         (points, raw) = patrol_day(&mut d, &grid, 1 + day, 40, 200)?;
         let outbox = d.outbox(usize::MAX, usize::MAX)?.0;
-        track_json = outbox
+        let tracks: Vec<&field_core::crdt::Change> = outbox
             .iter()
             .filter(|c| matches!(c.op, Op::TrackAppend(_)))
-            .map(|c| c.to_json().len())
-            .sum();
+            .collect();
+        track_json = tracks.iter().map(|c| c.to_json().len()).sum();
+        // The track as it travels: the changes in one JSON array, gzipped
+        // as the transport sends a body.
+        let array = format!(
+            "[{}]",
+            tracks
+                .iter()
+                .map(|c| c.to_json())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        track_wire = field_core::sync::http::gzip(array.as_bytes())?.len();
         let token = d.sync_settings()?.context("enrolled")?.token;
         let principal = lb
             .center
@@ -272,6 +284,16 @@ pub fn run(
         format!("{:.1} B/point", track_json as f64 / points as f64),
         "columnar delta JSON (ms, 1e-7°, dm, cm/s) vs 40 B/point as five 8-byte numbers".into(),
         json!({ "bytes_per_point": track_json as f64 / points as f64 }),
+    ));
+    rows.push(row(
+        "track on the wire",
+        format!("{:.1} B/point", track_wire as f64 / points as f64),
+        format!(
+            "that JSON gzipped as the transport sends a body ≥ {} B: {:.2}× the JSON (goal ≤ 6 B/point)",
+            field_core::sync::http::GZIP_FROM_BYTES,
+            track_wire as f64 / track_json as f64
+        ),
+        json!({ "bytes_per_point": track_wire as f64 / points as f64, "ratio_to_json": track_wire as f64 / track_json as f64 }),
     ));
 
     // 2. Nothing to do.

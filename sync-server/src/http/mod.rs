@@ -54,10 +54,15 @@ fn app_with(center: Center, serving: &Serving) -> Router {
         front_door: std::sync::Arc::new(serving.front_door.clone()),
         metrics_token: serving.metrics_token.as_deref().map(std::sync::Arc::from),
     };
-    routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(
-        state,
-        observe::observe,
-    ))
+    routes::router(state.clone())
+        // Request bodies may come gzipped (devices send a day's track so);
+        // the body limits apply to the bytes after decompression, so a
+        // small bomb is refused like a large body. Other encodings: 415.
+        .layer(tower_http::decompression::RequestDecompressionLayer::new())
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            observe::observe,
+        ))
 }
 
 /// Serves only `/metrics`, without a token, until `shutdown` resolves: for
