@@ -603,8 +603,17 @@ pub enum CaseCmd {
         #[arg(long = "remove-photo")]
         remove_photo: Vec<String>,
     },
-    /// List cases.
-    List,
+    /// List cases (newest first), optionally only those with a status,
+    /// a category (code or prefix) or reported on a day (city time).
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        /// YYYY-MM-DD, in the city's time zone.
+        #[arg(long)]
+        day: Option<chrono::NaiveDate>,
+    },
     /// Show a case with its history (an id or a unique prefix of one).
     Show { id: String },
 }
@@ -634,6 +643,10 @@ pub struct ReportArgs {
     /// Special survey id the case is reported under.
     #[arg(long)]
     pub survey: Option<String>,
+    /// Report even though the position is outside every cell of this
+    /// device's grid (refused otherwise: usually a wrong position).
+    #[arg(long)]
+    pub outside: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -272,9 +272,25 @@ fn read_photos(paths: &[PathBuf]) -> Result<Vec<Vec<u8>>> {
 }
 
 pub fn report(store: &mut Store, a: &ReportArgs) -> Result<CaseId> {
+    let pos = LonLat::new(a.lon, a.lat)?;
+    // A position in none of the grid's cells is usually a wrong one (a
+    // swapped lon/lat, a stale fix): refused unless the collector says so.
+    if !store.cells()?.is_empty() && store.locate_cell(pos)?.is_none() {
+        if !a.outside {
+            bail!(
+                "lon/lat: ({}, {}) is outside every cell of this device's grid: check the position, or pass --outside to report it anyway",
+                a.lon,
+                a.lat
+            );
+        }
+        eprintln!(
+            "warning: ({}, {}) is outside every cell of this device's grid; reported as asked",
+            a.lon, a.lat
+        );
+    }
     let new = NewCase {
         category: a.category.clone(),
-        pos: LonLat::new(a.lon, a.lat)?,
+        pos,
         description: a.desc.clone(),
         photos: read_photos(&a.photo)?,
         at: a
@@ -321,12 +337,39 @@ pub fn case(home: &Path, cmd: CaseCmd, out: &Output) -> Result<()> {
                 format!("case {id} edited")
             })
         }
-        CaseCmd::List => {
-            let summaries = store
+        CaseCmd::List {
+            status,
+            category,
+            day,
+        } => {
+            let status = status
+                .as_deref()
+                .map(|s| field_core::model::Status::parse("status", s))
+                .transpose()?;
+            let tz: chrono_tz::Tz = store
+                .surveys()?
+                .and_then(|s| s.timezone.parse().ok())
+                .unwrap_or(chrono_tz::Asia::Shanghai);
+            let mut summaries = store
                 .cases()?
                 .iter()
                 .map(|v| store.summarize(v))
                 .collect::<Result<Vec<_>, _>>()?;
+            summaries.retain(|c| {
+                status.is_none_or(|s| c.status.contains(&s))
+                    && category.as_deref().is_none_or(|p| {
+                        c.category
+                            .as_deref()
+                            .is_some_and(|code| code.starts_with(&p.to_uppercase()))
+                    })
+                    && day.is_none_or(|d| {
+                        c.reported_at.is_some_and(|t| {
+                            chrono::DateTime::from_timestamp_millis(t.millis())
+                                .is_some_and(|u| u.with_timezone(&tz).date_naive() == d)
+                        })
+                    })
+            });
+            summaries.sort_by(|a, b| b.reported_at.cmp(&a.reported_at));
             out.show(&summaries, |s| {
                 let rows = s
                     .iter()

@@ -152,6 +152,10 @@ pub struct CaseReport {
     pub at_ms: Option<i64>,
     /// Fixed on the spot: the photos after the fix.
     pub fixed_photos: Vec<Photo>,
+    /// Report even though the position is outside every cell of the
+    /// device's grid (refused otherwise: usually a wrong position).
+    #[uniffi(default = false)]
+    pub outside_ok: bool,
 }
 
 /// An edit of a case this collector reported.
@@ -524,9 +528,18 @@ impl Device {
 
     /// Reports a new case; its id.
     pub fn report_case(&self, report: CaseReport) -> Result<String, FieldError> {
+        let pos = LonLat::new(report.lon, report.lat)?;
+        let mut store = self.store();
+        if !report.outside_ok && !store.cells()?.is_empty() && store.locate_cell(pos)?.is_none() {
+            return Err(invalid(
+                "lon",
+                "the position is outside every cell of this device's grid (set outside_ok to report it anyway)",
+            ));
+        }
+        drop(store);
         let new = NewCase {
             category: report.category,
-            pos: LonLat::new(report.lon, report.lat)?,
+            pos,
             description: report.description,
             photos: photos("photos", &report.photos)?,
             at: timestamp("at_ms", report.at_ms)?,

@@ -108,3 +108,57 @@ fn a_fresh_handset_enrols_and_searches_its_catalog() {
         e["error"].as_str().unwrap().contains("id") || !e["error"].as_str().unwrap().is_empty()
     );
 }
+
+/// A position outside every cell is refused unless asked; the case list
+/// filters by status, category prefix and day.
+#[test]
+fn reports_outside_the_grid_are_refused_and_lists_filter() {
+    let d = Device::init("王芳");
+    let grid = d.file("grid.geojson", field_e2e::grid_geojson(false).as_bytes());
+    d.ok(&["grid", "import", grid.to_str().unwrap()]);
+    let photo = d.file("p.png", &field_e2e::png(1));
+    let p = photo.to_str().unwrap();
+    let report = |category: &str, lon: &str, extra: &[&str]| {
+        let mut args = vec![
+            "case",
+            "report",
+            "--category",
+            category,
+            "--lon",
+            lon,
+            "--lat",
+            "30.1895",
+            "--desc",
+            "x",
+            "--photo",
+            p,
+        ];
+        args.extend(extra);
+        d.run(&args)
+    };
+    let far = report("SJ0102", "121.5", &[]);
+    assert!(!far.ok);
+    assert!(
+        far.stderr.contains("outside every cell") && far.stderr.contains("--outside"),
+        "{}",
+        far.stderr
+    );
+    let forced = report("SJ0102", "121.5", &["--outside"]);
+    assert!(forced.ok, "{}", forced.stderr);
+    assert!(forced.stderr.contains("warning"));
+    assert!(report("BJ0101", "120.2605", &[]).ok);
+    let list = |args: &[&str]| -> usize {
+        let mut all = vec!["case", "list", "--json"];
+        all.extend(args);
+        d.ok(&all).json().as_array().unwrap().len()
+    };
+    assert_eq!(list(&[]), 2);
+    assert_eq!(list(&["--category", "sj01"]), 1);
+    assert_eq!(list(&["--status", "reported"]), 2);
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .date_naive()
+        .to_string();
+    assert_eq!(list(&["--day", &today]), 2);
+    assert_eq!(list(&["--day", "2020-01-01"]), 0);
+}

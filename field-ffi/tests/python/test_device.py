@@ -209,6 +209,16 @@ def test_a_collectors_morning_through_the_sdk(center, tmp_path):
     assert any(isinstance(e, field_ffi.SyncProgress.PUSHED) for e in listener.events)
     assert any(isinstance(e, field_ffi.SyncProgress.PHOTO_BYTES) for e in listener.events)
 
+    # With the city's grid on the handset, a position in none of its cells
+    # is refused unless the collector insists.
+    far = field_ffi.CaseReport(
+        category="SJ0102", lon=121.0, lat=31.0, description="far away",
+        photos=[field_ffi.Photo.BYTES(png(5))], at_ms=None, fixed_photos=[],
+    )
+    with pytest.raises(field_ffi.FieldError.Invalid) as outside:
+        device.report_case(far)
+    assert outside.value.field == "lon"
+
     # The center asks for a verification; the handset answers it.
     center.call("POST", "/v1/center/tasks", {"kind": "verify", "case": case, "to": "王芳"})
     asyncio.run(device.sync(None, None))
