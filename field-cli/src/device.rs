@@ -404,6 +404,10 @@ pub fn case(home: &Path, cmd: CaseCmd, out: &Output) -> Result<()> {
             let view = store.case(id)?;
             let summary = store.summarize(&view)?;
             let history = store.case_history(id)?;
+            let tz: chrono_tz::Tz = store
+                .surveys()?
+                .and_then(|s| s.timezone.parse().ok())
+                .unwrap_or(chrono_tz::Asia::Shanghai);
             let shown = json!({ "case": view, "summary": summary, "history": history });
             out.show(&shown, |_| {
                 let mut lines = vec![
@@ -446,21 +450,34 @@ pub fn case(home: &Path, cmd: CaseCmd, out: &Output) -> Result<()> {
                 for p in &view.photos {
                     lines.push(format!("  photo       {} ({:?})", p.hash, p.role).to_lowercase());
                 }
-                lines.push("  history:".into());
+                lines.push(format!("  history ({tz}):"));
                 for h in &history {
                     let over = if h.overwritten.is_empty() {
                         String::new()
                     } else {
                         format!("  [overwritten: {}]", h.overwritten.join(", "))
                     };
+                    // Who and when, then what changed: field old → new.
+                    let when = chrono::DateTime::from_timestamp_millis(h.at.millis())
+                        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_else(|| h.at.to_string());
+                    let what = if h.edits.is_empty() {
+                        h.kind.replace('_', " ")
+                    } else {
+                        h.edits
+                            .iter()
+                            .map(|e| match &e.old {
+                                Some(old) if *old != e.new => {
+                                    format!("{}: {:?} → {:?}", e.field, old, e.new)
+                                }
+                                _ => format!("{}: {:?}", e.field, e.new),
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    };
                     lines.push(format!(
-                        "    {}  {}  {}#{}  {}{}",
-                        h.at,
-                        h.kind,
+                        "    {when}  device {}  {what}{over}",
                         &h.actor.to_string()[..8],
-                        h.counter,
-                        h.op,
-                        over
                     ));
                 }
                 lines.join("\n")

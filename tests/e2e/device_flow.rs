@@ -97,6 +97,21 @@ fn report_edit_and_show_with_history() {
         history[0]["op"]["fields"]["description"], "井盖破损 cover broken",
         "and stays in the history"
     );
+    // Readably: which field went from what to what.
+    let edit = history[1]["edits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["field"] == "description")
+        .expect("the edit names the field");
+    assert_eq!(edit["old"], "井盖破损 cover broken");
+    assert_eq!(edit["new"], "cover missing");
+    let text = d.ok(&["case", "show", &id]).stdout;
+    assert!(
+        text.contains("description: \"井盖破损 cover broken\" → \"cover missing\""),
+        "{text}"
+    );
+    assert!(text.contains("photos: \"+1\""), "{text}");
 
     // Same photo in two cases is stored once.
     d.ok(&[

@@ -86,6 +86,16 @@ pub struct HistoryEntry {
     pub current: Vec<String>,
     /// Fields this change wrote that a later write overwrote.
     pub overwritten: Vec<String>,
+    /// What it changed, readably: field, value before (in log order), value after.
+    pub edits: Vec<FieldEdit>,
+}
+
+/// One field a change wrote: `description: "old" → "new"`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FieldEdit {
+    pub field: String,
+    pub old: Option<String>,
+    pub new: String,
 }
 
 impl CaseSummary {
@@ -438,8 +448,11 @@ impl Store {
 /// which of its writes still stand in the merged `state`.
 pub fn history_of(state: &CaseState, bodies: &[String]) -> Result<Vec<HistoryEntry>> {
     let mut out = Vec::new();
+    // The values as the log has them so far, for "old → new".
+    let mut seen: std::collections::BTreeMap<&'static str, String> = Default::default();
     for body in bodies {
         let change = Change::from_json(body)?;
+        let edits = field_edits(&change.op, &mut seen);
         let marker = (change.hlc, change.actor);
         let written = written_fields(&change.op);
         let wins = |f: &str| match f {
@@ -458,9 +471,64 @@ pub fn history_of(state: &CaseState, bodies: &[String]) -> Result<Vec<HistoryEnt
             op: serde_json::to_value(&change.op)?,
             current,
             overwritten,
+            edits,
         });
     }
     Ok(out)
+}
+
+/// The fields `op` writes, each with the value the log held before.
+fn field_edits(
+    op: &Op,
+    seen: &mut std::collections::BTreeMap<&'static str, String>,
+) -> Vec<FieldEdit> {
+    let mut writes: Vec<(&'static str, String)> = Vec::new();
+    let fields = match op {
+        Op::CaseReport(r) => Some(&r.fields),
+        Op::CaseEdit(e) => Some(&e.fields),
+        _ => None,
+    };
+    if let Some(f) = fields {
+        if let Some(d) = &f.description {
+            writes.push(("description", d.clone()));
+        }
+        if let Some(c) = &f.category {
+            writes.push(("category", c.to_string()));
+        }
+        if let Some(p) = &f.placement {
+            writes.push(("position", p.pos.to_string()));
+        }
+    }
+    match op {
+        Op::CaseReport(r) if !r.photos.is_empty() => {
+            writes.push(("photos", format!("+{}", r.photos.len())));
+        }
+        Op::CaseEdit(e) => {
+            if !e.add_photos.is_empty() {
+                writes.push(("photos", format!("+{}", e.add_photos.len())));
+            }
+            if !e.remove_photos.is_empty() {
+                writes.push(("photos", format!("-{}", e.remove_photos.len())));
+            }
+        }
+        Op::StatusSet(st) => writes.push(("status", st.to.as_str().to_string())),
+        _ => {}
+    }
+    writes
+        .into_iter()
+        .map(|(field, new)| {
+            let old = if field == "photos" {
+                None
+            } else {
+                seen.insert(field, new.clone())
+            };
+            FieldEdit {
+                field: field.to_string(),
+                old,
+                new,
+            }
+        })
+        .collect()
 }
 
 /// The change a center decision makes to a case as `actor`: the lifecycle

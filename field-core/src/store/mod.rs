@@ -30,8 +30,8 @@ use crate::model::{ActorId, Catalog, CellCodePattern};
 pub use apply::{Applier, ApplySummary, Judgement};
 pub use case_query::{CasePage, CaseQuery};
 pub use cases::{
-    CaseEditRequest, CaseSummary, Decision, HistoryEntry, NewCase, SeenStatus, decision_op,
-    history_of,
+    CaseEditRequest, CaseSummary, Decision, FieldEdit, HistoryEntry, NewCase, SeenStatus,
+    decision_op, history_of,
 };
 pub use digest::{DigestReport, add_shift, cases_digest_of, point_line, whole_digest};
 pub use exchange::ImportSummary;
