@@ -127,7 +127,13 @@ enum ConfigCommand {
 
 /// The file and environment, with the flags laid over them.
 fn effective_config(args: &Args, file: Option<&std::path::Path>) -> anyhow::Result<FileConfig> {
-    let mut c = FileConfig::load(file, std::env::vars())?;
+    // `vars()` would panic on a variable that is not UTF-8; such a one is
+    // no setting of ours (a setting's value must be text: refused by name).
+    let env = std::env::vars_os().filter_map(|(k, v)| {
+        let k = k.into_string().ok()?;
+        Some((k, v.into_string().unwrap_or_else(|_| "\u{FFFD}".into())))
+    });
+    let mut c = FileConfig::load(file, env)?;
     if let Some(d) = &args.data {
         c.data = d.clone();
     }
