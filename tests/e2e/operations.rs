@@ -284,7 +284,17 @@ fn metrics_count_what_devices_sent() {
 
 #[test]
 fn health_and_readiness() {
-    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[],
+        &[("SYNC_SERVER_METRICS_TOKEN", "scraper-token-123")],
+    );
+    // A scraper's own token reads the metrics (and nothing else).
+    let mut scraper = HttpTransport::new(&server.url, Some("scraper-token-123".into())).unwrap();
+    let page = String::from_utf8(scraper.get_bytes("/metrics").unwrap()).unwrap();
+    assert_eq!(metric(&page, "build_info", &[]), 1.0);
+    assert!(scraper.get_bytes("/v1/center/digest").is_err());
     let mut t = HttpTransport::new(&server.url, None).unwrap();
     assert_eq!(t.get_bytes("/healthz").unwrap(), b"ok\n");
     let ready: Value = serde_json::from_slice(&t.get_bytes("/readyz").unwrap()).unwrap();

@@ -6,9 +6,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
+use super::AppState;
 use super::routes::blocking;
-use super::{AppError, AppState};
-use crate::storage::Role;
 
 /// `/`: a browser goes to the console (its sign-in when signed out).
 pub async fn front_door() -> Redirect {
@@ -64,24 +63,21 @@ pub async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response 
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
     let scraper = match (&s.metrics_token, &bearer) {
-        (Some(want), Some(got)) => constant_time_eq(want.as_bytes(), got.as_bytes()),
+        (Some(want), Some(got)) => {
+            super::console::constant_time_eq(want.as_bytes(), got.as_bytes())
+        }
         _ => false,
     };
     if !scraper {
+        // Everyone else: the table in `service/authorize.rs` decides.
         let center = s.center.clone();
-        let admin = blocking(move || center.authenticate(bearer.as_deref())).await;
-        match admin {
-            Ok(p) if p.user.role == Role::Admin => {}
-            Ok(_) => {
-                return AppError::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    None,
-                    "metrics are for the admin or the scraper's token",
-                )
-                .into_response();
-            }
-            Err(e) => return e.into_response(),
+        let allowed = blocking(move || {
+            let p = center.authenticate(bearer.as_deref())?;
+            center.require(&p, crate::service::authorize::Operation::ReadMetrics)
+        })
+        .await;
+        if let Err(e) = allowed {
+            return e.into_response();
         }
     }
     render(&s).await
@@ -128,8 +124,4 @@ fn prometheus_text(body: String) -> Response {
         body,
     )
         .into_response()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -37,6 +37,8 @@ pub enum Operation {
     RotateOwnToken,
     /// Read the audit log.
     ReadAudit,
+    /// Scrape the server's metrics (a scraper may use its own token instead).
+    ReadMetrics,
     /// Import the grid or the category catalog.
     ImportReference,
     /// Change the assessment configuration.
@@ -122,6 +124,12 @@ pub const TABLE: &[Rule] = &[
         Operation::ReadAudit,
         "read the audit log",
         "GET /v1/center/audit",
+        ADMIN,
+    ),
+    rule(
+        Operation::ReadMetrics,
+        "scrape the server's metrics (or with the `[metrics] token`)",
+        "GET /metrics",
         ADMIN,
     ),
     rule(

@@ -13,6 +13,8 @@ mod map;
 mod queue;
 mod reports;
 mod session;
+
+pub(crate) use session::constant_time_eq;
 mod sign_in;
 
 use axum::Router;
