@@ -1,11 +1,12 @@
 //! Two `sync-server` processes on one PostgreSQL database and one S3
-//! bucket (s3s-fs on loopback), behind a round-robin balancer: every device
-//! connection may land on either. They serve one city; one of them killed mid-push loses and
+//! bucket (s3s-fs on loopback), behind a round-robin HTTP balancer: every
+//! device *request* lands on the other instance than the one before, even
+//! within one keep-alive connection of one sync. They serve one city; one of them killed mid-push loses and
 //! duplicates nothing while the other keeps serving.
 
 use std::io::Write;
 
-use field_e2e::proxy::Proxy;
+use field_e2e::balancer::Balancer;
 use field_e2e::s3::S3Server;
 use field_e2e::server::Server;
 use field_e2e::{CELLS, Device, grid_geojson, png};
@@ -18,7 +19,7 @@ struct City {
     _bucket: S3Server,
     one: Server,
     two: Server,
-    balancer: Proxy,
+    balancer: Balancer,
 }
 
 /// Instance one starts first (it writes the admin token); instance two
@@ -38,7 +39,7 @@ fn city() -> Option<City> {
     )
     .unwrap();
     let two = Server::start_with(&dir.path().join("two"), &flags, &env);
-    let balancer = Proxy::balance(vec![one.addr(), two.addr()]);
+    let balancer = Balancer::start(vec![one.addr(), two.addr()]);
     Some(City {
         _dir: dir,
         _bucket: bucket,
@@ -75,9 +76,22 @@ fn two_instances_on_one_database_serve_one_city() {
     for (i, d) in devices.iter().enumerate() {
         track(d, i as u32);
     }
-    // Each `field sync` is a new process, so a new connection: the
-    // balancer alternates instances between them.
-    for d in [&a1, &b, &a2, &a1, &b, &a2] {
+    // One sync of a case with photos is several requests (the sync, the
+    // photo check, the uploads) on one connection: they alternate.
+    let before = city.balancer.served();
+    let pushed = a1.ok(&["sync", "--json"]).json();
+    let after = city.balancer.served();
+    assert!(
+        pushed["pushed"].as_u64().unwrap_or(0) > 0,
+        "a1 pushed its case: {pushed}"
+    );
+    for (i, (b0, b1)) in before.iter().zip(&after).enumerate() {
+        assert!(
+            b1 > b0,
+            "instance {i} served part of one sync: {before:?} → {after:?}"
+        );
+    }
+    for d in [&b, &a2, &a1, &b, &a2] {
         d.ok(&["sync"]);
     }
     a2.ok(&["case", "edit", &x, "--desc", "garbage, two bags (a2)"]);
@@ -161,7 +175,8 @@ fn an_instance_killed_mid_push_loses_and_duplicates_nothing() {
     raw.write_all(&body[..body.len() / 2]).unwrap();
     raw.flush().unwrap();
     city.one.kill();
-    // The device syncs on; the balancer finds instance one gone.
+    // The device syncs on; the balancer finds instance one gone and sends
+    // every request to instance two.
     d.ok(&["sync"]);
     d.ok(&["sync"]);
     let server = city.two.digest();

@@ -235,6 +235,7 @@ fn time_rfc3339(unix: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+pub mod balancer;
 pub mod proxy;
 pub mod raw_http;
 pub mod s3;

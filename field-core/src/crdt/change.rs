@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Hlc;
+use super::track_codec;
 use crate::error::{Error, Result, invalid};
 use crate::model::{
     ActorId, CaseFields, CaseId, CaseOrigin, CasePhoto, LonLat, PhotoHash, RejectReason, ShiftMark,
@@ -155,6 +156,13 @@ impl Change {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("changes are plain data")
     }
+
+    /// Whether `held` (a body stored under this change's id) is this
+    /// change. Compared as values, not text: the same change may have been
+    /// written in another wire form (a track batch packed or not).
+    pub fn is_held_as(&self, held: &str) -> bool {
+        held == self.to_json() || Change::from_json(held).is_ok_and(|h| h == *self)
+    }
 }
 
 /// What a change does.
@@ -270,11 +278,18 @@ impl StatusSet {
 }
 
 /// Track points, columnar and delta-encoded: times in ms, positions in 1e-7
-/// degrees (~1 cm), accuracy in decimetres, speed in cm/s. About 22 bytes of
-/// JSON per point at 5 s intervals, against ~110 for one JSON object per point.
-/// Keyed on receipt by (author, `first_seq + i`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// degrees (~1 cm), accuracy in decimetres, speed in cm/s. Keyed on receipt
+/// by (author, `first_seq + i`).
+///
+/// On the wire and in bundles a batch is written in one of two forms,
+/// read in either: `packed` (the compact binary of `track_codec`, base64;
+/// about 3–4 bytes a point at 5 s intervals) or the columnar JSON arrays of
+/// protocol 1 (~21 bytes a point), still written for devices that have not
+/// been upgraded ([`TrackWire::Columnar`]). The form is not part of the
+/// batch's value: two batches with the same points are equal whichever
+/// form they came in.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(try_from = "WireBatch")]
 pub struct TrackBatch {
     pub first_seq: u64,
     pub t0_ms: i64,
@@ -285,6 +300,126 @@ pub struct TrackBatch {
     pub acc_dm: Vec<i64>,
     /// Speed in cm/s, -1 when unknown.
     pub speed_cms: Vec<i64>,
+    /// The form this batch is written in.
+    pub wire: TrackWire,
+}
+
+/// The form a track batch is written in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TrackWire {
+    /// The compact binary (protocol 2 and later, bundles).
+    #[default]
+    Packed,
+    /// The columnar JSON arrays (protocol 1).
+    Columnar,
+}
+
+impl PartialEq for TrackBatch {
+    fn eq(&self, other: &Self) -> bool {
+        // Everything but the wire form.
+        self.first_seq == other.first_seq
+            && self.t0_ms == other.t0_ms
+            && self.dt_ms == other.dt_ms
+            && self.dlon_e7 == other.dlon_e7
+            && self.dlat_e7 == other.dlat_e7
+            && self.acc_dm == other.acc_dm
+            && self.speed_cms == other.speed_cms
+    }
+}
+
+/// A track batch as JSON carries it: `packed`, or the five columns.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct WireBatch {
+    first_seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    packed: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t0_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dt_ms: Option<Vec<i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dlon_e7: Option<Vec<i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dlat_e7: Option<Vec<i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    acc_dm: Option<Vec<i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    speed_cms: Option<Vec<i64>>,
+}
+
+impl TryFrom<WireBatch> for TrackBatch {
+    type Error = Error;
+
+    fn try_from(w: WireBatch) -> Result<TrackBatch> {
+        let batch = match (w.packed, w.t0_ms, w.dt_ms, w.dlon_e7, w.dlat_e7, w.acc_dm, w.speed_cms) {
+            (Some(packed), None, None, None, None, None, None) => {
+                let u = track_codec::unpack(&track_codec::from_base64(&packed)?)?;
+                TrackBatch {
+                    first_seq: w.first_seq,
+                    t0_ms: u.t0_ms,
+                    dt_ms: u.dt_ms,
+                    dlon_e7: u.dlon_e7,
+                    dlat_e7: u.dlat_e7,
+                    acc_dm: u.acc_dm,
+                    speed_cms: u.speed_cms,
+                    wire: TrackWire::Packed,
+                }
+            }
+            (None, Some(t0_ms), Some(dt_ms), Some(dlon_e7), Some(dlat_e7), Some(acc_dm), Some(speed_cms)) => TrackBatch {
+                first_seq: w.first_seq,
+                t0_ms,
+                dt_ms,
+                dlon_e7,
+                dlat_e7,
+                acc_dm,
+                speed_cms,
+                wire: TrackWire::Columnar,
+            },
+            _ => {
+                return Err(invalid(
+                    "track",
+                    "a track batch is either `packed` or all of t0_ms, dt_ms, dlon_e7, dlat_e7, acc_dm, speed_cms",
+                ));
+            }
+        };
+        let n = batch.dt_ms.len();
+        if [&batch.dlon_e7, &batch.dlat_e7, &batch.acc_dm, &batch.speed_cms]
+            .iter()
+            .any(|c| c.len() != n)
+        {
+            return Err(invalid("track", "columns of a track batch differ in length"));
+        }
+        Ok(batch)
+    }
+}
+
+impl Serialize for TrackBatch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let w = match self.wire {
+            TrackWire::Packed => WireBatch {
+                first_seq: self.first_seq,
+                packed: Some(track_codec::to_base64(&track_codec::pack(&self.columns()))),
+                t0_ms: None,
+                dt_ms: None,
+                dlon_e7: None,
+                dlat_e7: None,
+                acc_dm: None,
+                speed_cms: None,
+            },
+            TrackWire::Columnar => WireBatch {
+                first_seq: self.first_seq,
+                packed: None,
+                t0_ms: Some(self.t0_ms),
+                dt_ms: Some(self.dt_ms.clone()),
+                dlon_e7: Some(self.dlon_e7.clone()),
+                dlat_e7: Some(self.dlat_e7.clone()),
+                acc_dm: Some(self.acc_dm.clone()),
+                speed_cms: Some(self.speed_cms.clone()),
+            },
+        };
+        w.serialize(s)
+    }
 }
 
 fn quantize(v: f64, scale: f64) -> i64 {
@@ -296,6 +431,28 @@ fn optional(v: Option<f64>, scale: f64) -> i64 {
 }
 
 impl TrackBatch {
+    fn columns(&self) -> track_codec::Columns<'_> {
+        track_codec::Columns {
+            t0_ms: self.t0_ms,
+            dt_ms: &self.dt_ms,
+            dlon_e7: &self.dlon_e7,
+            dlat_e7: &self.dlat_e7,
+            acc_dm: &self.acc_dm,
+            speed_cms: &self.speed_cms,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn columns_for_test(&self) -> track_codec::Columns<'_> {
+        self.columns()
+    }
+
+    /// The same batch, written in `wire` form.
+    pub fn written_as(mut self, wire: TrackWire) -> TrackBatch {
+        self.wire = wire;
+        self
+    }
+
     /// Encodes points (in the order given) starting at sequence `first_seq`.
     pub fn encode(first_seq: u64, points: &[TrackPoint]) -> TrackBatch {
         let mut b = TrackBatch {

@@ -6,10 +6,11 @@ pub mod case_state;
 pub mod change;
 pub mod hlc;
 pub mod task_state;
+pub mod track_codec;
 
 pub use case_state::{CaseState, CaseView};
 pub use change::{
-    CHANGE_SCHEMA, CaseEdit, CaseReport, Change, ChangeId, Op, StatusSet, TrackBatch,
+    CHANGE_SCHEMA, CaseEdit, CaseReport, Change, ChangeId, Op, StatusSet, TrackBatch, TrackWire,
 };
 pub use hlc::{Clock, Hlc, HlcGenerator, ManualClock, SkewedClock, SystemClock};
 pub use task_state::{TaskState, TaskView};

@@ -292,7 +292,7 @@ impl Applier {
     pub fn take(&mut self, rows: &mut impl MergeRows, change: &Change) -> Result<Judgement> {
         change.check_bounds()?;
         if let Some(held) = rows.held_body(change.id())? {
-            return Ok(if held == change.to_json() {
+            return Ok(if change.is_held_as(&held) {
                 Judgement::Duplicate
             } else {
                 Judgement::Reused

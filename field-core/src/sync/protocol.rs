@@ -8,11 +8,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crdt::Change;
+use crate::crdt::{Change, Op, TrackWire};
 use crate::model::{ActorId, PhotoHash};
 
 /// Version of these messages; the server refuses a newer one with 400.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: track batches travel packed (`crdt::track_codec`); a server answers
+/// a device still at 1 in the columnar form it reads.
+pub const PROTOCOL_VERSION: u32 = 2;
+/// The oldest version a server still answers.
+pub const OLDEST_PROTOCOL: u32 = 1;
+/// The first version whose track batches travel packed.
+pub const PACKED_TRACKS_FROM: u32 = 2;
 /// Most changes one push may carry; larger outboxes go in several rounds.
 pub const MAX_CHANGES_PER_PUSH: usize = 500;
 /// Largest push body a device builds (the server takes up to 16 MiB).
@@ -119,6 +125,24 @@ pub enum PushOutcome {
     /// Not stored: the server holds this (actor, counter) with other
     /// content (see [`CODE_REUSED`]).
     Reused,
+}
+
+impl PullResponse {
+    /// Writes the page's track batches in the form a device speaking
+    /// `protocol` reads.
+    pub fn written_for(mut self, protocol: u32) -> PullResponse {
+        let wire = if protocol >= PACKED_TRACKS_FROM {
+            TrackWire::Packed
+        } else {
+            TrackWire::Columnar
+        };
+        for c in &mut self.changes {
+            if let Op::TrackAppend(b) = &mut c.op {
+                b.wire = wire;
+            }
+        }
+        self
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -234,4 +258,38 @@ pub struct ErrorBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crdt::{CHANGE_SCHEMA, Hlc, TrackBatch};
+    use crate::model::{LonLat, Timestamp, TrackPoint};
+
+    #[test]
+    fn a_pull_is_written_in_the_form_the_device_reads() {
+        let p = TrackPoint::new(
+            Timestamp::from_millis("at", 1_764_000_000_000).unwrap(),
+            LonLat::new(120.26, 30.18).unwrap(),
+            Some(4.0),
+            None,
+        )
+        .unwrap();
+        let page = PullResponse {
+            changes: vec![Change {
+                schema: CHANGE_SCHEMA,
+                actor: uuid::Uuid::from_u128(1),
+                counter: 1,
+                hlc: Hlc::new(1, 0),
+                op: Op::TrackAppend(TrackBatch::encode(1, &[p, p])),
+            }],
+            ..Default::default()
+        };
+        let old = serde_json::to_string(&page.clone().written_for(1)).unwrap();
+        assert!(old.contains("\"dt_ms\":[0,0]") && !old.contains("packed"), "{old}");
+        let new = serde_json::to_string(&page.clone().written_for(PROTOCOL_VERSION)).unwrap();
+        assert!(new.contains("\"packed\"") && !new.contains("dt_ms"), "{new}");
+        let back: PullResponse = serde_json::from_str(&old).unwrap();
+        assert_eq!(back, page);
+    }
 }

@@ -10,7 +10,7 @@
 use field_core::model::PhotoHash;
 use field_core::store::Judgement;
 use field_core::sync::protocol::{
-    CODE_REUSED, CatalogPayload, ChunkAck, GridPayload, MAX_CHANGES_PER_PULL, PROTOCOL_VERSION,
+    CODE_REUSED, CatalogPayload, ChunkAck, GridPayload, MAX_CHANGES_PER_PULL, OLDEST_PROTOCOL, PROTOCOL_VERSION,
     PhotoNeed, PhotosNeededRequest, PhotosNeededResponse, PullRequest, PullResponse, PushOutcome,
     PushResult, SyncRequest, SyncResponse,
 };
@@ -106,6 +106,15 @@ impl Center {
                 ),
             ));
         }
+        if req.protocol < OLDEST_PROTOCOL {
+            return Err(invalid(
+                "protocol",
+                format!(
+                    "{} is older than the oldest this server answers ({OLDEST_PROTOCOL})",
+                    req.protocol
+                ),
+            ));
+        }
         let device = p.device.ok_or_else(|| {
             ServiceError::Forbidden("this token has no device: enrol a device to sync".into())
         })?;
@@ -118,7 +127,7 @@ impl Center {
         }
         let skew_ms = req.device_time_ms.map(|t| self.now_ms() - t);
         let push = self.push(p, req.push, skew_ms)?;
-        let pull = self.pull(p, device, &req.pull)?;
+        let pull = self.pull(p, device, &req.pull)?.written_for(req.protocol);
         Ok(SyncResponse {
             push,
             pull,
@@ -149,7 +158,7 @@ impl Center {
                     || self
                         .storage
                         .held_change(change.id())?
-                        .is_some_and(|held| held != change.to_json()));
+                        .is_some_and(|held| !change.is_held_as(&held)));
             if reused {
                 restored.insert(change.actor);
                 results[i] = Some(PushResult {
