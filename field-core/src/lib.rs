@@ -17,6 +17,7 @@ pub mod error;
 pub mod geo;
 pub mod import;
 pub mod model;
+pub mod recorder;
 pub mod store;
 pub mod sync;
 

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use field_core::model::{CaseId, LonLat, ShiftKind, Timestamp, TrackPoint};
-use field_core::store::{CaseEditRequest, NewCase, Store, SyncSettings};
+use field_core::model::{CaseId, LonLat, ShiftKind, Timestamp};
+use field_core::store::{CaseEditRequest, FixJournal, NewCase, Store, SyncSettings};
 use field_core::sync::client::{Progress, Transport, TransportError};
 use field_core::sync::http::{ClientTls, HttpTransport};
 use field_core::sync::protocol::EnrollRequest;
@@ -26,7 +26,7 @@ pub const MAX_PHOTO_BYTES: u64 = 20 * 1024 * 1024;
 /// Most photos in one report or answer.
 pub const MAX_PHOTOS: usize = 20;
 /// Most fixes recorded in one call.
-pub const MAX_FIXES_PER_CALL: usize = 10_000;
+pub use field_core::store::MAX_FIXES_PER_CALL;
 
 /// What went wrong, typed for the app: an invalid input names its field.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
@@ -117,9 +117,40 @@ pub struct Fix {
 /// What a batch of fixes did.
 #[derive(Clone, Debug, uniffi::Record)]
 pub struct FixesRecorded {
+    /// Fixes journalled (durable when the call returned), mock ones included.
     pub recorded: u64,
     /// Mock-flagged fixes: kept out of the track (they prove no patrol).
     pub skipped_mock: u64,
+    /// Fixes at or before the newest one already taken: ignored.
+    pub stale: u64,
+    /// Gaps that ended with these fixes (or with the recorder's start or stop).
+    pub gaps: Vec<Gap>,
+}
+
+/// A stretch of the track without usable fixes, and why.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct Gap {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// `no_fix`, `app_killed`, `mock` or `poor_accuracy`.
+    pub cause: String,
+}
+
+fn recorded(r: field_core::store::Recorded) -> FixesRecorded {
+    FixesRecorded {
+        recorded: r.fixes,
+        skipped_mock: r.mock,
+        stale: r.stale,
+        gaps: r
+            .gaps
+            .iter()
+            .map(|g| Gap {
+                from_ms: g.from.millis(),
+                to_ms: g.to.millis(),
+                cause: g.cause.as_str().into(),
+            })
+            .collect(),
+    }
 }
 
 /// What a GPX import did.
@@ -335,6 +366,9 @@ impl Transport for Cancellable<'_> {
 #[derive(uniffi::Object)]
 pub struct Device {
     store: Arc<Mutex<Store>>,
+    /// The recorder's own connection: fixes are taken while a sync holds
+    /// the store.
+    journal: Mutex<FixJournal>,
     path: PathBuf,
     /// A city CA beside the system's roots (PEM file).
     ca_file: Mutex<Option<PathBuf>>,
@@ -375,6 +409,10 @@ fn photos(field: &str, photos: &[Photo]) -> Result<Vec<Vec<u8>>, FieldError> {
 }
 
 impl Device {
+    fn journal(&self) -> std::sync::MutexGuard<'_, FixJournal> {
+        self.journal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         // A panic while holding the lock leaves SQLite consistent.
         self.store.lock().unwrap_or_else(|p| p.into_inner())
@@ -408,8 +446,10 @@ impl Device {
             }
             Store::init(&p, "pending")?
         };
+        let journal = FixJournal::open(&p)?;
         Ok(Arc::new(Device {
             store: Arc::new(Mutex::new(store)),
+            journal: Mutex::new(journal),
             path: p,
             ca_file: Mutex::new(None),
         }))
@@ -458,34 +498,59 @@ impl Device {
         self.record_fixes(vec![fix])
     }
 
-    /// Records fixes as they arrive, durably (one transaction per call).
-    /// Mock-flagged fixes are not part of the track.
+    /// Records fixes as they arrive: journalled in one transaction, so a
+    /// fix is durable when the call returns (a kill loses nothing already
+    /// handed over), even while a sync runs. Mock-flagged fixes are kept
+    /// out of the track and mark a gap; the journal becomes track changes
+    /// at the next sync or stop.
     pub fn record_fixes(&self, fixes: Vec<Fix>) -> Result<FixesRecorded, FieldError> {
-        if fixes.len() > MAX_FIXES_PER_CALL {
-            return Err(invalid(
-                "fixes",
-                format!("at most {MAX_FIXES_PER_CALL} per call"),
-            ));
-        }
-        let mut points = Vec::with_capacity(fixes.len());
-        let mut skipped_mock = 0;
+        let mut taken = Vec::with_capacity(fixes.len());
         for (i, f) in fixes.iter().enumerate() {
-            if f.mock {
-                skipped_mock += 1;
-                continue;
-            }
-            let at = Timestamp::from_millis(&format!("fixes[{i}].at_ms"), f.at_ms)?;
-            let pos = LonLat::new(f.lon, f.lat).map_err(|e| prefix(e, &format!("fixes[{i}]")))?;
-            points.push(
-                TrackPoint::new(at, pos, f.accuracy_m, f.speed_mps)
-                    .map_err(|e| prefix(e, &format!("fixes[{i}]")))?,
-            );
+            taken.push(field_core::recorder::Fix {
+                at: Timestamp::from_millis(&format!("fixes[{i}].at_ms"), f.at_ms)?,
+                pos: LonLat::new(f.lon, f.lat).map_err(|e| prefix(e, &format!("fixes[{i}]")))?,
+                accuracy_m: f.accuracy_m,
+                speed_mps: f.speed_mps,
+                bearing_deg: f.bearing_deg,
+                provider: f.provider.clone(),
+                mock: f.mock,
+            });
         }
-        let recorded = self.store().append_track_points(&points)?;
-        Ok(FixesRecorded {
-            recorded,
-            skipped_mock,
-        })
+        let r = self.journal().record(&taken)?;
+        Ok(recorded(r))
+    }
+
+    /// The recorder starts: call it when the app (re)starts recording. A
+    /// recorder that was running and went silent without a stop was
+    /// killed: the gap is recorded ("app_killed") and the same day's track
+    /// goes on.
+    pub fn start_recorder(&self) -> Result<FixesRecorded, FieldError> {
+        let now = self.store().corrected_now_ms();
+        Ok(recorded(self.journal().start(now)?))
+    }
+
+    /// The recorder stops cleanly (no gap is counted for the pause); what
+    /// it journalled becomes track changes.
+    pub fn stop_recorder(&self) -> Result<FixesRecorded, FieldError> {
+        let r = self.journal().stop()?;
+        self.store().seal_fixes()?;
+        Ok(recorded(r))
+    }
+
+    /// The gaps of this device's track, oldest first.
+    pub fn gaps(&self) -> Result<Vec<Gap>, FieldError> {
+        let store = self.store();
+        let me = store.actor();
+        Ok(store
+            .track_gaps()?
+            .into_iter()
+            .filter(|(a, _)| *a == me)
+            .map(|(_, g)| Gap {
+                from_ms: g.from.millis(),
+                to_ms: g.to.millis(),
+                cause: g.cause.as_str().into(),
+            })
+            .collect())
     }
 
     /// Imports a GPX file (1.0 or 1.1) into this device's track: points
@@ -507,14 +572,17 @@ impl Device {
         })
     }
 
-    /// The start of a shift (the attendance record), now or at `at_ms`.
+    /// The start of a shift (the attendance record), now or at `at_ms`;
+    /// the recorder starts with it.
     pub fn start_shift(
         &self,
         at_ms: Option<i64>,
         lon: Option<f64>,
         lat: Option<f64>,
     ) -> Result<(), FieldError> {
-        self.shift(ShiftKind::Start, at_ms, lon, lat)
+        self.shift(ShiftKind::Start, at_ms, lon, lat)?;
+        self.start_recorder()?;
+        Ok(())
     }
 
     pub fn end_shift(
@@ -523,7 +591,9 @@ impl Device {
         lon: Option<f64>,
         lat: Option<f64>,
     ) -> Result<(), FieldError> {
-        self.shift(ShiftKind::End, at_ms, lon, lat)
+        self.shift(ShiftKind::End, at_ms, lon, lat)?;
+        self.stop_recorder()?;
+        Ok(())
     }
 
     /// Reports a new case; its id.

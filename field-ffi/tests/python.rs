@@ -124,4 +124,10 @@ fn the_sdk_works_end_to_end_from_python() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let said = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{said}");
+    assert!(
+        said.contains("4 passed") && !said.contains("skipped"),
+        "every SDK test ran: {said}"
+    );
 }

@@ -5,7 +5,7 @@
 
 use crate::assess::AttendanceFault;
 use crate::model::{
-    CaseId, CaseSource, CategoryCode, LonLat, RejectReason, Status, TaskKind, Timestamp,
+    CaseId, CaseSource, CategoryCode, GapCause, LonLat, RejectReason, Status, TaskKind, Timestamp,
 };
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -67,6 +67,17 @@ pub struct AttendanceRecord {
     pub fault: AttendanceFault,
 }
 
+/// A stretch of a patrol day's track without usable fixes, as the
+/// device's recorder stated it: why coverage may be missing there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GapRecord {
+    pub day: NaiveDate,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub minutes: i64,
+    pub cause: GapCause,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OffPostRecord {
     pub start: Option<Timestamp>,
@@ -110,6 +121,9 @@ pub struct Explain {
     pub off_post: Vec<OffPostRecord>,
     pub violations: Vec<ViolationRecord>,
     pub uncertified_patrol_days: Vec<UncertifiedDay>,
+    /// The track's gaps on patrol days, with their causes (no fix, app
+    /// killed, mock location, poor accuracy).
+    pub track_gaps: Vec<GapRecord>,
 }
 
 impl Explain {
@@ -134,5 +148,6 @@ impl Explain {
         self.violations.extend(o.violations.iter().cloned());
         self.uncertified_patrol_days
             .extend(o.uncertified_patrol_days.iter().cloned());
+        self.track_gaps.extend(o.track_gaps.iter().cloned());
     }
 }

@@ -13,7 +13,7 @@ use super::certification::{Certification, standing};
 use super::config::CityConfig;
 use super::explain::{
     AttendanceRecord, CaseRecord, CoveredWindows, ErroneousCase, Explain, FindingRecord,
-    OffPostRecord, TaskRecord, UncertifiedDay, UncoveredWindow, ViolationRecord,
+    GapRecord, OffPostRecord, TaskRecord, UncertifiedDay, UncoveredWindow, ViolationRecord,
 };
 use super::red_lines::{Violation, contract_year_start};
 use super::report::{Rate, Report, finish};
@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::geo::CellIndex;
 use crate::model::{
     ActorId, CaseSource, Catalog, Cell, ExternalFinding, RejectReason, ShiftMark, Status, TaskKind,
-    Timestamp, TrackPoint,
+    Timestamp, TrackGap, TrackPoint,
 };
 use crate::store::TaskRow;
 
@@ -35,6 +35,8 @@ pub struct Inputs {
     pub cases: Vec<CaseView>,
     pub findings: Vec<ExternalFinding>,
     pub marks: Vec<(ActorId, ShiftMark)>,
+    /// The recorders' gaps, with their devices.
+    pub gaps: Vec<(ActorId, TrackGap)>,
     pub catalog: Catalog,
     /// Red-line violations in force (revoked ones left out).
     pub violations: Vec<Violation>,
@@ -188,6 +190,18 @@ pub fn collector_figures(
                 .filter(|m| rules.local_date(m.at.millis()).is_ok_and(|x| x == *d))
                 .cloned()
                 .collect();
+            for g in inp.gaps.iter().filter(|(a, _)| actors.contains(a)).map(|(_, g)| g) {
+                let touches = |ms: i64| rules.local_date(ms).is_ok_and(|x| x == *d);
+                if touches(g.from.millis()) || touches(g.to.millis()) {
+                    ex.track_gaps.push(GapRecord {
+                        day: *d,
+                        from: g.from,
+                        to: g.to,
+                        minutes: g.minutes(),
+                        cause: g.cause,
+                    });
+                }
+            }
             let faults = super::period::attendance_due(
                 attendance(&day, &day_marks, rules),
                 &day,

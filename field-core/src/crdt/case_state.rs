@@ -87,7 +87,11 @@ impl CaseState {
             Op::CaseReport(r) => self.apply_report(r, change.actor, marker),
             Op::CaseEdit(e) => self.apply_edit(e, change.actor, marker),
             Op::StatusSet(s) => self.apply_status(s, change.actor),
-            Op::TrackAppend(_) | Op::ShiftMark(_) | Op::TaskAssign(_) | Op::TaskAnswer(_) => Ok(()),
+            Op::TrackAppend(_)
+            | Op::TrackGap(_)
+            | Op::ShiftMark(_)
+            | Op::TaskAssign(_)
+            | Op::TaskAnswer(_) => Ok(()),
         }
     }
 

@@ -15,12 +15,13 @@ use super::track_codec;
 use crate::error::{Error, Result, invalid};
 use crate::model::{
     ActorId, CaseFields, CaseId, CaseOrigin, CasePhoto, LonLat, PhotoHash, RejectReason, ShiftMark,
-    Status, TaskAnswer, TaskSpec, Timestamp, TrackPoint,
+    Status, TaskAnswer, TaskSpec, Timestamp, TrackGap, TrackPoint,
 };
 
 /// The change schema this build writes and the newest it can read.
 /// 2: tasks (`task_assign`, `task_answer`) and the department of a decision.
-pub const CHANGE_SCHEMA: u32 = 2;
+/// 3: track gaps (`track_gap`) and packed track batches.
+pub const CHANGE_SCHEMA: u32 = 3;
 
 /// Most points carried by one track change; bounds a change's size (~22 B/point).
 pub const MAX_POINTS_PER_CHANGE: usize = 2000;
@@ -65,7 +66,7 @@ impl Change {
             Op::CaseEdit(e) => Some(e.case),
             Op::StatusSet(s) => Some(s.case),
             Op::TaskAssign(t) => t.case,
-            Op::TrackAppend(_) | Op::ShiftMark(_) | Op::TaskAnswer(_) => None,
+            Op::TrackAppend(_) | Op::TrackGap(_) | Op::ShiftMark(_) | Op::TaskAnswer(_) => None,
         }
     }
 
@@ -140,6 +141,7 @@ impl Change {
                 bounded_len("context", s.context.len(), MAX_CONTEXT_ENTRIES)
             }
             Op::TrackAppend(b) => bounded_len("track.t", b.len(), MAX_POINTS_PER_CHANGE),
+            Op::TrackGap(g) => g.check(),
             Op::ShiftMark(_) => Ok(()),
             Op::TaskAssign(t) => {
                 bounded("to_user", &t.to_user, MAX_NAME_BYTES)?;
@@ -173,6 +175,8 @@ pub enum Op {
     CaseEdit(CaseEdit),
     StatusSet(StatusSet),
     TrackAppend(TrackBatch),
+    /// A stretch of the author's track without usable fixes, and why.
+    TrackGap(TrackGap),
     ShiftMark(ShiftMark),
     TaskAssign(TaskSpec),
     TaskAnswer(TaskAnswer),
@@ -185,6 +189,7 @@ impl Op {
             Op::CaseEdit(_) => "case_edit",
             Op::StatusSet(_) => "status_set",
             Op::TrackAppend(_) => "track_append",
+            Op::TrackGap(_) => "track_gap",
             Op::ShiftMark(_) => "shift_mark",
             Op::TaskAssign(_) => "task_assign",
             Op::TaskAnswer(_) => "task_answer",

@@ -27,4 +27,4 @@ pub use position::LonLat;
 pub use survey::Survey;
 pub use task::{TaskAnswer, TaskKind, TaskResult, TaskSpec};
 pub use time::Timestamp;
-pub use track::{ShiftKind, ShiftMark, TrackPoint};
+pub use track::{GapCause, ShiftKind, ShiftMark, TrackGap, TrackPoint};

@@ -83,3 +83,65 @@ pub struct ShiftMark {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cell: Option<CellCode>,
 }
+
+/// Why a stretch of a collector's day has no usable track.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapCause {
+    /// The recorder ran but the location service gave no fix (no signal).
+    NoFix,
+    /// The app was not running: it restarted after a silence without
+    /// having been stopped (killed by the phone or the user).
+    AppKilled,
+    /// The platform flagged the fixes as coming from a mock location.
+    Mock,
+    /// Fixes came, but worse than the accuracy cut-off.
+    PoorAccuracy,
+}
+
+impl GapCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapCause::NoFix => "no_fix",
+            GapCause::AppKilled => "app_killed",
+            GapCause::Mock => "mock",
+            GapCause::PoorAccuracy => "poor_accuracy",
+        }
+    }
+}
+
+/// A stretch of the track with no usable fix, and why: written by the
+/// device's recorder, carried as a change, shown in the assessment's
+/// explanation and on the console's map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackGap {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub cause: GapCause,
+}
+
+/// The longest gap one change may state (a week): bounds what a device
+/// can claim.
+pub const MAX_GAP_MS: i64 = 7 * 24 * 3_600_000;
+
+impl TrackGap {
+    pub fn new(from: Timestamp, to: Timestamp, cause: GapCause) -> Result<TrackGap> {
+        if to < from {
+            return Err(invalid("gap.to", "ends before it starts"));
+        }
+        if to.millis() - from.millis() > MAX_GAP_MS {
+            return Err(invalid("gap.to", "longer than a week"));
+        }
+        Ok(TrackGap { from, to, cause })
+    }
+
+    /// Checks a gap that came from outside (a pushed change).
+    pub fn check(&self) -> Result<()> {
+        TrackGap::new(self.from, self.to, self.cause).map(|_| ())
+    }
+
+    pub fn minutes(&self) -> i64 {
+        (self.to.millis() - self.from.millis()) / 60_000
+    }
+}

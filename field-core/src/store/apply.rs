@@ -99,6 +99,8 @@ impl Applier {
                     .map_err(|e| invalid(format!("change {}", change.id()), e.to_string()))?;
             }
             Op::TrackAppend(batch) => rows.insert_points(change.actor, &batch.decode()?)?,
+            // The log is where gaps are read from.
+            Op::TrackGap(gap) => gap.check()?,
             Op::ShiftMark(mark) => rows.insert_shift(change.actor, mark)?,
             Op::TaskAssign(_) | Op::TaskAnswer(_) => apply_task(rows, change, self.now_ms)?,
         }

@@ -11,6 +11,7 @@ mod exchange;
 mod grid;
 mod merge_rows;
 mod photos;
+mod recorder;
 mod reissue;
 mod schema;
 mod sync_state;
@@ -37,6 +38,7 @@ pub use digest::{DigestReport, add_shift, cases_digest_of, point_line, whole_dig
 pub use exchange::ImportSummary;
 pub use grid::{GridSummary, check_grid, grid_geojson_of, stored_cell};
 pub use merge_rows::{CaseProjection, MergeRows, SqliteRows, TaskProjection};
+pub use recorder::{FixJournal, MAX_FIXES_PER_CALL, Recorded};
 pub use reissue::Reissue;
 pub use schema::{STORE_VERSION, apply_migrations};
 pub use sync_state::{PullPage, SyncSettings, SyncStatus};
@@ -186,6 +188,12 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The device's wall clock corrected by the offset the server
+    /// measured (ms since the epoch): what this store stamps times with.
+    pub fn corrected_now_ms(&self) -> i64 {
+        self.now_ms() as i64
     }
 
     pub fn actor(&self) -> ActorId {

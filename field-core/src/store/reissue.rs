@@ -118,6 +118,10 @@ impl Store {
                     }
                     super::SqliteRows(&tx).insert_points(new, &batch.decode()?)?;
                 }
+                Op::TrackGap(g) => {
+                    clamp(&mut g.from, now_i)?;
+                    clamp(&mut g.to, now_i)?;
+                }
                 Op::ShiftMark(m) => {
                     clamp(&mut m.at, now_i)?;
                     tx.execute("DELETE FROM shift_marks WHERE id = ?1", [m.id.to_string()])?;

@@ -143,6 +143,26 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX case_photos_by_case ON case_photos (case_id);
     "#,
+    // 6: the recorder's journal: every fix as the platform delivered it
+    // (mock ones too), durable as it arrives; `sealed` once it went into a
+    // track change (mock fixes never do).
+    r#"
+    CREATE TABLE raw_fixes (
+        t_ms        INTEGER PRIMARY KEY,
+        lon         REAL NOT NULL,
+        lat         REAL NOT NULL,
+        accuracy_m  REAL,
+        speed_mps   REAL,
+        bearing_deg REAL,
+        provider    TEXT,
+        mock        INTEGER NOT NULL,
+        sealed      INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX raw_fixes_unsealed ON raw_fixes (t_ms) WHERE sealed = 0 AND mock = 0;
+    -- Shift marks and gaps are read from the log by kind.
+    CREATE INDEX changes_shift_marks ON changes (hlc) WHERE kind = 'shift_mark';
+    CREATE INDEX changes_track_gaps ON changes (hlc) WHERE kind = 'track_gap';
+    "#,
 ];
 
 /// The store version whose case projections (the `cases` columns beside

@@ -63,6 +63,8 @@ impl Store {
     /// the recorder already took) is not added again, nor one repeated
     /// within the file. Returns (added, already held).
     pub fn import_track_points(&mut self, points: &[TrackPoint]) -> Result<(u64, u64)> {
+        // What the recorder journalled is held too.
+        self.seal_fixes()?;
         let (Some(lo), Some(hi)) = (
             points.iter().map(|p| p.at.millis()).min(),
             points.iter().map(|p| p.at.millis()).max(),
@@ -274,20 +276,33 @@ impl Store {
 
     /// Every shift mark held, oldest first.
     pub fn shift_marks(&self) -> Result<Vec<(ActorId, ShiftMark)>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT body, actor FROM changes WHERE kind = 'shift_mark' ORDER BY hlc, actor",
-        )?;
+        let mut out: Vec<_> = self
+            .ops_of_kind("shift_mark")?
+            .into_iter()
+            .filter_map(|(actor, op)| match op {
+                Op::ShiftMark(m) => Some((actor, m)),
+                _ => None,
+            })
+            .collect();
+        out.sort_by_key(|(_, m)| (m.at, m.id));
+        Ok(out)
+    }
+
+    /// The ops of every change of one kind in the log, with their authors.
+    /// (The kind is written into the statement, not bound, so the partial
+    /// index of that kind serves it.)
+    pub(super) fn ops_of_kind(&self, kind: &'static str) -> Result<Vec<(ActorId, Op)>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT body, actor FROM changes WHERE kind = '{kind}' ORDER BY hlc, actor"
+        ))?;
         let rows = stmt.query_map([], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (body, actor) = row?;
-            if let Op::ShiftMark(m) = crate::crdt::Change::from_json(&body)?.op {
-                out.push((actor_from(&actor)?, m));
-            }
+            out.push((actor_from(&actor)?, crate::crdt::Change::from_json(&body)?.op));
         }
-        out.sort_by_key(|(_, m)| (m.at, m.id));
         Ok(out)
     }
 }

@@ -117,6 +117,8 @@ pub fn sync(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<SyncSummary, SyncError> {
     let mut summary = SyncSummary::default();
+    // What the recorder journalled goes out with this sync.
+    store.seal_fixes()?;
     let total = store.outbox_len()? as usize;
     let mut reissues = 0;
     loop {

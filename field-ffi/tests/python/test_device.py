@@ -151,7 +151,7 @@ def test_a_collectors_morning_through_the_sdk(center, tmp_path):
         )
     )
     recorded = device.record_fixes(fixes)
-    assert recorded.recorded == 120 and recorded.skipped_mock == 1
+    assert recorded.recorded == 121 and recorded.skipped_mock == 1
     # A GPX file holding two of those instants and one new: only the new
     # point is added; the untimed one is reported.
     iso = lambda ms: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + "Z"
@@ -266,3 +266,87 @@ def test_an_unenrolled_handset_is_told_so(tmp_path):
     device = field_ffi.Device.open(str(tmp_path / "device.db"))
     with pytest.raises(field_ffi.FieldError.NotEnrolled):
         asyncio.run(device.sync(None, None))
+
+
+def fix(at_ms, i, mock=False):
+    return field_ffi.Fix(
+        at_ms=at_ms, lon=120.2603 + i * 0.00001, lat=30.1895, accuracy_m=4.0,
+        speed_mps=1.2, bearing_deg=90.0, provider="gps", mock=mock,
+    )
+
+
+# A child that records one fix a call and says so after each returns.
+RECORDER = """
+import os, sys
+sys.path.insert(0, os.environ["FIELD_FFI_BINDINGS"])
+import field_ffi
+d = field_ffi.Device.open(sys.argv[1])
+t0, first = int(sys.argv[2]), int(sys.argv[3])
+for i in range(first, first + 100000):
+    d.record_fix(field_ffi.Fix(at_ms=t0 + i * 5000, lon=120.2603 + i * 0.00001, lat=30.1895,
+        accuracy_m=4.0, speed_mps=1.2, bearing_deg=90.0, provider="gps", mock=False))
+    print(i, flush=True)
+"""
+
+
+def test_a_recorder_killed_mid_batch_resumes_the_day(center, tmp_path):
+    code = center.call(
+        "POST",
+        "/v1/center/users",
+        {"name": "赵敏", "role": "collector", "cells": CELLS, "from": "2025-01-01"},
+    )["enrolment_code"]
+    path = str(tmp_path / "device.db")
+    device = field_ffi.Device.open(path)
+    device.enroll(center.url, code, None)
+    # Three days ago, 10:00 in the city (UTC+8): inside patrol hours.
+    day_start = (int(time.time()) + 8 * 3600) // 86400 * 86400 - 8 * 3600 - 3 * 86400
+    t0 = (day_start + 10 * 3600) * 1000
+    day = time.strftime("%Y-%m-%d", time.gmtime(day_start + 8 * 3600))
+    assert device.start_recorder().gaps == []
+    # 20 good fixes, 6 the platform flags as mocked, 4 good again.
+    r = device.record_fixes(
+        [fix(t0 + i * 5000, i, mock=20 <= i < 26) for i in range(30)]
+    )
+    assert (r.recorded, r.skipped_mock) == (30, 6)
+    assert [(g.cause, (g.from_ms - t0) // 5000, (g.to_ms - t0) // 5000) for g in r.gaps] == [
+        ("mock", 20, 26)
+    ]
+
+    # The app records on in another process, one fix a call, and the
+    # phone kills it (SIGKILL) while it writes.
+    child = subprocess.Popen(
+        [sys.executable, "-c", RECORDER, path, str(t0), "30"],
+        stdout=subprocess.PIPE,
+        env=dict(os.environ),
+    )
+    acked = []
+    for line in child.stdout:
+        acked.append(int(line))
+        if len(acked) >= 60:
+            break
+    child.kill()
+    child.wait()
+    assert acked == list(range(30, 90))
+
+    # The app starts again: the silence since its last fix is a gap
+    # "app killed", and the same day's track goes on.
+    restarted = device.start_recorder()
+    assert [g.cause for g in restarted.gaps] == ["app_killed"]
+    last = (restarted.gaps[0].from_ms - t0) // 5000
+    assert 89 <= last <= 90, "no fix handed over before the kill was lost"
+    report = asyncio.run(device.sync(None, None))
+    assert report.refused == 0
+    assert [g.cause for g in device.gaps()] == ["mock", "app_killed"]
+
+    # The center sees the gaps in the day's explanation and on its map.
+    figures = center.call(
+        "GET", f"/v1/center/report?period={day}&collector=%E8%B5%B5%E6%95%8F&explain=true"
+    )
+    gaps = figures[0]["explain"]["track_gaps"]
+    assert [g["cause"] for g in gaps] == ["mock", "app_killed"], gaps
+    assert gaps[0]["day"] == day and gaps[0]["minutes"] == 0
+    city = center.call("GET", f"/v1/center/city-map?day={day}&collector=%E8%B5%B5%E6%95%8F")
+    layers = [f["properties"] for f in city["features"] if f["properties"]["layer"] in ("gap", "track")]
+    assert sorted(p["cause"] for p in layers if p["layer"] == "gap") == ["app_killed", "mock"]
+    track = [p for p in layers if p["layer"] == "track"][0]
+    assert track["points"] == 24 + last - 29, "every good fix journalled is on the server, once"

@@ -314,7 +314,8 @@ impl Center {
             return Ok(());
         }
         match &change.op {
-            Op::CaseReport(_) | Op::TrackAppend(_) | Op::ShiftMark(_) => Ok(()),
+            // A device's own track, its gaps and its shift marks.
+            Op::CaseReport(_) | Op::TrackAppend(_) | Op::TrackGap(_) | Op::ShiftMark(_) => Ok(()),
             Op::TaskAssign(_) => Err(forbidden("only center staff assign tasks")),
             Op::TaskAnswer(a) => {
                 let task = self
@@ -511,6 +512,7 @@ impl Center {
             Op::CaseReport(r) => late("origin.reported_at", r.origin.reported_at.millis()),
             Op::StatusSet(s) => late("at", s.at.millis()),
             Op::ShiftMark(m) => late("at", m.at.millis()),
+            Op::TrackGap(g) => late("gap.to", g.to.millis()),
             Op::TrackAppend(batch) => {
                 let points = batch.decode().map_err(|e| bad(e.to_string()))?;
                 match points.iter().map(|(_, p)| p.at.millis()).max() {

@@ -169,8 +169,10 @@ impl Center {
     /// The city on one day as a GeoJSON FeatureCollection the console
     /// draws without tiles: every cell (layer `cell`, with its zone, the
     /// day's covered and total windows and the fill colour), each
-    /// collector's track (layer `track`, simplified, split at silences)
-    /// and the cases reported that day (layer `case`).
+    /// collector's track (layer `track`, simplified, split at silences),
+    /// the track's gaps with their causes as the recorder stated them
+    /// (layer `gap`: from the last fix before to the first after) and the
+    /// cases reported that day (layer `case`).
     pub fn city_map(
         &self,
         p: &Principal,
@@ -205,6 +207,8 @@ impl Center {
         // Windows per cell, summed over the collectors patrolling it that day.
         let mut windows: std::collections::HashMap<String, (usize, usize)> = Default::default();
         let mut features = Vec::new();
+        let gaps = self.storage.track_gaps()?;
+        let tz = cfg.patrol.tz()?;
         for u in &collectors {
             let assignments = self.storage.assignments(&u.id)?;
             let codes = super::assignments::cells_in_force(&assignments, &u.cells, day);
@@ -214,7 +218,8 @@ impl Center {
                 .cloned()
                 .collect();
             let mut points = Vec::new();
-            for d in self.storage.devices_of(&u.id)? {
+            let devices = self.storage.devices_of(&u.id)?;
+            for d in &devices {
                 points.extend(self.storage.track_between(
                     d.actor,
                     patrol.start_ms,
@@ -222,6 +227,33 @@ impl Center {
                 )?);
             }
             points.sort_by_key(|p| p.at);
+            for (_, g) in gaps.iter().filter(|(a, g)| {
+                devices.iter().any(|d| d.actor == *a)
+                    && g.to.millis() >= patrol.start_ms
+                    && g.from.millis() <= patrol.end_ms
+            }) {
+                let before = points.iter().rev().find(|p| p.at <= g.from);
+                let after = points.iter().find(|p| p.at >= g.to);
+                let at = |p: &field_core::model::TrackPoint| [round6(p.pos.lon()), round6(p.pos.lat())];
+                let geometry = match (before, after) {
+                    (Some(a), Some(b)) => json!({ "type": "LineString", "coordinates": [at(a), at(b)] }),
+                    (Some(p), None) | (None, Some(p)) => json!({ "type": "Point", "coordinates": at(p) }),
+                    (None, None) => continue,
+                };
+                let local = |t: field_core::model::Timestamp| {
+                    chrono::DateTime::from_timestamp_millis(t.millis())
+                        .map(|d| d.with_timezone(&tz).format("%H:%M").to_string())
+                        .unwrap_or_default()
+                };
+                features.push(json!({
+                    "type": "Feature",
+                    "geometry": geometry,
+                    "properties": {
+                        "layer": "gap", "collector": u.name, "cause": g.cause.as_str(),
+                        "from": local(g.from), "to": local(g.to), "minutes": g.minutes(),
+                    },
+                }));
+            }
             for w in coverage(&cells, &patrol, &points, &cfg.patrol) {
                 let e = windows.entry(w.cell).or_default();
                 e.0 += usize::from(w.covered);

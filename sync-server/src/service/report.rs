@@ -248,6 +248,7 @@ impl Center {
             cases: self.storage.cases()?,
             findings: self.storage.findings()?,
             marks: self.storage.shift_marks()?,
+            gaps: self.storage.track_gaps()?,
             catalog: self.storage.catalog()?,
             violations: self
                 .storage

@@ -30,6 +30,8 @@ impl Center {
                 .unwrap_or_default(),
             Op::CaseReport(r) => vec![r.origin.reported_at.millis()],
             Op::ShiftMark(m) => vec![m.at.millis()],
+            // A gap shows in the explanation of the days it touches.
+            Op::TrackGap(g) => vec![g.from.millis(), g.to.millis()],
             // A task counts on the day it falls due.
             Op::TaskAssign(t) => vec![t.due_at.millis()],
             Op::TaskAnswer(a) => match self.storage.task(a.task)?.and_then(|t| t.task.spec) {

@@ -13,7 +13,7 @@ pub mod sqlite;
 
 use field_core::crdt::{CaseView, Change, ChangeId};
 use field_core::model::{ActorId, CaseId, Catalog, Cell, LonLat, PhotoHash};
-use field_core::model::{ExternalFinding, ShiftMark, Survey, TaskSpec, TrackPoint};
+use field_core::model::{ExternalFinding, ShiftMark, Survey, TaskSpec, TrackGap, TrackPoint};
 use field_core::store::{
     CasePage, CaseQuery, Decision, DigestReport, HistoryEntry, Judgement, PullPage, TaskRow,
 };
@@ -384,6 +384,8 @@ pub trait Replica: Send + Sync {
     ) -> Result<(Option<TrackPoint>, Option<TrackPoint>)>;
     /// Every shift mark (test case), with its device.
     fn shift_marks(&self) -> Result<Vec<(ActorId, ShiftMark)>>;
+    /// Every gap the devices' recorders stated, with its device, oldest first.
+    fn track_gaps(&self) -> Result<Vec<(ActorId, TrackGap)>>;
 }
 
 /// Photo bytes: content-addressed, uploaded in resumable chunks, verified;

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use field_core::crdt::{CaseView, Change, ChangeId};
 use field_core::model::{ActorId, CaseId, Catalog, Cell, LonLat, PhotoHash};
-use field_core::model::{ExternalFinding, ShiftMark, Survey, TaskSpec, TrackPoint};
+use field_core::model::{ExternalFinding, ShiftMark, Survey, TaskSpec, TrackGap, TrackPoint};
 use field_core::store::{
     CasePage, CaseQuery, Decision, DigestReport, HistoryEntry, Judgement, PullPage, Store, TaskRow,
 };
@@ -816,6 +816,10 @@ impl Replica for SqliteStorage {
 
     fn shift_marks(&self) -> Result<Vec<(ActorId, ShiftMark)>> {
         Ok(self.store().shift_marks()?)
+    }
+
+    fn track_gaps(&self) -> Result<Vec<(ActorId, TrackGap)>> {
+        Ok(self.store().track_gaps()?)
     }
 }
 

@@ -46,6 +46,7 @@
       var cells = fc.features.filter(function (f) { return f.properties.layer === "cell"; });
       var tracks = fc.features.filter(function (f) { return f.properties.layer === "track"; });
       var cases = fc.features.filter(function (f) { return f.properties.layer === "case"; });
+      var gaps = fc.features.filter(function (f) { return f.properties.layer === "gap"; });
       var minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
       // data-fit="assigned": frame the cells someone patrols that day.
       var assigned = cells.filter(function (f) { return f.properties.windows > 0; });
@@ -89,6 +90,22 @@
         }, gTracks);
         titled(e, f.properties.collector + " · " + f.properties.points + " points");
       });
+      // Gaps: dashed from the last fix before to the first after, coloured
+      // by cause (no fix, app killed, mock location, poor accuracy).
+      var GAP = { no_fix: "#888", app_killed: "#c60", mock: "#c0c", poor_accuracy: "#08c" };
+      var gGaps = el("g", { id: "gaps" }, svg);
+      gaps.forEach(function (f) {
+        var p = f.properties;
+        var c = f.geometry.type === "LineString" ? f.geometry.coordinates : [f.geometry.coordinates, f.geometry.coordinates];
+        var e = el("path", {
+          "class": "gap", "data-cause": p.cause, "data-collector": p.collector,
+          d: "M" + x(c[0]) + "," + y(c[0]) + "L" + x(c[1]) + "," + y(c[1]),
+          fill: "none", stroke: GAP[p.cause] || "#888", "stroke-width": "2.5",
+          "stroke-dasharray": "4 3", "stroke-linecap": "round"
+        }, gGaps);
+        titled(e, p.collector + " · " + p.cause.replace("_", " ") + " · " + p.from + "–" + p.to +
+          " (" + p.minutes + " min)");
+      });
       var gCases = el("g", { id: "cases" }, svg);
       cases.forEach(function (f) {
         var p = f.properties;
@@ -102,7 +119,7 @@
         titled(c, (p.category || "") + " · " + p.status + " · " + (p.collector || ""));
       });
       status.textContent = cells.length + " cells · " + tracks.length + " tracks · " +
-        cases.length + " cases · " + fc.day;
+        gaps.length + " gaps · " + cases.length + " cases · " + fc.day;
       // Ready once painted: timings (ms) for whoever measures the console.
       requestAnimationFrame(function () {
         requestAnimationFrame(function () {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use field_core::crdt::{CaseState, CaseView, Change, ChangeId, Hlc, HlcGenerator, Op, TaskState};
 use field_core::geo::CellIndex;
 use field_core::model::{ActorId, CaseId, Catalog, Cell, LonLat, PhotoHash};
-use field_core::model::{ShiftMark, TaskSpec, Timestamp, TrackPoint};
+use field_core::model::{ShiftMark, TaskSpec, Timestamp, TrackGap, TrackPoint};
 use field_core::store::{
     Applier, CasePage, CaseQuery, Decision, DigestReport, HistoryEntry, Judgement, PullPage,
     TaskRow,
@@ -292,16 +292,28 @@ impl PgStorage {
     }
 
     fn marks(&self, tx: &Tx<'_>) -> Result<Vec<(ActorId, ShiftMark)>> {
-        let mut out = Vec::new();
-        for r in tx.query(
-            "SELECT body, actor FROM changes WHERE kind = 'shift_mark' ORDER BY hlc, actor",
-            &[],
-        )? {
-            if let Op::ShiftMark(m) = Change::from_json(r.get::<_, &str>(0))?.op {
-                out.push((actor_of(r.get::<_, &[u8]>(1))?, m));
-            }
-        }
+        let mut out: Vec<_> = self
+            .ops_of_kind(tx, "shift_mark")?
+            .into_iter()
+            .filter_map(|(actor, op)| match op {
+                Op::ShiftMark(m) => Some((actor, m)),
+                _ => None,
+            })
+            .collect();
         out.sort_by_key(|(_, m)| (m.at, m.id));
+        Ok(out)
+    }
+
+    /// The ops of every change of one kind in the log, with their authors.
+    /// (The kind is written into the statement, not bound, so the partial
+    /// index of that kind serves it.)
+    fn ops_of_kind(&self, tx: &Tx<'_>, kind: &'static str) -> Result<Vec<(ActorId, Op)>> {
+        let mut out = Vec::new();
+        let sql = format!("SELECT body, actor FROM changes WHERE kind = '{kind}' ORDER BY hlc, actor");
+        for r in tx.query(&sql, &[])? {
+            let op = Change::from_json(r.get::<_, &str>(0))?.op;
+            out.push((actor_of(r.get::<_, &[u8]>(1))?, op));
+        }
         Ok(out)
     }
 }
@@ -731,5 +743,20 @@ impl Replica for PgStorage {
 
     fn shift_marks(&self) -> Result<Vec<(ActorId, ShiftMark)>> {
         self.read(|tx| self.marks(tx))
+    }
+
+    fn track_gaps(&self) -> Result<Vec<(ActorId, TrackGap)>> {
+        self.read(|tx| {
+            let mut out: Vec<_> = self
+                .ops_of_kind(tx, "track_gap")?
+                .into_iter()
+                .filter_map(|(actor, op)| match op {
+                    Op::TrackGap(g) => Some((actor, g)),
+                    _ => None,
+                })
+                .collect();
+            out.sort_by_key(|(_, g)| (g.from, g.to));
+            Ok(out)
+        })
     }
 }

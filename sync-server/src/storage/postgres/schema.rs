@@ -180,6 +180,10 @@ ALTER TABLE pending_changes ALTER COLUMN body SET STORAGE EXTERNAL;
     r#"
 CREATE TABLE IF NOT EXISTS job_runs (job TEXT NOT NULL, slot_ms BIGINT NOT NULL, instance TEXT NOT NULL, started_ms BIGINT NOT NULL, finished_ms BIGINT, outcome TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '', PRIMARY KEY (job, slot_ms));
 "#,
+    // 4: the recorders' gaps are read from the log by kind, like shift marks.
+    r#"
+CREATE INDEX IF NOT EXISTS changes_track_gaps ON changes (kind) WHERE kind = 'track_gap';
+"#,
 ];
 
 /// The schema version this build creates.
