@@ -84,8 +84,24 @@ pub enum Command {
     },
     /// Push what the server lacks, pull what this device lacks, upload photos.
     Sync,
-    /// Pending changes and photos, last sync, server.
-    Status,
+    /// Pending changes and photos, last sync, server; the store's size and
+    /// what pruning would free.
+    Status {
+        /// Days confirmed bytes stay on the handset (for "would free").
+        #[arg(long, env = "FIELD_RETENTION_DAYS", default_value_t = field_core::store::DEFAULT_RETENTION_DAYS)]
+        retention_days: u32,
+    },
+    /// Drops the bytes the center confirmed more than the retention ago:
+    /// photo bytes the server acknowledged and the recorder's raw fixes
+    /// already pushed. The merged state, the log and every hash stay;
+    /// nothing unsynced is ever pruned.
+    Prune {
+        #[arg(long, env = "FIELD_RETENTION_DAYS", default_value_t = field_core::store::DEFAULT_RETENTION_DAYS)]
+        retention_days: u32,
+        /// Count only.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Special surveys in this device's cells.
     #[command(subcommand)]
     Survey(SurveyCmd),

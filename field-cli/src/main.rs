@@ -53,7 +53,11 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
             sync::enroll(&args.home, &server, &code, name, &out)
         }
         Command::Sync => sync::sync(&args.home, &out),
-        Command::Status => sync::status(&args.home, &out),
+        Command::Status { retention_days } => sync::status(&args.home, retention_days, &out),
+        Command::Prune {
+            retention_days,
+            dry_run,
+        } => sync::prune(&args.home, retention_days, dry_run, &out),
         Command::Center(c) => center::run(&args.home, c, &out),
         Command::Task(cmd) => device::task(&args.home, cmd, &out),
         Command::Survey(cli::SurveyCmd::List) => device::surveys(&args.home, &out),

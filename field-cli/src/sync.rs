@@ -141,19 +141,59 @@ pub fn sync(home: &Path, out: &Output) -> Result<()> {
     })
 }
 
-pub fn status(home: &Path, out: &Output) -> Result<()> {
-    let store = open(home)?;
-    let s = store.sync_status()?;
-    out.show(&s, |s| {
+/// `field status`: the sync state beside the store's size.
+#[derive(serde::Serialize)]
+struct StatusView {
+    #[serde(flatten)]
+    sync: field_core::store::SyncStatus,
+    /// The store's size and what pruning at the retention would free.
+    store: field_core::store::Pruned,
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+pub fn status(home: &Path, retention_days: u32, out: &Output) -> Result<()> {
+    let mut store = open(home)?;
+    let view = StatusView {
+        sync: store.sync_status()?,
+        store: store.prune(retention_days, true)?,
+    };
+    out.show(&view, |v| {
+        let (s, p) = (&v.sync, &v.store);
         format!(
-            "server        {}\nuser          {}\npending       {} changes, {} photos\nrefused       {}\nbuffered      {}\nlast sync     {}",
+            "server        {}\nuser          {}\npending       {} changes, {} photos\nrefused       {}\nbuffered      {}\nlast sync     {}\nstore         {}; pruning after {} days would free {} ({} photos, {} raw fixes)",
             s.server.clone().unwrap_or("(not enrolled)".into()),
             s.user.clone().unwrap_or_default(),
             s.pending_changes,
             s.pending_photos,
             s.refused_changes,
             s.buffered_changes,
-            s.last_sync.map(|t| t.to_string()).unwrap_or("never".into())
+            s.last_sync.map(|t| t.to_string()).unwrap_or("never".into()),
+            mb(p.store_bytes),
+            p.retention_days,
+            mb(p.photo_bytes + p.raw_fix_bytes),
+            p.photos,
+            p.raw_fixes
+        )
+    })
+}
+
+pub fn prune(home: &Path, retention_days: u32, dry_run: bool, out: &Output) -> Result<()> {
+    let mut store = open(home)?;
+    let before = store.store_bytes();
+    let p = store.prune(retention_days, dry_run)?;
+    out.show(&p, |p| {
+        format!(
+            "{} {} photos ({}) and {} raw fixes confirmed by the center more than {} days ago; store {} → {}",
+            if p.dry_run { "would prune" } else { "pruned" },
+            p.photos,
+            mb(p.photo_bytes),
+            p.raw_fixes,
+            p.retention_days,
+            mb(before),
+            mb(p.store_bytes)
         )
     })
 }

@@ -245,6 +245,21 @@ pub struct DeviceStatus {
     pub refused_changes: u64,
     pub last_sync_ms: Option<i64>,
     pub clock_offset_ms: i64,
+    /// The store's files, in bytes.
+    pub store_bytes: u64,
+    /// Fixes journalled by the recorder and not yet in the track.
+    pub waiting_fixes: u64,
+}
+
+/// What pruning freed (or would free).
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct Pruned {
+    pub retention_days: u32,
+    pub dry_run: bool,
+    pub photos: u64,
+    pub photo_bytes: u64,
+    pub raw_fixes: u64,
+    pub store_bytes: u64,
 }
 
 /// Who the device was enrolled as.
@@ -757,6 +772,24 @@ impl Device {
             refused_changes: s.refused_changes,
             last_sync_ms: s.last_sync.map(|t| t.millis()),
             clock_offset_ms: s.clock_offset_ms,
+            store_bytes: store.store_bytes(),
+            waiting_fixes: self.journal().waiting()? as u64,
+        })
+    }
+
+    /// Drops the bytes the center confirmed more than `retention_days` ago
+    /// (photo bytes it acknowledged, raw fixes already pushed; 7 is the
+    /// default a collector's app should use). The merged state, the log
+    /// and every hash stay; nothing unsynced is pruned.
+    pub fn prune(&self, retention_days: u32, dry_run: bool) -> Result<Pruned, FieldError> {
+        let p = self.store().prune(retention_days, dry_run)?;
+        Ok(Pruned {
+            retention_days: p.retention_days,
+            dry_run: p.dry_run,
+            photos: p.photos,
+            photo_bytes: p.photo_bytes,
+            raw_fixes: p.raw_fixes,
+            store_bytes: p.store_bytes,
         })
     }
 

@@ -173,7 +173,13 @@ fn preload(lb: &Loopback, grid: &GridSpec, from: usize, to: usize) -> Result<()>
 /// deflated, both less the deflated values alone.
 fn field_edit_metadata(d: &mut Store) -> Result<SyncRow> {
     let mut rng = fastrand::Rng::with_seed(77);
-    let cases: Vec<_> = d.cases()?.into_iter().take(40).collect();
+    let me = d.actor();
+    let cases: Vec<_> = d
+        .cases()?
+        .into_iter()
+        .filter(|c| c.origin.as_ref().is_some_and(|o| o.reporter == me))
+        .take(40)
+        .collect();
     anyhow::ensure!(!cases.is_empty(), "the bench device has cases");
     let mut values = String::new();
     let mut rows_text = String::new();

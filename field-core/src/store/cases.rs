@@ -165,14 +165,14 @@ impl Store {
         self.write_local(|w| {
             let mut photos = Vec::new();
             for (info, bytes) in &before {
-                super::photos::put(w.tx(), info, bytes)?;
+                super::photos::put(w.tx(), info, bytes, w.now_ms)?;
                 photos.push(CasePhoto {
                     hash: info.hash.clone(),
                     role: PhotoRole::Before,
                 });
             }
             for (info, bytes) in &after {
-                super::photos::put(w.tx(), info, bytes)?;
+                super::photos::put(w.tx(), info, bytes, w.now_ms)?;
                 photos.push(CasePhoto {
                     hash: info.hash.clone(),
                     role: PhotoRole::After,
@@ -300,7 +300,7 @@ impl Store {
         self.write_local(|w| {
             let mut add_photos = Vec::new();
             for (info, bytes) in &added {
-                super::photos::put(w.tx(), info, bytes)?;
+                super::photos::put(w.tx(), info, bytes, w.now_ms)?;
                 add_photos.push(CasePhoto {
                     hash: info.hash.clone(),
                     role: PhotoRole::Before,

@@ -61,9 +61,10 @@ impl Store {
             let bytes = p.bytes(&field)?;
             checked.push((inspect_photo(&field, &bytes)?, bytes));
         }
+        let now = self.now_ms() as i64;
         let changes = self.apply_remote(bundle.changes.clone(), |tx| {
             for (info, bytes) in &checked {
-                super::photos::put(tx, info, bytes)?;
+                super::photos::put(tx, info, bytes, now)?;
             }
             Ok(())
         })?;

@@ -11,6 +11,7 @@ mod exchange;
 mod grid;
 mod merge_rows;
 mod photos;
+mod prune;
 mod recorder;
 mod reissue;
 mod schema;
@@ -38,6 +39,7 @@ pub use digest::{DigestReport, add_shift, cases_digest_of, point_line, whole_dig
 pub use exchange::ImportSummary;
 pub use grid::{GridSummary, check_grid, grid_geojson_of, stored_cell};
 pub use merge_rows::{CaseProjection, MergeRows, SqliteRows, TaskProjection};
+pub use prune::{DEFAULT_RETENTION_DAYS, Pruned};
 pub use recorder::{FixJournal, MAX_FIXES_PER_CALL, Recorded};
 pub use reissue::Reissue;
 pub use schema::{STORE_VERSION, apply_migrations};
@@ -241,6 +243,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut local = LocalTx {
             tx,
+            now_ms: now_ms as i64,
             applier: apply::Applier::at(now_ms),
             actor,
             hlc: self.hlc,
@@ -286,6 +289,8 @@ impl Store {
 /// An open local write: emits changes authored by this device.
 struct LocalTx<'a> {
     tx: Transaction<'a>,
+    /// The corrected wall clock when the transaction began.
+    now_ms: i64,
     applier: apply::Applier,
     actor: ActorId,
     hlc: HlcGenerator,

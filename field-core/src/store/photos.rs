@@ -7,9 +7,9 @@ use crate::error::{Error, Result};
 use crate::model::{PhotoHash, PhotoInfo};
 
 /// Stores a checked photo unless its hash is already held.
-pub(super) fn put(tx: &Connection, info: &PhotoInfo, bytes: &[u8]) -> Result<()> {
+pub(super) fn put(tx: &Connection, info: &PhotoInfo, bytes: &[u8], now_ms: i64) -> Result<()> {
     tx.prepare_cached(
-        "INSERT OR IGNORE INTO photos (hash, mime, width, height, size, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR IGNORE INTO photos (hash, mime, width, height, size, data, stored_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         info.hash.as_str(),
@@ -17,7 +17,8 @@ pub(super) fn put(tx: &Connection, info: &PhotoInfo, bytes: &[u8]) -> Result<()>
         info.width,
         info.height,
         info.bytes as i64,
-        bytes
+        bytes,
+        now_ms
     ])?;
     Ok(())
 }
@@ -25,15 +26,21 @@ pub(super) fn put(tx: &Connection, info: &PhotoInfo, bytes: &[u8]) -> Result<()>
 impl Store {
     /// A photo's bytes, after checking they still hash to its name.
     pub fn photo(&self, hash: &PhotoHash) -> Result<Vec<u8>> {
-        let bytes: Vec<u8> = self
+        let (bytes, pruned): (Vec<u8>, bool) = self
             .conn
-            .prepare_cached("SELECT data FROM photos WHERE hash = ?1")?
-            .query_row([hash.as_str()], |r| r.get(0))
+            .prepare_cached("SELECT data, pruned FROM photos WHERE hash = ?1")?
+            .query_row([hash.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
             .ok_or_else(|| Error::NotFound {
                 what: "photo",
                 id: hash.to_string(),
             })?;
+        if pruned {
+            return Err(Error::NotFound {
+                what: "photo (its bytes were pruned from this handset after the center confirmed them; the center holds it)",
+                id: hash.to_string(),
+            });
+        }
         if PhotoHash::of(&bytes) != *hash {
             return Err(Error::Corrupt(format!(
                 "photo {hash} no longer matches its hash"

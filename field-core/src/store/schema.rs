@@ -163,6 +163,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX changes_shift_marks ON changes (hlc) WHERE kind = 'shift_mark';
     CREATE INDEX changes_track_gaps ON changes (hlc) WHERE kind = 'track_gap';
     "#,
+    // 7: photo bytes the center confirmed may be pruned after a retention;
+    // the row (hash, size, the merged state citing it) stays. Photos held
+    // before this version count from the upgrade.
+    r#"
+    ALTER TABLE photos ADD COLUMN stored_ms INTEGER NOT NULL DEFAULT 0;
+    UPDATE photos SET stored_ms = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
+    ALTER TABLE photos ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The store version whose case projections (the `cases` columns beside

@@ -189,7 +189,8 @@ impl Store {
         if restored {
             set_meta(&tx, "push_cursor", "0")?;
             set_meta(&tx, "pull_cursor", "0")?;
-            tx.execute("UPDATE photos SET uploaded = 0", [])?;
+            // Pruned bytes cannot be offered again (`prune` says so).
+            tx.execute("UPDATE photos SET uploaded = 0 WHERE pruned = 0", [])?;
         }
         tx.commit()?;
         Ok(restored)

@@ -77,7 +77,7 @@ impl Store {
         };
         self.write_local(|w| {
             for (info, bytes) in &checked {
-                super::photos::put(w.tx(), info, bytes)?;
+                super::photos::put(w.tx(), info, bytes, w.now_ms)?;
             }
             let photos = checked.iter().map(|(info, _)| info.hash.clone()).collect();
             w.emit(Op::TaskAnswer(TaskAnswer {
