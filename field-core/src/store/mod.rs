@@ -45,7 +45,7 @@ pub use reissue::Reissue;
 pub use schema::{STORE_VERSION, apply_migrations};
 pub use sync_state::{PullPage, SyncSettings, SyncStatus};
 pub use tasks::{TaskRow, check_task_spec};
-pub use tracks::{StoredPoint, TrackSummary};
+pub use tracks::{StoredPoint, TrackSummary, shift_marks_of, track_gaps_of};
 
 /// The store file inside a device home directory.
 pub const STORE_FILE: &str = "device.db";

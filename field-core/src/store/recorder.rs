@@ -19,7 +19,7 @@ use super::{Store, get_meta, open_connection, set_meta};
 use crate::crdt::change::MAX_POINTS_PER_CHANGE;
 use crate::crdt::{Op, TrackBatch};
 use crate::error::{Error, Result, invalid};
-use crate::model::{LonLat, Timestamp, TrackGap, TrackPoint};
+use crate::model::{TrackGap, TrackPoint};
 use crate::recorder::{Fix, RecorderRules, RecorderState};
 
 /// Most fixes one call takes.
@@ -246,16 +246,7 @@ impl Store {
 
     /// The gaps in this store's log (any author), oldest first.
     pub fn track_gaps(&self) -> Result<Vec<(crate::model::ActorId, TrackGap)>> {
-        let mut out: Vec<_> = self
-            .ops_of_kind("track_gap")?
-            .into_iter()
-            .filter_map(|(actor, op)| match op {
-                Op::TrackGap(g) => Some((actor, g)),
-                _ => None,
-            })
-            .collect();
-        out.sort_by_key(|(_, g)| (g.from, g.to));
-        Ok(out)
+        Ok(super::tracks::track_gaps_of(self.ops_of_kind("track_gap")?))
     }
 }
 
@@ -270,26 +261,7 @@ fn seal_points(w: &mut super::LocalTx<'_>) -> Result<u64> {
                 "SELECT t_ms, lon, lat, accuracy_m, speed_mps FROM raw_fixes
                  WHERE sealed = 0 AND mock = 0 ORDER BY t_ms LIMIT ?1",
             )?;
-            let rows = stmt.query_map([MAX_POINTS_PER_CHANGE as i64], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, f64>(1)?,
-                    r.get::<_, f64>(2)?,
-                    r.get::<_, Option<f64>>(3)?,
-                    r.get::<_, Option<f64>>(4)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (t, lon, lat, acc, speed) = row?;
-                out.push(TrackPoint::new(
-                    Timestamp::from_millis("raw_fixes.t_ms", t)?,
-                    LonLat::new(lon, lat)?,
-                    acc,
-                    speed,
-                )?);
-            }
-            out
+            super::tracks::points_of(&mut stmt, [MAX_POINTS_PER_CHANGE as i64])?
         };
         let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
             return Ok(sealed);

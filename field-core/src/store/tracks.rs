@@ -200,26 +200,7 @@ impl Store {
         to_ms: i64,
     ) -> Result<Vec<TrackPoint>> {
         let mut stmt = self.conn.prepare_cached(TRACK_BETWEEN)?;
-        let rows = stmt.query_map(params![actor.as_bytes(), from_ms, to_ms], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, f64>(1)?,
-                r.get::<_, f64>(2)?,
-                r.get::<_, Option<f64>>(3)?,
-                r.get::<_, Option<f64>>(4)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (t, lon, lat, acc, speed) = row?;
-            out.push(TrackPoint::new(
-                Timestamp::from_millis("t", t)?,
-                LonLat::new(lon, lat)?,
-                acc,
-                speed,
-            )?);
-        }
-        Ok(out)
+        points_of(&mut stmt, params![actor.as_bytes(), from_ms, to_ms])
     }
 
     /// Where the track of `actor` brackets instant `t`: the last point at or
@@ -276,16 +257,7 @@ impl Store {
 
     /// Every shift mark held, oldest first.
     pub fn shift_marks(&self) -> Result<Vec<(ActorId, ShiftMark)>> {
-        let mut out: Vec<_> = self
-            .ops_of_kind("shift_mark")?
-            .into_iter()
-            .filter_map(|(actor, op)| match op {
-                Op::ShiftMark(m) => Some((actor, m)),
-                _ => None,
-            })
-            .collect();
-        out.sort_by_key(|(_, m)| (m.at, m.id));
-        Ok(out)
+        Ok(shift_marks_of(self.ops_of_kind("shift_mark")?))
     }
 
     /// The ops of every change of one kind in the log, with their authors.
@@ -305,6 +277,60 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The points a statement selects as (t_ms, lon, lat, accuracy_m,
+/// speed_mps), each checked.
+pub(super) fn points_of(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<TrackPoint>> {
+    let rows = stmt.query_map(params, |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, f64>(1)?,
+            r.get::<_, f64>(2)?,
+            r.get::<_, Option<f64>>(3)?,
+            r.get::<_, Option<f64>>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (t, lon, lat, acc, speed) = row?;
+        out.push(TrackPoint::new(
+            Timestamp::from_millis("t_ms", t)?,
+            LonLat::new(lon, lat)?,
+            acc,
+            speed,
+        )?);
+    }
+    Ok(out)
+}
+
+/// The shift marks among ops read from a log, oldest first (both backends).
+pub fn shift_marks_of(ops: Vec<(ActorId, Op)>) -> Vec<(ActorId, ShiftMark)> {
+    let mut out: Vec<_> = ops
+        .into_iter()
+        .filter_map(|(actor, op)| match op {
+            Op::ShiftMark(m) => Some((actor, m)),
+            _ => None,
+        })
+        .collect();
+    out.sort_by_key(|(_, m)| (m.at, m.id));
+    out
+}
+
+/// The recorders' gaps among ops read from a log, oldest first (both backends).
+pub fn track_gaps_of(ops: Vec<(ActorId, Op)>) -> Vec<(ActorId, crate::model::TrackGap)> {
+    let mut out: Vec<_> = ops
+        .into_iter()
+        .filter_map(|(actor, op)| match op {
+            Op::TrackGap(g) => Some((actor, g)),
+            _ => None,
+        })
+        .collect();
+    out.sort_by_key(|(a, g)| (g.from, g.to, *a));
+    out
 }
 
 pub(super) fn actor_from(bytes: &[u8]) -> Result<ActorId> {

@@ -292,16 +292,7 @@ impl PgStorage {
     }
 
     fn marks(&self, tx: &Tx<'_>) -> Result<Vec<(ActorId, ShiftMark)>> {
-        let mut out: Vec<_> = self
-            .ops_of_kind(tx, "shift_mark")?
-            .into_iter()
-            .filter_map(|(actor, op)| match op {
-                Op::ShiftMark(m) => Some((actor, m)),
-                _ => None,
-            })
-            .collect();
-        out.sort_by_key(|(_, m)| (m.at, m.id));
-        Ok(out)
+        Ok(field_core::store::shift_marks_of(self.ops_of_kind(tx, "shift_mark")?))
     }
 
     /// The ops of every change of one kind in the log, with their authors.
@@ -746,17 +737,6 @@ impl Replica for PgStorage {
     }
 
     fn track_gaps(&self) -> Result<Vec<(ActorId, TrackGap)>> {
-        self.read(|tx| {
-            let mut out: Vec<_> = self
-                .ops_of_kind(tx, "track_gap")?
-                .into_iter()
-                .filter_map(|(actor, op)| match op {
-                    Op::TrackGap(g) => Some((actor, g)),
-                    _ => None,
-                })
-                .collect();
-            out.sort_by_key(|(_, g)| (g.from, g.to));
-            Ok(out)
-        })
+        self.read(|tx| Ok(field_core::store::track_gaps_of(self.ops_of_kind(tx, "track_gap")?)))
     }
 }
