@@ -601,6 +601,14 @@ pub enum TrackCmd {
         #[arg(long)]
         points: bool,
     },
+    /// Write every track point held to a file: GeoJSON (flat properties),
+    /// CSV or GPX 1.1 — by --format, else by the file's extension.
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum)]
+        format: Option<crate::export::Format>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -632,6 +640,14 @@ pub enum CaseCmd {
     },
     /// Show a case with its history (an id or a unique prefix of one).
     Show { id: String },
+    /// Write the cases held to a file: GeoJSON (a point each, flat
+    /// properties), CSV or GPX waypoints — by --format, else by extension.
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum)]
+        format: Option<crate::export::Format>,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -173,6 +173,16 @@ pub fn track(home: &Path, cmd: TrackCmd, out: &Output) -> Result<()> {
             store.append_track_points(&[point])?;
             out.show(&point, |p| format!("fix recorded at {} ({})", p.at, p.pos))
         }
+        TrackCmd::Export { out: path, format } => {
+            let format = export_format(&path, format)?;
+            let points = store.track_points(None)?;
+            let bytes = crate::export::tracks(&points, format, city_tz(&store)?)?;
+            write_atomically(&path, &bytes)?;
+            out.show(
+                &json!({ "points": points.len(), "file": path, "bytes": bytes.len() }),
+                |_| format!("{} points written to {}", points.len(), path.display()),
+            )
+        }
         TrackCmd::List { points } => {
             if points {
                 let all = store.track_points(None)?;
@@ -346,10 +356,7 @@ pub fn case(home: &Path, cmd: CaseCmd, out: &Output) -> Result<()> {
                 .as_deref()
                 .map(|s| field_core::model::Status::parse("status", s))
                 .transpose()?;
-            let tz: chrono_tz::Tz = store
-                .surveys()?
-                .and_then(|s| s.timezone.parse().ok())
-                .unwrap_or(chrono_tz::Asia::Shanghai);
+            let tz = city_tz(&store)?;
             let mut summaries = store
                 .cases()?
                 .iter()
@@ -399,15 +406,31 @@ pub fn case(home: &Path, cmd: CaseCmd, out: &Output) -> Result<()> {
                 )
             })
         }
+        CaseCmd::Export { out: path, format } => {
+            let format = export_format(&path, format)?;
+            let rows = store
+                .cases()?
+                .iter()
+                .map(|v| {
+                    Ok(crate::export::CaseRow {
+                        summary: store.summarize(v)?,
+                        pos: v.placement.as_ref().map(|p| p.pos),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let bytes = crate::export::cases(&rows, format, city_tz(&store)?)?;
+            write_atomically(&path, &bytes)?;
+            out.show(
+                &json!({ "cases": rows.len(), "file": path, "bytes": bytes.len() }),
+                |_| format!("{} cases written to {}", rows.len(), path.display()),
+            )
+        }
         CaseCmd::Show { id } => {
             let id = find_case(&store, &id)?;
             let view = store.case(id)?;
             let summary = store.summarize(&view)?;
             let history = store.case_history(id)?;
-            let tz: chrono_tz::Tz = store
-                .surveys()?
-                .and_then(|s| s.timezone.parse().ok())
-                .unwrap_or(chrono_tz::Asia::Shanghai);
+            let tz = city_tz(&store)?;
             let shown = json!({ "case": view, "summary": summary, "history": history });
             out.show(&shown, |_| {
                 let mut lines = vec![
@@ -528,6 +551,29 @@ pub fn changes(home: &Path, cmd: ChangesCmd, out: &Output) -> Result<()> {
 
 /// Writes a file via a temporary sibling and a rename, so a crash never
 /// leaves half a bundle under the final name.
+/// The city's time zone as the handset knows it (from the center's
+/// surveys payload), China's by default.
+fn city_tz(store: &Store) -> Result<chrono_tz::Tz> {
+    Ok(store
+        .surveys()?
+        .and_then(|s| s.timezone.parse().ok())
+        .unwrap_or(chrono_tz::Asia::Shanghai))
+}
+
+fn export_format(
+    path: &Path,
+    given: Option<crate::export::Format>,
+) -> Result<crate::export::Format> {
+    given
+        .or_else(|| crate::export::Format::of_path(path))
+        .with_context(|| {
+            format!(
+                "{}: say --format geojson|csv|gpx (the extension does not tell)",
+                path.display()
+            )
+        })
+}
+
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()

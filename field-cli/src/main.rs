@@ -7,6 +7,7 @@ mod center;
 mod cli;
 mod demo;
 mod device;
+mod export;
 mod findings_csv;
 mod loopback;
 mod output;
