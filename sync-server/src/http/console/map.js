@@ -119,7 +119,7 @@
         titled(c, (p.category || "") + " · " + p.status + " · " + (p.collector || ""));
       });
       status.textContent = cells.length + " cells · " + tracks.length + " tracks · " +
-        gaps.length + " gaps · " + cases.length + " cases · " + fc.day;
+        cases.length + " cases · " + gaps.length + " gaps · " + fc.day;
       // Ready once painted: timings (ms) for whoever measures the console.
       requestAnimationFrame(function () {
         requestAnimationFrame(function () {
