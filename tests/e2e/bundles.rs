@@ -93,15 +93,21 @@ fn a_bundle_from_a_newer_schema_is_refused_clearly() {
     let a = Device::init("sun");
     let out = a.home().join("x.bundle.json");
     a.ok(&["changes", "export", "--out", out.to_str().unwrap()]);
+    let (now, next) = (
+        field_core::crdt::CHANGE_SCHEMA,
+        field_core::crdt::CHANGE_SCHEMA + 1,
+    );
     let text = std::fs::read_to_string(&out)
         .unwrap()
-        .replace("\"schema\":2", "\"schema\":3");
+        .replace(&format!("\"schema\":{now}"), &format!("\"schema\":{next}"));
+    assert!(text.contains(&format!("\"schema\":{next}")), "{text}");
     std::fs::write(&out, text).unwrap();
     let digest = a.digest();
     let r = a.run(&["changes", "import", out.to_str().unwrap()]);
     assert!(!r.ok);
     assert!(
-        r.stderr.contains("schema 3 is newer") && r.stderr.contains("update the field app"),
+        r.stderr.contains(&format!("schema {next} is newer"))
+            && r.stderr.contains("update the field app"),
         "{}",
         r.stderr
     );

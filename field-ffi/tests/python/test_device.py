@@ -333,7 +333,8 @@ def test_a_recorder_killed_mid_batch_resumes_the_day(center, tmp_path):
     restarted = device.start_recorder()
     assert [g.cause for g in restarted.gaps] == ["app_killed"]
     last = (restarted.gaps[0].from_ms - t0) // 5000
-    assert 89 <= last <= 90, "no fix handed over before the kill was lost"
+    # The child may have recorded a few more before the kill landed.
+    assert last >= 89, "no fix acknowledged before the kill was lost"
     report = asyncio.run(device.sync(None, None))
     assert report.refused == 0
     assert [g.cause for g in device.gaps()] == ["mock", "app_killed"]
