@@ -519,6 +519,12 @@ impl Device {
     /// out of the track and mark a gap; the journal becomes track changes
     /// at the next sync or stop.
     pub fn record_fixes(&self, fixes: Vec<Fix>) -> Result<FixesRecorded, FieldError> {
+        if fixes.len() > MAX_FIXES_PER_CALL {
+            return Err(invalid(
+                "fixes",
+                format!("at most {MAX_FIXES_PER_CALL} per call"),
+            ));
+        }
         let mut taken = Vec::with_capacity(fixes.len());
         for (i, f) in fixes.iter().enumerate() {
             taken.push(field_core::recorder::Fix {
