@@ -168,8 +168,17 @@ pub fn cases(rows: &[CaseRow], format: Format, tz: Tz) -> Result<Vec<u8>> {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
             w.write_record([
-                "id", "status", "category", "category_name", "cell", "description",
-                "reported_at", "collector", "photos", "lon", "lat",
+                "id",
+                "status",
+                "category",
+                "category_name",
+                "cell",
+                "description",
+                "reported_at",
+                "collector",
+                "photos",
+                "lon",
+                "lat",
             ])?;
             for r in rows {
                 let c = &r.summary;

@@ -227,7 +227,9 @@ mod tests {
             ]
         );
         // A stale fix changes nothing.
-        let s = st.feed(&fix(100, 5.0, false), &RecorderRules::default()).unwrap();
+        let s = st
+            .feed(&fix(100, 5.0, false), &RecorderRules::default())
+            .unwrap();
         assert!(s.stale && s.point.is_none() && s.gaps.is_empty());
     }
 
@@ -236,7 +238,10 @@ mod tests {
         let rules = RecorderRules::default();
         let mut st = RecorderState::default();
         st.start(T0, &rules).unwrap();
-        run(&mut st, &(0..4).map(|i| fix(i * 5, 5.0, false)).collect::<Vec<_>>());
+        run(
+            &mut st,
+            &(0..4).map(|i| fix(i * 5, 5.0, false)).collect::<Vec<_>>(),
+        );
         // Killed after the fix at 15 s; opened again at 10 minutes.
         let gaps = st.start(T0 + 600_000, &rules).unwrap();
         assert_eq!(gaps.len(), 1);
@@ -254,7 +259,10 @@ mod tests {
     #[test]
     fn a_stretch_open_at_a_stop_is_closed_at_the_last_fix() {
         let mut st = RecorderState::default();
-        run(&mut st, &[fix(0, 5.0, false), fix(5, 5.0, true), fix(10, 5.0, true)]);
+        run(
+            &mut st,
+            &[fix(0, 5.0, false), fix(5, 5.0, true), fix(10, 5.0, true)],
+        );
         let gaps = st.stop().unwrap();
         assert_eq!(gaps.len(), 1);
         assert_eq!(gaps[0].cause, GapCause::Mock);

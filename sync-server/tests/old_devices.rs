@@ -59,7 +59,12 @@ fn old_and_new_devices_send_the_same_track_in_either_form() {
     assert!(text.contains("\"dt_ms\"") && !text.contains("\"packed\""));
     let req: SyncRequest = serde_json::from_str(&text).unwrap();
     let resp = h.center.sync(&a.principal, req).unwrap();
-    assert_eq!(resp.push[0].outcome, PushOutcome::Accepted, "{:?}", resp.push);
+    assert_eq!(
+        resp.push[0].outcome,
+        PushOutcome::Accepted,
+        "{:?}",
+        resp.push
+    );
     assert_eq!(
         h.center
             .storage()
@@ -83,7 +88,12 @@ fn old_and_new_devices_send_the_same_track_in_either_form() {
         .center
         .sync(&a.principal, serde_json::from_str(&text).unwrap())
         .unwrap();
-    assert_eq!(resp.push[0].outcome, PushOutcome::Duplicate, "{:?}", resp.push);
+    assert_eq!(
+        resp.push[0].outcome,
+        PushOutcome::Duplicate,
+        "{:?}",
+        resp.push
+    );
     // A protocol 0 request is refused by name.
     let err = h
         .center

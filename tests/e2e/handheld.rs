@@ -171,22 +171,48 @@ fn tracks_and_cases_export_to_geojson_csv_and_gpx() {
     let d = Device::init("王芳");
     let file = d.file("logger.gpx", LOGGER.as_bytes());
     d.ok(&["track", "import", file.to_str().unwrap()]);
-    d.ok(&["grid", "import", d.file("grid.geojson", field_e2e::grid_geojson(false).as_bytes()).to_str().unwrap()]);
+    d.ok(&[
+        "grid",
+        "import",
+        d.file("grid.geojson", field_e2e::grid_geojson(false).as_bytes())
+            .to_str()
+            .unwrap(),
+    ]);
     let photo = d.file("p.png", &field_e2e::png(3));
     d.ok(&[
-        "case", "report", "--category", "SJ0102", "--lon", "120.2605", "--lat", "30.1895",
-        "--desc", "井盖, \"broken\"", "--photo", photo.to_str().unwrap(),
-        "--at", "2025-11-26T09:30:00+08:00",
+        "case",
+        "report",
+        "--category",
+        "SJ0102",
+        "--lon",
+        "120.2605",
+        "--lat",
+        "30.1895",
+        "--desc",
+        "井盖, \"broken\"",
+        "--photo",
+        photo.to_str().unwrap(),
+        "--at",
+        "2025-11-26T09:30:00+08:00",
     ]);
     let gpx = d.home().join("out.gpx");
-    let r = d.ok(&["track", "export", "--out", gpx.to_str().unwrap(), "--json"]).json();
+    let r = d
+        .ok(&["track", "export", "--out", gpx.to_str().unwrap(), "--json"])
+        .json();
     assert_eq!(r["points"], 3, "{r}");
     let other = Device::init("李伟");
-    let back = other.ok(&["track", "import", gpx.to_str().unwrap(), "--json"]).json();
+    let back = other
+        .ok(&["track", "import", gpx.to_str().unwrap(), "--json"])
+        .json();
     assert_eq!(back["imported"], 3, "{back}");
     let mine = d.ok(&["track", "list", "--points", "--json"]).json();
     let theirs = other.ok(&["track", "list", "--points", "--json"]).json();
-    for (a, b) in mine.as_array().unwrap().iter().zip(theirs.as_array().unwrap()) {
+    for (a, b) in mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(theirs.as_array().unwrap())
+    {
         assert_eq!(a["at"], b["at"]);
         assert_eq!(a["pos"], b["pos"]);
     }
@@ -197,8 +223,18 @@ fn tracks_and_cases_export_to_geojson_csv_and_gpx() {
     let features = fc["features"].as_array().unwrap();
     assert_eq!(features.len(), 3);
     // 2025-11-26T00:00:00Z is 08:00 in the city.
-    assert_eq!(features[0]["properties"]["time"], "2025-11-26T08:00:00+08:00");
-    assert!(features[0]["properties"].as_object().unwrap().values().all(|v| !v.is_object() && !v.is_array()), "flat properties");
+    assert_eq!(
+        features[0]["properties"]["time"],
+        "2025-11-26T08:00:00+08:00"
+    );
+    assert!(
+        features[0]["properties"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|v| !v.is_object() && !v.is_array()),
+        "flat properties"
+    );
 
     let csv = d.home().join("cases.csv");
     d.ok(&["case", "export", "--out", csv.to_str().unwrap()]);
@@ -206,12 +242,24 @@ fn tracks_and_cases_export_to_geojson_csv_and_gpx() {
     let mut lines = text.lines();
     assert!(lines.next().unwrap().starts_with("id,status,category"));
     let row = lines.next().unwrap();
-    assert!(row.contains("\"井盖, \"\"broken\"\"\"") && row.contains("2025-11-26T09:30:00+08:00"), "{row}");
+    assert!(
+        row.contains("\"井盖, \"\"broken\"\"\"") && row.contains("2025-11-26T09:30:00+08:00"),
+        "{row}"
+    );
     let cases = d.home().join("cases.gpx");
     d.ok(&["case", "export", "--out", cases.to_str().unwrap()]);
     let text = std::fs::read_to_string(&cases).unwrap();
-    assert!(text.contains("<wpt lat=\"30.1895000\" lon=\"120.2605000\">") && text.contains("<time>2025-11-26T01:30:00.000Z</time>"), "{text}");
+    assert!(
+        text.contains("<wpt lat=\"30.1895000\" lon=\"120.2605000\">")
+            && text.contains("<time>2025-11-26T01:30:00.000Z</time>"),
+        "{text}"
+    );
     // An extension that says nothing needs --format.
-    let r = d.run(&["case", "export", "--out", d.home().join("cases.txt").to_str().unwrap()]);
+    let r = d.run(&[
+        "case",
+        "export",
+        "--out",
+        d.home().join("cases.txt").to_str().unwrap(),
+    ]);
     assert!(!r.ok && r.stderr.contains("--format"), "{}", r.stderr);
 }

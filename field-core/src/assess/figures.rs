@@ -12,8 +12,8 @@ use chrono::NaiveDate;
 use super::certification::{Certification, standing};
 use super::config::CityConfig;
 use super::explain::{
-    AttendanceRecord, CaseRecord, CoveredWindows, ErroneousCase, Explain, FindingRecord,
-    GapRecord, OffPostRecord, TaskRecord, UncertifiedDay, UncoveredWindow, ViolationRecord,
+    AttendanceRecord, CaseRecord, CoveredWindows, ErroneousCase, Explain, FindingRecord, GapRecord,
+    OffPostRecord, TaskRecord, UncertifiedDay, UncoveredWindow, ViolationRecord,
 };
 use super::red_lines::{Violation, contract_year_start};
 use super::report::{Rate, Report, finish};
@@ -190,7 +190,12 @@ pub fn collector_figures(
                 .filter(|m| rules.local_date(m.at.millis()).is_ok_and(|x| x == *d))
                 .cloned()
                 .collect();
-            for g in inp.gaps.iter().filter(|(a, _)| actors.contains(a)).map(|(_, g)| g) {
+            for g in inp
+                .gaps
+                .iter()
+                .filter(|(a, _)| actors.contains(a))
+                .map(|(_, g)| g)
+            {
                 let touches = |ms: i64| rules.local_date(ms).is_ok_and(|x| x == *d);
                 if touches(g.from.millis()) || touches(g.to.millis()) {
                     ex.track_gaps.push(GapRecord {

@@ -357,7 +357,15 @@ impl TryFrom<WireBatch> for TrackBatch {
     type Error = Error;
 
     fn try_from(w: WireBatch) -> Result<TrackBatch> {
-        let batch = match (w.packed, w.t0_ms, w.dt_ms, w.dlon_e7, w.dlat_e7, w.acc_dm, w.speed_cms) {
+        let batch = match (
+            w.packed,
+            w.t0_ms,
+            w.dt_ms,
+            w.dlon_e7,
+            w.dlat_e7,
+            w.acc_dm,
+            w.speed_cms,
+        ) {
             (Some(packed), None, None, None, None, None, None) => {
                 let u = track_codec::unpack(&track_codec::from_base64(&packed)?)?;
                 TrackBatch {
@@ -371,7 +379,15 @@ impl TryFrom<WireBatch> for TrackBatch {
                     wire: TrackWire::Packed,
                 }
             }
-            (None, Some(t0_ms), Some(dt_ms), Some(dlon_e7), Some(dlat_e7), Some(acc_dm), Some(speed_cms)) => TrackBatch {
+            (
+                None,
+                Some(t0_ms),
+                Some(dt_ms),
+                Some(dlon_e7),
+                Some(dlat_e7),
+                Some(acc_dm),
+                Some(speed_cms),
+            ) => TrackBatch {
                 first_seq: w.first_seq,
                 t0_ms,
                 dt_ms,
@@ -389,11 +405,19 @@ impl TryFrom<WireBatch> for TrackBatch {
             }
         };
         let n = batch.dt_ms.len();
-        if [&batch.dlon_e7, &batch.dlat_e7, &batch.acc_dm, &batch.speed_cms]
-            .iter()
-            .any(|c| c.len() != n)
+        if [
+            &batch.dlon_e7,
+            &batch.dlat_e7,
+            &batch.acc_dm,
+            &batch.speed_cms,
+        ]
+        .iter()
+        .any(|c| c.len() != n)
         {
-            return Err(invalid("track", "columns of a track batch differ in length"));
+            return Err(invalid(
+                "track",
+                "columns of a track batch differ in length",
+            ));
         }
         Ok(batch)
     }

@@ -100,9 +100,7 @@ pub fn pack(c: &Columns<'_>) -> Vec<u8> {
 
 /// Unpacks what [`pack`] wrote; errors name `track.packed` and the reason.
 pub fn unpack(bytes: &[u8]) -> Result<Unpacked> {
-    let (&version, body) = bytes
-        .split_first()
-        .ok_or_else(|| invalid(FIELD, "empty"))?;
+    let (&version, body) = bytes.split_first().ok_or_else(|| invalid(FIELD, "empty"))?;
     if version != PACKED_V1 {
         return Err(invalid(
             FIELD,
@@ -131,9 +129,10 @@ pub fn unpack(bytes: &[u8]) -> Result<Unpacked> {
     let n = n as usize;
     let t0_ms = get("t0_ms")?;
     let mut columns: [Vec<i64>; 5] = Default::default();
-    for (col, name) in columns
-        .iter_mut()
-        .zip(["dt_ms", "dlon_e7", "dlat_e7", "acc_dm", "speed_cms"])
+    for (col, name) in
+        columns
+            .iter_mut()
+            .zip(["dt_ms", "dlon_e7", "dlat_e7", "acc_dm", "speed_cms"])
     {
         col.reserve(n);
         let mut prev = 0i64;
@@ -251,7 +250,12 @@ mod tests {
         eprintln!("packed: {per_point:.2} B/point");
         assert!(per_point <= 6.0, "{per_point:.2} B/point");
         let columnar = serde_json::to_string(&b.clone().written_as(TrackWire::Columnar)).unwrap();
-        assert!(json.len() * 3 < columnar.len(), "{} vs {}", json.len(), columnar.len());
+        assert!(
+            json.len() * 3 < columnar.len(),
+            "{} vs {}",
+            json.len(),
+            columnar.len()
+        );
     }
 
     #[test]
@@ -279,7 +283,9 @@ mod tests {
         z.write_varint(u.t0_ms).unwrap();
         refuse(&z.finish().unwrap(), "ends inside dt_ms");
         let mut inflated = Vec::new();
-        DeflateDecoder::new(&good[1..]).read_to_end(&mut inflated).unwrap();
+        DeflateDecoder::new(&good[1..])
+            .read_to_end(&mut inflated)
+            .unwrap();
         inflated.push(0);
         let mut z = DeflateEncoder::new(vec![PACKED_V1], Compression::fast());
         z.write_all(&inflated).unwrap();

@@ -54,7 +54,9 @@ impl Store {
             "SELECT body FROM changes WHERE actor = ?1 AND log_seq > ?2 AND kind = 'track_append'",
         )?;
         let bodies = stmt
-            .query_map(params![self.actor.as_bytes(), cursor], |r| r.get::<_, String>(0))?
+            .query_map(params![self.actor.as_bytes(), cursor], |r| {
+                r.get::<_, String>(0)
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let mut earliest: Option<i64> = None;
         for body in bodies {
@@ -174,7 +176,11 @@ mod tests {
         // Ten days on, nothing synced: nothing may go.
         clock.set(T0 as u64 + 10 * DAY as u64);
         let dry = s.prune(7, true).unwrap();
-        assert_eq!((dry.photos, dry.raw_fixes), (0, 0), "nothing pushed, nothing goes: {dry:?}");
+        assert_eq!(
+            (dry.photos, dry.raw_fixes),
+            (0, 0),
+            "nothing pushed, nothing goes: {dry:?}"
+        );
         // The track change pushed and the photo confirmed.
         let (push, through) = s.outbox(500, 4 << 20).unwrap();
         let results: Vec<_> = push
@@ -203,6 +209,10 @@ mod tests {
         let e = s.photo(&hash).unwrap_err().to_string();
         assert!(e.contains("pruned"), "{e}");
         assert_eq!(s.cases().unwrap().len(), 1);
-        assert_eq!(s.track_points(None).unwrap().len(), 45, "the track itself stays");
+        assert_eq!(
+            s.track_points(None).unwrap().len(),
+            45,
+            "the track itself stays"
+        );
     }
 }

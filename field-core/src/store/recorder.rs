@@ -44,15 +44,16 @@ pub struct Recorded {
 
 fn load_state(conn: &Connection) -> Result<RecorderState> {
     match get_meta(conn, STATE_KEY)? {
-        Some(text) => serde_json::from_str(&text)
-            .map_err(|e| Error::Corrupt(format!("recorder state: {e}"))),
+        Some(text) => {
+            serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("recorder state: {e}")))
+        }
         None => Ok(RecorderState::default()),
     }
 }
 
 fn save_state(conn: &Connection, state: &RecorderState) -> Result<()> {
-    let text = serde_json::to_string(state)
-        .map_err(|e| Error::Corrupt(format!("recorder state: {e}")))?;
+    let text =
+        serde_json::to_string(state).map_err(|e| Error::Corrupt(format!("recorder state: {e}")))?;
     set_meta(conn, STATE_KEY, &text)
 }
 
@@ -82,10 +83,16 @@ fn check_fixes(fixes: &[Fix]) -> Result<()> {
             other => other,
         })?;
         if f.bearing_deg.is_some_and(|b| !(0.0..=360.0).contains(&b)) {
-            return Err(invalid(format!("fixes[{i}].bearing_deg"), "not within 0–360"));
+            return Err(invalid(
+                format!("fixes[{i}].bearing_deg"),
+                "not within 0–360",
+            ));
         }
         if f.provider.as_ref().is_some_and(|p| p.len() > 32) {
-            return Err(invalid(format!("fixes[{i}].provider"), "longer than 32 bytes"));
+            return Err(invalid(
+                format!("fixes[{i}].provider"),
+                "longer than 32 bytes",
+            ));
         }
     }
     Ok(())
@@ -170,7 +177,10 @@ impl FixJournal {
     /// Opens the journal of an existing store.
     pub fn open(path: &Path) -> Result<FixJournal> {
         if !path.exists() {
-            return Err(invalid("path", format!("{}: no store here", path.display())));
+            return Err(invalid(
+                "path",
+                format!("{}: no store here", path.display()),
+            ));
         }
         Ok(FixJournal {
             conn: open_connection(path)?,
@@ -286,7 +296,10 @@ fn seal_points(w: &mut super::LocalTx<'_>) -> Result<u64> {
                     "SELECT COALESCE(MAX(seq) + 1, 0) FROM track_points WHERE actor = ?1",
                 )?
                 .query_row([w.actor.as_bytes()], |r| r.get(0))?;
-            w.emit(Op::TrackAppend(TrackBatch::encode(first_seq as u64, &fresh)))?;
+            w.emit(Op::TrackAppend(TrackBatch::encode(
+                first_seq as u64,
+                &fresh,
+            )))?;
             sealed += fresh.len() as u64;
         }
         w.tx().execute(

@@ -273,7 +273,10 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (body, actor) = row?;
-            out.push((actor_from(&actor)?, crate::crdt::Change::from_json(&body)?.op));
+            out.push((
+                actor_from(&actor)?,
+                crate::crdt::Change::from_json(&body)?.op,
+            ));
         }
         Ok(out)
     }

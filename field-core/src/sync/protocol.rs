@@ -286,9 +286,15 @@ mod tests {
             ..Default::default()
         };
         let old = serde_json::to_string(&page.clone().written_for(1)).unwrap();
-        assert!(old.contains("\"dt_ms\":[0,0]") && !old.contains("packed"), "{old}");
+        assert!(
+            old.contains("\"dt_ms\":[0,0]") && !old.contains("packed"),
+            "{old}"
+        );
         let new = serde_json::to_string(&page.clone().written_for(PROTOCOL_VERSION)).unwrap();
-        assert!(new.contains("\"packed\"") && !new.contains("dt_ms"), "{new}");
+        assert!(
+            new.contains("\"packed\"") && !new.contains("dt_ms"),
+            "{new}"
+        );
         let back: PullResponse = serde_json::from_str(&old).unwrap();
         assert_eq!(back, page);
     }

@@ -234,10 +234,15 @@ impl Center {
             }) {
                 let before = points.iter().rev().find(|p| p.at <= g.from);
                 let after = points.iter().find(|p| p.at >= g.to);
-                let at = |p: &field_core::model::TrackPoint| [round6(p.pos.lon()), round6(p.pos.lat())];
+                let at =
+                    |p: &field_core::model::TrackPoint| [round6(p.pos.lon()), round6(p.pos.lat())];
                 let geometry = match (before, after) {
-                    (Some(a), Some(b)) => json!({ "type": "LineString", "coordinates": [at(a), at(b)] }),
-                    (Some(p), None) | (None, Some(p)) => json!({ "type": "Point", "coordinates": at(p) }),
+                    (Some(a), Some(b)) => {
+                        json!({ "type": "LineString", "coordinates": [at(a), at(b)] })
+                    }
+                    (Some(p), None) | (None, Some(p)) => {
+                        json!({ "type": "Point", "coordinates": at(p) })
+                    }
                     (None, None) => continue,
                 };
                 let local = |t: field_core::model::Timestamp| {

@@ -10,9 +10,9 @@
 use field_core::model::PhotoHash;
 use field_core::store::Judgement;
 use field_core::sync::protocol::{
-    CODE_REUSED, CatalogPayload, ChunkAck, GridPayload, MAX_CHANGES_PER_PULL, OLDEST_PROTOCOL, PROTOCOL_VERSION,
-    PhotoNeed, PhotosNeededRequest, PhotosNeededResponse, PullRequest, PullResponse, PushOutcome,
-    PushResult, SyncRequest, SyncResponse,
+    CODE_REUSED, CatalogPayload, ChunkAck, GridPayload, MAX_CHANGES_PER_PULL, OLDEST_PROTOCOL,
+    PROTOCOL_VERSION, PhotoNeed, PhotosNeededRequest, PhotosNeededResponse, PullRequest,
+    PullResponse, PushOutcome, PushResult, SyncRequest, SyncResponse,
 };
 
 use super::{Center, Result, ServiceError, invalid};

@@ -292,7 +292,9 @@ impl PgStorage {
     }
 
     fn marks(&self, tx: &Tx<'_>) -> Result<Vec<(ActorId, ShiftMark)>> {
-        Ok(field_core::store::shift_marks_of(self.ops_of_kind(tx, "shift_mark")?))
+        Ok(field_core::store::shift_marks_of(
+            self.ops_of_kind(tx, "shift_mark")?,
+        ))
     }
 
     /// The ops of every change of one kind in the log, with their authors.
@@ -300,7 +302,8 @@ impl PgStorage {
     /// index of that kind serves it.)
     fn ops_of_kind(&self, tx: &Tx<'_>, kind: &'static str) -> Result<Vec<(ActorId, Op)>> {
         let mut out = Vec::new();
-        let sql = format!("SELECT body, actor FROM changes WHERE kind = '{kind}' ORDER BY hlc, actor");
+        let sql =
+            format!("SELECT body, actor FROM changes WHERE kind = '{kind}' ORDER BY hlc, actor");
         for r in tx.query(&sql, &[])? {
             let op = Change::from_json(r.get::<_, &str>(0))?.op;
             out.push((actor_of(r.get::<_, &[u8]>(1))?, op));
@@ -737,6 +740,10 @@ impl Replica for PgStorage {
     }
 
     fn track_gaps(&self) -> Result<Vec<(ActorId, TrackGap)>> {
-        self.read(|tx| Ok(field_core::store::track_gaps_of(self.ops_of_kind(tx, "track_gap")?)))
+        self.read(|tx| {
+            Ok(field_core::store::track_gaps_of(
+                self.ops_of_kind(tx, "track_gap")?,
+            ))
+        })
     }
 }
