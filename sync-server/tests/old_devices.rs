@@ -109,3 +109,63 @@ fn old_and_new_devices_send_the_same_track_in_either_form() {
         .unwrap_err();
     assert!(err.to_string().contains("protocol"), "{err}");
 }
+
+/// A device states its own gaps; one ending in the future or longer than a
+/// week is refused by name, one of another actor is forbidden.
+#[test]
+fn gaps_are_bounded_and_a_devices_own() {
+    use field_core::crdt::{CHANGE_SCHEMA, Change, Hlc};
+    use field_core::model::{GapCause, TrackGap};
+    let h = Harness::new(NOV_3_9AM, &grid(&["red"]));
+    let a = h.enrol(NewUserRequest {
+        name: "吴".into(),
+        role: Role::Collector,
+        company: None,
+        cells: vec!["330109001001001".into()],
+        from: None,
+    });
+    let at = |ms: i64| Timestamp::from_millis("at", ms).unwrap();
+    let gap = |actor, counter, from: i64, to: i64| Change {
+        schema: CHANGE_SCHEMA,
+        actor,
+        counter,
+        hlc: Hlc::new(NOV_3_9AM as u64 - 60_000, 0),
+        op: Op::TrackGap(TrackGap {
+            from: at(from),
+            to: at(to),
+            cause: GapCause::NoFix,
+        }),
+    };
+    let me = a.store.actor();
+    let push = |changes| {
+        h.center
+            .sync(
+                &a.principal,
+                SyncRequest {
+                    protocol: 2,
+                    push: changes,
+                    pull: PullRequest::default(),
+                    device_time_ms: None,
+                },
+            )
+            .unwrap()
+            .push
+    };
+    let ok = push(vec![gap(me, 1, NOV_3_9AM - 600_000, NOV_3_9AM - 60_000)]);
+    assert_eq!(ok[0].outcome, PushOutcome::Accepted, "{ok:?}");
+    let day = 86_400_000;
+    let future = push(vec![gap(me, 2, NOV_3_9AM, NOV_3_9AM + 2 * day)]);
+    assert_eq!(future[0].code, Some(425), "{future:?}");
+    assert!(future[0].reason.as_deref().unwrap_or("").contains("gap.to"));
+    let long = push(vec![gap(me, 2, NOV_3_9AM - 9 * day, NOV_3_9AM - 60_000)]);
+    assert_eq!(long[0].code, Some(400), "{long:?}");
+    assert!(long[0].reason.as_deref().unwrap_or("").contains("week"));
+    let other = push(vec![gap(
+        uuid::Uuid::new_v4(),
+        1,
+        NOV_3_9AM - 600_000,
+        NOV_3_9AM - 60_000,
+    )]);
+    assert_eq!(other[0].code, Some(403), "{other:?}");
+    assert_eq!(h.center.storage().track_gaps().unwrap().len(), 1);
+}

@@ -367,15 +367,16 @@ impl TryFrom<WireBatch> for TrackBatch {
             w.speed_cms,
         ) {
             (Some(packed), None, None, None, None, None, None) => {
-                let u = track_codec::unpack(&track_codec::from_base64(&packed)?)?;
+                let (t0_ms, [dt_ms, dlon_e7, dlat_e7, acc_dm, speed_cms]) =
+                    track_codec::unpack(&track_codec::from_base64(&packed)?)?;
                 TrackBatch {
                     first_seq: w.first_seq,
-                    t0_ms: u.t0_ms,
-                    dt_ms: u.dt_ms,
-                    dlon_e7: u.dlon_e7,
-                    dlat_e7: u.dlat_e7,
-                    acc_dm: u.acc_dm,
-                    speed_cms: u.speed_cms,
+                    t0_ms,
+                    dt_ms,
+                    dlon_e7,
+                    dlat_e7,
+                    acc_dm,
+                    speed_cms,
                     wire: TrackWire::Packed,
                 }
             }
