@@ -508,6 +508,7 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             })
         }
         CenterCmd::Case(CenterCaseCmd::Show { id }) => {
+            let id = full_case_id(&mut t, &id)?;
             let c: Value = t.call::<(), _>("GET", &format!("/v1/center/cases/{id}"), None)?;
             out.show(&c, |c| serde_json::to_string_pretty(c).unwrap_or_default())
         }
@@ -810,23 +811,19 @@ fn full_case_id(t: &mut HttpTransport, text: &str) -> Result<String> {
     if text.len() == 36 {
         return Ok(text.to_string());
     }
-    let cases: Value = t.call::<(), _>("GET", "/v1/center/cases", None)?;
-    let matches: Vec<String> = cases
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| c["id"].as_str())
-                .filter(|id| id.starts_with(text))
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    match matches.as_slice() {
-        [one] => Ok(one.clone()),
+    // The server looks the prefix up over every case, not one page.
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("id", text).append_pair("limit", "2");
+    let path = format!("/v1/center/cases?{}", q.finish());
+    let cases: Vec<Value> = t.call::<(), _>("GET", &path, None)?;
+    match cases.as_slice() {
+        [one] => one["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("id: the server listed a case without an id")),
         [] => Err(anyhow!("id: no case starts with `{text}`")),
         _ => Err(anyhow!(
-            "id: `{text}` matches {} cases; give more characters",
-            matches.len()
+            "id: `{text}` matches more than one case; give more characters"
         )),
     }
 }

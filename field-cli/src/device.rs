@@ -11,7 +11,7 @@ use field_core::sync::Bundle;
 use serde_json::json;
 
 use crate::cli::{CaseCmd, ChangesCmd, GridCmd, ReportArgs, ShiftEdge, TrackCmd};
-use crate::output::{Output, table};
+use crate::output::{Output, city_time, table};
 
 pub fn store_path(home: &Path) -> PathBuf {
     home.join(STORE_FILE)
@@ -171,7 +171,10 @@ pub fn track(home: &Path, cmd: TrackCmd, out: &Output) -> Result<()> {
                 speed,
             )?;
             store.append_track_points(&[point])?;
-            out.show(&point, |p| format!("fix recorded at {} ({})", p.at, p.pos))
+            let tz = city_tz(&store)?;
+            out.show(&point, |p| {
+                format!("fix recorded at {} ({})", city_time(p.at, tz), p.pos)
+            })
         }
         TrackCmd::Export { out: path, format } => {
             let format = export_format(&path, format)?;
@@ -184,6 +187,7 @@ pub fn track(home: &Path, cmd: TrackCmd, out: &Output) -> Result<()> {
             )
         }
         TrackCmd::List { points } => {
+            let tz = city_tz(&store)?;
             if points {
                 let all = store.track_points(None)?;
                 out.show(&all, |all| {
@@ -193,7 +197,7 @@ pub fn track(home: &Path, cmd: TrackCmd, out: &Output) -> Result<()> {
                             vec![
                                 p.actor.to_string()[..8].to_string(),
                                 p.seq.to_string(),
-                                p.point.at.to_string(),
+                                city_time(p.point.at, tz),
                                 p.point.pos.to_string(),
                                 p.point
                                     .accuracy_m
@@ -210,8 +214,9 @@ pub fn track(home: &Path, cmd: TrackCmd, out: &Output) -> Result<()> {
                     let rows = s
                         .iter()
                         .map(|t| {
-                            let when =
-                                |x: Option<Timestamp>| x.map(|t| t.to_string()).unwrap_or_default();
+                            let when = |x: Option<Timestamp>| {
+                                x.map(|t| city_time(t, tz)).unwrap_or_default()
+                            };
                             vec![
                                 t.actor.to_string(),
                                 t.points.to_string(),
@@ -246,13 +251,15 @@ pub fn shift(
         _ => None,
     };
     let mark = store.mark_shift(kind, at, pos)?;
+    let tz = city_tz(&store)?;
     out.show(&mark, |m| {
         let cell = m
             .cell
             .as_ref()
             .map(|c| format!(" in cell {c}"))
             .unwrap_or_default();
-        format!("shift {:?} recorded at {}{cell}", m.kind, m.at).to_lowercase()
+        let kind = format!("{:?}", m.kind).to_lowercase();
+        format!("shift {kind} recorded at {}{cell}", city_time(m.at, tz))
     })
 }
 
@@ -461,7 +468,7 @@ pub fn case(home: &Path, cmd: CaseCmd, out: &Output) -> Result<()> {
                         "  reported    {} by {}",
                         summary
                             .reported_at
-                            .map(|t| t.to_string())
+                            .map(|t| city_time(t, tz))
                             .unwrap_or_default(),
                         summary.collector.clone().unwrap_or_default()
                     ),
@@ -473,7 +480,7 @@ pub fn case(home: &Path, cmd: CaseCmd, out: &Output) -> Result<()> {
                 for p in &view.photos {
                     lines.push(format!("  photo       {} ({:?})", p.hash, p.role).to_lowercase());
                 }
-                lines.push(format!("  history ({tz}):"));
+                lines.push("  history:".to_string());
                 for h in &history {
                     let over = if h.overwritten.is_empty() {
                         String::new()
@@ -481,9 +488,7 @@ pub fn case(home: &Path, cmd: CaseCmd, out: &Output) -> Result<()> {
                         format!("  [overwritten: {}]", h.overwritten.join(", "))
                     };
                     // Who and when, then what changed: field old → new.
-                    let when = chrono::DateTime::from_timestamp_millis(h.at.millis())
-                        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
-                        .unwrap_or_else(|| h.at.to_string());
+                    let when = city_time(h.at, tz);
                     let what = if h.edits.is_empty() {
                         h.kind.replace('_', " ")
                     } else {
@@ -553,7 +558,7 @@ pub fn changes(home: &Path, cmd: ChangesCmd, out: &Output) -> Result<()> {
 /// leaves half a bundle under the final name.
 /// The city's time zone as the handset knows it (from the center's
 /// surveys payload), China's by default.
-fn city_tz(store: &Store) -> Result<chrono_tz::Tz> {
+pub fn city_tz(store: &Store) -> Result<chrono_tz::Tz> {
     Ok(store
         .surveys()?
         .and_then(|s| s.timezone.parse().ok())
@@ -594,6 +599,7 @@ pub fn task(home: &Path, cmd: crate::cli::TaskCmd, out: &Output) -> Result<()> {
     match cmd {
         TaskCmd::List => {
             let tasks = store.tasks(me.as_deref())?;
+            let tz = city_tz(&store)?;
             out.show(&tasks, |tasks| {
                 let rows = tasks
                     .iter()
@@ -606,12 +612,13 @@ pub fn task(home: &Path, cmd: crate::cli::TaskCmd, out: &Output) -> Result<()> {
                             spec.and_then(|s| s.case)
                                 .map(|c| c.to_string()[..8].to_string())
                                 .unwrap_or("-".into()),
-                            spec.map(|s| s.due_at.to_string()).unwrap_or_default(),
+                            spec.map(|s| city_time(s.due_at, tz)).unwrap_or_default(),
                             t.task
                                 .answer
                                 .as_ref()
                                 .map(|a| {
-                                    format!("{:?} at {}", a.result, a.answered_at).to_lowercase()
+                                    let result = format!("{:?}", a.result).to_lowercase();
+                                    format!("{result} at {}", city_time(a.answered_at, tz))
                                 })
                                 .unwrap_or("open".into()),
                             spec.and_then(|s| s.note.clone()).unwrap_or_default(),

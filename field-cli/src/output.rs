@@ -100,3 +100,15 @@ mod tests {
         );
     }
 }
+
+/// An instant as a person in the city reads it: the city's wall clock,
+/// to the second, with the zone's abbreviation (`2026-12-07 08:30:00 CST`).
+pub fn city_time(t: field_core::model::Timestamp, tz: chrono_tz::Tz) -> String {
+    chrono::DateTime::from_timestamp_millis(t.millis())
+        .map(|d| {
+            d.with_timezone(&tz)
+                .format("%Y-%m-%d %H:%M:%S %Z")
+                .to_string()
+        })
+        .unwrap_or_else(|| t.to_string())
+}

@@ -156,6 +156,7 @@ fn mb(bytes: u64) -> String {
 
 pub fn status(home: &Path, retention_days: u32, out: &Output) -> Result<()> {
     let mut store = open(home)?;
+    let tz = crate::device::city_tz(&store)?;
     let view = StatusView {
         sync: store.sync_status()?,
         store: store.prune(retention_days, true)?,
@@ -170,7 +171,9 @@ pub fn status(home: &Path, retention_days: u32, out: &Output) -> Result<()> {
             s.pending_photos,
             s.refused_changes,
             s.buffered_changes,
-            s.last_sync.map(|t| t.to_string()).unwrap_or("never".into()),
+            s.last_sync
+                .map(|t| crate::output::city_time(t, tz))
+                .unwrap_or("never".into()),
             mb(p.store_bytes),
             p.retention_days,
             mb(p.photo_bytes + p.raw_fix_bytes),

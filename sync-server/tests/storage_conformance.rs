@@ -249,6 +249,33 @@ fn replica(s: &dyn Storage) {
         })
         .unwrap();
     assert_eq!((all.total, all.cases.len()), (2, 1));
+    // The 8 characters a listing prints find the case among all of them.
+    let by_prefix = |prefix: &str| {
+        s.case_page(&CaseQuery {
+            id_prefix: Some(prefix.into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .cases
+        .iter()
+        .map(|v| v.id)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(by_prefix(&a.to_string()[..8]), vec![a]);
+    assert_eq!(by_prefix(&a.to_string()), vec![a]);
+    let other = cases.iter().map(|v| v.id).find(|id| *id != a).unwrap();
+    let shared = a
+        .to_string()
+        .chars()
+        .zip(other.to_string().chars())
+        .take_while(|(x, y)| x == y)
+        .count();
+    assert_eq!(by_prefix(&a.to_string()[..shared]).len(), 2);
+    assert!(
+        by_prefix("ffffffff-ffff")
+            .iter()
+            .all(|id| id.to_string().starts_with("ffffffff-ffff"))
+    );
     let photo = s.case(a).unwrap().unwrap().photos[0].hash.clone();
     assert_eq!(s.cases_citing(&photo).unwrap(), vec![a]);
     // A photo removed from the case is no longer cited by it.

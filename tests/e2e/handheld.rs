@@ -163,6 +163,40 @@ fn reports_outside_the_grid_are_refused_and_lists_filter() {
     assert_eq!(list(&["--day", "2020-01-01"]), 0);
 }
 
+/// A collector reads times on the city's wall clock, not in UTC.
+#[test]
+fn the_handset_prints_times_in_city_time() {
+    let d = Device::init("王芳");
+    let added = d.ok(&[
+        "track",
+        "add",
+        "--lon",
+        "120.26",
+        "--lat",
+        "30.19",
+        "--at",
+        "2026-03-02T00:30:00Z",
+    ]);
+    assert!(
+        added.stdout.contains("2026-03-02 08:30:00 CST"),
+        "{}",
+        added.stdout
+    );
+    let listed = d.ok(&["track", "list", "--points"]);
+    assert!(
+        listed.stdout.contains("2026-03-02 08:30:00 CST"),
+        "{}",
+        listed.stdout
+    );
+    assert!(!listed.stdout.contains("00:30:00Z"), "{}", listed.stdout);
+    let summary = d.ok(&["track", "list"]);
+    assert!(
+        summary.stdout.contains("08:30:00 CST"),
+        "{}",
+        summary.stdout
+    );
+}
+
 /// What a handset holds leaves it as files other tools open: a track
 /// exported as GPX imports again into another handset point for point; the
 /// GeoJSON and CSV carry the same points and cases, times in city time.

@@ -17,6 +17,8 @@ pub struct CaseQuery {
     pub status: Option<Status>,
     /// Subclass codes starting with this (a major class, a subclass).
     pub category_prefix: Option<String>,
+    /// Case ids starting with this (the 8 characters a listing prints).
+    pub id_prefix: Option<String>,
     pub cell: Option<String>,
     /// The collector's name as the report carries it.
     pub collector: Option<String>,
@@ -59,6 +61,11 @@ impl CaseQuery {
         if let Some(prefix) = self.category_prefix.as_deref().filter(|p| !p.is_empty()) {
             // A range on the index, not a LIKE: codes are ASCII digits and letters.
             sql.push_str(" AND category >= ? AND category < ?");
+            args.push(Value::Text(prefix.to_string()));
+            args.push(Value::Text(format!("{prefix}\u{10FFFF}")));
+        }
+        if let Some(prefix) = self.id_prefix.as_deref().filter(|p| !p.is_empty()) {
+            sql.push_str(" AND id >= ? AND id < ?");
             args.push(Value::Text(prefix.to_string()));
             args.push(Value::Text(format!("{prefix}\u{10FFFF}")));
         }

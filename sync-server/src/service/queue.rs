@@ -40,6 +40,9 @@ pub struct QueueFilter {
     pub category: Option<String>,
     #[serde(default)]
     pub cell: Option<String>,
+    /// A case id or its first characters (the 8 a listing prints).
+    #[serde(default)]
+    pub id: Option<String>,
     /// The collector's name.
     #[serde(default)]
     pub collector: Option<String>,
@@ -144,9 +147,19 @@ impl Center {
                 ),
             ));
         }
+        let id_prefix = given(&f.id).map(|p| p.to_ascii_lowercase());
+        if let Some(p) = id_prefix.as_deref()
+            && (p.len() > 36 || !p.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+        {
+            return Err(invalid(
+                "id",
+                "a case id or its first characters: hex digits and hyphens, at most 36",
+            ));
+        }
         let mut q = CaseQuery {
             status,
             category_prefix: given(&f.category),
+            id_prefix,
             cell: given(&f.cell),
             collector: given(&f.collector),
             conflict_only: flag.as_deref() == Some("conflict"),

@@ -42,6 +42,7 @@ impl QueueQuery {
             cell: some(&self.cell),
             collector: some(&self.collector),
             flag: some(&self.flag),
+            id: None,
             offset: self.page * PAGE_SIZE,
             limit: PAGE_SIZE,
         }

@@ -95,6 +95,11 @@ fn clause(q: &CaseQuery) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
             Box::new(format!("{prefix}\u{10FFFF}")),
         );
     }
+    if let Some(prefix) = q.id_prefix.as_deref().filter(|p| !p.is_empty()) {
+        // Ids are lowercase hex and hyphens (checked by the caller): a
+        // LIKE pattern with no wildcard in the prefix itself.
+        arg(&mut sql, " AND id LIKE ?", Box::new(format!("{prefix}%")));
+    }
     if let Some(cell) = &q.cell {
         arg(&mut sql, " AND cell = ?", Box::new(cell.clone()));
     }
