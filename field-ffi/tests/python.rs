@@ -2,7 +2,11 @@
 //! built library for Kotlin, Swift and Python, and the Python ones driven
 //! end to end (pytest) against a real `sync-server` on loopback.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
+
+use common::{generate, library};
 use std::process::Command;
 
 fn python() -> String {
@@ -27,33 +31,6 @@ fn pytest_available() -> bool {
         );
     }
     ok
-}
-
-/// The library built with this test: cargo leaves it in
-/// target/<profile>/deps (a `cargo build` also copies it one level up,
-/// where it may be older).
-fn library() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("target layout");
-    [
-        deps.to_path_buf(),
-        deps.parent().expect("target layout").to_path_buf(),
-    ]
-    .iter()
-    .map(|d| d.join("libfield_ffi.so"))
-    .find(|p| p.is_file())
-    .expect("libfield_ffi.so was not built")
-}
-
-fn generate(lib: &Path, language: &str, out: &Path) {
-    let status = Command::new(env!("CARGO_BIN_EXE_uniffi-bindgen"))
-        .args(["generate", "--no-format", "--library"])
-        .arg(lib)
-        .args(["--language", language, "--out-dir"])
-        .arg(out)
-        .status()
-        .expect("uniffi-bindgen runs");
-    assert!(status.success(), "generating {language} bindings failed");
 }
 
 #[test]
