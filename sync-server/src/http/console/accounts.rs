@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maud::html;
 
-use super::layout::{local_text, page, service_error};
+use super::layout::{local_text, page, role_name, service_error, t, tr};
 use super::session::Staff;
 use crate::http::AppState;
 use crate::http::routes::blocking;
@@ -24,28 +24,29 @@ pub async fn accounts(State(s): State<AppState>, staff: Staff) -> Response {
         Ok(v) => v,
         Err(e) => return service_error(&staff, e),
     };
+    let l = staff.lang;
     let body = html! {
-        h2 { "Users and roles" }
+        h2 { (t(l, "accounts-users")) }
         table {
-            tr { th { "name" } th { "role" } th { "company" } th { "devices" } th { "unused codes" } th { "state" } }
+            tr { th { (t(l, "accounts-name")) } th { (t(l, "accounts-role")) } th { (t(l, "accounts-company")) } th { (t(l, "accounts-devices")) } th { (t(l, "accounts-codes")) } th { (t(l, "accounts-state")) } }
             @for u in &users {
                 tr {
                     td { (u.user.name) }
-                    td { (u.user.role) }
+                    td { (crate::storage::Role::parse(&u.user.role).map(|r| role_name(l, r)).unwrap_or_else(|| u.user.role.clone())) }
                     td { (u.user.company.clone().unwrap_or_default()) }
-                    td { (u.devices.iter().filter(|d| !d.revoked).count()) " active / " (u.devices.len()) }
+                    td { (tr(l, "accounts-active", &[("active", u.devices.iter().filter(|d| !d.revoked).count().into()), ("all", u.devices.len().into())])) }
                     td { (u.pending_codes) }
-                    td { @if u.disabled { span.flag { "disabled" } } @else { "enabled" } }
+                    td { @if u.disabled { span.flag { (t(l, "accounts-disabled")) } } @else { (t(l, "accounts-enabled")) } }
                 }
             }
         }
-        h2 { "Audit log" }
-        p { "Newest first; times in " (tz.name()) "." }
+        h2 { (t(l, "accounts-audit")) }
+        p { (tr(l, "accounts-audit-note", &[("zone", tz.name().into())])) }
         table {
-            tr { th { "when" } th { "who" } th { "action" } th { "target" } th { "detail" } }
+            tr { th { (t(l, "audit-when")) } th { (t(l, "audit-who")) } th { (t(l, "audit-action")) } th { (t(l, "audit-target")) } th { (t(l, "audit-detail")) } }
             @for e in &audit {
                 tr {
-                    td { (local_text(&e.at.to_string(), tz)) }
+                    td { (local_text(l, &e.at.to_string(), tz)) }
                     td { (e.by) }
                     td { (e.action) }
                     td { (e.target) }
@@ -54,5 +55,5 @@ pub async fn accounts(State(s): State<AppState>, staff: Staff) -> Response {
             }
         }
     };
-    page("Accounts", Some(&staff), body).into_response()
+    page(l, &t(l, "accounts-title"), Some(&staff), body).into_response()
 }

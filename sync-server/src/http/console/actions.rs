@@ -47,7 +47,13 @@ pub fn allowed(statuses: &[Status], quick_fix: bool) -> Vec<Action> {
 }
 
 /// The forms for `actions` on case `id`; `back` is the page to return to.
-pub fn forms(id: &str, actions: &[Action], csrf: &str, back: Option<&str>) -> Markup {
+pub fn forms(
+    l: field_i18n::Lang,
+    id: &str,
+    actions: &[Action],
+    csrf: &str,
+    back: Option<&str>,
+) -> Markup {
     let to = format!("/console/cases/{id}/decide");
     let hidden = |action: &str| {
         html! {
@@ -60,30 +66,30 @@ pub fn forms(id: &str, actions: &[Action], csrf: &str, back: Option<&str>) -> Ma
         @for a in actions {
             @match a {
                 Action::Register => form.inline.register method="post" action=(to) {
-                    (hidden("register")) button.register type="submit" { "Register" }
+                    (hidden("register")) button.register type="submit" { (l.t("act-register")) }
                 },
                 Action::Reject => form.inline.reject method="post" action=(to) {
                     (hidden("reject"))
-                    select name="reason" { @for r in REASONS { option value=(r) { (r) } } }
-                    input name="text" size="10" placeholder="note (for other)";
-                    label title="with false_report: record a false-information red-line violation against the collector" {
-                        input type="checkbox" name="violation" value="1"; " red line"
+                    select name="reason" { @for r in REASONS { option value=(r) { (l.t(&format!("reason-{r}"))) } } }
+                    input name="text" size="10" placeholder=(l.t("act-note"));
+                    label title=(l.t("act-red-line-hint")) {
+                        input type="checkbox" name="violation" value="1"; " " (l.t("act-red-line"))
                     }
-                    button type="submit" { "Reject" }
+                    button type="submit" { (l.t("act-reject")) }
                 },
                 Action::Dispatch => form.inline.dispatch method="post" action=(to) {
                     (hidden("dispatch"))
-                    input name="department" size="10" placeholder="department" required;
-                    button type="submit" { "Dispatch" }
+                    input name="department" size="10" placeholder=(l.t("act-department")) required;
+                    button type="submit" { (l.t("act-dispatch")) }
                 },
                 Action::Handled => form.inline.handled method="post" action=(to) {
-                    (hidden("handled")) button type="submit" { "Handled" }
+                    (hidden("handled")) button type="submit" { (l.t("act-handled")) }
                 },
                 Action::Close => form.inline.close method="post" action=(to) {
-                    (hidden("close")) button type="submit" { "Close" }
+                    (hidden("close")) button type="submit" { (l.t("act-close")) }
                 },
                 Action::Rework => form.inline.rework method="post" action=(to) {
-                    (hidden("rework")) button type="submit" { "Rework" }
+                    (hidden("rework")) button type="submit" { (l.t("act-rework")) }
                 },
             }
             " "

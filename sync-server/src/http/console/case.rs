@@ -10,7 +10,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::actions;
-use super::layout::{error_page, local_text, page, service_error};
+use super::layout::{error_page, local_text, page, service_error, status_name, t, tr};
 use super::session::{self, Staff};
 use crate::http::AppState;
 use crate::http::routes::blocking;
@@ -63,59 +63,62 @@ pub async fn case_page(
             .map(|at| (at.with_timezone(&tz).date_naive(), c)),
         _ => None,
     };
+    let l = staff.lang;
     let body = html! {
         table #case {
-            tr { th { "Status" } td #status { (statuses.join(" / "))
-                @if summary["conflict"].as_bool() == Some(true) { " " span.conflict { "conflict: decide again to resolve" } } } }
-            tr { th { "Category" } td { (text(&summary["category"])) " " (text(&summary["category_name"])) } }
-            tr { th { "Cell" } td { (text(&summary["cell"])) } }
-            tr { th { "Position" } td { (text(&v["case"]["placement"]["pos"])) } }
-            tr { th { "Collector" } td { (text(&summary["collector"])) } }
-            tr { th { "Reported" } td { (local_text(&text(&summary["reported_at"]), tz)) " (" (tz.name()) ")" } }
-            tr { th { "Description" } td #description { (text(&summary["description"])) } }
-            tr { th { "Photos" } td {
-                @if summary["photos_pending"].as_bool() == Some(true) { "photos pending " }
+            tr { th { (t(l, "col-status")) } td #status data-status=(statuses.join("|")) { (statuses.iter().map(|st| status_name(l, st)).collect::<Vec<_>>().join(" / "))
+                @if summary["conflict"].as_bool() == Some(true) { " " span.conflict { (t(l, "conflict-hint")) } } } }
+            tr { th { (t(l, "col-category")) } td { (text(&summary["category"])) " " (text(&summary["category_name"])) } }
+            tr { th { (t(l, "col-cell")) } td { (text(&summary["cell"])) } }
+            tr { th { (t(l, "case-position")) } td { (text(&v["case"]["placement"]["pos"])) } }
+            tr { th { (t(l, "col-collector")) } td { (text(&summary["collector"])) } }
+            tr { th { (t(l, "case-reported")) } td { (local_text(l, &text(&summary["reported_at"]), tz)) " (" (tz.name()) ")" } }
+            tr { th { (t(l, "col-description")) } td #description { (text(&summary["description"])) } }
+            tr { th { (t(l, "case-photos")) } td {
+                @if summary["photos_pending"].as_bool() == Some(true) { (t(l, "photos-pending")) " " }
                 @for ph in v["case"]["photos"].as_array().into_iter().flatten() {
                     @let hash = text(&ph["hash"]);
                     img.thumb src={ "/console/photos/" (hash) "/thumb" } alt=(text(&ph["role"])) title=(hash);
                 }
             } }
-            tr { th { "Flags" } td {
+            tr { th { (t(l, "col-flags")) } td {
                 @for f in summary["flags"].as_array().into_iter().flatten() {
-                    div { span.flag { (text(&f["kind"])) } " " code { (f["evidence"].to_string()) } }
+                    div { span.flag data-flag=(text(&f["kind"])) { (t(l, &format!("flag-{}", text(&f["kind"])))) } " " code { (f["evidence"].to_string()) } }
                 }
             } }
-            tr { th { "Likely duplicates" } td {
+            tr { th { (t(l, "case-duplicates")) } td {
                 @for d in summary["likely_duplicates"].as_array().into_iter().flatten() {
                     @let did = text(&d["id"]);
                     a href={ "/console/cases/" (did) } { (did) } " "
                 }
             } }
         }
-        h2 { "Decide" }
+        h2 { (t(l, "case-decide")) }
         p.actions {
-            @if actions.is_empty() { "No review action applies to this status." }
-            (actions::forms(&id.to_string(), &actions, &staff.csrf, None))
+            @if actions.is_empty() { (t(l, "case-no-action")) }
+            (actions::forms(l, &id.to_string(), &actions, &staff.csrf, None))
         }
         @if let Some((day, collector)) = &where_ {
-            h2 { "Where" }
-            p #map-status { "drawing…" }
+            h2 { (t(l, "case-where")) }
+            p #map-status { (t(l, "map-drawing")) }
             svg #map xmlns="http://www.w3.org/2000/svg" viewBox="0 0 900 900" width="450" height="450"
                 style="border:1px solid #ccc;background:#f8f8f4;overflow:hidden" {}
             @let src = format!("/console/map/data?{}", form_urlencoded::Serializer::new(String::new())
                 .append_pair("day", &day.to_string()).append_pair("collector", collector).finish());
-            script src="/console/assets/map.js" data-src=(src) data-highlight=(id) data-fit="assigned" {}
+            script src="/console/assets/map.js" data-src=(src) data-highlight=(id) data-fit="assigned"
+                data-status-text=(super::map::status_template(l)) data-error-text=(super::map::error_template(l)) {}
         }
-        h2 { "History" }
+        h2 { (t(l, "case-history")) }
         table #history {
-            tr { th { "At" } th { "Kind" } th { "Wrote" } th { "Overwritten" } }
+            tr { th { (t(l, "hist-at")) } th { (t(l, "hist-kind")) } th { (t(l, "hist-wrote")) } th { (t(l, "hist-overwritten")) } }
             @for h in v["history"].as_array().into_iter().flatten() {
-                tr { td { (local_text(&text(&h["at"]), tz)) } td { (text(&h["kind"])) } td { code { (h["op"].to_string()) } }
+                tr { td { (local_text(l, &text(&h["at"]), tz)) } td { (text(&h["kind"])) } td { code { (h["op"].to_string()) } }
                      td { (text(&h["overwritten"])) } }
             }
         }
     };
-    page(&format!("Case {id}"), Some(&staff), body).into_response()
+    let title = tr(l, "case-title", &[("id", id.to_string().into())]);
+    page(l, &title, Some(&staff), body).into_response()
 }
 
 #[derive(Deserialize)]
@@ -148,7 +151,7 @@ pub async fn decide(
         return error_page(
             Some(&staff),
             StatusCode::FORBIDDEN,
-            "cross-site request refused: reload the page",
+            &staff.lang.t("err-cross-site"),
         );
     }
     let id = match parse_id(&staff, &id) {
@@ -166,7 +169,7 @@ pub async fn decide(
             return error_page(
                 Some(&staff),
                 StatusCode::BAD_REQUEST,
-                &format!("action: `{other}` is not a review action"),
+                &tr(staff.lang, "err-action", &[("action", other.to_string().into())]),
             );
         }
     };

@@ -17,6 +17,12 @@
     if (parent) parent.appendChild(e);
     return e;
   }
+  // "{name}" in a message replaced by values[name] (as text).
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, function (m, k) {
+      return k in values ? String(values[k]) : m;
+    });
+  }
   function titled(e, text) {
     el("title", {}, e).textContent = text;
     return e;
@@ -118,8 +124,11 @@
         }, a);
         titled(c, (p.category || "") + " · " + p.status + " · " + (p.collector || ""));
       });
-      status.textContent = cells.length + " cells · " + tracks.length + " tracks · " +
-        cases.length + " cases · " + gaps.length + " gaps · " + fc.day;
+      // The page gives the line in its language; the counts fill it in.
+      status.textContent = fill(script.dataset.statusText ||
+        "{cells} cells · {tracks} tracks · {cases} cases · {gaps} gaps · {day}", {
+        cells: cells.length, tracks: tracks.length, cases: cases.length, gaps: gaps.length, day: fc.day
+      });
       // Ready once painted: timings (ms) for whoever measures the console.
       requestAnimationFrame(function () {
         requestAnimationFrame(function () {
@@ -131,7 +140,7 @@
       });
     })
     .catch(function (e) {
-      status.textContent = "map: " + e.message;
+      status.textContent = fill(script.dataset.errorText || "map: {reason}", { reason: e.message });
       status.className = "error";
       svg.setAttribute("data-ready", "error");
     });

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::layout::{page, service_error};
+use super::layout::{page, service_error, t, tr};
 use super::session::Staff;
 use crate::http::routes::blocking;
 use crate::http::{AppError, AppState};
@@ -65,24 +65,46 @@ pub async fn map(
         },
     );
     let src = format!("/console/map/data?{}", src.finish());
+    let l = staff.lang;
     let body = html! {
         form #map-form method="get" action="/console/map" {
-            label { "Day " input type="date" name="day" value=(q.day) required; } " "
-            label { "Collector " input name="collector" value=(q.collector) placeholder="all"; } " "
-            label { "Colour by " select name="colour" {
-                option value="coverage" selected[q.colour != "zone"] { "today's coverage" }
-                option value="zone" selected[q.colour == "zone"] { "zone" }
+            label { (t(l, "map-day")) " " input type="date" name="day" value=(q.day) required; } " "
+            label { (t(l, "col-collector")) " " input name="collector" value=(q.collector) placeholder=(t(l, "map-all")); } " "
+            label { (t(l, "map-colour")) " " select name="colour" {
+                option value="coverage" selected[q.colour != "zone"] { (t(l, "map-colour-coverage")) }
+                option value="zone" selected[q.colour == "zone"] { (t(l, "map-colour-zone")) }
             } } " "
-            button type="submit" { "Show" }
+            button type="submit" { (t(l, "map-show")) }
         }
-        p #map-status { "drawing…" }
+        p #map-status { (t(l, "map-drawing")) }
         svg #map xmlns="http://www.w3.org/2000/svg" viewBox="0 0 900 900" width="900" height="900"
             style="border:1px solid #ccc;background:#f8f8f4" {}
-        p.legend { "Cells: red → green by the share of the day's windows covered (grey: nobody assigned), "
-            "or the zone's colour. Lines: tracks. Circles: the day's cases (click to open)." }
-        script src="/console/assets/map.js" data-src=(src) {}
+        p.legend { (t(l, "map-legend")) }
+        script src="/console/assets/map.js" data-src=(src)
+            data-status-text=(status_template(l)) data-error-text=(error_template(l)) {}
     };
-    page("Map", Some(&staff), body).into_response()
+    page(l, &t(l, "map-title"), Some(&staff), body).into_response()
+}
+
+/// The map's status line in the page's language, with `{cells}`, `{tracks}`,
+/// `{cases}`, `{gaps}` and `{day}` for the script to fill in.
+pub(super) fn status_template(l: field_i18n::Lang) -> String {
+    tr(
+        l,
+        "map-status",
+        &[
+            ("cells", "{cells}".into()),
+            ("tracks", "{tracks}".into()),
+            ("cases", "{cases}".into()),
+            ("gaps", "{gaps}".into()),
+            ("day", "{day}".into()),
+        ],
+    )
+}
+
+/// The map's failure line, with `{reason}` for the script.
+pub(super) fn error_template(l: field_i18n::Lang) -> String {
+    tr(l, "map-error", &[("reason", "{reason}".into())])
 }
 
 pub async fn map_data(

@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
             get(sign_in::sign_in_form).post(sign_in::sign_in),
         )
         .route("/console/sign-out", post(sign_in::sign_out))
+        .route("/console/lang", get(sign_in::choose_lang))
         .route("/console/queue", get(queue::queue))
         .route("/console/cases/{id}", get(case::case_page))
         .route("/console/cases/{id}/decide", post(case::decide))

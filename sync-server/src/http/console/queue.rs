@@ -9,7 +9,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::actions;
-use super::layout::{error_page, local_time, page, service_error};
+use super::layout::{error_page, local_time, page, service_error, status_name, t, tr};
 use super::session::Staff;
 use crate::http::AppState;
 use crate::http::routes::blocking;
@@ -34,7 +34,7 @@ pub struct QueueQuery {
 }
 
 impl QueueQuery {
-    fn filter(&self) -> QueueFilter {
+    pub(super) fn filter(&self) -> QueueFilter {
         let some = |s: &str| Some(s.to_string()).filter(|s| !s.trim().is_empty());
         QueueFilter {
             status: some(&self.status),
@@ -48,16 +48,31 @@ impl QueueQuery {
         }
     }
 
-    fn link(&self, page: usize) -> String {
-        let q = [
+    /// The same filters as a workbook of every matching case.
+    fn xlsx_link(&self) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in self.pairs() {
+            out.append_pair(k, v);
+        }
+        format!("/console/cases.xlsx?{}", out.finish())
+    }
+
+    fn pairs(&self) -> Vec<(&'static str, &str)> {
+        [
             ("status", self.status.as_str()),
             ("category", &self.category),
             ("cell", &self.cell),
             ("collector", &self.collector),
             ("flag", &self.flag),
-        ];
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
+    }
+
+    fn link(&self, page: usize) -> String {
         let mut out = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in q.iter().filter(|(_, v)| !v.is_empty()) {
+        for (k, v) in self.pairs() {
             out.append_pair(k, v);
         }
         out.append_pair("page", &page.to_string());
@@ -65,11 +80,11 @@ impl QueueQuery {
     }
 }
 
-fn statuses(row: &CaseRow) -> String {
+fn statuses(lang: field_i18n::Lang, row: &CaseRow) -> String {
     row.summary
         .status
         .iter()
-        .map(|s| s.as_str())
+        .map(|s| status_name(lang, s.as_str()))
         .collect::<Vec<_>>()
         .join(" / ")
 }
@@ -83,7 +98,7 @@ pub async fn queue(
         return error_page(
             Some(&staff),
             StatusCode::BAD_REQUEST,
-            "page: the address's filters could not be read",
+            &staff.lang.t("err-filters"),
         );
     };
     let center = s.center.clone();
@@ -97,55 +112,58 @@ pub async fn queue(
     let pages = found.total.div_ceil(PAGE_SIZE).max(1);
     let page_no = q.page;
     let back = q.link(page_no);
+    let l = staff.lang;
     let body = html! {
         form #filters method="get" action="/console/queue" {
-            label { "Status " select name="status" {
-                option value="" { "any" }
-                @for st in Status::ALL { option value=(st.as_str()) selected[q.status == st.as_str()] { (st.as_str()) } }
+            label { (t(l, "filter-status")) " " select name="status" {
+                option value="" { (t(l, "filter-any")) }
+                @for st in Status::ALL { option value=(st.as_str()) selected[q.status == st.as_str()] { (status_name(l, st.as_str())) } }
             } } " "
-            label { "Category " input name="category" size="8" value=(q.category) placeholder="BJ01"; } " "
-            label { "Cell " input name="cell" size="16" value=(q.cell); } " "
-            label { "Collector " input name="collector" size="10" value=(q.collector); } " "
-            label { "Flag " select name="flag" {
+            label { (t(l, "filter-category")) " " input name="category" size="8" value=(q.category) placeholder="BJ01"; } " "
+            label { (t(l, "filter-cell")) " " input name="cell" size="16" value=(q.cell); } " "
+            label { (t(l, "filter-collector")) " " input name="collector" size="10" value=(q.collector); } " "
+            label { (t(l, "filter-flag")) " " select name="flag" {
                 option value="" { "—" }
-                @for f in ["any", "conflict"].into_iter().chain(FLAG_KINDS) { option value=(f) selected[q.flag == f] { (f) } }
+                @for f in ["any", "conflict"].into_iter().chain(FLAG_KINDS) { option value=(f) selected[q.flag == f] { (t(l, &format!("flag-{f}"))) } }
             } } " "
-            button #filter type="submit" { "Filter" }
+            button #filter type="submit" { (t(l, "filter-submit")) }
+            " "
+            a #cases-xlsx href=(q.xlsx_link()) { (t(l, "report-cases-xlsx")) }
         }
-        p #count { (found.total) @if found.total == 1 { " case" } @else { " cases" } " · page " (page_no + 1) " of " (pages) }
+        p #count { (tr(l, "queue-total", &[("count", found.total.into()), ("page", (page_no + 1).into()), ("pages", pages.into())])) }
         table #queue {
-            tr { th { "Case" } th { "Photo" } th { "Status" } th { "Category" } th { "Cell" } th { "Collector" }
-                 th { "Reported (" (tz.name()) ")" } th { "Description" } th { "Flags" } th { "Act" } }
+            tr { th { (t(l, "col-case")) } th { (t(l, "col-photo")) } th { (t(l, "col-status")) } th { (t(l, "col-category")) } th { (t(l, "col-cell")) } th { (t(l, "col-collector")) }
+                 th { (tr(l, "col-reported", &[("zone", tz.name().into())])) } th { (t(l, "col-description")) } th { (t(l, "col-flags")) } th { (t(l, "col-act")) } }
             @for row in &found.rows {
                 @let id = row.summary.id.to_string();
                 tr data-case=(id) {
                     td { a href={ "/console/cases/" (id) } { (id.get(..8).unwrap_or(&id)) } }
                     td {
-                        @if row.photos_pending { "pending" }
+                        @if row.photos_pending { (t(l, "photos-pending")) }
                         @else if let Some(hash) = row.photo_hashes.first() {
-                            img.thumb loading="lazy" src={ "/console/photos/" (hash) "/thumb" } alt="photo";
+                            img.thumb loading="lazy" src={ "/console/photos/" (hash) "/thumb" } alt=(t(l, "col-photo"));
                         }
                         @if row.summary.photos > 1 { " +" (row.summary.photos - 1) }
                     }
-                    td.status { (statuses(row)) @if row.summary.conflict { " " span.conflict { "conflict" } } }
+                    td.status data-status=(row.summary.status.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("|")) { (statuses(l, row)) @if row.summary.conflict { " " span.conflict { (t(l, "conflict")) } } }
                     td { (row.summary.category.as_deref().unwrap_or("")) " " (row.summary.category_name.as_deref().unwrap_or("")) }
                     td { (row.summary.cell.as_deref().unwrap_or("")) }
                     td { (row.summary.collector.as_deref().unwrap_or("")) }
-                    td { (row.summary.reported_at.map(|t| local_time(t.millis(), tz)).unwrap_or_default()) }
+                    td { (row.summary.reported_at.map(|at| local_time(l, at.millis(), tz)).unwrap_or_default()) }
                     td.desc { (row.summary.description.as_deref().unwrap_or("")) }
-                    td { @for f in &row.flags { span.flag { (f.kind) } " " }
-                         @if !row.likely_duplicates.is_empty() { span.flag { "duplicate?" } } }
+                    td { @for f in &row.flags { span.flag data-flag=(f.kind) { (t(l, &format!("flag-{}", f.kind))) } " " }
+                         @if !row.likely_duplicates.is_empty() { span.flag { (t(l, "maybe-duplicate")) } } }
                     td.actions {
                         @let quick_fix = row.summary.source == Some(CaseSource::QuickFix);
-                        (actions::forms(&id, &actions::allowed(&row.summary.status, quick_fix), &staff.csrf, Some(&back)))
+                        (actions::forms(l, &id, &actions::allowed(&row.summary.status, quick_fix), &staff.csrf, Some(&back)))
                     }
                 }
             }
         }
         p {
-            @if page_no > 0 { a #prev href=(q.link(page_no - 1)) { "← previous" } " " }
-            @if page_no + 1 < pages { a #next href=(q.link(page_no + 1)) { "next →" } }
+            @if page_no > 0 { a #prev href=(q.link(page_no - 1)) { (t(l, "page-prev")) } " " }
+            @if page_no + 1 < pages { a #next href=(q.link(page_no + 1)) { (t(l, "page-next")) } }
         }
     };
-    page("Review queue", Some(&staff), body).into_response()
+    page(l, &t(l, "queue-title"), Some(&staff), body).into_response()
 }

@@ -8,7 +8,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::layout::{page, service_error};
+use super::layout::{page, service_error, t, tr};
+use field_i18n::Lang;
 use super::session::Staff;
 use crate::http::AppState;
 use crate::http::routes::blocking;
@@ -25,18 +26,19 @@ pub struct ReportForm {
     period: String,
 }
 
-fn pct(r: &Rate) -> String {
+fn pct(l: Lang, r: &Rate) -> String {
     match r.rate {
-        Some(x) => format!("{:.1}% ({}/{})", x * 100.0, r.n, r.d),
+        Some(x) => format!("{} ({}/{})", l.percent(x), r.n, r.d),
         None => format!("— ({}/{})", r.n, r.d),
     }
 }
 
-const SERIES: [(&str, &str); 4] = [
-    ("coverage", "#2a8a3e"),
-    ("miss rate", "#c0392b"),
-    ("timeliness", "#1f4fd8"),
-    ("error rate", "#e08e0b"),
+/// The four rates: their series id, their message, their colour.
+const SERIES: [(&str, &str, &str); 4] = [
+    ("coverage", "rate-coverage", "#2a8a3e"),
+    ("miss rate", "rate-miss", "#c0392b"),
+    ("timeliness", "rate-timeliness", "#1f4fd8"),
+    ("error rate", "rate-error", "#e08e0b"),
 ];
 
 fn series_rate(d: &DayRates, i: usize) -> Option<f64> {
@@ -50,7 +52,7 @@ fn series_rate(d: &DayRates, i: usize) -> Option<f64> {
 
 /// Each day's four rates as lines on 0–100 %; a day without a rate (no
 /// denominator) breaks its line.
-fn chart(daily: &[DayRates]) -> Markup {
+fn chart(l: Lang, daily: &[DayRates]) -> Markup {
     let (w, h, left, bottom) = (760.0, 240.0, 40.0, 24.0);
     let step = (w - left - 10.0) / (daily.len().max(2) - 1) as f64;
     let x = |i: usize| left + i as f64 * step;
@@ -89,18 +91,18 @@ fn chart(daily: &[DayRates]) -> Markup {
             @for (s, runs) in &lines {
                 @for run in runs {
                     polyline.series data-series=(SERIES[*s].0) points=(run) fill="none"
-                        stroke=(SERIES[*s].1) stroke-width="2" {}
+                        stroke=(SERIES[*s].2) stroke-width="2" {}
                 }
                 @for (i, d) in daily.iter().enumerate() {
                     @if let Some(r) = series_rate(d, *s) {
-                        circle cx=(x(i)) cy=(y(r)) r="2.5" fill=(SERIES[*s].1) {
-                            title { (SERIES[*s].0) " " (d.day) ": " (format!("{:.1}%", r * 100.0)) }
+                        circle cx=(x(i)) cy=(y(r)) r="2.5" fill=(SERIES[*s].2) {
+                            title { (t(l, SERIES[*s].1)) " " (l.date(d.day)) ": " (l.percent(r)) }
                         }
                     }
                 }
             }
         }
-        p.legend { @for (name, colour) in SERIES { span style={ "color:" (colour) } { "■ " (name) } " " } }
+        p.legend { @for (_, name, colour) in SERIES { span style={ "color:" (colour) } { "■ " (t(l, name)) } " " } }
     }
 }
 
@@ -123,7 +125,7 @@ fn text(v: &Value) -> String {
 
 /// One explain list (an array of objects) as a table; columns are the
 /// union of the items' keys, in first-seen order.
-fn explain_table(name: &str, items: &[Value]) -> Markup {
+fn explain_table(l: Lang, name: &str, items: &[Value]) -> Markup {
     let mut cols: Vec<String> = Vec::new();
     for it in items {
         for k in it.as_object().into_iter().flat_map(|o| o.keys()) {
@@ -135,7 +137,7 @@ fn explain_table(name: &str, items: &[Value]) -> Markup {
     html! {
         details open[items.len() <= 20] {
             summary { (name.replace('_', " ")) " (" (items.len()) ")" }
-            @if items.is_empty() { p { "none" } } @else {
+            @if items.is_empty() { p { (t(l, "report-none")) } } @else {
                 table.explain data-list=(name) {
                     tr { @for c in &cols { th { (c) } } }
                     @for it in items {
@@ -147,39 +149,42 @@ fn explain_table(name: &str, items: &[Value]) -> Markup {
     }
 }
 
-fn report_block(r: &Report) -> Markup {
-    // The typed explanation, as tables keyed by list name.
+fn report_block(l: Lang, r: &Report) -> Markup {
     let explain = r
         .explain
         .as_ref()
         .and_then(|e| serde_json::to_value(e).ok());
+    let money = |x: f64| l.number(x, 2);
     html! {
         section.report data-who=(r.who) {
-            h2 { (r.who) " · " (r.period) @if !r.complete { span.sofar { " (so far)" } } }
-            p { (r.days_assigned) " day(s) charged of " (r.days) @if !r.complete { ": the period is still running, nothing after now is charged" } "." }
+            h2 { (r.who) " · " (r.period) @if !r.complete { span.sofar { " " (t(l, "report-so-far")) } } }
+            p { (tr(l, "report-days", &[("charged", r.days_assigned.into()), ("days", r.days.into())]))
+                @if !r.complete { (t(l, "report-running")) } "." }
             table.rates {
-                tr { th { "Coverage" } th { "Miss rate" } th { "Timeliness" } th { "Error rate" }
-                     th { "Composite" } th { "Grade" } th { "Deductions (yuan)" } }
-                tr { td.coverage { (pct(&r.coverage)) } td.miss { (pct(&r.miss_rate)) }
-                     td.timeliness { (pct(&r.timeliness)) } td.error { (pct(&r.error_rate)) }
-                     td.composite { (format!("{:.1}", r.composite)) } td.grade { (r.grade) }
-                     td { (format!("{:.2}", r.deductions_total)) } }
+                tr { th { (t(l, "rate-coverage")) } th { (t(l, "rate-miss")) } th { (t(l, "rate-timeliness")) } th { (t(l, "rate-error")) }
+                     th { (t(l, "composite")) } th { (t(l, "grade")) } th { (t(l, "report-deductions")) } }
+                tr { td.coverage { (pct(l, &r.coverage)) } td.miss { (pct(l, &r.miss_rate)) }
+                     td.timeliness { (pct(l, &r.timeliness)) } td.error { (pct(l, &r.error_rate)) }
+                     td.composite { (l.number(r.composite, 1)) } td.grade { (r.grade) }
+                     td { (money(r.deductions_total)) } }
             }
-            p { (r.cases_reported) " cases reported, " (r.quick_fixes) " quick fixes, "
-                (r.late_starts) " late starts, " (r.early_leaves) " early leaves, "
-                (r.absent_halves) " half-days absent, " (r.off_post_events) " off-post events"
-                @if !r.quota_breaches.is_empty() { "; quotas missed: " (r.quota_breaches.join(", ")) } }
+            p { (tr(l, "report-counts", &[
+                    ("cases", r.cases_reported.into()), ("quick", r.quick_fixes.into()),
+                    ("late", r.late_starts.into()), ("early", r.early_leaves.into()),
+                    ("absent", r.absent_halves.into()), ("off", r.off_post_events.into())]))
+                @if !r.quota_breaches.is_empty() { (tr(l, "report-quotas-missed", &[("which", r.quota_breaches.join(", ").into())])) } }
             @if let Some(s) = &r.settlement {
-                p.settlement { "Settlement: fee " (format!("{:.2}", s.fee)) " − deductions " (format!("{:.2}", s.deductions))
-                    ": payable " (format!("{:.2}", s.payable)) " yuan, due by " (s.due_by)
-                    @if s.owed_back > 0.0 { "; the company owes back " (format!("{:.2}", s.owed_back)) " yuan" }
-                    @if s.waived > 0.0 { "; " (format!("{:.2}", s.waived)) " yuan of deductions waived by the cap" } }
+                p.settlement { (tr(l, "report-settlement", &[
+                        ("fee", money(s.fee).into()), ("deductions", money(s.deductions).into()),
+                        ("payable", money(s.payable).into()), ("due", s.due_by.to_string().into())]))
+                    @if s.owed_back > 0.0 { (tr(l, "report-owed-back", &[("amount", money(s.owed_back).into())])) }
+                    @if s.waived > 0.0 { (tr(l, "report-waived", &[("amount", money(s.waived).into())])) } }
             }
-            @if r.daily.len() > 1 { (chart(&r.daily)) }
+            @if r.daily.len() > 1 { (chart(l, &r.daily)) }
             @if let Some(Value::Object(lists)) = &explain {
-                h3 { "Explain" }
+                h3 { (t(l, "report-explain")) }
                 @for (name, items) in lists {
-                    (explain_table(name, items.as_array().map(Vec::as_slice).unwrap_or(&[])))
+                    (explain_table(l, name, items.as_array().map(Vec::as_slice).unwrap_or(&[])))
                 }
             }
         }
@@ -237,24 +242,38 @@ pub async fn report(
     };
     // A company's page shows its total first, then each collector.
     let shown: Vec<&Report> = reports.iter().rev().collect();
+    let l = staff.lang;
+    let xlsx = |what: &str| {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [("collector", &q.collector), ("company", &q.company), ("period", &q.period)] {
+            if !v.is_empty() {
+                out.append_pair(k, v);
+            }
+        }
+        format!("/console/{what}.xlsx?{}", out.finish())
+    };
     let body = html! {
         form #report-form method="get" action="/console/report" {
-            label { "Collector " input name="collector" value=(q.collector); } " "
-            label { "Company " input name="company" value=(q.company); } " "
-            label { "Period " input name="period" placeholder="2026-11, 2026-11-26, 2026-W48, 2026-Q4" value=(q.period) required; } " "
-            button type="submit" { "Report" }
+            label { (t(l, "col-collector")) " " input name="collector" value=(q.collector); } " "
+            label { (t(l, "report-company")) " " input name="company" value=(q.company); } " "
+            label { (t(l, "report-period")) " " input name="period" placeholder="2026-11, 2026-11-26, 2026-W48, 2026-Q4" value=(q.period) required; } " "
+            button type="submit" { (t(l, "report-submit")) }
+        }
+        @if chosen {
+            p.downloads { a #report-xlsx href=(xlsx("report")) { (t(l, "report-xlsx")) } " · "
+                a #settlement-xlsx href=(xlsx("settlement")) { (t(l, "report-settlement-xlsx")) } }
         }
         @if !chosen {
-            h2 { "Collectors" }
+            h2 { (t(l, "report-collectors")) }
             ul #collectors { @for u in &users {
                 li { a href=(link(("collector", &u.user.name))) { (u.user.name) }
                      @if let Some(c) = &u.user.company { " · " (c) } }
             } }
-            h2 { "Companies" }
+            h2 { (t(l, "report-companies")) }
             ul #companies { @for c in &companies { li { a href=(link(("company", c))) { (c) } } } }
         }
-        @for r in &shown { (report_block(r)) }
+        @for r in &shown { (report_block(l, r)) }
     };
-    let title = if chosen { "Report" } else { "Reports" };
-    page(title, Some(&staff), body).into_response()
+    let title = t(l, if chosen { "report-title" } else { "reports-title" });
+    page(l, &title, Some(&staff), body).into_response()
 }

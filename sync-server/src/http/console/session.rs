@@ -17,6 +17,30 @@ use crate::service::SESSION_LIFETIME_MS;
 use crate::storage::Principal;
 
 pub const COOKIE_NAME: &str = "fc_session";
+/// The language a person chose in the console (kept a year).
+pub const LANG_COOKIE: &str = "fc_lang";
+
+/// The language of a console request: the person's remembered choice, else
+/// what their browser asks for (`Accept-Language`), else Chinese.
+pub fn request_lang(headers: &axum::http::HeaderMap) -> field_i18n::Lang {
+    cookie_value(headers, LANG_COOKIE)
+        .and_then(|v| field_i18n::Lang::parse(&v))
+        .unwrap_or_else(|| {
+            headers
+                .get(axum::http::header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .map(field_i18n::Lang::negotiate)
+                .unwrap_or_default()
+        })
+}
+
+/// The `Set-Cookie` value remembering a language choice.
+pub fn lang_cookie(lang: field_i18n::Lang) -> String {
+    format!(
+        "{LANG_COOKIE}={}; Path=/console; SameSite=Lax; Max-Age=31536000",
+        lang.tag()
+    )
+}
 
 /// The `Set-Cookie` value that opens (or, with `None`, clears) a session;
 /// `Secure` whenever the console was reached over HTTPS.
@@ -50,14 +74,17 @@ fn frontend(parts: &Parts) -> crate::http::frontend::Frontend {
 }
 
 fn session_id(parts: &Parts) -> Option<String> {
-    parts
-        .headers
+    cookie_value(&parts.headers, COOKIE_NAME)
+}
+
+fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE_NAME)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
 
@@ -66,6 +93,10 @@ pub struct Staff {
     pub principal: Principal,
     pub session: String,
     pub csrf: String,
+    /// The language the pages are written in for this person.
+    pub lang: field_i18n::Lang,
+    /// The page asked for, to come back to after switching language.
+    pub here: String,
 }
 
 impl Staff {
@@ -158,6 +189,8 @@ impl FromRequestParts<AppState> for Staff {
                     principal: open.principal,
                     session: id,
                     csrf: open.csrf,
+                    lang: request_lang(&parts.headers),
+                    here: next.unwrap_or_else(|| "/console/queue".into()),
                 })
             }
             None => Err(to_sign_in()),

@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::layout::{error_page, page};
+use super::layout::{error_page_in, page, role_name, t, tr};
+use field_i18n::Lang;
 use super::session::{self, Staff};
 use crate::http::AppState;
 use crate::http::routes::blocking;
@@ -24,27 +25,54 @@ pub struct Next {
 }
 
 pub async fn sign_in_form(
+    headers: axum::http::HeaderMap,
     query: Result<Query<Next>, axum::extract::rejection::QueryRejection>,
 ) -> Markup {
     let next = query.map(|Query(n)| n.next).unwrap_or_default();
-    sign_in_page(None, &next)
+    sign_in_page(session::request_lang(&headers), None, &next)
 }
 
-fn sign_in_page(error: Option<&str>, next: &str) -> Markup {
+fn sign_in_page(l: Lang, error: Option<&str>, next: &str) -> Markup {
     let next = session::console_path(next).unwrap_or("/console/queue");
     page(
-        "Sign in",
+        l,
+        &t(l, "sign-in-title"),
         None,
         html! {
             @if let Some(e) = error { p.error { (e) } }
             form method="post" action="/console/sign-in" {
                 input type="hidden" name="next" value=(next);
-                label { "Reviewer token " input type="password" name="token" autocomplete="off" required; }
+                label { (t(l, "sign-in-token")) " " input type="password" name="token" autocomplete="off" required; }
                 " "
-                button type="submit" { "Sign in" }
+                button type="submit" { (t(l, "sign-in-submit")) }
             }
         },
     )
+}
+
+#[derive(Deserialize, Default)]
+pub struct LangChoice {
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// Switches the console's language and goes back to the page: the choice
+/// is remembered in the browser (a year) and wins over `Accept-Language`.
+pub async fn choose_lang(
+    query: Result<Query<LangChoice>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let back = session::console_path(&q.next).unwrap_or("/console/queue");
+    match Lang::parse(&q.to) {
+        Some(lang) => (
+            [(header::SET_COOKIE, session::lang_cookie(lang))],
+            Redirect::to(back),
+        )
+            .into_response(),
+        None => Redirect::to(back).into_response(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -56,8 +84,9 @@ pub struct SignIn {
 }
 
 pub async fn sign_in(State(s): State<AppState>, parts: Parts, Form(f): Form<SignIn>) -> Response {
+    let l = session::request_lang(&parts.headers);
     if session::cross_site(&parts) {
-        return error_page(None, StatusCode::FORBIDDEN, "cross-site request refused");
+        return error_page_in(l, None, StatusCode::FORBIDDEN, &t(l, "err-cross-site"));
     }
     let center = s.center.clone();
     let token = f.token.trim().to_string();
@@ -79,10 +108,14 @@ pub async fn sign_in(State(s): State<AppState>, parts: Parts, Form(f): Form<Sign
         Ok(p) => (
             StatusCode::FORBIDDEN,
             sign_in_page(
-                Some(&format!(
-                    "{} is a {}: the console is for reviewers and admins",
-                    p.user.name,
-                    p.user.role.as_str()
+                l,
+                Some(&tr(
+                    l,
+                    "err-not-staff",
+                    &[
+                        ("name", p.user.name.clone().into()),
+                        ("role", role_name(l, p.user.role).into()),
+                    ],
                 )),
                 &f.next,
             ),
@@ -90,7 +123,7 @@ pub async fn sign_in(State(s): State<AppState>, parts: Parts, Form(f): Form<Sign
             .into_response(),
         Err(_) => (
             StatusCode::UNAUTHORIZED,
-            sign_in_page(Some("unknown or revoked token"), &f.next),
+            sign_in_page(l, Some(&t(l, "err-bad-token")), &f.next),
         )
             .into_response(),
     }
@@ -109,10 +142,11 @@ pub async fn sign_out(
     Form(f): Form<CsrfForm>,
 ) -> Response {
     if session::cross_site(&parts) || !staff.check_csrf(&f.csrf) {
-        return error_page(
+        return error_page_in(
+            staff.lang,
             Some(&staff),
             StatusCode::FORBIDDEN,
-            "cross-site request refused",
+            &t(staff.lang, "err-cross-site"),
         );
     }
     let center = s.center.clone();
