@@ -104,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/surveys", post(create_survey).get(survey_list))
         .route("/v1/center/surveys/{id}/report", get(survey_report))
         .route("/v1/center/digest", get(digest))
+        .route("/v1/center/dashboard", get(dashboard))
         .route(
             "/v1/center/violations",
             post(record_violation).get(violations),
@@ -467,6 +468,15 @@ async fn case_show(
     let id = CaseId::parse("id", &id).map_err(|e| AppError::from(ServiceError::from(e)))?;
     let c = s.center.clone();
     Ok(Json(blocking(move || c.case_show(&p, id)).await?))
+}
+
+/// Today's city dashboard figures (kept a few seconds, shared by every caller).
+async fn dashboard(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.dashboard(&p)).await?.as_ref().clone()))
 }
 
 async fn digest(State(s): State<AppState>, Auth(p): Auth) -> Result<impl IntoResponse, AppError> {

@@ -8,6 +8,7 @@ mod center;
 mod certification;
 mod city_config;
 mod city_figures;
+mod dashboard;
 mod enrolment;
 pub use field_core::assess::explain;
 mod findings;
@@ -34,6 +35,7 @@ pub use center::{NewUserRequest, NewUserResponse, PhotoFile, UserRow};
 pub use certification::{Attempt, Certification, NewAttempt, NewTraining, Training};
 pub use city_config::{CityConfig, ConfigVersion};
 pub use city_figures::{CityFigures, ResolutionRow};
+pub use dashboard::{DASHBOARD_TTL_MS, Dashboard};
 pub use enrolment::{ensure_admin, rotate_admin_file};
 pub use field_core::assess::{DayRates, Rate, Report};
 pub use findings::{MAX_FINDINGS_PER_IMPORT, NewFinding};
@@ -118,6 +120,8 @@ pub struct Center {
     uploads: Arc<[std::sync::Mutex<()>; UPLOAD_STRIPES]>,
     /// The restore epoch, read once (a restore happens with servers stopped).
     epoch: Arc<std::sync::OnceLock<String>>,
+    /// The dashboard's figures, shared by every screen of this instance.
+    dashboard: Arc<dashboard::DashboardCache>,
 }
 
 impl Center {
@@ -129,6 +133,7 @@ impl Center {
             clock,
             uploads: Arc::new(std::array::from_fn(|_| std::sync::Mutex::new(()))),
             epoch: Arc::default(),
+            dashboard: Arc::default(),
         }
     }
 

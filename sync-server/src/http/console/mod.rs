@@ -8,6 +8,7 @@
 mod accounts;
 mod actions;
 mod case;
+mod dashboard;
 mod layout;
 mod map;
 mod queue;
@@ -42,6 +43,9 @@ pub fn router() -> Router<AppState> {
         .route("/console/map/data", get(map::map_data))
         .route("/console/assets/map.js", get(map::map_js))
         .route("/console/report", get(reports::report))
+        .route("/console/dashboard", get(dashboard::dashboard))
+        .route("/console/dashboard/data", get(dashboard::dashboard_data))
+        .route("/console/assets/dashboard.js", get(dashboard::dashboard_js))
         .route("/console/accounts", get(accounts::accounts))
         .layer(axum::middleware::map_response(secure_headers))
 }

@@ -152,12 +152,15 @@ impl FromRequestParts<AppState> for Staff {
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .filter(|p| {
-                parts.method == axum::http::Method::GET && !p.starts_with("/console/map/data")
+                parts.method == axum::http::Method::GET
+                    && !p.starts_with("/console/map/data")
+                    && !p.starts_with("/console/dashboard/data")
             })
             .and_then(|p| console_path(&p).map(String::from));
         // The map's data is fetched by script: it gets a plain 401 to show,
         // not a sign-in page it cannot read.
-        let data = parts.uri.path().starts_with("/console/map/data");
+        let data = parts.uri.path().starts_with("/console/map/data")
+            || parts.uri.path() == "/console/dashboard/data";
         let to_sign_in = || match &next {
             _ if data => (
                 axum::http::StatusCode::UNAUTHORIZED,
