@@ -30,7 +30,20 @@ fn connect(home: &Path, args: &CenterArgs) -> Result<HttpTransport> {
         .ok_or_else(|| {
             anyhow!("no token: give --token T (or FIELD_TOKEN), e.g. the server's admin.token")
         })?;
-    Ok(HttpTransport::new(&server, Some(token.trim().to_string()))?)
+    let mut t = HttpTransport::new(&server, Some(token.trim().to_string()))?;
+    let lang = field_i18n::Lang::parse(&args.lang).unwrap_or_default();
+    t.language = Some(lang.tag().to_string());
+    Ok(t)
+}
+
+/// Fetches a workbook from `path` and writes it to `file` atomically.
+fn save_xlsx(t: &mut HttpTransport, path: &str, file: &Path, out: &Output) -> Result<()> {
+    let bytes = t.get_bytes(path)?;
+    crate::device::write_atomically(file, &bytes)?;
+    out.show(
+        &json!({ "file": file, "bytes": bytes.len() }),
+        |_| format!("{} bytes written to {}", bytes.len(), file.display()),
+    )
 }
 
 fn cell_list(v: &Value) -> String {
@@ -432,6 +445,7 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             flag,
             limit,
             offset,
+            xlsx,
         }) => {
             let mut q = form_urlencoded::Serializer::new(String::new());
             for (k, v) in [
@@ -444,6 +458,10 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
                 if let Some(v) = v {
                     q.append_pair(k, v);
                 }
+            }
+            if let Some(file) = xlsx {
+                let path = format!("/v1/center/cases.xlsx?{}", q.finish());
+                return save_xlsx(&mut t, &path, &file, out);
             }
             if limit > 0 {
                 q.append_pair("limit", &limit.to_string());
@@ -710,7 +728,21 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             company,
             csv,
             explain,
+            xlsx,
+            settlement,
         } => {
+            if let Some(file) = xlsx {
+                let mut q = form_urlencoded::Serializer::new(String::new());
+                q.append_pair("period", &period);
+                for (k, v) in [("collector", &collector), ("company", &company)] {
+                    if let Some(v) = v {
+                        q.append_pair(k, v);
+                    }
+                }
+                let book = if settlement { "settlement" } else { "report" };
+                let path = format!("/v1/center/{book}.xlsx?{}", q.finish());
+                return save_xlsx(&mut t, &path, &file, out);
+            }
             let mut path = format!(
                 "/v1/center/report?period={}&explain={explain}",
                 enc(&period)

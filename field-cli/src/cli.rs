@@ -32,6 +32,10 @@ pub struct Cli {
     /// clear text: a trusted network only). Also FIELD_ALLOW_HTTP=1.
     #[arg(long, global = true)]
     pub allow_http: bool,
+    /// The language of what the server writes for people (workbooks):
+    /// `zh` (default) or `en`. Also FIELD_LANG.
+    #[arg(long, global = true, env = "FIELD_LANG", default_value = "zh")]
+    pub lang: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -137,6 +141,9 @@ pub struct CenterArgs {
     /// Staff token (default: this device's token; or the admin.token file's).
     #[arg(long, env = "FIELD_TOKEN", global = true)]
     pub token: Option<String>,
+    /// The language asked of the server (set from the global `--lang`).
+    #[arg(skip)]
+    pub lang: String,
     #[command(subcommand)]
     pub command: CenterCmd,
 }
@@ -220,6 +227,13 @@ pub enum CenterCmd {
         /// List the records behind every number.
         #[arg(long)]
         explain: bool,
+        /// Write the report as an XLSX workbook to FILE (Chinese column
+        /// heads by default; `--lang en`).
+        #[arg(long, value_name = "FILE")]
+        xlsx: Option<PathBuf>,
+        /// With --xlsx: the settlement (a company's quarter) instead.
+        #[arg(long, requires = "xlsx")]
+        settlement: bool,
     },
     /// External findings (center checks, citizens, media …) for the miss rate.
     #[command(subcommand)]
@@ -401,6 +415,9 @@ pub enum CenterCaseCmd {
         limit: usize,
         #[arg(long, default_value_t = 0)]
         offset: usize,
+        /// Write every matching case as an XLSX workbook to FILE.
+        #[arg(long, value_name = "FILE")]
+        xlsx: Option<PathBuf>,
     },
     Show {
         id: String,

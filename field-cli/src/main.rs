@@ -59,7 +59,10 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
             retention_days,
             dry_run,
         } => sync::prune(&args.home, retention_days, dry_run, &out),
-        Command::Center(c) => center::run(&args.home, c, &out),
+        Command::Center(mut c) => {
+            c.lang = args.lang.clone();
+            center::run(&args.home, c, &out)
+        }
         Command::Task(cmd) => device::task(&args.home, cmd, &out),
         Command::Survey(cli::SurveyCmd::List) => device::surveys(&args.home, &out),
         Command::Demo {

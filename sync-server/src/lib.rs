@@ -12,6 +12,7 @@
 //!   one mapping of errors to responses.
 
 pub mod config;
+pub mod exports;
 pub mod http;
 pub mod jobs;
 pub mod service;

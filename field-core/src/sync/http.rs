@@ -26,6 +26,9 @@ pub struct HttpTransport {
     pub patience: Duration,
     /// Times a busy server made this transport wait.
     pub busy_waits: u64,
+    /// The language asked of the server for what it writes for people
+    /// (workbooks, messages): an `Accept-Language` on every request.
+    pub language: Option<String>,
 }
 
 /// How one attempt failed: before the request left (safe to send again,
@@ -204,6 +207,7 @@ impl HttpTransport {
             bytes_received: 0,
             patience: DEFAULT_PATIENCE,
             busy_waits: 0,
+            language: None,
         })
     }
 
@@ -222,6 +226,10 @@ impl HttpTransport {
         req: reqwest::blocking::RequestBuilder,
         sent: usize,
     ) -> Result<Vec<u8>, TransportError> {
+        let req = match &self.language {
+            Some(l) => req.header(reqwest::header::ACCEPT_LANGUAGE, l.as_str()),
+            None => req,
+        };
         let deadline = Instant::now() + self.patience;
         let mut cut = 0u32;
         loop {

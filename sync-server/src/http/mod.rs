@@ -11,6 +11,7 @@ pub mod observe;
 mod operations;
 mod routes;
 pub mod tls;
+pub(crate) mod workbooks;
 
 use std::future::Future;
 

@@ -105,6 +105,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/surveys/{id}/report", get(survey_report))
         .route("/v1/center/digest", get(digest))
         .route("/v1/center/dashboard", get(dashboard))
+        .route("/v1/center/report.xlsx", get(super::workbooks::api_report))
+        .route("/v1/center/settlement.xlsx", get(super::workbooks::api_settlement))
+        .route("/v1/center/cases.xlsx", get(super::workbooks::api_cases))
         .route(
             "/v1/center/violations",
             post(record_violation).get(violations),

@@ -167,3 +167,19 @@ pub async fn queue(
     };
     page(l, &t(l, "queue-title"), Some(&staff), body).into_response()
 }
+
+/// `/console/cases.xlsx`: every case the queue's filters match, as a
+/// workbook in the person's language.
+pub async fn cases_xlsx(
+    State(s): State<AppState>,
+    staff: Staff,
+    query: Result<Query<QueueQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let (c, p, l) = (s.center.clone(), staff.principal.clone(), staff.lang);
+    let filter = q.filter();
+    match blocking(move || crate::http::workbooks::cases_book(&c, &p, l, filter)).await {
+        Ok(bytes) => crate::http::workbooks::xlsx(bytes, "cases.xlsx"),
+        Err(e) => service_error(&staff, e),
+    }
+}

@@ -277,3 +277,40 @@ pub async fn report(
     let title = t(l, if chosen { "report-title" } else { "reports-title" });
     page(l, &title, Some(&staff), body).into_response()
 }
+
+/// `/console/report.xlsx` and `/console/settlement.xlsx`: the page's report
+/// as a workbook in the person's language.
+async fn console_book(
+    s: AppState,
+    staff: Staff,
+    book: crate::http::workbooks::Book,
+    q: crate::http::workbooks::BookQuery,
+) -> Response {
+    let (c, p, l) = (s.center.clone(), staff.principal.clone(), staff.lang);
+    let name = match book {
+        crate::http::workbooks::Book::Report => "report.xlsx",
+        crate::http::workbooks::Book::Settlement => "settlement.xlsx",
+    };
+    match blocking(move || crate::http::workbooks::report_book(&c, &p, l, book, q)).await {
+        Ok(bytes) => crate::http::workbooks::xlsx(bytes, name),
+        Err(e) => service_error(&staff, e),
+    }
+}
+
+pub async fn report_xlsx(
+    State(s): State<AppState>,
+    staff: Staff,
+    query: Result<Query<crate::http::workbooks::BookQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = query.map(|Query(q)| q).unwrap_or_default();
+    console_book(s, staff, crate::http::workbooks::Book::Report, q).await
+}
+
+pub async fn settlement_xlsx(
+    State(s): State<AppState>,
+    staff: Staff,
+    query: Result<Query<crate::http::workbooks::BookQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = query.map(|Query(q)| q).unwrap_or_default();
+    console_book(s, staff, crate::http::workbooks::Book::Settlement, q).await
+}
