@@ -5,6 +5,7 @@ mod assessment;
 mod bad_input;
 mod bundles;
 mod console;
+mod exports;
 mod crash;
 mod device_flow;
 mod faults;
