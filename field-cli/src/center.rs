@@ -40,10 +40,9 @@ fn connect(home: &Path, args: &CenterArgs) -> Result<HttpTransport> {
 fn save_xlsx(t: &mut HttpTransport, path: &str, file: &Path, out: &Output) -> Result<()> {
     let bytes = t.get_bytes(path)?;
     crate::device::write_atomically(file, &bytes)?;
-    out.show(
-        &json!({ "file": file, "bytes": bytes.len() }),
-        |_| format!("{} bytes written to {}", bytes.len(), file.display()),
-    )
+    out.show(&json!({ "file": file, "bytes": bytes.len() }), |_| {
+        format!("{} bytes written to {}", bytes.len(), file.display())
+    })
 }
 
 fn cell_list(v: &Value) -> String {

@@ -58,8 +58,13 @@ fn the_kotlin_bindings_compile_and_drive_the_sdk_on_the_jvm() {
     let jar = dir.path().join("device-test.jar");
     let coroutines = home.join("lib/kotlinx-coroutines-core-jvm.jar");
     let classpath = |extra: &[&Path]| {
-        std::env::join_paths(extra.iter().copied().chain([jna.as_path(), coroutines.as_path()]))
-            .unwrap()
+        std::env::join_paths(
+            extra
+                .iter()
+                .copied()
+                .chain([jna.as_path(), coroutines.as_path()]),
+        )
+        .unwrap()
     };
     run(
         Command::new(home.join("bin/kotlinc"))

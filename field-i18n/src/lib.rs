@@ -168,7 +168,11 @@ impl Lang {
         chrono::DateTime::from_timestamp_millis(ms)
             .map(|t| {
                 let local = t.with_timezone(&tz);
-                format!("{} {}", self.date(local.date_naive()), local.format("%H:%M:%S"))
+                format!(
+                    "{} {}",
+                    self.date(local.date_naive()),
+                    local.format("%H:%M:%S")
+                )
             })
             .unwrap_or_default()
     }

@@ -94,7 +94,10 @@ fn every_message_exists_in_every_language_with_the_same_arguments() {
                 _ => {}
             }
         }
-        for id in en_messages.keys().filter(|id| !zh_messages.contains_key(*id)) {
+        for id in en_messages
+            .keys()
+            .filter(|id| !zh_messages.contains_key(*id))
+        {
             problems.push(format!("{file}: `{id}` is in en, not in zh-CN"));
         }
     }
@@ -102,12 +105,14 @@ fn every_message_exists_in_every_language_with_the_same_arguments() {
     assert!(zh.values().map(BTreeMap::len).sum::<usize>() > 100);
 }
 
-/// Every `.t("key")` / `.tr("key", …)` / `msg!("key")` in the product's
+/// Every `.t("key")`, `t(lang, "key")`, `tr(lang, "key", …)` in the product's
 /// sources names a message both languages have.
 #[test]
 fn every_key_the_code_uses_is_in_the_files() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let pattern = regex_lite::Regex::new(r#"\.(?:t|tr)\(\s*"([a-z0-9][a-z0-9_-]*)""#).unwrap();
+    let pattern =
+        regex_lite::Regex::new(r#"\b(?:t|tr)\(\s*(?:[a-z_.]+,\s*)?"([a-z0-9][a-z0-9_-]*)""#)
+            .unwrap();
     let mut used = BTreeSet::new();
     let mut stack: Vec<PathBuf> = ["sync-server/src", "field-cli/src"]
         .iter()
@@ -129,7 +134,10 @@ fn every_key_the_code_uses_is_in_the_files() {
     assert!(used.len() > 50, "the scan finds the keys the code uses");
     let mut missing = Vec::new();
     for lang in ["zh-CN", "en"] {
-        let ids: BTreeSet<String> = read(lang).into_values().flat_map(|m| m.into_keys()).collect();
+        let ids: BTreeSet<String> = read(lang)
+            .into_values()
+            .flat_map(|m| m.into_keys())
+            .collect();
         assert!(!ids.contains("surely-not-a-key"));
         for (key, file) in &used {
             if !ids.contains(key) {

@@ -211,7 +211,8 @@ fn world() -> World {
     }
 }
 
-async fn connect(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
+/// A browser whose `Accept-Language` asks for `lang` first.
+async fn connect(driver: &Driver, chromium: &Path, profile: &Path, lang: &str) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -222,7 +223,9 @@ async fn connect(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
                 "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--window-size=1280,1200",
                 format!("--user-data-dir={}", profile.display()),
+                format!("--lang={lang}"),
             ],
+            "prefs": { "intl.accept_languages": lang },
         }),
     );
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -255,6 +258,19 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
 async fn scenario(c: &Client, w: &World) {
     let base = w.server.url.trim_end_matches('/').to_string();
 
+    // The browser asks for English first: the console answers in English.
+    c.goto(&format!("{base}/console/sign-in"))
+        .await
+        .expect("sign-in page");
+    assert_eq!(
+        find(c, "html")
+            .await
+            .attr("lang")
+            .await
+            .expect("attr")
+            .as_deref(),
+        Some("en")
+    );
     // A collector's token is refused.
     sign_in(c, &base, &w.collector_token).await;
     assert!(text(c, "p.error").await.contains("collector"));
@@ -342,7 +358,7 @@ async fn scenario(c: &Client, w: &World) {
     assert_eq!(text(c, "#status").await, "rejected");
     assert!(text(c, "#history").await.contains("wrong_category"));
     // A rejected case offers no more actions.
-    assert_eq!(count(c, "p.actions form").await, 0);
+    assert_eq!(count(c, "div.actions form").await, 0);
     shot(c, "03-case-rejected.png").await;
 
     // The map of the day: nine cells, the collector's track, three cases.
@@ -406,7 +422,141 @@ async fn scenario(c: &Client, w: &World) {
     let erroneous = text(c, "table.explain[data-list='erroneous_cases']").await;
     assert!(erroneous.contains("reason: wrong_category"), "{erroneous}");
     assert!(erroneous.contains(&w.cases[1]), "{erroneous}");
+    assert!(text(c, "table.rates").await.contains("Coverage"));
     shot(c, "05-report.png").await;
+
+    dashboard(c, &base, "City dashboard", "Total", "en").await;
+}
+
+/// The wall screen: today's figures, the heat map, and a refresh that
+/// rewrites them in place without reloading.
+async fn dashboard(c: &Client, base: &str, title: &str, total: &str, lang: &str) {
+    c.goto(&format!("{base}/console/dashboard"))
+        .await
+        .expect("dashboard");
+    assert_eq!(text(c, "h1").await, title);
+    find(c, "svg#map[data-ready='1']").await;
+    assert_eq!(count(c, "svg#map path.cell").await, 9);
+    assert!(
+        text(c, "#dash-classes tr[data-class='*']")
+            .await
+            .starts_with(total)
+    );
+    for id in [
+        "dash-coverage",
+        "dash-on-post",
+        "dash-off-post",
+        "dash-reported",
+        "dash-tasks-due",
+        "dash-tasks-late",
+    ] {
+        assert!(!text(c, &format!("#{id}")).await.is_empty(), "{id}");
+    }
+    let page = c.find(Locator::Css("html")).await.expect("page");
+    c.execute("window.fieldDashboardRefresh(); return true", vec![])
+        .await
+        .expect("refresh");
+    until(
+        c,
+        "return document.getElementById('dash').dataset.refreshed === '1'",
+    )
+    .await;
+    // The same page, not a reload: the old root element still answers.
+    assert!(page.tag_name().await.is_ok(), "refreshed in place");
+    shot(c, &format!("06-dashboard-{lang}.png")).await;
+}
+
+/// The same console asked for in Chinese: every page in Chinese words.
+async fn chinese(c: &Client, w: &World) {
+    let base = w.server.url.trim_end_matches('/').to_string();
+    sign_in(c, &base, &w.reviewer_token).await;
+    assert_eq!(
+        find(c, "html")
+            .await
+            .attr("lang")
+            .await
+            .expect("attr")
+            .as_deref(),
+        Some("zh-CN")
+    );
+    assert_eq!(text(c, "h1").await, "案卷受理");
+    assert!(
+        text(c, "#count").await.starts_with("共 3 件案卷"),
+        "{}",
+        text(c, "#count").await
+    );
+    let head = text(c, "#queue tr").await;
+    assert!(
+        head.contains("上报时间") && head.contains("采集员"),
+        "{head}"
+    );
+    // The case registered and the case rejected in the English pass.
+    assert_eq!(
+        text(c, &format!("tr[data-case='{}'] td.status", w.cases[2])).await,
+        "立案"
+    );
+    assert_eq!(
+        text(c, &format!("tr[data-case='{}'] td.status", w.cases[1])).await,
+        "不予立案"
+    );
+    // Times on the city's clock, in the Chinese way of writing them.
+    let row = text(c, &format!("tr[data-case='{}']", w.cases[2])).await;
+    assert!(row.contains("2025年11月26日 09:20:00"), "{row}");
+    shot(c, "zh-01-queue.png").await;
+
+    c.goto(&format!("{base}/console/cases/{}", w.cases[0]))
+        .await
+        .expect("case");
+    find(c, "svg#map[data-ready='1']").await;
+    assert!(text(c, "#map-status").await.contains("个网格"));
+    assert!(
+        text(c, "h2:last-of-type").await.contains("处理记录")
+            || text(c, "body").await.contains("处理记录")
+    );
+    let register = c
+        .execute(
+            "return document.querySelector('form.register button').textContent",
+            vec![],
+        )
+        .await
+        .expect("js");
+    assert_eq!(register, serde_json::json!("立案"));
+    shot(c, "zh-02-case.png").await;
+
+    c.goto(&format!("{base}/console/map?day={DAY}"))
+        .await
+        .expect("map");
+    find(c, "svg#map[data-ready='1']").await;
+    assert!(
+        text(c, "#map-status")
+            .await
+            .starts_with("9 个网格 · 1 条轨迹 · 3 件案卷")
+    );
+    assert!(text(c, "p.legend").await.contains("轨迹"));
+    shot(c, "zh-03-map.png").await;
+
+    c.goto(&format!(
+        "{base}/console/report?collector=%E8%B5%B5&period=2025-11"
+    ))
+    .await
+    .expect("report");
+    let rates = text(c, "table.rates").await;
+    for word in ["覆盖率", "漏报率", "及时率", "差错率"] {
+        assert!(rates.contains(word), "{word}: {rates}");
+    }
+    assert!(text(c, "#report-xlsx").await.contains("XLSX"));
+    shot(c, "zh-04-report.png").await;
+
+    dashboard(c, &base, "城市运行大屏", "合计", "zh").await;
+
+    // A choice remembered: switching to English sticks over Accept-Language.
+    let en = find(c, "#lang a[lang='en']").await;
+    navigating(c, || async { en.click().await.expect("switch") }).await;
+    assert_eq!(text(c, "h1").await, "City dashboard");
+    c.goto(&format!("{base}/console/queue"))
+        .await
+        .expect("queue");
+    assert_eq!(text(c, "h1").await, "Review queue");
 }
 
 #[test]
@@ -436,10 +586,15 @@ fn a_reviewer_works_the_console_in_headless_chromium() {
         .enable_all()
         .build()
         .expect("runtime");
+    let zh_profile = tempfile::tempdir().expect("profile dir");
     rt.block_on(async {
-        let c = connect(&driver, &chromium, profile.path()).await;
+        let c = connect(&driver, &chromium, profile.path(), "en-US,en").await;
         mark("browser session open");
         scenario(&c, &world).await;
+        c.close().await.expect("session closed");
+        let c = connect(&driver, &chromium, zh_profile.path(), "zh-CN,zh").await;
+        mark("a Chinese browser session open");
+        chinese(&c, &world).await;
         c.close().await.expect("session closed");
     });
 }

@@ -56,8 +56,20 @@ fn report_case(d: &Device, seed: u32, category: &str, lon: &str, at: &str) -> St
     let p = d.file(&format!("x{seed}.png"), &png(seed));
     let at = format!("2025-11-26T{at}+08:00");
     d.ok(&[
-        "case", "report", "--category", category, "--lon", lon, "--lat", "30.1895", "--desc",
-        "井盖破损", "--photo", p.to_str().unwrap(), "--at", &at,
+        "case",
+        "report",
+        "--category",
+        category,
+        "--lon",
+        lon,
+        "--lat",
+        "30.1895",
+        "--desc",
+        "井盖破损",
+        "--photo",
+        p.to_str().unwrap(),
+        "--at",
+        &at,
     ])
     .stdout
     .trim()
@@ -80,7 +92,11 @@ fn reports_and_case_lists_open_as_workbooks_with_numbers_and_dates() {
     }
     let server = Server::start();
     server.import_grid(&grid_geojson(false));
-    let d = server.enrolled_device(&server.add_user("王", "collector", &["330109001001001", "330109001001002"]));
+    let d = server.enrolled_device(&server.add_user(
+        "王",
+        "collector",
+        &["330109001001001", "330109001001002"],
+    ));
     let staff = server.enrolled_device(&server.add_user("考核", "admin", &[]));
     d.ok(&["sync"]);
     let a = report_case(&d, 1, "SJ0201", "120.2605", "09:00:00");
@@ -91,12 +107,26 @@ fn reports_and_case_lists_open_as_workbooks_with_numbers_and_dates() {
     staff.ok(&["center", "case", "reject", &b, "--reason", "duplicate"]);
 
     let json = staff
-        .ok(&["center", "report", "--period", "2025-11-26", "--collector", "王", "--json"])
+        .ok(&[
+            "center",
+            "report",
+            "--period",
+            "2025-11-26",
+            "--collector",
+            "王",
+            "--json",
+        ])
         .json();
     let r = &json[0];
     let file = staff.home().join("report.xlsx");
     staff.ok(&[
-        "center", "report", "--period", "2025-11-26", "--collector", "王", "--xlsx",
+        "center",
+        "report",
+        "--period",
+        "2025-11-26",
+        "--collector",
+        "王",
+        "--xlsx",
         file.to_str().unwrap(),
     ]);
     let book = read_workbook(&file);
@@ -105,18 +135,28 @@ fn reports_and_case_lists_open_as_workbooks_with_numbers_and_dates() {
     let row = &sheet["rows"][1];
     assert_eq!(row[column(sheet, "考核对象")], "王");
     // Rates are numbers shown as percentages, equal to the JSON's.
-    for (head, key) in [("覆盖率", "coverage"), ("差错率", "error_rate"), ("有效上报率", "valid_report_rate")] {
+    for (head, key) in [
+        ("覆盖率", "coverage"),
+        ("差错率", "error_rate"),
+        ("有效上报率", "valid_report_rate"),
+    ] {
         let c = column(sheet, head);
         match r[key]["rate"].as_f64() {
             Some(rate) => {
-                let cell = row[c].as_f64().unwrap_or_else(|| panic!("{head} is a number: {}", row[c]));
+                let cell = row[c]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{head} is a number: {}", row[c]));
                 assert!((cell - rate).abs() < 1e-9, "{head}: {cell} vs {rate}");
                 assert_eq!(sheet["formats"][1][c], "0.0%");
             }
             None => assert!(row[c].is_null(), "{head}: no rate, an empty cell"),
         }
     }
-    assert_eq!(r["error_rate"]["rate"].as_f64(), Some(1.0 / 3.0), "the duplicate of 3");
+    assert_eq!(
+        r["error_rate"]["rate"].as_f64(),
+        Some(1.0 / 3.0),
+        "the duplicate of 3"
+    );
     let cases = column(sheet, "上报案卷数");
     assert_eq!(row[cases].as_f64(), r["cases_reported"].as_f64());
     let deductions = column(sheet, "扣款（元）");
@@ -124,10 +164,22 @@ fn reports_and_case_lists_open_as_workbooks_with_numbers_and_dates() {
 
     // The case list, filtered as the queue filters, dates as dates.
     let list = staff.home().join("cases.xlsx");
-    staff.ok(&["center", "case", "list", "--collector", "王", "--xlsx", list.to_str().unwrap()]);
+    staff.ok(&[
+        "center",
+        "case",
+        "list",
+        "--collector",
+        "王",
+        "--xlsx",
+        list.to_str().unwrap(),
+    ]);
     let sheet = &read_workbook(&list)[0];
     assert_eq!(sheet["name"], "案卷清单");
-    assert_eq!(sheet["rows"].as_array().unwrap().len(), 4, "a head row and 3 cases");
+    assert_eq!(
+        sheet["rows"].as_array().unwrap().len(),
+        4,
+        "a head row and 3 cases"
+    );
     let ids: Vec<&str> = sheet["rows"].as_array().unwrap()[1..]
         .iter()
         .map(|r| r[column(sheet, "案卷编号")].as_str().unwrap())
@@ -138,7 +190,10 @@ fn reports_and_case_lists_open_as_workbooks_with_numbers_and_dates() {
         .iter()
         .map(|r| r[when].as_str().unwrap())
         .collect();
-    assert!(reported.contains(&"2025-11-26T09:00:00"), "city time, a date: {reported:?}");
+    assert!(
+        reported.contains(&"2025-11-26T09:00:00"),
+        "city time, a date: {reported:?}"
+    );
     assert_eq!(sheet["formats"][1][when], "yyyy-mm-dd hh:mm:ss");
     let status = column(sheet, "状态");
     let registered = sheet["rows"].as_array().unwrap()[1..]
@@ -147,13 +202,35 @@ fn reports_and_case_lists_open_as_workbooks_with_numbers_and_dates() {
         .unwrap();
     assert_eq!(registered[status], "立案");
     let filtered = staff.home().join("registered.xlsx");
-    staff.ok(&["center", "case", "list", "--status", "registered", "--xlsx", filtered.to_str().unwrap()]);
-    assert_eq!(read_workbook(&filtered)[0]["rows"].as_array().unwrap().len(), 2);
+    staff.ok(&[
+        "center",
+        "case",
+        "list",
+        "--status",
+        "registered",
+        "--xlsx",
+        filtered.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        read_workbook(&filtered)[0]["rows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     // English on request.
     let en = staff.home().join("report-en.xlsx");
     staff.ok(&[
-        "--lang", "en", "center", "report", "--period", "2025-11-26", "--collector", "王", "--xlsx",
+        "--lang",
+        "en",
+        "center",
+        "report",
+        "--period",
+        "2025-11-26",
+        "--collector",
+        "王",
+        "--xlsx",
         en.to_str().unwrap(),
     ]);
     let sheet = &read_workbook(&en)[0];

@@ -30,4 +30,3 @@ pub fn generate(lib: &Path, language: &str, out: &Path) {
         .expect("uniffi-bindgen runs");
     assert!(status.success(), "generating {language} bindings failed");
 }
-

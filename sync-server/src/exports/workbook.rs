@@ -49,12 +49,7 @@ impl Formats {
     }
 }
 
-fn sheet(
-    name: &str,
-    heads: &[String],
-    rows: &[Vec<Cell>],
-    widths: &[f64],
-) -> Result<Vec<u8>> {
+fn sheet(name: &str, heads: &[String], rows: &[Vec<Cell>], widths: &[f64]) -> Result<Vec<u8>> {
     let mut wb = Workbook::new();
     let f = Formats::new();
     let ws: &mut Worksheet = wb.add_worksheet();

@@ -106,7 +106,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/digest", get(digest))
         .route("/v1/center/dashboard", get(dashboard))
         .route("/v1/center/report.xlsx", get(super::workbooks::api_report))
-        .route("/v1/center/settlement.xlsx", get(super::workbooks::api_settlement))
+        .route(
+            "/v1/center/settlement.xlsx",
+            get(super::workbooks::api_settlement),
+        )
         .route("/v1/center/cases.xlsx", get(super::workbooks::api_cases))
         .route(
             "/v1/center/violations",
@@ -479,7 +482,9 @@ async fn dashboard(
     Auth(p): Auth,
 ) -> Result<impl IntoResponse, AppError> {
     let c = s.center.clone();
-    Ok(Json(blocking(move || c.dashboard(&p)).await?.as_ref().clone()))
+    Ok(Json(
+        blocking(move || c.dashboard(&p)).await?.as_ref().clone(),
+    ))
 }
 
 async fn digest(State(s): State<AppState>, Auth(p): Auth) -> Result<impl IntoResponse, AppError> {

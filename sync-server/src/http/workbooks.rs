@@ -7,8 +7,8 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use field_i18n::Lang;
 
-use super::routes::blocking;
 use super::auth::Auth;
+use super::routes::blocking;
 use super::{AppError, AppState};
 use crate::exports::workbook;
 use crate::service::{Center, QueueFilter, ReportQuery, ServiceError};
@@ -112,7 +112,13 @@ fn lang_of(headers: &HeaderMap) -> Lang {
         .unwrap_or_default()
 }
 
-async fn api_book(s: AppState, p: Principal, headers: HeaderMap, book: Book, q: BookQuery) -> Result<Response, AppError> {
+async fn api_book(
+    s: AppState,
+    p: Principal,
+    headers: HeaderMap,
+    book: Book,
+    q: BookQuery,
+) -> Result<Response, AppError> {
     let (c, l) = (s.center.clone(), lang_of(&headers));
     let bytes = blocking(move || report_book(&c, &p, l, book, q)).await?;
     let name = match book {

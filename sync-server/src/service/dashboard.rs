@@ -164,9 +164,13 @@ impl Center {
             .map(|(n, _)| n.clone())
             .collect();
         let mut off_post = Vec::new();
-        for u in users.iter().filter(|u| u.role == Role::Collector && !u.disabled) {
+        for u in users
+            .iter()
+            .filter(|u| u.role == Role::Collector && !u.disabled)
+        {
             let assignments = self.storage.assignments(&u.id)?;
-            let assigned = !super::assignments::cells_in_force(&assignments, &u.cells, day).is_empty();
+            let assigned =
+                !super::assignments::cells_in_force(&assignments, &u.cells, day).is_empty();
             if assigned && !on_post.contains(&u.name) {
                 off_post.push(u.name.clone());
             }

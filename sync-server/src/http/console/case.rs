@@ -94,7 +94,8 @@ pub async fn case_page(
             } }
         }
         h2 { (t(l, "case-decide")) }
-        p.actions {
+        // A div, not a p: the forms inside would close a paragraph.
+        div.actions {
             @if actions.is_empty() { (t(l, "case-no-action")) }
             (actions::forms(l, &id.to_string(), &actions, &staff.csrf, None))
         }
@@ -169,7 +170,11 @@ pub async fn decide(
             return error_page(
                 Some(&staff),
                 StatusCode::BAD_REQUEST,
-                &tr(staff.lang, "err-action", &[("action", other.to_string().into())]),
+                &tr(
+                    staff.lang,
+                    "err-action",
+                    &[("action", other.to_string().into())],
+                ),
             );
         }
     };

@@ -93,13 +93,14 @@ pub async fn dashboard(State(s): State<AppState>, staff: Staff) -> Response {
 }
 
 /// The figures as the screens poll them (JSON; the same kept computation).
-pub async fn dashboard_data(
-    State(s): State<AppState>,
-    staff: Staff,
-) -> Result<Response, AppError> {
+pub async fn dashboard_data(State(s): State<AppState>, staff: Staff) -> Result<Response, AppError> {
     let (c, p) = (s.center.clone(), staff.principal.clone());
     let d = blocking(move || c.dashboard(&p)).await?;
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(d.as_ref().clone())).into_response())
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(d.as_ref().clone()),
+    )
+        .into_response())
 }
 
 pub async fn dashboard_js() -> Response {

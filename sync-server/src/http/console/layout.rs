@@ -97,7 +97,12 @@ pub(super) fn error_page_in(
 ) -> Response {
     (
         status,
-        page(lang, &lang.t("page-error"), staff, html! { p.error { (message) } }),
+        page(
+            lang,
+            &lang.t("page-error"),
+            staff,
+            html! { p.error { (message) } },
+        ),
     )
         .into_response()
 }

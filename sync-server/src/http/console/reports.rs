@@ -9,12 +9,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::layout::{page, service_error, t, tr};
-use field_i18n::Lang;
 use super::session::Staff;
 use crate::http::AppState;
 use crate::http::routes::blocking;
 use crate::service::{DayRates, Rate, Report, ReportQuery};
 use crate::storage::Role;
+use field_i18n::Lang;
 
 #[derive(Deserialize, Default)]
 pub struct ReportForm {
@@ -245,7 +245,11 @@ pub async fn report(
     let l = staff.lang;
     let xlsx = |what: &str| {
         let mut out = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [("collector", &q.collector), ("company", &q.company), ("period", &q.period)] {
+        for (k, v) in [
+            ("collector", &q.collector),
+            ("company", &q.company),
+            ("period", &q.period),
+        ] {
             if !v.is_empty() {
                 out.append_pair(k, v);
             }
@@ -274,7 +278,14 @@ pub async fn report(
         }
         @for r in &shown { (report_block(l, r)) }
     };
-    let title = t(l, if chosen { "report-title" } else { "reports-title" });
+    let title = t(
+        l,
+        if chosen {
+            "report-title"
+        } else {
+            "reports-title"
+        },
+    );
     page(l, &title, Some(&staff), body).into_response()
 }
 
@@ -300,7 +311,10 @@ async fn console_book(
 pub async fn report_xlsx(
     State(s): State<AppState>,
     staff: Staff,
-    query: Result<Query<crate::http::workbooks::BookQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<
+        Query<crate::http::workbooks::BookQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
 ) -> Response {
     let q = query.map(|Query(q)| q).unwrap_or_default();
     console_book(s, staff, crate::http::workbooks::Book::Report, q).await
@@ -309,7 +323,10 @@ pub async fn report_xlsx(
 pub async fn settlement_xlsx(
     State(s): State<AppState>,
     staff: Staff,
-    query: Result<Query<crate::http::workbooks::BookQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<
+        Query<crate::http::workbooks::BookQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
 ) -> Response {
     let q = query.map(|Query(q)| q).unwrap_or_default();
     console_book(s, staff, crate::http::workbooks::Book::Settlement, q).await

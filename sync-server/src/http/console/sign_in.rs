@@ -9,10 +9,10 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{error_page_in, page, role_name, t, tr};
-use field_i18n::Lang;
 use super::session::{self, Staff};
 use crate::http::AppState;
 use crate::http::routes::blocking;
+use field_i18n::Lang;
 
 pub async fn home() -> Redirect {
     Redirect::to("/console/queue")
