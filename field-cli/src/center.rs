@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::cli::ConfigCmd;
 use crate::cli::{
     CenterArgs, CenterCaseCmd, CenterCmd, CenterImportCmd, CenterSurveyCmd, CenterTaskCmd, CertCmd,
-    CollectorCmd, DeviceCmd, FindingCmd, TokenCmd, TrainingCmd, UserCmd, ViolationCmd,
+    ChannelCmd, CollectorCmd, DeviceCmd, FindingCmd, TokenCmd, TrainingCmd, UserCmd, ViolationCmd,
 };
 use crate::output::{Output, table};
 
@@ -694,6 +694,58 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
                 text
             })
         }
+        CenterCmd::Channel(ChannelCmd::Add {
+            name,
+            per_hour,
+            verify_within_hours,
+        }) => {
+            let body = json!({ "name": name, "per_hour": per_hour, "verify_within_hours": verify_within_hours });
+            let r: Value = t.call("POST", "/v1/center/channels", Some(&body))?;
+            out.show(&r, |r| {
+                format!(
+                    "channel {} opened; its API key (shown once): {}",
+                    r["channel"]["name"].as_str().unwrap_or_default(),
+                    r["api_key"].as_str().unwrap_or_default()
+                )
+            })
+        }
+        CenterCmd::Channel(ChannelCmd::List) => {
+            let r: Value = t.call::<(), _>("GET", "/v1/center/channels", None)?;
+            out.show(&r, |r| {
+                let rows = r
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|c| {
+                                vec![
+                                    c["name"].as_str().unwrap_or_default().to_string(),
+                                    c["per_hour"].to_string(),
+                                    c["verify_within_hours"]
+                                        .as_u64()
+                                        .map(|h| format!("{h} h"))
+                                        .unwrap_or("-".into()),
+                                    if c["revoked"] == true {
+                                        "revoked"
+                                    } else {
+                                        "active"
+                                    }
+                                    .to_string(),
+                                ]
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default();
+                table(&["CHANNEL", "PER_HOUR", "VERIFY", "STATE"], &rows)
+            })
+        }
+        CenterCmd::Channel(ChannelCmd::Revoke { name }) => {
+            let r: Value = t.call::<(), _>(
+                "POST",
+                &format!("/v1/center/channels/{}/revoke", enc(&name)),
+                None,
+            )?;
+            out.show(&r, |_| format!("channel {name} revoked"))
+        }
         CenterCmd::Finding(FindingCmd::Add {
             source,
             category,
@@ -706,6 +758,25 @@ pub fn run(home: &Path, args: CenterArgs, out: &Output) -> Result<()> {
             let r: Value = t.call("POST", "/v1/center/findings", Some(&body))?;
             out.show(&r, |r| {
                 format!("finding {} recorded", r["id"].as_str().unwrap_or_default())
+            })
+        }
+        CenterCmd::Finding(FindingCmd::List) => {
+            let r: Value = t.call::<(), _>("GET", "/v1/center/findings", None)?;
+            out.show(&r, |r| {
+                let rows = r
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|f| {
+                                ["at", "source", "category", "note"]
+                                    .iter()
+                                    .map(|k| f[*k].as_str().unwrap_or_default().to_string())
+                                    .collect()
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default();
+                table(&["AT", "SOURCE", "CATEGORY", "NOTE"], &rows)
             })
         }
         CenterCmd::Finding(FindingCmd::Import { file }) => {

@@ -235,6 +235,9 @@ pub enum CenterCmd {
         #[arg(long, requires = "xlsx")]
         settlement: bool,
     },
+    /// Citizens' channels (Open311 GeoReport v2 API keys): add, list, revoke.
+    #[command(subcommand)]
+    Channel(ChannelCmd),
     /// External findings (center checks, citizens, media …) for the miss rate.
     #[command(subcommand)]
     Finding(FindingCmd),
@@ -534,6 +537,26 @@ pub enum ConfigCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum ChannelCmd {
+    /// Open a channel; prints its API key once.
+    Add {
+        name: String,
+        /// Requests it may send an hour (default 600).
+        #[arg(long)]
+        per_hour: Option<u32>,
+        /// Send the collector of the request's cell a verification task due
+        /// this many hours later.
+        #[arg(long)]
+        verify_within_hours: Option<u32>,
+    },
+    List,
+    /// Revoke a channel's key (by name or id): its next request is refused.
+    Revoke {
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum FindingCmd {
     Add {
         /// center_check, citizen, industry, media or leader.
@@ -552,6 +575,8 @@ pub enum FindingCmd {
     },
     /// Bulk import from CSV with a header: source,category,lon,lat,at[,note] (all or nothing).
     Import { file: PathBuf },
+    /// Every finding recorded (citizens' requests through Open311 among them).
+    List,
 }
 
 #[derive(Subcommand, Debug)]

@@ -13,6 +13,7 @@ mod flags;
 mod handheld;
 mod instances;
 mod object_storage;
+mod open311;
 mod operations;
 mod overload;
 mod pay;

@@ -346,6 +346,17 @@ impl Store {
     /// acted on) or, without it, against what this replica holds. A decision
     /// made on a stale view stays concurrent with the ones it did not see,
     /// so the case shows a conflict instead of losing either.
+    /// Records, as `actor`'s report, a case the center takes in from
+    /// outside (a citizen's request): no photos of its own, merged like any
+    /// other change.
+    pub fn record_case_as(
+        &mut self,
+        actor: crate::model::ActorId,
+        report: crate::crdt::CaseReport,
+    ) -> Result<Change> {
+        self.write_local_as(actor, |w| w.emit(Op::CaseReport(report)))
+    }
+
     pub fn decide_as(
         &mut self,
         actor: crate::model::ActorId,

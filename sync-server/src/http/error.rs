@@ -54,6 +54,9 @@ impl From<ServiceError> for AppError {
             ServiceError::TooLarge(r) => {
                 AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", None, r)
             }
+            ServiceError::RateLimited { reason, .. } => {
+                AppError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", None, reason)
+            }
             ServiceError::NotFound(r) => AppError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",

@@ -8,6 +8,7 @@ mod console;
 mod error;
 pub mod frontend;
 pub mod observe;
+mod open311;
 mod operations;
 mod routes;
 pub mod tls;

@@ -93,7 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/cases/{id}/decisions", post(decide))
         .route("/v1/center/tasks", post(create_task).get(task_list))
         .route("/v1/center/shifts", get(shifts))
-        .route("/v1/center/findings", post(add_finding))
+        .route("/v1/center/findings", post(add_finding).get(findings))
         .route("/v1/center/findings/bulk", post(add_findings))
         .route("/v1/center/report", get(report))
         .route("/v1/center/map", get(coverage_map))
@@ -120,6 +120,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/certification/{collector}", get(certification))
         .route("/v1/center/trainings", post(record_training).get(trainings))
         .route("/v1/center/violations/{id}/revoke", post(revoke_violation))
+        .route("/v1/center/channels", post(open_channel).get(channels))
+        .route("/v1/center/channels/{id}/revoke", post(revoke_channel))
+        // A citizen's request is a short form: 64 KiB is ample.
+        .merge(super::open311::router().layer(DefaultBodyLimit::max(64 * 1024)))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .merge(photos)
         .merge(super::console::router())
@@ -474,6 +478,38 @@ async fn case_show(
     let id = CaseId::parse("id", &id).map_err(|e| AppError::from(ServiceError::from(e)))?;
     let c = s.center.clone();
     Ok(Json(blocking(move || c.case_show(&p, id)).await?))
+}
+
+async fn findings(State(s): State<AppState>, Auth(p): Auth) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.findings(&p)).await?))
+}
+
+/// Opens a citizens' channel (Open311); its API key is in the answer, once.
+async fn open_channel(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<crate::service::NewChannel>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok((
+        StatusCode::CREATED,
+        Json(blocking(move || c.open_channel(&p, req)).await?),
+    ))
+}
+
+async fn channels(State(s): State<AppState>, Auth(p): Auth) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.channels(&p)).await?))
+}
+
+async fn revoke_channel(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    let c = s.center.clone();
+    Ok(Json(blocking(move || c.revoke_channel(&p, &id)).await?))
 }
 
 /// Today's city dashboard figures (kept a few seconds, shared by every caller).

@@ -55,6 +55,8 @@ pub enum Operation {
     ReadOwnReport,
     /// Create verification and check tasks, special surveys, findings.
     Direct,
+    /// Open and revoke the API keys of citizens' channels (Open311).
+    ManageChannels,
 }
 
 /// One row of the table: the operation and whether each role may do it.
@@ -159,7 +161,7 @@ pub const TABLE: &[Rule] = &[
     rule(
         Operation::ReadCases,
         "read cases, tasks, shifts, surveys, maps, reports, city figures, violations, certification, training, digests",
-        "GET /v1/center/cases[/{id}], tasks, shifts, surveys[/{id}/report], report, city-figures, map, city-map, violations, certification/{collector}, trainings, digest",
+        "GET /v1/center/cases[/{id}], tasks, shifts, surveys[/{id}/report], report, city-figures, map, city-map, violations, certification/{collector}, trainings, digest, dashboard, findings, *.xlsx",
         STAFF,
     ),
     rule(
@@ -179,6 +181,12 @@ pub const TABLE: &[Rule] = &[
         "create tasks, surveys and findings",
         "POST /v1/center/tasks, surveys, findings[/bulk]",
         STAFF,
+    ),
+    rule(
+        Operation::ManageChannels,
+        "open, list and revoke citizens' channels (Open311 API keys)",
+        "POST /v1/center/channels, GET /v1/center/channels, POST /v1/center/channels/{id}/revoke",
+        ADMIN,
     ),
 ];
 

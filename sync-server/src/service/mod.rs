@@ -14,6 +14,7 @@ pub use field_core::assess::explain;
 mod findings;
 mod flags;
 mod map;
+mod open311;
 mod queue;
 pub(crate) mod report;
 mod review;
@@ -41,6 +42,7 @@ pub use field_core::assess::{DayRates, Rate, Report};
 pub use findings::{MAX_FINDINGS_PER_IMPORT, NewFinding};
 pub use flags::{Duplicate, Flag, ShiftRow};
 pub use map::MapColour;
+pub use open311::{Channel, CitizenRequest, NewChannel, NewRequest, OpenedChannel, RequestStatus};
 pub use queue::{CaseRow, FLAG_KINDS, QueueFilter, QueuePage};
 pub use report::ReportQuery;
 pub use review::{Action, DecisionRequest, NewTaskRequest, TaskStatusRow};
@@ -64,6 +66,9 @@ pub enum ServiceError {
     NotFound(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A caller past its allowance: try again after `retry_after_s`.
+    #[error("{reason}")]
+    RateLimited { reason: String, retry_after_s: u64 },
 }
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;

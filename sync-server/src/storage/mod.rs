@@ -327,6 +327,9 @@ pub trait Replica: Send + Sync {
     fn mark_photos_lost(&self, hashes: &[PhotoHash], by: ActorId, now_ms: i64) -> Result<()>;
     fn photo_lost(&self, hash: &PhotoHash) -> Result<bool>;
     fn apply(&self, changes: Vec<Change>) -> Result<Vec<(ChangeId, Judgement)>>;
+    /// Records a case the center takes in from outside (a citizen's
+    /// request) as `actor`'s report, merged like any other change.
+    fn record_case(&self, actor: ActorId, report: field_core::crdt::CaseReport) -> Result<Change>;
     fn case(&self, id: CaseId) -> Result<Option<CaseView>>;
     fn cases(&self) -> Result<Vec<CaseView>>;
     /// A filtered page of reported cases, newest first, and the matching count.
@@ -416,6 +419,24 @@ pub trait BlobStore: Send + Sync {
 /// findings, surveys, violations, certification, training, rollups and
 /// which days are stale, and job leases.
 pub trait Records: Send + Sync {
+    /// Records or updates a citizens' channel (Open311), by id; its key by hash.
+    fn put_channel(&self, channel: &crate::service::Channel, key_hash: &str) -> Result<()>;
+    fn channels(&self) -> Result<Vec<crate::service::Channel>>;
+    fn channel_by_key(&self, key_hash: &str) -> Result<Option<crate::service::Channel>>;
+    /// Counts one request of `channel` in the rate window starting at
+    /// `window_ms`; the count after it (atomic across instances).
+    fn charge_channel(&self, channel: &str, window_ms: i64) -> Result<u64>;
+    /// Records a citizen's request (once: its id is its key).
+    fn put_request(&self, request: &crate::service::CitizenRequest) -> Result<()>;
+    fn request(&self, id: &str) -> Result<Option<crate::service::CitizenRequest>>;
+    fn request_by_token(&self, token: &str) -> Result<Option<crate::service::CitizenRequest>>;
+    /// Requests made in `[from_ms, to_ms)`, oldest first, at most `limit`.
+    fn requests(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::service::CitizenRequest>>;
     /// Takes (or renews) the lease on `job` for `holder` until `until_ms`
     /// when it is free, expired at `now_ms`, or already the holder's: one
     /// instance of many runs a job at a time. False when another holds it.

@@ -92,9 +92,23 @@ CREATE TABLE enrolments (
     // facts (the restore epoch).
     "CREATE TABLE job_runs (job TEXT NOT NULL, slot_ms INTEGER NOT NULL, instance TEXT NOT NULL, started_ms INTEGER NOT NULL, finished_ms INTEGER, outcome TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '', PRIMARY KEY (job, slot_ms));
      CREATE TABLE server_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 14: citizens' channels (Open311 API keys by hash), their rate
+    // windows, and the requests they sent.
+    "CREATE TABLE open311_channels (id TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
+     CREATE TABLE open311_rate (channel TEXT NOT NULL, window_ms INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (channel, window_ms));
+     CREATE TABLE open311_requests (id TEXT PRIMARY KEY, token TEXT NOT NULL UNIQUE, at_ms INTEGER NOT NULL, body TEXT NOT NULL);
+     CREATE INDEX open311_requests_at ON open311_requests (at_ms);",
 ];
 
 const USER_COLUMNS: &str = "id, name, role, company, cells, disabled";
+
+/// A record kept as JSON, read back (a body that does not parse is named).
+fn json_body<T: serde::de::DeserializeOwned>(body: &str, what: &str) -> Result<T> {
+    serde_json::from_str(body).map_err(|e| StorageError::Invalid {
+        field: what.into(),
+        reason: e.to_string(),
+    })
+}
 
 /// Databases hold token hashes and every case: owner-only, with their WAL
 /// and shared-memory files.
@@ -739,6 +753,10 @@ impl Replica for SqliteStorage {
         Ok(self.store().decide_as(actor, case, decision)?)
     }
 
+    fn record_case(&self, actor: ActorId, report: field_core::crdt::CaseReport) -> Result<Change> {
+        Ok(self.store().record_case_as(actor, report)?)
+    }
+
     fn assign_task(&self, actor: ActorId, spec: TaskSpec) -> Result<Change> {
         Ok(self.store().assign_task_as(actor, spec)?)
     }
@@ -1070,6 +1088,98 @@ impl Records for SqliteStorage {
             ],
         )?;
         Ok(())
+    }
+
+    fn put_channel(&self, c: &crate::service::Channel, key_hash: &str) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO open311_channels (id, key_hash, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+            params![c.id, key_hash, serde_json::to_string(c).unwrap_or_default()],
+        )?;
+        Ok(())
+    }
+
+    fn channels(&self) -> Result<Vec<crate::service::Channel>> {
+        self.json_rows("SELECT body FROM open311_channels ORDER BY id", "channel")
+    }
+
+    fn channel_by_key(&self, key_hash: &str) -> Result<Option<crate::service::Channel>> {
+        let body: Option<String> = self
+            .db()
+            .query_row(
+                "SELECT body FROM open311_channels WHERE key_hash = ?1",
+                [key_hash],
+                |r| r.get(0),
+            )
+            .optional()?;
+        body.map(|b| json_body(&b, "channel")).transpose()
+    }
+
+    fn charge_channel(&self, channel: &str, window_ms: i64) -> Result<u64> {
+        let db = self.db();
+        db.execute("DELETE FROM open311_rate WHERE window_ms < ?1", [window_ms])?;
+        let n: i64 = db.query_row(
+            "INSERT INTO open311_rate (channel, window_ms, count) VALUES (?1, ?2, 1)
+             ON CONFLICT (channel, window_ms) DO UPDATE SET count = count + 1
+             RETURNING count",
+            params![channel, window_ms],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn put_request(&self, r: &crate::service::CitizenRequest) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO open311_requests (id, token, at_ms, body) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                r.id,
+                r.token,
+                r.requested_at.millis(),
+                serde_json::to_string(r).unwrap_or_default()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn request(&self, id: &str) -> Result<Option<crate::service::CitizenRequest>> {
+        let body: Option<String> = self
+            .db()
+            .query_row(
+                "SELECT body FROM open311_requests WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        body.map(|b| json_body(&b, "request")).transpose()
+    }
+
+    fn request_by_token(&self, token: &str) -> Result<Option<crate::service::CitizenRequest>> {
+        let body: Option<String> = self
+            .db()
+            .query_row(
+                "SELECT body FROM open311_requests WHERE token = ?1",
+                [token],
+                |r| r.get(0),
+            )
+            .optional()?;
+        body.map(|b| json_body(&b, "request")).transpose()
+    }
+
+    fn requests(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::service::CitizenRequest>> {
+        let db = self.db();
+        let mut stmt = db.prepare_cached(
+            "SELECT body FROM open311_requests WHERE at_ms >= ?1 AND at_ms < ?2
+             ORDER BY at_ms, id LIMIT ?3",
+        )?;
+        let bodies: Vec<String> = stmt
+            .query_map(params![from_ms, to_ms, limit as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        bodies.iter().map(|b| json_body(b, "request")).collect()
     }
 
     fn put_violation(&self, v: &crate::service::Violation) -> Result<()> {

@@ -34,6 +34,25 @@ impl PgStorage {
         })
     }
 
+    /// One JSON record by a text key, if there is one.
+    fn json_one<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        key: &str,
+        what: &str,
+    ) -> Result<Option<T>> {
+        self.read(|tx: &mut Tx<'_>| {
+            tx.query_opt(sql, &[&key])?
+                .map(|r| {
+                    serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| StorageError::Invalid {
+                        field: what.into(),
+                        reason: e.to_string(),
+                    })
+                })
+                .transpose()
+        })
+    }
+
     fn put_json(
         &self,
         sql: &str,
@@ -320,6 +339,100 @@ impl Records for PgStorage {
             json(f),
             &f.at.millis(),
         )
+    }
+
+    fn put_channel(&self, c: &crate::service::Channel, key_hash: &str) -> Result<()> {
+        let body = json(c);
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO open311_channels (id, key_hash, body) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                &[&c.id, &key_hash, &body],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn channels(&self) -> Result<Vec<crate::service::Channel>> {
+        self.json_rows("SELECT body FROM open311_channels ORDER BY id", "channel")
+    }
+
+    fn channel_by_key(&self, key_hash: &str) -> Result<Option<crate::service::Channel>> {
+        self.json_one(
+            "SELECT body FROM open311_channels WHERE key_hash = $1",
+            key_hash,
+            "channel",
+        )
+    }
+
+    fn charge_channel(&self, channel: &str, window_ms: i64) -> Result<u64> {
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM open311_rate WHERE window_ms < $1",
+                &[&window_ms],
+            )?;
+            let n: i64 = tx
+                .query_one(
+                    "INSERT INTO open311_rate (channel, window_ms, count) VALUES ($1, $2, 1)
+                     ON CONFLICT (channel, window_ms) DO UPDATE SET count = open311_rate.count + 1
+                     RETURNING count",
+                    &[&channel, &window_ms],
+                )?
+                .get(0);
+            Ok(n.max(0) as u64)
+        })
+    }
+
+    fn put_request(&self, r: &crate::service::CitizenRequest) -> Result<()> {
+        let body = json(r);
+        let at = r.requested_at.millis();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO open311_requests (id, token, at_ms, body) VALUES ($1, $2, $3, $4)",
+                &[&r.id, &r.token, &at, &body],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn request(&self, id: &str) -> Result<Option<crate::service::CitizenRequest>> {
+        self.json_one(
+            "SELECT body FROM open311_requests WHERE id = $1",
+            id,
+            "request",
+        )
+    }
+
+    fn request_by_token(&self, token: &str) -> Result<Option<crate::service::CitizenRequest>> {
+        self.json_one(
+            "SELECT body FROM open311_requests WHERE token = $1",
+            token,
+            "request",
+        )
+    }
+
+    fn requests(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::service::CitizenRequest>> {
+        let limit = limit as i64;
+        self.read(|tx| {
+            tx.query(
+                "SELECT body FROM open311_requests WHERE at_ms >= $1 AND at_ms < $2
+                 ORDER BY at_ms, id LIMIT $3",
+                &[&from_ms, &to_ms, &limit],
+            )?
+            .iter()
+            .map(|r| {
+                serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| StorageError::Invalid {
+                    field: "request".into(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+        })
     }
 
     fn put_violation(&self, v: &crate::service::Violation) -> Result<()> {

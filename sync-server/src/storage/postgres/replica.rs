@@ -578,6 +578,10 @@ impl Replica for PgStorage {
         })
     }
 
+    fn record_case(&self, actor: ActorId, report: field_core::crdt::CaseReport) -> Result<Change> {
+        self.emit_as(actor, |_| Ok(Op::CaseReport(report.clone())))
+    }
+
     fn assign_task(&self, actor: ActorId, spec: TaskSpec) -> Result<Change> {
         field_core::store::check_task_spec(&spec)?;
         self.emit_as(actor, |_| Ok(Op::TaskAssign(spec.clone())))

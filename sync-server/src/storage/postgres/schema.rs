@@ -184,6 +184,14 @@ CREATE TABLE IF NOT EXISTS job_runs (job TEXT NOT NULL, slot_ms BIGINT NOT NULL,
     r#"
 CREATE INDEX IF NOT EXISTS changes_track_gaps ON changes (kind) WHERE kind = 'track_gap';
 "#,
+    // 5: citizens' channels (Open311 API keys by hash), their rate
+    // windows, and the requests they sent.
+    r#"
+CREATE TABLE IF NOT EXISTS open311_channels (id TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS open311_rate (channel TEXT NOT NULL, window_ms BIGINT NOT NULL, count BIGINT NOT NULL, PRIMARY KEY (channel, window_ms));
+CREATE TABLE IF NOT EXISTS open311_requests (id TEXT PRIMARY KEY, token TEXT NOT NULL UNIQUE, at_ms BIGINT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS open311_requests_at ON open311_requests (at_ms);
+"#,
 ];
 
 /// The schema version this build creates.
