@@ -69,8 +69,14 @@ pub struct Dashboard {
     /// or answered late.
     pub tasks_due: u64,
     pub tasks_late: u64,
+    /// The newest [`RED_FLAGS_SHOWN`] red flags (a wall shows a few)…
     pub red_flags: Vec<RedFlag>,
+    /// …and how many of each kind the day has in all.
+    pub red_flag_counts: BTreeMap<String, u64>,
 }
+
+/// Red flags a dashboard lists (their counts cover all of them).
+pub const RED_FLAGS_SHOWN: usize = 50;
 
 /// What the instance keeps between refreshes.
 #[derive(Default)]
@@ -84,6 +90,7 @@ impl Center {
     pub fn dashboard(&self, p: &Principal) -> Result<Arc<Dashboard>> {
         self.require(p, Operation::ReadCases)?;
         let now = self.now();
+        let today = self.today()?;
         let mut kept = self
             .dashboard
             .kept
@@ -95,14 +102,28 @@ impl Center {
         {
             return Ok(d.clone());
         }
-        let fresh = Arc::new(self.compute_dashboard(p, now)?);
+        let fresh = Arc::new(self.compute_dashboard(p, today, now)?);
         metrics::counter!("field_dashboard_computations_total").increment(1);
         *kept = Some(fresh.clone());
         Ok(fresh)
     }
 
-    fn compute_dashboard(&self, p: &Principal, now: i64) -> Result<Dashboard> {
-        let day = self.today()?;
+    /// Another day's wall as it stood at that day's end (for a review of
+    /// the day or a benchmark): computed for the asker, not kept.
+    pub fn dashboard_of(&self, p: &Principal, day: NaiveDate) -> Result<Dashboard> {
+        self.require(p, Operation::ReadCases)?;
+        let today = self.today()?;
+        if day > today {
+            return Err(super::invalid("day", "the dashboard cannot show a day to come"));
+        }
+        if day == today {
+            return Ok(self.dashboard(p)?.as_ref().clone());
+        }
+        let end = self.city_config()?.config.patrol.patrol_day(day)?.end_ms;
+        self.compute_dashboard(p, day, end)
+    }
+
+    fn compute_dashboard(&self, p: &Principal, day: NaiveDate, now: i64) -> Result<Dashboard> {
         let cfg = self.city_config()?.config;
         let patrol = cfg.patrol.patrol_day(day)?;
         // The city's calendar day: [midnight, next midnight) on its clock.
@@ -240,6 +261,13 @@ impl Center {
             }
         }
         totals.class = "*".into();
+        let mut red_flag_counts = BTreeMap::new();
+        for f in &red_flags {
+            *red_flag_counts.entry(f.kind.clone()).or_insert(0) += 1;
+        }
+        // The listing is newest report first: keep the newest few.
+        let mut red_flags = red_flags;
+        red_flags.truncate(RED_FLAGS_SHOWN);
         Ok(Dashboard {
             day,
             computed_at_ms: now,
@@ -254,6 +282,7 @@ impl Center {
             tasks_due,
             tasks_late,
             red_flags,
+            red_flag_counts,
         })
     }
 }

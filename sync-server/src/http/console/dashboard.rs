@@ -4,7 +4,7 @@
 //! reloading. Every screen reads the one computation the service keeps.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use field_i18n::Lang;
@@ -56,8 +56,11 @@ fn figures(l: Lang, d: &Dashboard, tz: chrono_tz::Tz) -> Markup {
         }
         div.tiles {
             div.tile { div { (t(l, "dash-off-post")) } ul #dash-off-list { @for n in &d.off_post { li { (n) } } } }
-            div.tile { div { (t(l, "dash-red-flags")) } ul #dash-flags {
-                @for f in d.red_flags.iter().take(20) {
+            div.tile { div { (t(l, "dash-red-flags")) }
+                ul #dash-flag-counts { @for (kind, n) in &d.red_flag_counts {
+                    li data-flag=(kind) { (t(l, &format!("flag-{kind}"))) " " b { (n) } } } }
+                ul #dash-flags {
+                @for f in d.red_flags.iter().take(10) {
                     li data-flag=(f.kind) { (t(l, &format!("flag-{}", f.kind))) " · " (f.collector) " · " (f.case.get(..8).unwrap_or(&f.case)) }
                 } } }
         }
@@ -92,15 +95,28 @@ pub async fn dashboard(State(s): State<AppState>, staff: Staff) -> Response {
     page(l, &t(l, "dash-title"), Some(&staff), body).into_response()
 }
 
-/// The figures as the screens poll them (JSON; the same kept computation).
-pub async fn dashboard_data(State(s): State<AppState>, staff: Staff) -> Result<Response, AppError> {
+#[derive(serde::Deserialize, Default)]
+pub struct DayQuery {
+    /// A past day's wall (YYYY-MM-DD); today when absent.
+    #[serde(default)]
+    day: Option<chrono::NaiveDate>,
+}
+
+/// The figures as the screens poll them (JSON; today's is the one kept
+/// computation every screen shares).
+pub async fn dashboard_data(
+    State(s): State<AppState>,
+    staff: Staff,
+    query: Result<Query<DayQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(q) = query?;
     let (c, p) = (s.center.clone(), staff.principal.clone());
-    let d = blocking(move || c.dashboard(&p)).await?;
-    Ok((
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(d.as_ref().clone()),
-    )
-        .into_response())
+    let d = blocking(move || match q.day {
+        Some(day) => c.dashboard_of(&p, day),
+        None => Ok(c.dashboard(&p)?.as_ref().clone()),
+    })
+    .await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(d)).into_response())
 }
 
 pub async fn dashboard_js() -> Response {
