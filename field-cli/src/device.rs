@@ -173,7 +173,13 @@ pub fn track(home: &Path, cmd: TrackCmd, out: &Output) -> Result<()> {
             store.append_track_points(&[point])?;
             let tz = city_tz(&store)?;
             out.show(&point, |p| {
-                format!("fix recorded at {} ({})", city_time(p.at, tz), p.pos)
+                crate::output::tr(
+                    "cli-fix-recorded",
+                    &[
+                        ("at", city_time(p.at, tz).into()),
+                        ("pos", p.pos.to_string().into()),
+                    ],
+                )
             })
         }
         TrackCmd::Export { out: path, format } => {
@@ -256,10 +262,20 @@ pub fn shift(
         let cell = m
             .cell
             .as_ref()
-            .map(|c| format!(" in cell {c}"))
+            .map(|c| crate::output::tr("cli-in-cell", &[("cell", c.to_string().into())]))
             .unwrap_or_default();
-        let kind = format!("{:?}", m.kind).to_lowercase();
-        format!("shift {kind} recorded at {}{cell}", city_time(m.at, tz))
+        let kind = crate::output::t(match m.kind {
+            ShiftKind::Start => "cli-shift-start",
+            ShiftKind::End => "cli-shift-end",
+        });
+        crate::output::tr(
+            "cli-shift-recorded",
+            &[
+                ("kind", kind.into()),
+                ("at", city_time(m.at, tz).into()),
+                ("cell", cell.into()),
+            ],
+        )
     })
 }
 
@@ -351,7 +367,7 @@ pub fn case(home: &Path, cmd: CaseCmd, out: &Output) -> Result<()> {
             };
             let change = store.edit_case(id, req)?;
             out.show(&json!({ "id": id, "change": change.id() }), |_| {
-                format!("case {id} edited")
+                crate::output::tr("cli-case-edited", &[("id", id.to_string().into())])
             })
         }
         CaseCmd::List {
@@ -440,32 +456,49 @@ pub fn case(home: &Path, cmd: CaseCmd, out: &Output) -> Result<()> {
             let tz = city_tz(&store)?;
             let shown = json!({ "case": view, "summary": summary, "history": history });
             out.show(&shown, |_| {
+                // Labels in the run's language, padded to one column.
+                let label = |key: &str| {
+                    let text = crate::output::t(key);
+                    let pad = 12usize
+                        .saturating_sub(unicode_width::UnicodeWidthStr::width(text.as_str()));
+                    format!("  {text}{}", " ".repeat(pad))
+                };
+                let statuses: Vec<String> = summary
+                    .status
+                    .iter()
+                    .map(|st| crate::output::t(&format!("status-{}", st.as_str())))
+                    .collect();
                 let mut lines = vec![
-                    format!("case {}", view.id),
+                    format!("{} {}", crate::output::t("cli-col-case"), view.id),
                     format!(
-                        "  status      {:?}{}",
-                        summary.status,
+                        "{}{}{}",
+                        label("cli-case-status"),
+                        statuses.join(" / "),
                         if summary.conflict {
-                            "  CONFLICT: a reviewer must resolve"
+                            format!("  {}", crate::output::t("cli-conflict"))
                         } else {
-                            ""
+                            String::new()
                         }
                     ),
                     format!(
-                        "  category    {} {}",
+                        "{}{} {}",
+                        label("cli-case-category"),
                         summary.category.clone().unwrap_or_default(),
                         summary.category_name.clone().unwrap_or_default()
                     ),
                     format!(
-                        "  where       {} cell {}",
+                        "{}{} {} {}",
+                        label("cli-case-where"),
                         view.placement
                             .as_ref()
                             .map(|p| p.pos.to_string())
                             .unwrap_or_default(),
+                        crate::output::t("cli-col-cell"),
                         summary.cell.clone().unwrap_or("-".into())
                     ),
                     format!(
-                        "  reported    {} by {}",
+                        "{}{} · {}",
+                        label("cli-case-reported"),
                         summary
                             .reported_at
                             .map(|t| city_time(t, tz))
@@ -473,14 +506,16 @@ pub fn case(home: &Path, cmd: CaseCmd, out: &Output) -> Result<()> {
                         summary.collector.clone().unwrap_or_default()
                     ),
                     format!(
-                        "  description {}",
+                        "{}{}",
+                        label("cli-case-description"),
                         summary.description.clone().unwrap_or_default()
                     ),
                 ];
                 for p in &view.photos {
-                    lines.push(format!("  photo       {} ({:?})", p.hash, p.role).to_lowercase());
+                    let role = format!("{:?}", p.role).to_lowercase();
+                    lines.push(format!("{}{} ({role})", label("cli-case-photo"), p.hash));
                 }
-                lines.push("  history:".to_string());
+                lines.push(format!("  {}:", crate::output::t("cli-history")));
                 for h in &history {
                     let over = if h.overwritten.is_empty() {
                         String::new()
@@ -644,7 +679,7 @@ pub fn task(home: &Path, cmd: crate::cli::TaskCmd, out: &Output) -> Result<()> {
             let at = at.map(|t| Timestamp::parse("at", &t)).transpose()?;
             let change = store.answer_task(task, result, read_photos(&photo)?, note, at)?;
             out.show(&json!({ "task": task, "change": change.id() }), |_| {
-                format!("task {task} answered; it goes to the center with the next sync")
+                crate::output::tr("cli-task-answered", &[("id", task.to_string().into())])
             })
         }
     }

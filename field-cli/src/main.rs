@@ -18,6 +18,7 @@ use clap::Parser;
 
 fn main() {
     let args = cli::Cli::parse();
+    output::set_lang(field_i18n::Lang::parse(&args.lang).unwrap_or_default());
     let json = args.json;
     if let Err(e) = run(args) {
         let text = format!("{e:#}");
@@ -25,7 +26,7 @@ fn main() {
             // A script asked for JSON: the error is JSON too.
             eprintln!("{}", serde_json::json!({ "error": text }));
         } else {
-            eprintln!("error: {}", output::printable(&text));
+            eprintln!("{}{}", output::t("cli-error"), output::printable(&text));
         }
         std::process::exit(1);
     }

@@ -1,7 +1,39 @@
 //! Text or JSON, chosen once per run.
 
+use field_i18n::{FluentValue, Lang};
 use serde::Serialize;
 use unicode_width::UnicodeWidthStr;
+
+/// The language this run speaks (`--lang` / `FIELD_LANG`, Chinese by
+/// default), set once by `main`. Code that runs without it (unit tests, the
+/// benches' library use) speaks English.
+static LANG: std::sync::OnceLock<Lang> = std::sync::OnceLock::new();
+
+pub fn set_lang(l: Lang) {
+    let _ = LANG.set(l);
+}
+
+pub fn lang() -> Lang {
+    LANG.get().copied().unwrap_or(Lang::En)
+}
+
+/// A message of the run's language.
+pub fn t(key: &str) -> String {
+    lang().t(key)
+}
+
+/// A message with arguments in the run's language.
+pub fn tr(key: &str, args: &[(&'static str, FluentValue<'static>)]) -> String {
+    lang().tr(key, args)
+}
+
+/// A table's column head in the run's language (`LON,LAT` → `cli-col-lon-lat`);
+/// a head with no message stays as written.
+fn head(h: &str) -> String {
+    let key = format!("cli-col-{}", h.to_lowercase().replace(['_', ',', ' '], "-"));
+    let text = t(&key);
+    if text == key { h.to_string() } else { text }
+}
 
 pub struct Output {
     json: bool,
@@ -36,6 +68,9 @@ impl Output {
 
 /// Left-aligned columns for human tables.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let headers: Vec<String> = headers.iter().map(|h| head(h)).collect();
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let headers = headers.as_slice();
     let columns = rows
         .iter()
         .map(Vec::len)

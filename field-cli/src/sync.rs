@@ -41,11 +41,14 @@ pub fn enroll(
     out.show(
         &json!({ "server": server, "user": resp.user, "actor": store.actor() }),
         |_| {
-            format!(
-                "enrolled as {} ({}) with {server}; cells: {}",
-                resp.user.name,
-                resp.user.role,
-                resp.user.cells.join(", ")
+            crate::output::tr(
+                "cli-enrolled",
+                &[
+                    ("name", resp.user.name.clone().into()),
+                    ("role", resp.user.role.clone().into()),
+                    ("server", server.clone().into()),
+                    ("cells", resp.user.cells.join(", ").into()),
+                ],
             )
         },
     )
@@ -53,9 +56,9 @@ pub fn enroll(
 
 pub fn sync(home: &Path, out: &Output) -> Result<()> {
     let mut store = open(home)?;
-    let settings = store.sync_settings()?.ok_or_else(|| {
-        anyhow!("this device is not enrolled: run `field enroll --server URL --code CODE`")
-    })?;
+    let settings = store
+        .sync_settings()?
+        .ok_or_else(|| anyhow!(crate::output::t("cli-sync-not-enrolled")))?;
     let mut t = HttpTransport::new(&settings.server, Some(settings.token.clone()))?;
     let show_bar = !out.is_json() && std::io::stderr().is_terminal();
     let bar = show_bar.then(|| {
@@ -108,33 +111,61 @@ pub fn sync(home: &Path, out: &Output) -> Result<()> {
         "server_restored": summary.server_restored,
     });
     if let Some(w) = summary.clock_warning() {
-        eprintln!("warning: {}", crate::output::printable(&w));
+        eprintln!(
+            "{}{}",
+            crate::output::t("cli-warning"),
+            crate::output::printable(&w)
+        );
     }
     for lost in &summary.photos_lost {
         eprintln!(
-            "warning: photo not sent: {}",
-            crate::output::printable(lost)
+            "{}{}",
+            crate::output::t("cli-warning"),
+            crate::output::tr(
+                "cli-photo-not-sent",
+                &[("reason", crate::output::printable(lost).into())]
+            )
         );
     }
     out.show(&report, |r| {
-        let mut line = format!(
-            "pushed {} ({} refused), pulled {}, {} photos sent; {} bytes up, {} down, {} round trips, {:.2} s",
-            r["pushed"], r["refused"], r["pulled"], r["photos_sent"], r["bytes_sent"], r["bytes_received"], r["round_trips"], r["seconds"].as_f64().unwrap_or_default()
+        let n = |k: &str| r[k].to_string();
+        let mut line = crate::output::tr(
+            "cli-synced",
+            &[
+                ("pushed", n("pushed").into()),
+                ("refused", n("refused").into()),
+                ("pulled", n("pulled").into()),
+                ("photos", n("photos_sent").into()),
+                ("up", n("bytes_sent").into()),
+                ("down", n("bytes_received").into()),
+                ("trips", n("round_trips").into()),
+                (
+                    "seconds",
+                    format!("{:.2}", r["seconds"].as_f64().unwrap_or_default()).into(),
+                ),
+            ],
         );
         if t.busy_waits > 0 {
-            line.push_str(&format!(
-                "; the server was busy: waited and went on {} time(s)",
-                t.busy_waits
+            line.push_str(&crate::output::tr(
+                "cli-busy",
+                &[("times", t.busy_waits.into())],
             ));
         }
         if summary.server_restored {
-            line.push_str("\nthe server was restored from a backup: everything this device holds of its own was sent again");
+            line.push('\n');
+            line.push_str(&crate::output::t("cli-server-restored"));
         }
         if summary.reissued > 0 {
-            line.push_str(&format!(
-                "\n{} unsent changes re-issued as {} (this device was restored from a backup or its clock was wrong)",
-                summary.reissued,
-                r["actor"].as_str().unwrap_or_default()
+            line.push('\n');
+            line.push_str(&crate::output::tr(
+                "cli-reissued",
+                &[
+                    ("count", summary.reissued.into()),
+                    (
+                        "actor",
+                        r["actor"].as_str().unwrap_or_default().to_string().into(),
+                    ),
+                ],
             ));
         }
         line
@@ -163,22 +194,34 @@ pub fn status(home: &Path, retention_days: u32, out: &Output) -> Result<()> {
     };
     out.show(&view, |v| {
         let (s, p) = (&v.sync, &v.store);
-        format!(
-            "server        {}\nuser          {}\npending       {} changes, {} photos\nrefused       {}\nbuffered      {}\nlast sync     {}\nstore         {}; pruning after {} days would free {} ({} photos, {} raw fixes)",
-            s.server.clone().unwrap_or("(not enrolled)".into()),
-            s.user.clone().unwrap_or_default(),
-            s.pending_changes,
-            s.pending_photos,
-            s.refused_changes,
-            s.buffered_changes,
-            s.last_sync
-                .map(|t| crate::output::city_time(t, tz))
-                .unwrap_or("never".into()),
-            mb(p.store_bytes),
-            p.retention_days,
-            mb(p.photo_bytes + p.raw_fix_bytes),
-            p.photos,
-            p.raw_fixes
+        crate::output::tr(
+            "cli-status",
+            &[
+                (
+                    "server",
+                    s.server
+                        .clone()
+                        .unwrap_or_else(|| crate::output::t("cli-not-enrolled"))
+                        .into(),
+                ),
+                ("user", s.user.clone().unwrap_or_default().into()),
+                ("changes", s.pending_changes.into()),
+                ("photos", s.pending_photos.into()),
+                ("refused", s.refused_changes.into()),
+                ("buffered", s.buffered_changes.into()),
+                (
+                    "last",
+                    s.last_sync
+                        .map(|t| crate::output::city_time(t, tz))
+                        .unwrap_or_else(|| crate::output::t("cli-never"))
+                        .into(),
+                ),
+                ("size", mb(p.store_bytes).into()),
+                ("days", p.retention_days.into()),
+                ("free", mb(p.photo_bytes + p.raw_fix_bytes).into()),
+                ("prunable_photos", p.photos.into()),
+                ("fixes", p.raw_fixes.into()),
+            ],
         )
     })
 }
@@ -188,15 +231,25 @@ pub fn prune(home: &Path, retention_days: u32, dry_run: bool, out: &Output) -> R
     let before = store.store_bytes();
     let p = store.prune(retention_days, dry_run)?;
     out.show(&p, |p| {
-        format!(
-            "{} {} photos ({}) and {} raw fixes confirmed by the center more than {} days ago; store {} → {}",
-            if p.dry_run { "would prune" } else { "pruned" },
-            p.photos,
-            mb(p.photo_bytes),
-            p.raw_fixes,
-            p.retention_days,
-            mb(before),
-            mb(p.store_bytes)
+        crate::output::tr(
+            "cli-pruned",
+            &[
+                (
+                    "what",
+                    crate::output::t(if p.dry_run {
+                        "cli-would-prune"
+                    } else {
+                        "cli-did-prune"
+                    })
+                    .into(),
+                ),
+                ("photos", p.photos.into()),
+                ("photo_size", mb(p.photo_bytes).into()),
+                ("fixes", p.raw_fixes.into()),
+                ("days", p.retention_days.into()),
+                ("before", mb(before).into()),
+                ("after", mb(p.store_bytes).into()),
+            ],
         )
     })
 }

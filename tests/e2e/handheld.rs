@@ -197,6 +197,75 @@ fn the_handset_prints_times_in_city_time() {
     );
 }
 
+/// A collector's handset speaks Chinese unless asked otherwise: messages,
+/// table heads, statuses and errors.
+#[test]
+fn the_handset_speaks_chinese_by_default() {
+    let d = Device::init("王芳");
+    let zh = |args: &[&str]| {
+        let out = d.command(args).env_remove("FIELD_LANG").output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, added, _) = zh(&[
+        "track",
+        "add",
+        "--lon",
+        "120.26",
+        "--lat",
+        "30.19",
+        "--at",
+        "2026-03-02T00:30:00Z",
+    ]);
+    assert!(
+        ok && added.contains("已记录定位点 2026-03-02 08:30:00 CST"),
+        "{added}"
+    );
+    let (_, listed, _) = zh(&["track", "list", "--points"]);
+    assert!(
+        listed.contains("设备") && listed.contains("精度（米）"),
+        "{listed}"
+    );
+    let (_, status, _) = zh(&["status"]);
+    assert!(
+        status.contains("服务器") && status.contains("从未"),
+        "{status}"
+    );
+    let (ok, _, err) = zh(&["sync"]);
+    assert!(!ok && err.starts_with("错误："), "{err}");
+    let photo = d.file("p.png", &field_e2e::png(3));
+    let (ok, id, _) = zh(&[
+        "case",
+        "report",
+        "--category",
+        "BJ0101",
+        "--lon",
+        "120.2605",
+        "--lat",
+        "30.1895",
+        "--desc",
+        "井盖",
+        "--photo",
+        photo.to_str().unwrap(),
+    ]);
+    assert!(ok);
+    let (_, shown, _) = zh(&["case", "show", id.trim()]);
+    assert!(
+        shown.contains("状态") && shown.contains("上报") && shown.contains("处理记录"),
+        "{shown}"
+    );
+    // Asked for English, it speaks English.
+    let en = d
+        .command(&["status", "--lang", "en"])
+        .env_remove("FIELD_LANG")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&en.stdout).contains("last sync     never"));
+}
+
 /// What a handset holds leaves it as files other tools open: a track
 /// exported as GPX imports again into another handset point for point; the
 /// GeoJSON and CSV carry the same points and cases, times in city time.

@@ -93,9 +93,12 @@ impl Device {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(field_bin());
         c.arg("--home").arg(self.home()).args(args);
+        // The tests read the English words; a test of the Chinese ones
+        // removes or sets FIELD_LANG itself.
         c.env_remove("FIELD_SERVER")
             .env_remove("FIELD_TOKEN")
-            .env_remove("FIELD_HOME");
+            .env_remove("FIELD_HOME")
+            .env("FIELD_LANG", "en");
         c
     }
 

@@ -114,7 +114,10 @@ impl Center {
         self.require(p, Operation::ReadCases)?;
         let today = self.today()?;
         if day > today {
-            return Err(super::invalid("day", "the dashboard cannot show a day to come"));
+            return Err(super::invalid(
+                "day",
+                "the dashboard cannot show a day to come",
+            ));
         }
         if day == today {
             return Ok(self.dashboard(p)?.as_ref().clone());
