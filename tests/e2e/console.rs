@@ -8,7 +8,9 @@ use field_e2e::{grid_geojson, png};
 
 const TOP_ROW: [&str; 3] = ["330109001001001", "330109001001002", "330109001001003"];
 
-/// A request as a browser sends it; the body as text.
+/// A request as an English-speaking browser sends it (the console's words
+/// are checked in English here; the browser test checks the Chinese); the
+/// body as text.
 pub(crate) fn http(
     base: &str,
     method: &str,
@@ -16,7 +18,14 @@ pub(crate) fn http(
     headers: &[(&str, &str)],
     form: &str,
 ) -> Page {
-    let r = exchange(base, method, path, headers, form);
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("accept-language"))
+    {
+        all.push(("Accept-Language", "en"));
+    }
+    let r = exchange(base, method, path, &all, form);
     Page {
         status: r.status,
         body: r.text(),
@@ -160,7 +169,8 @@ fn reviewer_signs_in_filters_and_decides_and_collector_text_stays_text() {
         "",
     );
     assert!(
-        page.body.contains("<td id=\"status\">reported"),
+        page.body
+            .contains("<td id=\"status\" data-status=\"reported\">reported"),
         "{}",
         page.body
     );
@@ -195,7 +205,8 @@ fn reviewer_signs_in_filters_and_decides_and_collector_text_stays_text() {
         "",
     );
     assert!(
-        page.body.contains("<td id=\"status\">registered"),
+        page.body
+            .contains("<td id=\"status\" data-status=\"registered\">registered"),
         "{}",
         page.body
     );
@@ -208,7 +219,8 @@ fn reviewer_signs_in_filters_and_decides_and_collector_text_stays_text() {
         "",
     );
     assert!(
-        page.body.contains("<td id=\"status\">rejected"),
+        page.body
+            .contains("<td id=\"status\" data-status=\"rejected\">rejected"),
         "{}",
         page.body
     );

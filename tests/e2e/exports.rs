@@ -53,27 +53,9 @@ print(json.dumps(out, ensure_ascii=False))
 }
 
 fn report_case(d: &Device, seed: u32, category: &str, lon: &str, at: &str) -> String {
-    let p = d.file(&format!("x{seed}.png"), &png(seed));
+    let photo = d.file(&format!("x{seed}.png"), &png(seed));
     let at = format!("2025-11-26T{at}+08:00");
-    d.ok(&[
-        "case",
-        "report",
-        "--category",
-        category,
-        "--lon",
-        lon,
-        "--lat",
-        "30.1895",
-        "--desc",
-        "井盖破损",
-        "--photo",
-        p.to_str().unwrap(),
-        "--at",
-        &at,
-    ])
-    .stdout
-    .trim()
-    .to_string()
+    d.report((category, lon, "30.1895"), "井盖破损", &photo, Some(&at))
 }
 
 fn column(sheet: &Value, head: &str) -> usize {
@@ -120,6 +102,8 @@ fn reports_and_case_lists_open_as_workbooks_with_numbers_and_dates() {
     let r = &json[0];
     let file = staff.home().join("report.xlsx");
     staff.ok(&[
+        "--lang",
+        "zh",
         "center",
         "report",
         "--period",
@@ -133,6 +117,8 @@ fn reports_and_case_lists_open_as_workbooks_with_numbers_and_dates() {
     let sheet = &book[0];
     assert_eq!(sheet["name"], "考核报表");
     let row = &sheet["rows"][1];
+    // (The test harness runs `field` in English; `--lang zh` asks for the
+    // default a center user gets.)
     assert_eq!(row[column(sheet, "考核对象")], "王");
     // Rates are numbers shown as percentages, equal to the JSON's.
     for (head, key) in [
@@ -165,6 +151,8 @@ fn reports_and_case_lists_open_as_workbooks_with_numbers_and_dates() {
     // The case list, filtered as the queue filters, dates as dates.
     let list = staff.home().join("cases.xlsx");
     staff.ok(&[
+        "--lang",
+        "zh",
         "center",
         "case",
         "list",
@@ -203,6 +191,8 @@ fn reports_and_case_lists_open_as_workbooks_with_numbers_and_dates() {
     assert_eq!(registered[status], "立案");
     let filtered = staff.home().join("registered.xlsx");
     staff.ok(&[
+        "--lang",
+        "zh",
         "center",
         "case",
         "list",

@@ -1102,7 +1102,7 @@ fn the_console_shows_admins_the_audit_log_and_reviewers_not() {
         &server.url,
         "GET",
         "/console/accounts",
-        &[("Cookie", &admin)],
+        &[("Cookie", &admin), ("Accept-Language", "en")],
         "",
     );
     assert_eq!(r.status, 200);

@@ -105,10 +105,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/center/surveys/{id}/report", get(survey_report))
         .route("/v1/center/digest", get(digest))
         .route("/v1/center/dashboard", get(dashboard))
-        .route("/v1/center/report.xlsx", get(super::workbooks::api_report))
+        .route(
+            "/v1/center/report.xlsx",
+            super::workbooks::api_book(super::workbooks::Book::Report),
+        )
         .route(
             "/v1/center/settlement.xlsx",
-            get(super::workbooks::api_settlement),
+            super::workbooks::api_book(super::workbooks::Book::Settlement),
         )
         .route("/v1/center/cases.xlsx", get(super::workbooks::api_cases))
         .route(

@@ -23,6 +23,15 @@ pub enum Book {
     Settlement,
 }
 
+impl Book {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Book::Report => "report.xlsx",
+            Book::Settlement => "settlement.xlsx",
+        }
+    }
+}
+
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct BookQuery {
@@ -112,40 +121,20 @@ fn lang_of(headers: &HeaderMap) -> Lang {
         .unwrap_or_default()
 }
 
-async fn api_book(
-    s: AppState,
-    p: Principal,
-    headers: HeaderMap,
-    book: Book,
-    q: BookQuery,
-) -> Result<Response, AppError> {
-    let (c, l) = (s.center.clone(), lang_of(&headers));
-    let bytes = blocking(move || report_book(&c, &p, l, book, q)).await?;
-    let name = match book {
-        Book::Report => "report.xlsx",
-        Book::Settlement => "settlement.xlsx",
-    };
-    Ok(xlsx(bytes, name))
-}
-
-pub async fn api_report(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    headers: HeaderMap,
-    query: Result<Query<BookQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, AppError> {
-    let Query(q) = query?;
-    api_book(s, p, headers, Book::Report, q).await
-}
-
-pub async fn api_settlement(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    headers: HeaderMap,
-    query: Result<Query<BookQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, AppError> {
-    let Query(q) = query?;
-    api_book(s, p, headers, Book::Settlement, q).await
+/// The API route serving `book` (`/v1/center/report.xlsx`,
+/// `/v1/center/settlement.xlsx`): the language from `Accept-Language`.
+pub fn api_book(book: Book) -> axum::routing::MethodRouter<AppState> {
+    axum::routing::get(
+        move |State(s): State<AppState>,
+              Auth(p): Auth,
+              headers: HeaderMap,
+              query: Result<Query<BookQuery>, axum::extract::rejection::QueryRejection>| async move {
+            let Query(q) = query.map_err(AppError::from)?;
+            let (c, l) = (s.center.clone(), lang_of(&headers));
+            let bytes = blocking(move || report_book(&c, &p, l, book, q)).await?;
+            Ok::<_, AppError>(xlsx(bytes, book.file_name()))
+        },
+    )
 }
 
 pub async fn api_cases(

@@ -43,8 +43,14 @@ pub fn router() -> Router<AppState> {
         .route("/console/map/data", get(map::map_data))
         .route("/console/assets/map.js", get(map::map_js))
         .route("/console/report", get(reports::report))
-        .route("/console/report.xlsx", get(reports::report_xlsx))
-        .route("/console/settlement.xlsx", get(reports::settlement_xlsx))
+        .route(
+            "/console/report.xlsx",
+            reports::book_route(crate::http::workbooks::Book::Report),
+        )
+        .route(
+            "/console/settlement.xlsx",
+            reports::book_route(crate::http::workbooks::Book::Settlement),
+        )
         .route("/console/cases.xlsx", get(queue::cases_xlsx))
         .route("/console/dashboard", get(dashboard::dashboard))
         .route("/console/dashboard/data", get(dashboard::dashboard_data))

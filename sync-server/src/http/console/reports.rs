@@ -291,43 +291,20 @@ pub async fn report(
 
 /// `/console/report.xlsx` and `/console/settlement.xlsx`: the page's report
 /// as a workbook in the person's language.
-async fn console_book(
-    s: AppState,
-    staff: Staff,
-    book: crate::http::workbooks::Book,
-    q: crate::http::workbooks::BookQuery,
-) -> Response {
-    let (c, p, l) = (s.center.clone(), staff.principal.clone(), staff.lang);
-    let name = match book {
-        crate::http::workbooks::Book::Report => "report.xlsx",
-        crate::http::workbooks::Book::Settlement => "settlement.xlsx",
-    };
-    match blocking(move || crate::http::workbooks::report_book(&c, &p, l, book, q)).await {
-        Ok(bytes) => crate::http::workbooks::xlsx(bytes, name),
-        Err(e) => service_error(&staff, e),
-    }
-}
-
-pub async fn report_xlsx(
-    State(s): State<AppState>,
-    staff: Staff,
-    query: Result<
-        Query<crate::http::workbooks::BookQuery>,
-        axum::extract::rejection::QueryRejection,
-    >,
-) -> Response {
-    let q = query.map(|Query(q)| q).unwrap_or_default();
-    console_book(s, staff, crate::http::workbooks::Book::Report, q).await
-}
-
-pub async fn settlement_xlsx(
-    State(s): State<AppState>,
-    staff: Staff,
-    query: Result<
-        Query<crate::http::workbooks::BookQuery>,
-        axum::extract::rejection::QueryRejection,
-    >,
-) -> Response {
-    let q = query.map(|Query(q)| q).unwrap_or_default();
-    console_book(s, staff, crate::http::workbooks::Book::Settlement, q).await
+pub fn book_route(book: crate::http::workbooks::Book) -> axum::routing::MethodRouter<AppState> {
+    axum::routing::get(
+        move |State(s): State<AppState>,
+              staff: Staff,
+              query: Result<
+            Query<crate::http::workbooks::BookQuery>,
+            axum::extract::rejection::QueryRejection,
+        >| async move {
+            let q = query.map(|Query(q)| q).unwrap_or_default();
+            let (c, p, l) = (s.center.clone(), staff.principal.clone(), staff.lang);
+            match blocking(move || crate::http::workbooks::report_book(&c, &p, l, book, q)).await {
+                Ok(bytes) => crate::http::workbooks::xlsx(bytes, book.file_name()),
+                Err(e) => service_error(&staff, e),
+            }
+        },
+    )
 }

@@ -35,6 +35,8 @@ const TABLES: &[&str] = &[
     "violations",
     "attempts",
     "trainings",
+    "open311_channels",
+    "open311_requests",
 ];
 
 /// Changes replayed per transaction.
