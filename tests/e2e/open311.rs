@@ -93,6 +93,12 @@ fn a_citizens_request_follows_its_case_through_georeport() {
         ])
         .json();
     let key = opened["api_key"].as_str().unwrap().to_string();
+    // Only admins open channels (the authorisation table's row).
+    let reviewer = server.enrolled_device(&server.add_user("受理", "reviewer", &[]));
+    let refused = reviewer.run(&["center", "channel", "add", "别的渠道"]);
+    assert!(!refused.ok, "a reviewer opened a channel");
+    let listed = staff.ok(&["center", "channel", "list", "--json"]).json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
 
     // Bad input is refused naming the field, nothing recorded.
     let (status, body) = post(&root, &key, "BJ0101", "95", "120.2605", "x");

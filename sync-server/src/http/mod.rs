@@ -22,6 +22,16 @@ use tokio::net::TcpListener;
 use crate::service::Center;
 
 pub use admission::AdmissionState;
+
+/// The language a caller's `Accept-Language` asks for among those the
+/// product speaks (Chinese when none or none spoken).
+pub fn accepted_lang(headers: &axum::http::HeaderMap) -> field_i18n::Lang {
+    headers
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map(field_i18n::Lang::negotiate)
+        .unwrap_or_default()
+}
 pub use error::AppError;
 
 #[derive(Clone)]

@@ -185,14 +185,6 @@ fn not_found(f: Format) -> Response {
     error(f, StatusCode::NOT_FOUND, "no such resource".into(), None)
 }
 
-fn lang_of(headers: &HeaderMap) -> Lang {
-    headers
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .map(Lang::negotiate)
-        .unwrap_or_default()
-}
-
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/open311/v2/services.json", get(services_json))
@@ -206,7 +198,7 @@ pub fn router() -> Router<AppState> {
 
 async fn services(s: AppState, headers: HeaderMap, f: Format) -> Response {
     let c = s.center.clone();
-    let lang = lang_of(&headers);
+    let lang = super::accepted_lang(&headers);
     match blocking(move || c.services()).await {
         Ok(entries) => {
             let list: Vec<Service> = entries
@@ -384,7 +376,7 @@ fn statuses(c: &Center, lang: Lang, q: ListQuery) -> Result<Vec<RequestStatus>, 
 }
 
 async fn list(s: AppState, headers: HeaderMap, f: Format, q: ListQuery) -> Response {
-    let (c, lang) = (s.center.clone(), lang_of(&headers));
+    let (c, lang) = (s.center.clone(), super::accepted_lang(&headers));
     match blocking(move || statuses(&c, lang, q)).await {
         Ok(list) => answer(
             f,

@@ -113,14 +113,6 @@ pub fn xlsx(bytes: Vec<u8>, name: &str) -> Response {
         .into_response()
 }
 
-fn lang_of(headers: &HeaderMap) -> Lang {
-    headers
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .map(Lang::negotiate)
-        .unwrap_or_default()
-}
-
 /// The API route serving `book` (`/v1/center/report.xlsx`,
 /// `/v1/center/settlement.xlsx`): the language from `Accept-Language`.
 pub fn api_book(book: Book) -> axum::routing::MethodRouter<AppState> {
@@ -130,7 +122,7 @@ pub fn api_book(book: Book) -> axum::routing::MethodRouter<AppState> {
               headers: HeaderMap,
               query: Result<Query<BookQuery>, axum::extract::rejection::QueryRejection>| async move {
             let Query(q) = query.map_err(AppError::from)?;
-            let (c, l) = (s.center.clone(), lang_of(&headers));
+            let (c, l) = (s.center.clone(), super::accepted_lang(&headers));
             let bytes = blocking(move || report_book(&c, &p, l, book, q)).await?;
             Ok::<_, AppError>(xlsx(bytes, book.file_name()))
         },
@@ -144,7 +136,7 @@ pub async fn api_cases(
     query: Result<Query<QueueFilter>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AppError> {
     let Query(f) = query?;
-    let (c, l) = (s.center.clone(), lang_of(&headers));
+    let (c, l) = (s.center.clone(), super::accepted_lang(&headers));
     let bytes = blocking(move || cases_book(&c, &p, l, f)).await?;
     Ok(xlsx(bytes, "cases.xlsx"))
 }

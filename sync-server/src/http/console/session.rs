@@ -25,13 +25,7 @@ pub const LANG_COOKIE: &str = "fc_lang";
 pub fn request_lang(headers: &axum::http::HeaderMap) -> field_i18n::Lang {
     cookie_value(headers, LANG_COOKIE)
         .and_then(|v| field_i18n::Lang::parse(&v))
-        .unwrap_or_else(|| {
-            headers
-                .get(axum::http::header::ACCEPT_LANGUAGE)
-                .and_then(|v| v.to_str().ok())
-                .map(field_i18n::Lang::negotiate)
-                .unwrap_or_default()
-        })
+        .unwrap_or_else(|| crate::http::accepted_lang(headers))
 }
 
 /// The `Set-Cookie` value remembering a language choice.
