@@ -667,6 +667,52 @@ fn postgres_migrates_an_older_schema_and_refuses_a_newer_one() {
     )[0]
     .get(0);
     assert_eq!(storage, "e", "migration 2 ran again");
+    // Points held a row each (schema 5) move into chunks (schema 6), every
+    // bit kept, and the old table goes.
+    sql(&url, "UPDATE schema_version SET version = 5");
+    sql(
+        &url,
+        "CREATE TABLE track_points (actor BYTEA NOT NULL, seq BIGINT NOT NULL, t_ms BIGINT NOT NULL,
+         lon DOUBLE PRECISION NOT NULL, lat DOUBLE PRECISION NOT NULL, accuracy_m DOUBLE PRECISION,
+         speed_mps DOUBLE PRECISION, PRIMARY KEY (actor, seq))",
+    );
+    let actor = uuid::Uuid::from_u128(0x5eed);
+    let hex = hex::encode(actor.as_bytes());
+    sql(
+        &url,
+        &format!(
+            "INSERT INTO track_points VALUES
+             ('\\x{hex}', 2, 1764117005000, 120.1000001, 30.2, NULL, 1.25),
+             ('\\x{hex}', 1, 1764117000000, 120.1, 30.2000003, 4.5, NULL),
+             ('\\x{hex}', 3, 1764120000000, 120.1000002, 30.2, 3.0, NULL)"
+        ),
+    );
+    let moved = postgres(&url, dir.path());
+    assert_eq!(version(), current, "migrated forward");
+    let points = moved.track_between(actor, 0, i64::MAX).unwrap();
+    let got: Vec<(i64, f64, f64, Option<f64>, Option<f64>)> = points
+        .iter()
+        .map(|p| {
+            (
+                p.at.millis(),
+                p.pos.lon(),
+                p.pos.lat(),
+                p.accuracy_m,
+                p.speed_mps,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1764117000000, 120.1, 30.2000003, Some(4.5), None),
+            (1764117005000, 120.1000001, 30.2, None, Some(1.25)),
+            (1764120000000, 120.1000002, 30.2, Some(3.0), None),
+        ]
+    );
+    let gone: bool = sql(&url, "SELECT to_regclass('track_points') IS NULL")[0].get(0);
+    assert!(gone, "the table of a row a point is dropped");
+    drop(moved);
     sql(
         &url,
         &format!("UPDATE schema_version SET version = {}", current + 1),

@@ -91,27 +91,28 @@ fn sqlite_scan(changes_db: &std::path::Path) -> Result<(usize, f64)> {
     Ok((n, sum))
 }
 
-/// The same from PostgreSQL, streamed through the driver.
+/// The same from PostgreSQL, streamed through the driver: every chunk of
+/// points read and decoded (PostgreSQL keeps a collector's points in
+/// chunks, `sync_server::storage::postgres::track_chunks`).
 fn postgres_scan(url: &str) -> Result<(usize, f64)> {
     use futures_util::TryStreamExt;
+    use sync_server::storage::postgres::track_chunks;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
-        let stmt = client
-            .prepare("SELECT t_ms, lon, lat, accuracy_m FROM track_points")
-            .await?;
+        let stmt = client.prepare("SELECT points FROM track_chunks").await?;
         let rows = client.query_raw(&stmt, std::iter::empty::<i64>()).await?;
         futures_util::pin_mut!(rows);
         let (mut n, mut sum) = (0usize, 0.0);
         while let Some(r) = rows.try_next().await? {
-            sum += r.get::<_, f64>(1)
-                + r.get::<_, f64>(2)
-                + r.get::<_, i64>(0) as f64
-                + r.get::<_, Option<f64>>(3).unwrap_or(0.0);
-            n += 1;
+            for (_, p) in track_chunks::decode(r.get::<_, &[u8]>(0))? {
+                sum +=
+                    p.pos.lon() + p.pos.lat() + p.at.millis() as f64 + p.accuracy_m.unwrap_or(0.0);
+                n += 1;
+            }
         }
         Ok((n, sum))
     })

@@ -4,6 +4,7 @@
 mod accounts;
 mod assignments;
 pub mod authorize;
+mod beat_grid;
 mod center;
 mod certification;
 mod city_config;

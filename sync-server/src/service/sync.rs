@@ -271,15 +271,7 @@ impl Center {
             &own,
             tasks_for,
         )?;
-        let grid = match self.storage.grid()? {
-            Some((version, geojson)) if req.grid_version.as_deref() != Some(version.as_str()) => {
-                Some(GridPayload {
-                    version,
-                    geojson: (*geojson).clone(),
-                })
-            }
-            _ => None,
-        };
+        let grid = self.grid_for(p, req.grid_version.as_deref())?;
         let catalog = match self.storage.custom_catalog()? {
             Some(c) if req.catalog_version.as_deref() != Some(c.version.as_str()) => {
                 Some(CatalogPayload {
@@ -307,6 +299,32 @@ impl Center {
             surveys,
             assigned_cells,
         })
+    }
+
+    /// The grid a device should hold, unless it holds it already: the
+    /// whole city for staff, a collector's beat and its neighbours
+    /// ([`super::beat_grid`]) for a collector.
+    fn grid_for(&self, p: &Principal, held: Option<&str>) -> Result<Option<GridPayload>> {
+        let Some((version, geojson)) = self.storage.grid()? else {
+            return Ok(None);
+        };
+        let share = if p.user.role.is_staff() || p.user.cells.is_empty() {
+            None
+        } else {
+            let version = super::beat_grid::version_for(&version, &p.user.cells);
+            if held == Some(version.as_str()) {
+                return Ok(None);
+            }
+            super::beat_grid::share_of(&geojson, &p.user.cells).map(|g| (version, g))
+        };
+        Ok(Some(match share {
+            Some((version, geojson)) => GridPayload { version, geojson },
+            None if held == Some(version.as_str()) => return Ok(None),
+            None => GridPayload {
+                version,
+                geojson: (*geojson).clone(),
+            },
+        }))
     }
 
     pub(super) fn all_cells(&self) -> Result<Vec<String>> {

@@ -197,6 +197,22 @@ impl Blobs {
                 format!("chunk ends past the declared total of {total} bytes"),
             ));
         }
+        if offset == 0 && bytes.len() as u64 == total {
+            // The whole photo in one chunk (most are): checked and kept
+            // without staging it as a partial upload first.
+            if PhotoHash::of(bytes) != *hash {
+                return Err(invalid(
+                    "photo",
+                    format!("bytes do not hash to {hash}; upload discarded"),
+                ));
+            }
+            inspect_photo("photo", bytes).map_err(|e| invalid("photo", e.to_string()))?;
+            self.objects.put(&final_key(hash), bytes)?;
+            return Ok(ChunkAck {
+                received: total,
+                complete: true,
+            });
+        }
         if !bytes.is_empty() {
             self.objects.put(&chunk_key(hash, offset), bytes)?;
         }

@@ -21,6 +21,7 @@ mod records;
 mod replica;
 mod rows;
 mod schema;
+pub mod track_chunks;
 
 use std::sync::Mutex;
 

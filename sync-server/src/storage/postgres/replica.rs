@@ -43,13 +43,33 @@ fn view_of(row: &Row) -> Result<CaseView> {
     Ok(CaseState::from_cbor(row.get::<_, &[u8]>(1))?.view(id))
 }
 
-fn point_of(row: &Row) -> Result<TrackPoint> {
-    Ok(TrackPoint::new(
-        Timestamp::from_millis("t", row.get(0))?,
-        LonLat::new(row.get(1), row.get(2))?,
-        row.get(3),
-        row.get(4),
-    )?)
+fn decode_chunk(bytes: &[u8]) -> Result<Vec<(u64, TrackPoint)>> {
+    super::track_chunks::decode(bytes).map_err(|e| corrupt("track", e))
+}
+
+/// `actor`'s points with a time in [from, to], in time order (then
+/// sequence): the chunks that may hold them are a range of
+/// `(actor, t_first)` (`track_chunks.rs`).
+fn points_between(
+    tx: &Tx<'_>,
+    actor: ActorId,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(u64, TrackPoint)>> {
+    let earliest = from.saturating_sub(super::track_chunks::MAX_CHUNK_SPAN_MS);
+    let mut out = Vec::new();
+    for r in tx.query(
+        "SELECT points FROM track_chunks WHERE actor = $1 AND t_first BETWEEN $2 AND $3",
+        &[&actor.as_bytes().as_slice(), &earliest, &to],
+    )? {
+        out.extend(
+            decode_chunk(r.get::<_, &[u8]>(0))?
+                .into_iter()
+                .filter(|(_, p)| (from..=to).contains(&p.at.millis())),
+        );
+    }
+    out.sort_by_key(|(seq, p)| (p.at.millis(), *seq));
+    Ok(out)
 }
 
 fn task_row(row: &Row) -> Result<TaskRow> {
@@ -279,13 +299,30 @@ impl PgStorage {
 
     fn device_digests(&self, tx: &Tx<'_>) -> Result<BTreeMap<ActorId, String>> {
         let mut hashers: BTreeMap<ActorId, Sha256> = BTreeMap::new();
-        for r in tx.query(
-            "SELECT actor, seq, t_ms, lon, lat, accuracy_m, speed_mps FROM track_points ORDER BY actor, seq",
-            &[],
-        )? {
-            let actor = actor_of(r.get::<_, &[u8]>(0))?;
-            let line = field_core::store::point_line(r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6));
-            hashers.entry(actor).or_default().update(line.as_bytes());
+        // An actor's chunks at a time, their points hashed in sequence order.
+        let actors: Vec<Vec<u8>> = tx
+            .query("SELECT DISTINCT actor FROM track_chunks", &[])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for raw in actors {
+            let mut points = Vec::new();
+            for r in tx.query("SELECT points FROM track_chunks WHERE actor = $1", &[&raw])? {
+                points.extend(decode_chunk(r.get::<_, &[u8]>(0))?);
+            }
+            points.sort_by_key(|(seq, _)| *seq);
+            let h = hashers.entry(actor_of(&raw)?).or_default();
+            for (seq, p) in points {
+                let line = field_core::store::point_line(
+                    seq as i64,
+                    p.at.millis(),
+                    p.pos.lon(),
+                    p.pos.lat(),
+                    p.accuracy_m,
+                    p.speed_mps,
+                );
+                h.update(line.as_bytes());
+            }
         }
         for (actor, mark) in self.marks(tx)? {
             field_core::store::add_shift(hashers.entry(actor).or_default(), &mark)?;
@@ -702,14 +739,10 @@ impl Replica for PgStorage {
 
     fn track_between(&self, actor: ActorId, from_ms: i64, to_ms: i64) -> Result<Vec<TrackPoint>> {
         self.read(|tx| {
-            tx.query(
-                "SELECT t_ms, lon, lat, accuracy_m, speed_mps FROM track_points
-                 WHERE actor = $1 AND t_ms BETWEEN $2 AND $3 ORDER BY t_ms",
-                &[&actor.as_bytes().as_slice(), &from_ms, &to_ms],
-            )?
-            .iter()
-            .map(point_of)
-            .collect()
+            Ok(points_between(tx, actor, from_ms, to_ms)?
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect())
         })
     }
 
@@ -721,25 +754,22 @@ impl Replica for PgStorage {
         max_accuracy_m: f64,
     ) -> Result<(Option<TrackPoint>, Option<TrackPoint>)> {
         self.read(|tx| {
-            let one = |sql: &str, from: i64, to: i64| -> Result<Option<TrackPoint>> {
-                tx.query_opt(sql, &[&actor.as_bytes().as_slice(), &from, &to, &max_accuracy_m])?
-                    .map(|r| point_of(&r))
-                    .transpose()
-            };
-            let before = one(
-                "SELECT t_ms, lon, lat, accuracy_m, speed_mps FROM track_points
-                 WHERE actor = $1 AND t_ms BETWEEN $2 AND $3 AND (accuracy_m IS NULL OR accuracy_m <= $4)
-                 ORDER BY t_ms DESC LIMIT 1",
-                t - window_ms,
-                t,
+            let usable = |p: &TrackPoint| p.accuracy_m.is_none_or(|a| a <= max_accuracy_m);
+            let near = points_between(
+                tx,
+                actor,
+                t.saturating_sub(window_ms),
+                t.saturating_add(window_ms),
             )?;
-            let after = one(
-                "SELECT t_ms, lon, lat, accuracy_m, speed_mps FROM track_points
-                 WHERE actor = $1 AND t_ms BETWEEN $2 AND $3 AND (accuracy_m IS NULL OR accuracy_m <= $4)
-                 ORDER BY t_ms LIMIT 1",
-                t,
-                t + window_ms,
-            )?;
+            let before = near
+                .iter()
+                .rev()
+                .find(|(_, p)| p.at.millis() <= t && usable(p))
+                .map(|(_, p)| *p);
+            let after = near
+                .iter()
+                .find(|(_, p)| p.at.millis() >= t && usable(p))
+                .map(|(_, p)| *p);
             Ok((before, after))
         })
     }

@@ -271,24 +271,10 @@ impl MergeRows for PgRows<'_, '_> {
     }
 
     fn insert_points(&mut self, actor: ActorId, points: &[(u64, TrackPoint)]) -> CoreResult<()> {
-        // One multi-row statement per batch (up to 2,000 points).
-        let actor = actor.as_bytes().as_slice();
-        let seqs: Vec<i64> = points.iter().map(|(s, _)| *s as i64).collect();
-        let ts: Vec<i64> = points.iter().map(|(_, p)| p.at.millis()).collect();
-        let lons: Vec<f64> = points.iter().map(|(_, p)| p.pos.lon()).collect();
-        let lats: Vec<f64> = points.iter().map(|(_, p)| p.pos.lat()).collect();
-        let accs: Vec<Option<f64>> = points.iter().map(|(_, p)| p.accuracy_m).collect();
-        let speeds: Vec<Option<f64>> = points.iter().map(|(_, p)| p.speed_mps).collect();
-        self.tx
-            .execute(
-                "INSERT INTO track_points (actor, seq, t_ms, lon, lat, accuracy_m, speed_mps)
-                 SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::float8[], $5::float8[],
-                                          $6::float8[], $7::float8[])
-                 ON CONFLICT DO NOTHING",
-                &[&actor, &seqs, &ts, &lons, &lats, &accs, &speeds],
-            )
-            .map_err(core_error)?;
-        Ok(())
+        insert_chunks(self.tx, actor.as_bytes(), points).map_err(|e| match e {
+            super::StorageError::Core(e) => e,
+            e => field_core::Error::Corrupt(e.to_string()),
+        })
     }
 
     fn insert_shift(&mut self, actor: ActorId, m: &ShiftMark) -> CoreResult<()> {
@@ -350,4 +336,29 @@ impl MergeRows for PgRows<'_, '_> {
             .map_err(core_error)?;
         Ok(())
     }
+}
+
+/// Writes `points` of `actor` as chunks (`track_chunks.rs`), in one
+/// multi-row statement. A chunk already held (the same batch again) is kept.
+pub(super) fn insert_chunks(
+    tx: &Tx<'_>,
+    actor: &[u8],
+    points: &[(u64, TrackPoint)],
+) -> super::Result<()> {
+    let chunks = super::track_chunks::chunks_of(points);
+    if chunks.is_empty() {
+        return Ok(());
+    }
+    let first: Vec<i64> = chunks.iter().map(|c| c.first_seq).collect();
+    let t_first: Vec<i64> = chunks.iter().map(|c| c.t_first).collect();
+    let t_last: Vec<i64> = chunks.iter().map(|c| c.t_last).collect();
+    let n: Vec<i32> = chunks.iter().map(|c| c.n).collect();
+    let bytes: Vec<&[u8]> = chunks.iter().map(|c| c.points.as_slice()).collect();
+    tx.execute(
+        "INSERT INTO track_chunks (actor, first_seq, t_first, t_last, n, points)
+         SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::int[], $6::bytea[])
+         ON CONFLICT DO NOTHING",
+        &[&actor, &first, &t_first, &t_last, &n, &bytes],
+    )?;
+    Ok(())
 }

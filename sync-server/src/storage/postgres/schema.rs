@@ -192,7 +192,25 @@ CREATE TABLE IF NOT EXISTS open311_rate (channel TEXT NOT NULL, window_ms BIGINT
 CREATE TABLE IF NOT EXISTS open311_requests (id TEXT PRIMARY KEY, token TEXT NOT NULL UNIQUE, at_ms BIGINT NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS open311_requests_at ON open311_requests (at_ms);
 "#,
+    // 6: track points as chunks of a collector's time-ordered run
+    // (`track_chunks.rs`); the points held a row each are moved into them
+    // by `move_points_into_chunks` and their table dropped.
+    r#"
+CREATE TABLE IF NOT EXISTS track_chunks (
+    actor     BYTEA NOT NULL,
+    first_seq BIGINT NOT NULL,
+    t_first   BIGINT NOT NULL,
+    t_last    BIGINT NOT NULL,
+    n         INTEGER NOT NULL,
+    points    BYTEA NOT NULL,
+    PRIMARY KEY (actor, first_seq)
+);
+CREATE INDEX IF NOT EXISTS track_chunks_by_time ON track_chunks (actor, t_first);
+"#,
 ];
+
+/// The migration after which points live in chunks.
+const CHUNKED_TRACKS: usize = 6;
 
 /// The schema version this build creates.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -225,10 +243,52 @@ pub(super) fn migrate(tx: &mut Tx<'_>) -> Result<()> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         tx.batch(sql)?;
+        if i + 1 == CHUNKED_TRACKS {
+            move_points_into_chunks(tx)?;
+        }
         tx.execute(
             "UPDATE schema_version SET version = $1",
             &[&((i + 1) as i64)],
         )?;
     }
+    Ok(())
+}
+
+/// Moves the points of migration 1's `track_points` (a row each) into
+/// `track_chunks`, an actor at a time, and drops the table.
+fn move_points_into_chunks(tx: &mut Tx<'_>) -> Result<()> {
+    let held: bool = tx
+        .query_one("SELECT to_regclass('track_points') IS NOT NULL", &[])?
+        .get(0);
+    if !held {
+        return Ok(());
+    }
+    let actors: Vec<Vec<u8>> = tx
+        .query("SELECT DISTINCT actor FROM track_points", &[])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for actor in actors {
+        let points = tx
+            .query(
+                "SELECT seq, t_ms, lon, lat, accuracy_m, speed_mps FROM track_points WHERE actor = $1",
+                &[&actor],
+            )?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.get::<_, i64>(0) as u64,
+                    field_core::model::TrackPoint::new(
+                        field_core::model::Timestamp::from_millis("t", r.get(1))?,
+                        field_core::model::LonLat::new(r.get(2), r.get(3))?,
+                        r.get(4),
+                        r.get(5),
+                    )?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        super::rows::insert_chunks(tx, &actor, &points)?;
+    }
+    tx.batch("DROP TABLE track_points")?;
     Ok(())
 }
