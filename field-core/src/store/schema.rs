@@ -171,6 +171,12 @@ const MIGRATIONS: &[&str] = &[
     UPDATE photos SET stored_ms = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
     ALTER TABLE photos ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 8: a collector's pull reads their own devices' case-free changes
+    // (tracks, shift marks, gaps) after a log position by index, not by
+    // scanning the city's log since then.
+    r#"
+    CREATE INDEX changes_case_free ON changes (actor, log_seq) WHERE case_id IS NULL AND task_id IS NULL;
+    "#,
 ];
 
 /// The store version whose case projections (the `cases` columns beside

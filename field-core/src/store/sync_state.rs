@@ -332,7 +332,13 @@ impl Store {
                 .map(|a| hex::encode(a.as_bytes()))
                 .collect::<Vec<_>>(),
         )?;
-        let mut stmt = self.conn.prepare_cached(
+        // Staff hold the whole city: one pass over the log after the
+        // cursor. A collector's share is found by index — their cells'
+        // and own cases' changes, their devices' case-free changes, their
+        // tasks' — each in log order; the page is the first `limit` of the
+        // three (they are disjoint), so the work follows what the
+        // collector holds, not how busy the city was since their cursor.
+        let mut stmt = self.conn.prepare_cached(if tasks_for.is_none() {
             "SELECT log_seq, body FROM changes
              WHERE log_seq > ?1 AND actor != ?2 AND (
                  (task_id IS NULL AND case_id IN (
@@ -342,8 +348,31 @@ impl Store {
                  OR (task_id IS NULL AND case_id IS NULL
                      AND actor IN (SELECT unhex(value) FROM json_each(?4)))
                  OR task_id IN (SELECT id FROM tasks WHERE ?6 IS NULL OR to_user = ?6))
-             ORDER BY log_seq LIMIT ?5",
-        )?;
+             ORDER BY log_seq LIMIT ?5"
+        } else {
+            "SELECT log_seq, body FROM (
+                 SELECT * FROM (
+                     SELECT log_seq, body FROM changes INDEXED BY changes_by_case
+                     WHERE case_id IN (
+                         SELECT id FROM cases
+                         WHERE cell IN (SELECT value FROM json_each(?3))
+                            OR reporter IN (SELECT unhex(value) FROM json_each(?4)))
+                       AND task_id IS NULL AND log_seq > ?1 AND actor != ?2
+                     ORDER BY log_seq LIMIT ?5)
+                 UNION ALL
+                 SELECT * FROM (
+                     SELECT log_seq, body FROM changes INDEXED BY changes_case_free
+                     WHERE actor IN (SELECT unhex(value) FROM json_each(?4))
+                       AND case_id IS NULL AND task_id IS NULL AND log_seq > ?1 AND actor != ?2
+                     ORDER BY log_seq LIMIT ?5)
+                 UNION ALL
+                 SELECT * FROM (
+                     SELECT log_seq, body FROM changes INDEXED BY changes_by_task
+                     WHERE task_id IN (SELECT id FROM tasks WHERE to_user = ?6)
+                       AND log_seq > ?1 AND actor != ?2
+                     ORDER BY log_seq LIMIT ?5))
+             ORDER BY log_seq LIMIT ?5"
+        })?;
         let rows = stmt.query_map(
             params![
                 after as i64,

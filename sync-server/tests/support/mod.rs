@@ -144,6 +144,7 @@ impl Harness {
             push,
             pull: PullRequest {
                 cursor: h.store.pull_cursor().unwrap(),
+                grid_version: h.store.grid_version().unwrap(),
                 ..Default::default()
             },
             device_time_ms: None,

@@ -385,13 +385,14 @@ impl Identity for PgStorage {
         let cap = cap.min(i64::MAX as u64) as i64;
         // One statement: the row lock makes concurrent uploads on several
         // instances add up, never both slip under the cap.
+        if add > cap {
+            return Ok(false);
+        }
         self.write(|tx| {
-            tx.execute(
-                "INSERT INTO photo_bytes (actor, day, bytes) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
-                &[&bytes(&device), &day],
-            )?;
             Ok(tx.execute(
-                "UPDATE photo_bytes SET bytes = bytes + $3 WHERE actor = $1 AND day = $2 AND bytes + $3 <= $4",
+                "INSERT INTO photo_bytes (actor, day, bytes) VALUES ($1, $2, $3)
+                 ON CONFLICT (actor, day) DO UPDATE SET bytes = photo_bytes.bytes + excluded.bytes
+                 WHERE photo_bytes.bytes + excluded.bytes <= $4",
                 &[&bytes(&device), &day, &add, &cap],
             )? == 1)
         })

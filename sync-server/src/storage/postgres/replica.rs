@@ -384,14 +384,19 @@ impl Replica for PgStorage {
     }
 
     fn record_report_skews(&self, reports: &[ReportClock]) -> Result<()> {
+        if reports.is_empty() {
+            return Ok(());
+        }
+        let cases: Vec<String> = reports.iter().map(|r| r.case.to_string()).collect();
+        let skews: Vec<i64> = reports.iter().map(|r| r.skew_ms).collect();
+        let backdates: Vec<i64> = reports.iter().map(|r| r.backdate_ms).collect();
         self.write(|tx| {
-            for r in reports {
-                tx.execute(
-                    "INSERT INTO report_skews (case_id, skew_ms, backdate_ms) VALUES ($1, $2, $3)
-                     ON CONFLICT DO NOTHING",
-                    &[&r.case.to_string(), &r.skew_ms, &r.backdate_ms],
-                )?;
-            }
+            tx.execute(
+                "INSERT INTO report_skews (case_id, skew_ms, backdate_ms)
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[])
+                 ON CONFLICT DO NOTHING",
+                &[&cases, &skews, &backdates],
+            )?;
             Ok(())
         })
     }
@@ -563,14 +568,39 @@ impl Replica for PgStorage {
         // taken under the head's lock and committed with it), so moving the
         // cursor to the head skips nothing a later commit could fill in.
         self.snapshot(|tx| {
-            let rows = tx.query(
+            // Staff hold the whole city: one pass over the log after the
+            // cursor. A collector's share is found by index (their cells'
+            // and own cases' changes, their devices' case-free changes,
+            // their tasks'), each in log order, and the page is the first
+            // `limit` of the three (disjoint): the work follows what the
+            // collector holds, not how busy the city was since their cursor.
+            let sql = if tasks_for.is_none() {
                 "SELECT log_seq, body FROM changes
                  WHERE log_seq > $1 AND actor <> $2 AND (
                      (task_id IS NULL AND case_id IN (
                          SELECT id FROM cases WHERE cell = ANY($3) OR reporter = ANY($4)))
                      OR (task_id IS NULL AND case_id IS NULL AND actor = ANY($4))
                      OR task_id IN (SELECT id FROM tasks WHERE $6::text IS NULL OR to_user = $6))
-                 ORDER BY log_seq LIMIT $5",
+                 ORDER BY log_seq LIMIT $5"
+            } else {
+                "SELECT log_seq, body FROM (
+                     (SELECT c.log_seq, c.body FROM cases k JOIN changes c ON c.case_id = k.id
+                      WHERE (k.cell = ANY($3) OR k.reporter = ANY($4))
+                        AND c.task_id IS NULL AND c.log_seq > $1 AND c.actor <> $2
+                      ORDER BY c.log_seq LIMIT $5)
+                     UNION ALL
+                     (SELECT log_seq, body FROM changes
+                      WHERE actor = ANY($4) AND case_id IS NULL AND task_id IS NULL
+                        AND log_seq > $1 AND actor <> $2
+                      ORDER BY log_seq LIMIT $5)
+                     UNION ALL
+                     (SELECT c.log_seq, c.body FROM tasks t JOIN changes c ON c.task_id = t.id
+                      WHERE t.to_user = $6 AND c.log_seq > $1 AND c.actor <> $2
+                      ORDER BY c.log_seq LIMIT $5)) page
+                 ORDER BY log_seq LIMIT $5"
+            };
+            let rows = tx.query(
+                sql,
                 &[
                     &(after as i64),
                     &requester.as_bytes().as_slice(),

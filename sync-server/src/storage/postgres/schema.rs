@@ -207,6 +207,15 @@ CREATE TABLE IF NOT EXISTS track_chunks (
 );
 CREATE INDEX IF NOT EXISTS track_chunks_by_time ON track_chunks (actor, t_first);
 "#,
+    // 7: a collector's pull finds their share of the log by index: a
+    // case's, a task's and a device's case-free changes in log order.
+    r#"
+CREATE INDEX IF NOT EXISTS changes_by_case_seq ON changes (case_id, log_seq) WHERE case_id IS NOT NULL;
+DROP INDEX IF EXISTS changes_by_case;
+CREATE INDEX IF NOT EXISTS changes_by_task_seq ON changes (task_id, log_seq) WHERE task_id IS NOT NULL;
+DROP INDEX IF EXISTS changes_by_task;
+CREATE INDEX IF NOT EXISTS changes_case_free ON changes (actor, log_seq) WHERE case_id IS NULL AND task_id IS NULL;
+"#,
 ];
 
 /// The migration after which points live in chunks.
