@@ -459,6 +459,16 @@ fn server_cpu() -> (f64, f64) {
     (center, database)
 }
 
+/// Device requests the servers have answered 503 so far (`/v1/health`).
+fn shed(lbs: &[Loopback]) -> Result<u64> {
+    let mut total = 0;
+    for lb in lbs {
+        let health: Value = lb.admin()?.call("GET", "/v1/health", None::<&Value>)?;
+        total += health["admission"]["shed_total"].as_u64().unwrap_or(0);
+    }
+    Ok(total)
+}
+
 fn handset_path(dir: &std::path::Path, i: usize) -> std::path::PathBuf {
     dir.join(format!("d{i}.db"))
 }
@@ -555,6 +565,7 @@ fn many_devices(
             total_raw += r;
         }
     }
+    let shed_before = shed(lbs)?;
     let cpu_before = server_cpu();
     let started = Instant::now();
     let results: Vec<Result<Synced>> = std::thread::scope(|scope| {
@@ -583,6 +594,7 @@ fn many_devices(
     });
     let wall = started.elapsed().as_secs_f64();
     let cpu_after = server_cpu();
+    let turned_away = shed(lbs)? - shed_before;
     let center_cpu = (cpu_after.0 - cpu_before.0) / devices as f64;
     let database_cpu = (cpu_after.1 - cpu_before.1) / devices as f64;
     let mut times = Vec::new();
@@ -602,7 +614,7 @@ fn many_devices(
             bytes as f64 / 1e6 / wall
         ),
         format!(
-            "each on its own {} cells; {:.2} device-days/s; per-device sync p50 {:.2} s, p99 {:.2} s; server CPU {:.3} s per device-day ({:.3} s center + {:.3} s database); raw payload {:.1} MB",
+            "each on its own {} cells; {:.2} device-days/s; per-device sync p50 {:.2} s, p99 {:.2} s; server CPU {:.3} s per device-day ({:.3} s center + {:.3} s database); {turned_away} requests turned away (503, retried); raw payload {:.1} MB",
             BEAT * BEAT,
             devices as f64 / wall,
             percentile(&times, 0.5),
@@ -612,7 +624,7 @@ fn many_devices(
             database_cpu,
             total_raw as f64 / 1e6
         ),
-        json!({ "wall_seconds": wall, "device_days_per_second": devices as f64 / wall, "points": total_points, "bytes": bytes, "p50_seconds": percentile(&times, 0.5), "p99_seconds": percentile(&times, 0.99), "server_cpu_seconds_per_device_day": center_cpu + database_cpu, "center_cpu_seconds_per_device_day": center_cpu, "database_cpu_seconds_per_device_day": database_cpu }),
+        json!({ "wall_seconds": wall, "device_days_per_second": devices as f64 / wall, "points": total_points, "bytes": bytes, "p50_seconds": percentile(&times, 0.5), "p99_seconds": percentile(&times, 0.99), "server_cpu_seconds_per_device_day": center_cpu + database_cpu, "center_cpu_seconds_per_device_day": center_cpu, "database_cpu_seconds_per_device_day": database_cpu, "turned_away": turned_away }),
     );
     Ok((r, devices as f64 / wall))
 }

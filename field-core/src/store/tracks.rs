@@ -192,6 +192,16 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps up to `mib` MiB of the store's pages in memory (SQLite's
+    /// default is 2 MiB). For a server's replica, whose indexes outgrow the
+    /// default within a day of a city's tracks: past it every insert reads
+    /// its index pages back from the operating system.
+    pub fn cache_pages(&self, mib: u32) -> Result<()> {
+        self.conn
+            .pragma_update(None, "cache_size", -(i64::from(mib) * 1024))?;
+        Ok(())
+    }
+
     /// The points of `actor` between two instants (ms, inclusive), by time.
     pub fn track_between(
         &self,

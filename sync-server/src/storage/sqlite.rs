@@ -152,6 +152,9 @@ fn actor_from(bytes: &[u8]) -> Result<ActorId> {
     uuid::Uuid::from_slice(bytes).map_err(|e| StorageError::NotFound(format!("device id: {e}")))
 }
 
+/// Pages of the replica (`changes.db`) kept in memory.
+const REPLICA_CACHE_MIB: u32 = 256;
+
 impl SqliteStorage {
     /// Opens (creating on first use) the store in `dir`.
     pub fn open(dir: &Path) -> Result<SqliteStorage> {
@@ -181,6 +184,7 @@ impl SqliteStorage {
         }
         let store = Store::open_with_clock(&changes_path, clock)?;
         store.index_tracks_by_time()?;
+        store.cache_pages(REPLICA_CACHE_MIB)?;
         let mut center = Connection::open(dir.join("center.db"))?;
         owner_only(dir, &["changes.db", "center.db"])?;
         center.pragma_update(None, "journal_mode", "WAL")?;
