@@ -109,6 +109,37 @@ fn jobs_and_epoch(s: &dyn Storage) {
 
 /// Identity: a user and a token find their principal; a disabled user's
 /// token does not.
+/// A device's daily photo allowance: charged up to the cap, never past it,
+/// per device and per day.
+fn photo_allowance(s: &dyn Storage) {
+    let (a, b) = (uuid::Uuid::from_u128(0xa11), uuid::Uuid::from_u128(0xb11));
+    assert!(s.charge_photo_bytes(a, 20000, 300, 400).unwrap());
+    assert!(
+        s.charge_photo_bytes(a, 20000, 100, 400).unwrap(),
+        "up to the cap"
+    );
+    assert!(
+        !s.charge_photo_bytes(a, 20000, 1, 400).unwrap(),
+        "past the cap"
+    );
+    assert!(
+        s.charge_photo_bytes(a, 20001, 400, 400).unwrap(),
+        "another day"
+    );
+    assert!(
+        s.charge_photo_bytes(b, 20000, 400, 400).unwrap(),
+        "another device"
+    );
+    assert!(
+        !s.charge_photo_bytes(b, 20002, 401, 400).unwrap(),
+        "one upload over the cap"
+    );
+    assert!(
+        s.charge_photo_bytes(b, 20002, 400, 400).unwrap(),
+        "a refusal charges nothing"
+    );
+}
+
 fn identity(s: &dyn Storage) {
     let u = s
         .create_user(
@@ -442,6 +473,7 @@ fn suite(s: &dyn Storage) {
     leases(s);
     jobs_and_epoch(s);
     identity(s);
+    photo_allowance(s);
     replica(s);
     records(s);
 }

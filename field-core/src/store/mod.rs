@@ -79,6 +79,9 @@ fn open_connection(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // A sync runs more distinct statements than rusqlite keeps by default
+    // (16); an evicted one is parsed again.
+    conn.set_prepared_statement_cache_capacity(128);
     schema::migrate(&mut conn)?;
     Ok(conn)
 }

@@ -14,7 +14,7 @@ pub const NEIGHBOURHOOD_M: f64 = 500.0;
 const M_PER_DEGREE: f64 = 111_320.0;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct BBox {
+pub struct BBox {
     west: f64,
     south: f64,
     east: f64,
@@ -104,15 +104,41 @@ pub fn version_for(version: &str, cells: &[String]) -> String {
     format!("{version}-{}", &hex::encode(h.finalize())[..8])
 }
 
-/// The features of `grid` within [`NEIGHBOURHOOD_M`] of `cells`, as a
-/// FeatureCollection. None when none of `cells` is in the grid (the caller
-/// sends the whole grid then).
-pub fn share_of(grid: &Value, cells: &[String]) -> Option<Value> {
+/// Each feature's bounding box, in the grid's order, for one grid version:
+/// computed once per version and instance, not on every handset's pull.
+#[derive(Default)]
+pub struct BoxCache(std::sync::Mutex<Option<(String, std::sync::Arc<Vec<BBox>>)>>);
+
+impl BoxCache {
+    fn boxes(&self, version: &str, grid: &Value) -> std::sync::Arc<Vec<BBox>> {
+        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match held.as_ref() {
+            Some((v, boxes)) if v == version => boxes.clone(),
+            _ => {
+                let boxes: std::sync::Arc<Vec<BBox>> = std::sync::Arc::new(
+                    grid["features"]
+                        .as_array()
+                        .map(|fs| fs.iter().map(|f| bbox_of(&f["geometry"])).collect())
+                        .unwrap_or_default(),
+                );
+                *held = Some((version.to_string(), boxes.clone()));
+                boxes
+            }
+        }
+    }
+}
+
+/// The features of `grid` (of `version`) within [`NEIGHBOURHOOD_M`] of
+/// `cells`, as a FeatureCollection. None when none of `cells` is in the
+/// grid (the caller sends the whole grid then).
+pub fn share_of(cache: &BoxCache, version: &str, grid: &Value, cells: &[String]) -> Option<Value> {
     let features = grid["features"].as_array()?;
+    let boxes = cache.boxes(version, grid);
+    let mine: std::collections::HashSet<&str> = cells.iter().map(String::as_str).collect();
     let mut beat = BBox::empty();
-    for f in features {
-        if code_of(f).is_some_and(|c| cells.iter().any(|x| x == c)) {
-            beat.union(&bbox_of(&f["geometry"]));
+    for (f, b) in features.iter().zip(boxes.iter()) {
+        if code_of(f).is_some_and(|c| mine.contains(c)) {
+            beat.union(b);
         }
     }
     if beat.is_empty() {
@@ -121,11 +147,9 @@ pub fn share_of(grid: &Value, cells: &[String]) -> Option<Value> {
     let reach = beat.grown_by(NEIGHBOURHOOD_M);
     let kept: Vec<Value> = features
         .iter()
-        .filter(|f| {
-            let b = bbox_of(&f["geometry"]);
-            !b.is_empty() && reach.meets(&b)
-        })
-        .cloned()
+        .zip(boxes.iter())
+        .filter(|(_, b)| !b.is_empty() && reach.meets(b))
+        .map(|(f, _)| f.clone())
         .collect();
     Some(serde_json::json!({ "type": "FeatureCollection", "features": kept }))
 }
@@ -162,7 +186,7 @@ mod tests {
     #[test]
     fn a_beat_gets_its_cells_and_the_neighbours_within_reach() {
         let grid = row(40);
-        let share = share_of(&grid, &["c20".into()]).unwrap();
+        let share = share_of(&BoxCache::default(), "v", &grid, &["c20".into()]).unwrap();
         // 500 m either side of a 100 m cell: five neighbours each way, the
         // sixth touching the edge of reach.
         let got = codes(&share);
@@ -174,8 +198,9 @@ mod tests {
 
     #[test]
     fn no_known_cell_means_no_share() {
-        assert!(share_of(&row(3), &["elsewhere".into()]).is_none());
-        assert!(share_of(&row(3), &[]).is_none());
+        let cache = BoxCache::default();
+        assert!(share_of(&cache, "v", &row(3), &["elsewhere".into()]).is_none());
+        assert!(share_of(&cache, "v", &row(3), &[]).is_none());
     }
 
     #[test]

@@ -128,6 +128,8 @@ pub struct Center {
     epoch: Arc<std::sync::OnceLock<String>>,
     /// The dashboard's figures, shared by every screen of this instance.
     dashboard: Arc<dashboard::DashboardCache>,
+    /// The grid's cells' bounding boxes, for handsets' shares of it.
+    grid_boxes: Arc<beat_grid::BoxCache>,
 }
 
 impl Center {
@@ -140,6 +142,7 @@ impl Center {
             uploads: Arc::new(std::array::from_fn(|_| std::sync::Mutex::new(()))),
             epoch: Arc::default(),
             dashboard: Arc::default(),
+            grid_boxes: Arc::default(),
         }
     }
 

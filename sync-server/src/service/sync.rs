@@ -315,7 +315,8 @@ impl Center {
             if held == Some(version.as_str()) {
                 return Ok(None);
             }
-            super::beat_grid::share_of(&geojson, &p.user.cells).map(|g| (version, g))
+            super::beat_grid::share_of(&self.grid_boxes, &version, &geojson, &p.user.cells)
+                .map(|g| (version, g))
         };
         Ok(Some(match share {
             Some((version, geojson)) => GridPayload { version, geojson },
