@@ -87,7 +87,7 @@ fn serve(storage: Arc<dyn Storage>, admin: String) -> Result<Loopback> {
         .thread_keep_alive(std::time::Duration::from_secs(3600))
         .enable_all()
         .build()?;
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let listener = rt.block_on(async { sync_server::http::listen(([127, 0, 0, 1], 0).into()) })?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     rt.spawn(sync_server::run(listener, center.clone(), async {

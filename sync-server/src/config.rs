@@ -49,7 +49,7 @@ impl Default for Limits {
             header_timeout_s: 10,
             body_timeout_s: 60,
             request_timeout_s: 120,
-            max_connections: 1024,
+            max_connections: 4096,
             max_photo_bytes_per_device_day: 2 * 1024 * 1024 * 1024,
             max_concurrent_syncs: 8,
             max_waiting_syncs: 256,

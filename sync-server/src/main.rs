@@ -283,8 +283,7 @@ async fn serve(config: FileConfig, center: Center) -> anyhow::Result<()> {
         front_door: FrontDoor::new(config.proxy.clone(), config.public_url.as_deref()),
         metrics_token: config.metrics.token.clone(),
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    let listener = sync_server::http::listen(config.listen)
         .with_context(|| format!("binding {}", config.listen))?;
     // Handlers in place before anyone can know the address: a SIGTERM
     // right after it is a clean stop, not the default kill.

@@ -104,6 +104,26 @@ pub async fn run(
     serve(listener, center, Serving::default(), shutdown).await
 }
 
+/// Connections waiting to be accepted, at most (the kernel caps it at
+/// `net.core.somaxconn`). Tokio's default of 1,024 is less than a city's
+/// handsets syncing at once: past it a handshake the kernel completed is
+/// dropped, and the handset's request times out after minutes instead of
+/// being answered "busy".
+pub const LISTEN_BACKLOG: u32 = 8192;
+
+/// A listening socket on `addr` with room for [`LISTEN_BACKLOG`] waiting
+/// connections.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// [`run`], put on the network as `serving` says (TLS, a proxy in front).
 pub async fn serve(
     listener: TcpListener,
