@@ -217,9 +217,9 @@ impl HttpTransport {
     }
 
     /// Sends a request; a busy server (503 or 429) is asked again after
-    /// the time it names — doubled on each refusal in a row, up to 16× —
-    /// plus up to as much again at random (so that devices turned away
-    /// together do not return together), until `patience` runs out. Every call of the protocol is idempotent, so a
+    /// the time it names plus up to as much again at random (so that
+    /// devices turned away together do not return together), until
+    /// `patience` runs out. Every call of the protocol is idempotent, so a
     /// retried one resumes where it was.
     fn send(
         &mut self,
@@ -232,7 +232,6 @@ impl HttpTransport {
         };
         let deadline = Instant::now() + self.patience;
         let mut cut = 0u32;
-        let mut busy = 0u32;
         loop {
             let Some(attempt) = req.try_clone() else {
                 return self.send_once(req, sent).map_err(Failure::into_error);
@@ -243,14 +242,8 @@ impl HttpTransport {
                     if left.is_zero() {
                         return Err(TransportError::Busy { retry_after_ms });
                     }
-                    // Turned away again: wait longer each time (up to 16×
-                    // what the server named, at most a minute more than it),
-                    // so thousands of handsets turned away together do not
-                    // keep knocking at the rate of the first answer.
-                    let named = retry_after_ms.max(100) as f64;
-                    let grown = (named * f64::from(1u32 << busy.min(4))).min(named + 60_000.0);
-                    let wait = Duration::from_millis((grown * (1.0 + jitter())) as u64).min(left);
-                    busy += 1;
+                    let base = retry_after_ms.max(100) as f64;
+                    let wait = Duration::from_millis((base * (1.0 + jitter())) as u64).min(left);
                     self.busy_waits += 1;
                     std::thread::sleep(wait);
                 }
