@@ -271,9 +271,12 @@ impl MergeRows for PgRows<'_, '_> {
     }
 
     fn insert_points(&mut self, actor: ActorId, points: &[(u64, TrackPoint)]) -> CoreResult<()> {
+        // PostgreSQL's own errors stay themselves, so a transaction that
+        // lost a race (deadlock, serialisation) is still run again.
         insert_chunks(self.tx, actor.as_bytes(), points).map_err(|e| match e {
             super::StorageError::Core(e) => e,
-            e => field_core::Error::Corrupt(e.to_string()),
+            super::StorageError::Postgres(e) => core_error(e),
+            e => field_core::Error::Backend(Box::new(e)),
         })
     }
 
